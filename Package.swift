@@ -1,0 +1,92 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// MARK: - Compiler settings
+
+/// The kernels are compiled with -O3 even in debug builds: tests run the
+/// numerical code at realistic speed, and the reference twins stay plain loops.
+/// ISA-specific code is selected per function with `__attribute__((target))`,
+/// never with a global -mavx2, so the library still runs on older CPUs.
+let kernelCSettings: [CSetting] = [
+    .unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])
+]
+
+let swiftSettings: [SwiftSetting] = []
+
+// MARK: - Package
+
+let package = Package(
+    name: "Keras",
+    products: [
+        .library(name: "Keras", targets: ["Keras"]),
+        .library(name: "KerasIR", targets: ["KerasIR"]),
+        .library(name: "KerasRuntime", targets: ["KerasRuntime"]),
+        .executable(name: "kgraph", targets: ["kgraph"]),
+    ],
+    targets: [
+        // MARK: Kernels
+        .target(
+            name: "CKernels",
+            path: "Sources/CKernels",
+            cSettings: kernelCSettings,
+            linkerSettings: [.linkedLibrary("m"), .linkedLibrary("pthread")]
+        ),
+
+        // MARK: Compiler
+        .target(
+            name: "KerasIR",
+            dependencies: ["CKernels"],
+            path: "Sources/KerasIR",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "KerasRuntime",
+            dependencies: ["KerasIR", "CKernels"],
+            path: "Sources/KerasRuntime",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Front end
+        .target(
+            name: "Keras",
+            dependencies: ["KerasIR", "KerasRuntime"],
+            path: "Sources/Keras",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tools
+        .executableTarget(
+            name: "kgraph",
+            dependencies: ["KerasIR", "KerasRuntime"],
+            path: "Sources/kgraph",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .target(
+            name: "CMallocCounter",
+            path: "Tests/Support/CMallocCounter"
+        ),
+        .testTarget(
+            name: "CKernelsTests",
+            dependencies: ["CKernels"],
+            path: "Tests/CKernelsTests"
+        ),
+        .testTarget(
+            name: "KerasIRTests",
+            dependencies: ["KerasIR", "KerasRuntime"],
+            path: "Tests/KerasIRTests"
+        ),
+        .testTarget(
+            name: "KerasRuntimeTests",
+            dependencies: ["KerasIR", "KerasRuntime", "CMallocCounter"],
+            path: "Tests/KerasRuntimeTests"
+        ),
+        .testTarget(
+            name: "kgraphTests",
+            dependencies: ["kgraph"],
+            path: "Tests/kgraphTests"
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,147 @@
+/* Internal helpers shared by the kernel files: target attributes and the AVX2
+ * vector math (exp, log, tanh, erf) used by the elementwise kernels.
+ *
+ * Stated accuracy of the AVX2 math against libm (checked in CKernelsTests):
+ *   exp   relative error <= 2 ulp on [-87, 88]; +inf above 88.72, 0 below -87.3
+ *   log   relative error <= 2 ulp on normal positive inputs
+ *   tanh  absolute error <= 2e-7
+ *   erf   absolute error <= 2e-7 (the rational form XLA uses for f32)
+ */
+#ifndef CK_INTERNAL_H
+#define CK_INTERNAL_H
+
+#include "CKernels.h"
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define CK_AVX2 __attribute__((target("avx2,fma")))
+#define CK_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define CK_INLINE static inline __attribute__((always_inline))
+
+CK_AVX2 CK_INLINE __m256 ck256_exp(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f);
+    const __m256 lo = _mm256_set1_ps(-87.3365478515625f);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n in two halves so that n = 128 (x near 88.7) does not overflow the exponent. */
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1);
+    __m256i n2 = _mm256_sub_epi32(ni, n1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    /* overflow -> inf, underflow -> 0, NaN passes through */
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, _mm256_set1_ps(88.72283935546875f), _CMP_GT_OQ));
+    y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+    y = _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return y;
+}
+
+CK_AVX2 CK_INLINE __m256 ck256_log(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 xin = x;
+    /* Split into mantissa m in [0.5, 1) and exponent e (normal inputs). */
+    __m256i xi = _mm256_castps_si256(x);
+    __m256i ei = _mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(126));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(xi, _mm256_set1_epi32(0x007fffff)),
+                                                   _mm256_set1_epi32(0x3f000000)));
+    __m256 e = _mm256_cvtepi32_ps(ei);
+    __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm256_sub_ps(e, _mm256_and_ps(one, small));
+    __m256 t = _mm256_add_ps(m, _mm256_and_ps(m, small));
+    t = _mm256_sub_ps(t, one);
+    __m256 z = _mm256_mul_ps(t, t);
+    __m256 p = _mm256_set1_ps(7.0376836292e-2f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.1514610310e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.1676998740e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.2420140846e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.4249322787e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.6668057665e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(2.0000714765e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-2.4999993993e-1f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(3.3333331174e-1f));
+    p = _mm256_mul_ps(_mm256_mul_ps(p, t), z);
+    p = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), p);
+    p = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), p);
+    __m256 y = _mm256_add_ps(t, p);
+    y = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), y);
+    /* Special inputs: 0 -> -inf, negative or NaN -> NaN, +inf -> +inf, subnormal via libm path. */
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(NAN), _mm256_cmp_ps(xin, _mm256_setzero_ps(), _CMP_NGE_UQ));
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(-INFINITY), _mm256_cmp_ps(xin, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    y = _mm256_blendv_ps(y, xin, _mm256_cmp_ps(xin, _mm256_set1_ps(INFINITY), _CMP_EQ_OQ));
+    return y;
+}
+
+/* Subnormal inputs are rare; the caller redoes them with logf. */
+CK_AVX2 CK_INLINE int ck256_has_subnormal(__m256 x) {
+    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+    __m256 m = _mm256_and_ps(_mm256_cmp_ps(ax, _mm256_set1_ps(1.17549435e-38f), _CMP_LT_OQ),
+                             _mm256_cmp_ps(ax, _mm256_setzero_ps(), _CMP_GT_OQ));
+    return _mm256_movemask_ps(m);
+}
+
+CK_AVX2 CK_INLINE __m256 ck256_tanh(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 ax = _mm256_andnot_ps(sign, x);
+    __m256 z = _mm256_mul_ps(x, x);
+    /* |x| < 0.625: odd polynomial */
+    __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.06390887954e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-5.37397155531e-2f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.33314422036e-1f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-3.33332819422e-1f));
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z), x, x);
+    /* otherwise 1 - 2 / (exp(2|x|) + 1), with the sign put back */
+    __m256 e = ck256_exp(_mm256_add_ps(ax, ax));
+    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                               _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    big = _mm256_or_ps(big, _mm256_and_ps(sign, x));
+    __m256 y = _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+CK_AVX2 CK_INLINE __m256 ck256_erf(__m256 x) {
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
+    __m256 x2 = _mm256_mul_ps(xc, xc);
+    __m256 p = _mm256_set1_ps(-2.72614225801306e-10f);
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.77068142495902e-08f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.10102402082508e-06f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-5.69250639462346e-05f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-7.34990630326855e-04f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-2.95459980854025e-03f));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.60960333262415e-02f));
+    p = _mm256_mul_ps(p, xc);
+    __m256 q = _mm256_set1_ps(-1.45660718464996e-05f);
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-2.13374055278905e-04f));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.68282697438203e-03f));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-7.37332916720468e-03f));
+    q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(-1.42647390514189e-02f));
+    __m256 y = _mm256_div_ps(p, q);
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+CK_AVX2 CK_INLINE __m256 ck256_sigmoid(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = ck256_exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    return _mm256_div_ps(one, _mm256_add_ps(one, e));
+}
+
+/* Partial vectors: load/store the first `n` (< 8) lanes. */
+CK_AVX2 CK_INLINE __m256i ck256_tail_mask(size_t n) {
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(lanes + 8 - n));
+}
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * CKernels: the numerical kernels behind every lowered op.
+ *
+ * Plain C11. Only sizes, strides, `restrict` pointers and small parameter
+ * structs cross into Swift. Every kernel family has a `__ref` twin written as
+ * plain loops (the test oracle) and optimized versions compiled per function
+ * with __attribute__((target(...))), chosen at run time from CPU features.
+ *
+ * Naming: ck_<dtype>_<what>__<isa>, e.g. ck_f32_vexp__avx2, ck_f32_gemm__ref.
+ * The kernel table (ck_kernel_table) lists every kernel so that tests and
+ * benchmarks enumerate it instead of repeating lists.
+ */
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* CPU features and instruction-set choice                                   */
+
+typedef enum ck_isa {
+    CK_ISA_REF = 0,    /* plain loops; the oracle */
+    CK_ISA_AVX2 = 1,   /* AVX2 + FMA */
+    CK_ISA_AVX512 = 2, /* AVX-512F (where a family has one) */
+} ck_isa;
+
+int ck_cpu_has_avx2_fma(void);
+int ck_cpu_has_avx512f(void);
+/* The best ISA this CPU supports, capped by KERAS_ISA=ref|avx2|avx512 if set. */
+ck_isa ck_best_isa(void);
+const char *ck_isa_name(ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise unary, f32 -> f32                                             */
+
+typedef enum ck_unary_op {
+    CK_UNARY_NEG = 0,
+    CK_UNARY_EXP,
+    CK_UNARY_LOG,
+    CK_UNARY_SQRT,
+    CK_UNARY_RSQRT,
+    CK_UNARY_SQUARE,
+    CK_UNARY_ABS,
+    CK_UNARY_SIGN,
+    CK_UNARY_ERF,
+    CK_UNARY_RELU,
+    CK_UNARY_SIGMOID,
+    CK_UNARY_TANH,
+    CK_UNARY_SOFTPLUS,
+    CK_UNARY_SOFTSIGN,
+    CK_UNARY_ELU,        /* alpha */
+    CK_UNARY_SELU,
+    CK_UNARY_GELU,       /* exact erf form */
+    CK_UNARY_GELU_TANH,  /* tanh approximation */
+    CK_UNARY_SWISH,
+    CK_UNARY_HARD_SIGMOID,
+    CK_UNARY_LEAKY_RELU, /* alpha = negative slope */
+    CK_UNARY_COPY,
+    CK_UNARY_COUNT
+} ck_unary_op;
+
+typedef struct ck_unary_params {
+    float alpha;
+    float beta;
+} ck_unary_params;
+
+typedef void (*ck_f32_unary_fn)(size_t n, const float *restrict x, float *restrict y,
+                                const ck_unary_params *params);
+
+/* The kernel for `op` at `isa`; NULL when that pair does not exist. */
+ck_f32_unary_fn ck_f32_unary_kernel(ck_unary_op op, ck_isa isa);
+const char *ck_unary_op_name(ck_unary_op op);
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise binary with broadcasting                                       */
+
+typedef enum ck_binary_op {
+    CK_BINARY_ADD = 0,
+    CK_BINARY_SUB,
+    CK_BINARY_MUL,
+    CK_BINARY_DIV,
+    CK_BINARY_MAX,
+    CK_BINARY_MIN,
+    CK_BINARY_POW,
+    CK_BINARY_EQ, /* comparisons write 1 or 0 in the input dtype */
+    CK_BINARY_NE,
+    CK_BINARY_LT,
+    CK_BINARY_LE,
+    CK_BINARY_GT,
+    CK_BINARY_GE,
+    CK_BINARY_COUNT
+} ck_binary_op;
+
+/* Innermost loop: y[i] = a[i*sa] op b[i*sb] with sa, sb in {0, 1}. */
+typedef void (*ck_f32_binary_fn)(size_t n, const float *a, size_t sa, const float *b, size_t sb,
+                                 float *y);
+typedef void (*ck_i32_binary_fn)(size_t n, const int32_t *a, size_t sa, const int32_t *b,
+                                 size_t sb, int32_t *y);
+
+ck_f32_binary_fn ck_f32_binary_kernel(ck_binary_op op, ck_isa isa);
+/* i32 supports ADD, SUB, MUL, MAX, MIN and the comparisons. */
+ck_i32_binary_fn ck_i32_binary_kernel(ck_binary_op op, ck_isa isa);
+const char *ck_binary_op_name(ck_binary_op op);
+
+/* N-d iteration (rank <= CK_MAX_RANK). Strides are in elements; the last
+ * dimension's strides must be 0 or 1 (broadcast or contiguous). */
+#define CK_MAX_RANK 8
+typedef struct ck_nd3 {
+    int32_t rank;
+    int64_t shape[CK_MAX_RANK];
+    int64_t stride_a[CK_MAX_RANK];
+    int64_t stride_b[CK_MAX_RANK];
+    int64_t stride_c[CK_MAX_RANK];
+} ck_nd3;
+
+void ck_f32_binary_nd(ck_f32_binary_fn fn, const ck_nd3 *d, const float *a, const float *b,
+                      float *y);
+void ck_i32_binary_nd(ck_i32_binary_fn fn, const ck_nd3 *d, const int32_t *a, const int32_t *b,
+                      int32_t *y);
+
+/* select: y = cond != 0 ? a : b over 32-bit payloads; cond is f32 or i32.
+ * stride_a = cond, stride_b = a, stride_c = b. */
+typedef void (*ck_x32_select_fn)(size_t n, const void *cond, size_t sc, const uint32_t *a,
+                                 size_t sa, const uint32_t *b, size_t sb, uint32_t *y);
+ck_x32_select_fn ck_x32_select_kernel(int cond_is_f32, ck_isa isa);
+void ck_x32_select_nd(ck_x32_select_fn fn, const ck_nd3 *d, const void *cond,
+                      const uint32_t *a, const uint32_t *b, uint32_t *y);
+
+/* ------------------------------------------------------------------------ */
+/* Data movement over 32-bit elements (f32 and i32 alike)                    */
+
+typedef struct ck_copy_desc {
+    int32_t rank;
+    int64_t shape[CK_MAX_RANK];
+    int64_t src_stride[CK_MAX_RANK];
+    int64_t dst_stride[CK_MAX_RANK];
+} ck_copy_desc;
+
+/* dst[idx . dst_stride] = src[idx . src_stride] for every index in shape.
+ * Strides are in elements and may be 0 (broadcast) on the source. */
+typedef void (*ck_x32_copy_fn)(const ck_copy_desc *d, const uint32_t *src, uint32_t *dst);
+ck_x32_copy_fn ck_x32_copy_kernel(ck_isa isa);
+
+typedef void (*ck_x32_fill_fn)(size_t n, uint32_t value, uint32_t *dst);
+ck_x32_fill_fn ck_x32_fill_kernel(ck_isa isa);
+
+typedef void (*ck_cast_fn)(size_t n, const void *x, void *y);
+/* to_i32 != 0: f32 -> i32 (truncation toward zero, saturating); else i32 -> f32. */
+ck_cast_fn ck_cast_kernel(int to_i32, ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
+/* Reductions and softmax over a [outer, n, inner] view                      */
+
+typedef enum ck_reduce_op {
+    CK_REDUCE_SUM = 0,
+    CK_REDUCE_MAX,
+    CK_REDUCE_MIN,
+    CK_REDUCE_COUNT
+} ck_reduce_op;
+
+/* y[o, i] = reduce_j x[o, j, i]; y has outer*inner elements. */
+typedef void (*ck_f32_reduce_fn)(size_t outer, size_t n, size_t inner, const float *restrict x,
+                                 float *restrict y);
+ck_f32_reduce_fn ck_f32_reduce_kernel(ck_reduce_op op, ck_isa isa);
+const char *ck_reduce_op_name(ck_reduce_op op);
+
+/* Softmax (log_softmax when `log` != 0) along the middle axis of [outer, n, inner]. */
+typedef void (*ck_f32_softmax_fn)(size_t outer, size_t n, size_t inner, const float *restrict x,
+                                  float *restrict y, int log);
+ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
+/* Row gather (embedding lookup) and its transpose                           */
+
+/* out[i, :] = table[idx[i], :]; rows out of [0, rows) are written as zeros and
+ * counted: the return value is the number of such indices (the caller reports). */
+typedef int64_t (*ck_f32_gather_fn)(size_t nidx, const int32_t *restrict idx,
+                                    const float *restrict table, size_t rows, size_t width,
+                                    float *restrict out);
+ck_f32_gather_fn ck_f32_gather_kernel(ck_isa isa);
+
+/* out = zeros(rows, width); out[idx[i], :] += upd[i, :] in index order. */
+typedef int64_t (*ck_f32_scatter_add_fn)(size_t nidx, const int32_t *restrict idx,
+                                         const float *restrict upd, size_t rows, size_t width,
+                                         float *restrict out);
+ck_f32_scatter_add_fn ck_f32_scatter_add_kernel(ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
+/* Counter-based random numbers: element i of draw `counter` under `seed` is a
+ * pure function of (seed, counter, i), so results do not depend on threads. */
+
+typedef enum ck_random_dist {
+    CK_RANDOM_UNIFORM = 0, /* a = low, b = high */
+    CK_RANDOM_NORMAL,      /* a = mean, b = stddev */
+    CK_RANDOM_BERNOULLI,   /* a = p: 1 with probability p, else 0 */
+    CK_RANDOM_COUNT
+} ck_random_dist;
+
+typedef void (*ck_f32_random_fn)(size_t n, uint64_t seed, uint64_t counter, float a, float b,
+                                 float *y);
+ck_f32_random_fn ck_f32_random_kernel(ck_random_dist dist, ck_isa isa);
+/* The 24-bit uniform integer behind element i (exposed for the Swift reference). */
+uint32_t ck_random_bits(uint64_t seed, uint64_t counter, uint64_t i);
+
+/* ------------------------------------------------------------------------ */
+/* GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, op = transpose or not.
+ * A is M x K after op, B is K x N after op. beta == 0 ignores C's old contents. */
+
+typedef struct ck_gemm_args {
+    int32_t trans_a, trans_b;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a;
+    int64_t lda;
+    const float *b;
+    int64_t ldb;
+    float *c;
+    int64_t ldc;
+} ck_gemm_args;
+
+/* workspace: ck_f32_gemm_workspace_bytes(isa) bytes, 64-byte aligned, or NULL
+ * for the reference. */
+typedef void (*ck_f32_gemm_fn)(const ck_gemm_args *args, void *workspace);
+ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa);
+size_t ck_f32_gemm_workspace_bytes(ck_isa isa);
+/* Micro-tile of the optimized kernel (MR x NR), for tests around the tile. */
+void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc);
+
+/* ------------------------------------------------------------------------ */
+/* The kernel table                                                          */
+
+typedef enum ck_family {
+    CK_FAMILY_UNARY = 0,
+    CK_FAMILY_BINARY_F32,
+    CK_FAMILY_BINARY_I32,
+    CK_FAMILY_SELECT,
+    CK_FAMILY_COPY,
+    CK_FAMILY_FILL,
+    CK_FAMILY_CAST,
+    CK_FAMILY_REDUCE,
+    CK_FAMILY_SOFTMAX,
+    CK_FAMILY_GATHER,
+    CK_FAMILY_SCATTER_ADD,
+    CK_FAMILY_RANDOM,
+    CK_FAMILY_GEMM,
+    CK_FAMILY_COUNT
+} ck_family;
+
+typedef struct ck_kernel_info {
+    const char *name; /* e.g. "ck_f32_vexp__avx2" */
+    ck_family family;
+    int32_t op;       /* the family's op enum value (0 where the family has one) */
+    ck_isa isa;
+    int32_t tile;     /* the vector width or micro-tile rows the kernel works in */
+} ck_kernel_info;
+
+/* Every kernel compiled into this library (whether or not this CPU runs it). */
+const ck_kernel_info *ck_kernel_table(size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CKERNELS_H */

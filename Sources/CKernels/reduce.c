@@ -1,0 +1,197 @@
+/* Reductions and softmax over a [outer, n, inner] view of a contiguous tensor.
+ * Any set of adjacent reduced axes maps to that view; the lowering splits
+ * non-adjacent axes into several calls. */
+#include "ck_internal.h"
+
+static inline float red_init(ck_reduce_op op) {
+    return op == CK_REDUCE_SUM ? 0.0f : op == CK_REDUCE_MAX ? -INFINITY : INFINITY;
+}
+static inline float red_step(ck_reduce_op op, float acc, float v) {
+    switch (op) {
+    case CK_REDUCE_SUM: return acc + v;
+    case CK_REDUCE_MAX: return (v > acc || v != v) ? v : acc;
+    case CK_REDUCE_MIN: return (v < acc || v != v) ? v : acc;
+    default: return acc;
+    }
+}
+
+#define REF_RED(OP, name)                                                                     \
+    static void ck_f32_reduce_##name##__ref(size_t outer, size_t n, size_t inner,             \
+                                            const float *restrict x, float *restrict y) {     \
+        for (size_t o = 0; o < outer; o++)                                                    \
+            for (size_t i = 0; i < inner; i++) {                                              \
+                float acc = red_init(OP);                                                     \
+                for (size_t j = 0; j < n; j++) acc = red_step(OP, acc, x[(o * n + j) * inner + i]); \
+                y[o * inner + i] = acc;                                                       \
+            }                                                                                 \
+    }
+
+CK_AVX2 CK_INLINE __m256 red_vstep(ck_reduce_op op, __m256 acc, __m256 v) {
+    switch (op) {
+    case CK_REDUCE_SUM: return _mm256_add_ps(acc, v);
+    /* NaN-propagating: take v where v > acc or v is NaN */
+    case CK_REDUCE_MAX: return _mm256_blendv_ps(acc, v, _mm256_cmp_ps(v, acc, _CMP_NLE_UQ));
+    case CK_REDUCE_MIN: return _mm256_blendv_ps(acc, v, _mm256_cmp_ps(v, acc, _CMP_NGE_UQ));
+    default: return acc;
+    }
+}
+
+#define AVX2_RED(OP, name)                                                                    \
+    CK_AVX2 static void ck_f32_reduce_##name##__avx2(size_t outer, size_t n, size_t inner,    \
+                                                     const float *restrict x, float *restrict y) { \
+        for (size_t o = 0; o < outer; o++) {                                                  \
+            const float *xo = x + o * n * inner;                                              \
+            float *yo = y + o * inner;                                                        \
+            if (inner == 1) {                                                                 \
+                /* contiguous run: four vector accumulators, then lanes, then the tail */     \
+                __m256 a0 = _mm256_set1_ps(red_init(OP)), a1 = a0, a2 = a0, a3 = a0;         \
+                size_t j = 0;                                                                 \
+                for (; j + 32 <= n; j += 32) {                                                \
+                    a0 = red_vstep(OP, a0, _mm256_loadu_ps(xo + j));                          \
+                    a1 = red_vstep(OP, a1, _mm256_loadu_ps(xo + j + 8));                      \
+                    a2 = red_vstep(OP, a2, _mm256_loadu_ps(xo + j + 16));                     \
+                    a3 = red_vstep(OP, a3, _mm256_loadu_ps(xo + j + 24));                     \
+                }                                                                             \
+                for (; j + 8 <= n; j += 8) a0 = red_vstep(OP, a0, _mm256_loadu_ps(xo + j));   \
+                a0 = red_vstep(OP, red_vstep(OP, a0, a1), red_vstep(OP, a2, a3));             \
+                float lanes[8];                                                               \
+                _mm256_storeu_ps(lanes, a0);                                                  \
+                float acc = red_init(OP);                                                     \
+                for (int l = 0; l < 8; l++) acc = red_step(OP, acc, lanes[l]);                \
+                for (; j < n; j++) acc = red_step(OP, acc, xo[j]);                            \
+                yo[0] = acc;                                                                  \
+            } else {                                                                          \
+                size_t i = 0;                                                                 \
+                for (; i + 8 <= inner; i += 8) {                                              \
+                    __m256 acc = _mm256_set1_ps(red_init(OP));                                \
+                    for (size_t j = 0; j < n; j++) acc = red_vstep(OP, acc, _mm256_loadu_ps(xo + j * inner + i)); \
+                    _mm256_storeu_ps(yo + i, acc);                                            \
+                }                                                                             \
+                for (; i < inner; i++) {                                                      \
+                    float acc = red_init(OP);                                                 \
+                    for (size_t j = 0; j < n; j++) acc = red_step(OP, acc, xo[j * inner + i]); \
+                    yo[i] = acc;                                                              \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+REF_RED(CK_REDUCE_SUM, sum) REF_RED(CK_REDUCE_MAX, max) REF_RED(CK_REDUCE_MIN, min)
+AVX2_RED(CK_REDUCE_SUM, sum) AVX2_RED(CK_REDUCE_MAX, max) AVX2_RED(CK_REDUCE_MIN, min)
+
+ck_f32_reduce_fn ck_f32_reduce_kernel(ck_reduce_op op, ck_isa isa) {
+    static const ck_f32_reduce_fn ref[CK_REDUCE_COUNT] = {ck_f32_reduce_sum__ref, ck_f32_reduce_max__ref, ck_f32_reduce_min__ref};
+    static const ck_f32_reduce_fn avx2[CK_REDUCE_COUNT] = {ck_f32_reduce_sum__avx2, ck_f32_reduce_max__avx2, ck_f32_reduce_min__avx2};
+    if ((unsigned)op >= CK_REDUCE_COUNT) return NULL;
+    return isa == CK_ISA_REF ? ref[op] : avx2[op];
+}
+
+const char *ck_reduce_op_name(ck_reduce_op op) {
+    static const char *names[CK_REDUCE_COUNT] = {"sum", "max", "min"};
+    return (unsigned)op < CK_REDUCE_COUNT ? names[op] : "?";
+}
+
+/* ---- softmax ---- */
+
+static void ck_f32_softmax__ref(size_t outer, size_t n, size_t inner, const float *restrict x,
+                                float *restrict y, int log) {
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            const float *xo = x + o * n * inner + i;
+            float *yo = y + o * n * inner + i;
+            float m = -INFINITY;
+            for (size_t j = 0; j < n; j++) m = xo[j * inner] > m ? xo[j * inner] : m;
+            float s = 0;
+            for (size_t j = 0; j < n; j++) s += expf(xo[j * inner] - m);
+            if (log) {
+                float ls = logf(s);
+                for (size_t j = 0; j < n; j++) yo[j * inner] = xo[j * inner] - m - ls;
+            } else {
+                for (size_t j = 0; j < n; j++) yo[j * inner] = expf(xo[j * inner] - m) / s;
+            }
+        }
+}
+
+CK_AVX2 static void ck_f32_softmax__avx2(size_t outer, size_t n, size_t inner, const float *restrict x,
+                                         float *restrict y, int log) {
+    if (inner != 1) { /* strided axis: vectorize across `inner` */
+        for (size_t o = 0; o < outer; o++) {
+            const float *xo = x + o * n * inner;
+            float *yo = y + o * n * inner;
+            size_t i = 0;
+            for (; i + 8 <= inner; i += 8) {
+                __m256 m = _mm256_set1_ps(-INFINITY);
+                for (size_t j = 0; j < n; j++) m = _mm256_max_ps(m, _mm256_loadu_ps(xo + j * inner + i));
+                __m256 s = _mm256_setzero_ps();
+                for (size_t j = 0; j < n; j++) {
+                    __m256 e = ck256_exp(_mm256_sub_ps(_mm256_loadu_ps(xo + j * inner + i), m));
+                    if (!log) _mm256_storeu_ps(yo + j * inner + i, e);
+                    s = _mm256_add_ps(s, e);
+                }
+                if (log) {
+                    __m256 sh = _mm256_add_ps(m, ck256_log(s));
+                    for (size_t j = 0; j < n; j++)
+                        _mm256_storeu_ps(yo + j * inner + i, _mm256_sub_ps(_mm256_loadu_ps(xo + j * inner + i), sh));
+                } else {
+                    __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), s);
+                    for (size_t j = 0; j < n; j++)
+                        _mm256_storeu_ps(yo + j * inner + i, _mm256_mul_ps(_mm256_loadu_ps(yo + j * inner + i), r));
+                }
+            }
+            if (i < inner) {
+                /* remaining columns one by one through the reference on a 1-wide view */
+                for (; i < inner; i++) {
+                    float m = -INFINITY, s = 0;
+                    for (size_t j = 0; j < n; j++) m = xo[j * inner + i] > m ? xo[j * inner + i] : m;
+                    for (size_t j = 0; j < n; j++) s += expf(xo[j * inner + i] - m);
+                    float ls = logf(s);
+                    for (size_t j = 0; j < n; j++)
+                        yo[j * inner + i] = log ? xo[j * inner + i] - m - ls : expf(xo[j * inner + i] - m) / s;
+                }
+            }
+        }
+        return;
+    }
+    for (size_t o = 0; o < outer; o++) {
+        const float *xo = x + o * n;
+        float *yo = y + o * n;
+        size_t j = 0;
+        __m256 vm = _mm256_set1_ps(-INFINITY);
+        for (; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(xo + j));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, vm);
+        float m = -INFINITY;
+        for (int l = 0; l < 8; l++) m = lanes[l] > m ? lanes[l] : m;
+        for (; j < n; j++) m = xo[j] > m ? xo[j] : m;
+        __m256 bm = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
+        for (j = 0; j + 8 <= n; j += 8) {
+            __m256 e = ck256_exp(_mm256_sub_ps(_mm256_loadu_ps(xo + j), bm));
+            if (!log) _mm256_storeu_ps(yo + j, e);
+            vs = _mm256_add_ps(vs, e);
+        }
+        if (j < n) {
+            __m256i mask = ck256_tail_mask(n - j);
+            __m256 e = ck256_exp(_mm256_sub_ps(_mm256_maskload_ps(xo + j, mask), bm));
+            e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+            if (!log) _mm256_maskstore_ps(yo + j, mask, e);
+            vs = _mm256_add_ps(vs, e);
+        }
+        _mm256_storeu_ps(lanes, vs);
+        float s = 0;
+        for (int l = 0; l < 8; l++) s += lanes[l];
+        if (log) {
+            float sh = m + logf(s);
+            __m256 bsh = _mm256_set1_ps(sh);
+            for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(yo + j, _mm256_sub_ps(_mm256_loadu_ps(xo + j), bsh));
+            for (; j < n; j++) yo[j] = xo[j] - sh;
+        } else {
+            __m256 r = _mm256_set1_ps(1.0f / s);
+            for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(yo + j, _mm256_mul_ps(_mm256_loadu_ps(yo + j), r));
+            for (; j < n; j++) yo[j] = yo[j] * (1.0f / s);
+        }
+    }
+}
+
+ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa) {
+    return isa == CK_ISA_REF ? ck_f32_softmax__ref : ck_f32_softmax__avx2;
+}

@@ -1,0 +1,3 @@
+// Filled by the Keras front-end issue.
+@_exported import KerasIR
+@_exported import KerasRuntime

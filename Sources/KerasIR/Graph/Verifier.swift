@@ -1,0 +1,51 @@
+/// Checks a graph's invariants: known ops with the right arity, inputs that
+/// refer to earlier nodes, types that agree with the shape rules, unique
+/// non-numeric names, valid outputs, and assigns that target parameters.
+/// The pass pipeline runs it after every pass in debug and test builds.
+public enum Verifier {
+    public static func verify(_ g: Graph, registry: OpRegistry = .standard) throws {
+        var names = Set<String>()
+        var assigned = Set<Int>()
+        for (i, n) in g.nodes.enumerated() {
+            let at = "@\(g.name) node \(i) (\(n.op))"
+            guard let def = registry[n.op] else { throw IRError("\(at): unknown op '\(n.op)'") }
+            guard def.arity.accepts(n.inputs.count) else {
+                throw IRError("\(at): takes \(def.arity) inputs, has \(n.inputs.count)")
+            }
+            for v in n.inputs where v.id < 0 || v.id >= i {
+                throw IRError("\(at): input \(v) is not defined before it")
+            }
+            for v in n.inputs where g.nodes[v.id].op == "assign" {
+                throw IRError("\(at): reads the result of assign node \(v.id); only graph outputs may")
+            }
+            if let name = n.name {
+                guard !name.isEmpty, !name.allSatisfy(\.isNumber) else { throw IRError("\(at): bad value name '\(name)'") }
+                guard names.insert(name).inserted else { throw IRError("\(at): value name %\(name) is defined twice") }
+            }
+            if n.op == "assign" {
+                guard g.nodes[n.inputs[0].id].op == "parameter" else {
+                    throw IRError("\(at): assign target must be a parameter")
+                }
+                guard assigned.insert(n.inputs[0].id).inserted else {
+                    throw IRError("\(at): parameter %\(g.nodes[n.inputs[0].id].name ?? "?") is assigned twice")
+                }
+            }
+            guard let rule = def.shape else { throw IRError("\(at): op has no shape rule") }
+            let inferred: TensorType
+            do {
+                inferred = try rule(ShapeContext(op: n.op, inputs: n.inputs.map { g.nodes[$0.id].type },
+                                                 attrs: n.attrs, declared: n.type))
+            } catch let e as ShapeError {
+                throw IRError.at(layer: n.layer, "\(at): \(e.message)")
+            } catch let e as AttributeError {
+                throw IRError.at(layer: n.layer, "\(at): \(e)")
+            }
+            guard inferred == n.type else {
+                throw IRError("\(at): has type \(n.type) but its shape rule gives \(inferred)")
+            }
+        }
+        for v in g.outputs where v.id < 0 || v.id >= g.nodes.count {
+            throw IRError("@\(g.name): output \(v) is not a node")
+        }
+    }
+}

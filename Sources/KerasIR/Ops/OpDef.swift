@@ -1,0 +1,216 @@
+import CKernels
+
+/// How many inputs an op takes.
+public enum Arity: Sendable, CustomStringConvertible {
+    case exactly(Int)
+    case range(Int, Int)
+    case atLeast(Int)
+
+    public func accepts(_ n: Int) -> Bool {
+        switch self {
+        case .exactly(let k): return n == k
+        case .range(let lo, let hi): return n >= lo && n <= hi
+        case .atLeast(let k): return n >= k
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exactly(let k): return "\(k)"
+        case .range(let lo, let hi): return "\(lo) to \(hi)"
+        case .atLeast(let k): return "at least \(k)"
+        }
+    }
+}
+
+/// What a shape rule sees: the op, its input types and attributes, and the
+/// declared type for ops whose type is given rather than inferred.
+public struct ShapeContext {
+    public var op: String
+    public var inputs: [TensorType]
+    public var attrs: Attributes
+    public var declared: TensorType?
+
+    public init(op: String, inputs: [TensorType], attrs: Attributes, declared: TensorType?) {
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.declared = declared
+    }
+}
+public typealias ShapeRule = (ShapeContext) throws -> TensorType
+
+/// What a VJP rule sees: the forward node's inputs, its result and attributes.
+public struct VJPArguments {
+    public var inputs: [Value]
+    public var output: Value
+    public var attrs: Attributes
+}
+/// Returns one cotangent per input (nil where no gradient flows), built from
+/// other registered ops through the builder, so the backward graph goes
+/// through the same passes and kernels as the forward one.
+public typealias VJPRule = (GraphBuilder, VJPArguments, _ cotangent: Value) throws -> [Value?]
+
+public enum Differentiability {
+    case vjp(VJPRule)
+    /// No gradient flows through this op (comparisons, random draws, casts to int...).
+    case notDifferentiable(reason: String)
+}
+
+/// What a reference evaluation sees: concrete inputs in double precision.
+public struct ReferenceContext {
+    public var inputs: [RefTensor]
+    public var attrs: Attributes
+    public var type: TensorType
+    /// Per-run counter of random draws (the plan's step number).
+    public var randomCounter: UInt64
+}
+public typealias ReferenceRule = (ReferenceContext) throws -> RefTensor
+
+/// A lowered kernel call: a closure over preassigned pointers. Returns 0, or a
+/// failure code that `failure` turns into a message (e.g. bad gather indices).
+public struct Kernel {
+    public var name: String
+    public var run: () -> Int
+    public var failure: ((Int) -> String)?
+
+    public init(name: String, failure: ((Int) -> String)? = nil, run: @escaping () -> Int) {
+        self.name = name
+        self.run = run
+        self.failure = failure
+    }
+}
+
+/// Scratch memory shared by all steps of a plan; the closure reads `base` at
+/// run time because the region grows while a plan is being lowered.
+public final class Workspace {
+    public var base: UnsafeMutableRawPointer?
+    public init() {}
+}
+
+/// What lowering sees: the node with concrete types, and its buffers.
+public protocol LoweringContext: AnyObject {
+    var isa: ck_isa { get }
+    var node: Node { get }
+    var inputTypes: [TensorType] { get }
+    func input(_ i: Int) -> UnsafeMutableRawPointer
+    var output: UnsafeMutableRawPointer { get }
+    /// Reserves `bytes` of 64-byte-aligned scratch valid during this kernel.
+    func workspace(bytes: Int) -> Workspace
+    /// The plan's per-run counter for random ops.
+    var randomCounter: UnsafeMutablePointer<UInt64> { get }
+}
+
+public enum Lowering {
+    /// A kernel call.
+    case kernel((LoweringContext) throws -> Kernel)
+    /// The result shares its first input's buffer (reshape).
+    case alias
+    /// The planner binds storage directly (input, parameter, constant).
+    case storage
+    /// A kernel that writes into its first input's buffer, which the result
+    /// then names (assign writes the parameter's storage).
+    case inPlace((LoweringContext) throws -> Kernel)
+}
+
+public struct Cost: Sendable, Equatable {
+    public var flops: Int
+    public var bytes: Int
+    public init(flops: Int, bytes: Int) { self.flops = flops; self.bytes = bytes }
+}
+public typealias CostRule = (_ inputs: [TensorType], _ output: TensorType, _ attrs: Attributes) -> Cost
+
+/// Everything about one op, in one place: arity, shape and dtype rule, VJP,
+/// reference evaluation, lowering and cost. The registry test fails for an
+/// entry that lacks any part.
+public struct OpDef {
+    public var name: String
+    public var arity: Arity
+    /// False for ops with effects or randomness: CSE and folding leave them alone.
+    public var isPure: Bool
+    public var shape: ShapeRule?
+    public var differentiability: Differentiability?
+    public var reference: ReferenceRule?
+    public var lowering: Lowering?
+    public var cost: CostRule?
+
+    public init(_ name: String, arity: Arity, isPure: Bool = true, shape: ShapeRule?,
+                differentiability: Differentiability?, reference: ReferenceRule?,
+                lowering: Lowering?, cost: CostRule?) {
+        self.name = name
+        self.arity = arity
+        self.isPure = isPure
+        self.shape = shape
+        self.differentiability = differentiability
+        self.reference = reference
+        self.lowering = lowering
+        self.cost = cost
+    }
+}
+
+/// All registered ops, by name.
+public struct OpRegistry {
+    public private(set) var ops: [String: OpDef] = [:]
+
+    public init(_ defs: [OpDef]) {
+        for d in defs {
+            precondition(ops[d.name] == nil, "op \(d.name) registered twice")
+            ops[d.name] = d
+        }
+    }
+
+    public subscript(name: String) -> OpDef? { ops[name] }
+    public var names: [String] { ops.keys.sorted() }
+
+    public func lookup(_ name: String) throws -> OpDef {
+        guard let d = ops[name] else {
+            throw IRError("unknown op '\(name)'")
+        }
+        return d
+    }
+
+    /// The registry every graph uses.
+    public static let standard = OpRegistry(
+        sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
+            + matmulOps + shapeOps + gatherOps + randomOps)
+}
+
+// MARK: - Small helpers shared by op definitions
+
+extension ShapeContext {
+    func fail(_ message: String) -> ShapeError { ShapeError("\(op) \(message)") }
+
+    func requireDType(_ i: Int, _ dtypes: Set<DType>) throws {
+        if !dtypes.contains(inputs[i].dtype) {
+            let want = dtypes.map(\.rawValue).sorted().joined(separator: " or ")
+            throw fail("expects \(want) input, got \(inputs[i])")
+        }
+    }
+}
+
+func elementCount(_ t: TensorType) -> Int { t.shape.reduce(1) { $0 * max($1, 1) } }
+
+/// Elementwise ops cost `flopsPerElement` per output element and move every
+/// input and output once.
+func elementwiseCost(_ flopsPerElement: Int) -> CostRule {
+    return { inputs, out, _ in
+        let n = elementCount(out)
+        let bytes = (inputs.map(elementCount).reduce(0, +) + n) * 4
+        return Cost(flops: n * flopsPerElement, bytes: bytes)
+    }
+}
+
+let movementCost: CostRule = { inputs, out, _ in
+    Cost(flops: 0, bytes: (inputs.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
+}
+
+func isaSuffix(_ isa: ck_isa) -> String { String(cString: ck_isa_name(isa)) }
+
+extension LoweringContext {
+    var outputType: TensorType { node.type }
+    func f32(_ i: Int) -> UnsafeMutablePointer<Float> { input(i).assumingMemoryBound(to: Float.self) }
+    var f32Out: UnsafeMutablePointer<Float> { output.assumingMemoryBound(to: Float.self) }
+    var outCount: Int { elementCount(node.type) }
+    /// The ISA elementwise families run at (they have no AVX-512 variant).
+    var vectorISA: ck_isa { isa == CK_ISA_REF ? CK_ISA_REF : CK_ISA_AVX2 }
+}

@@ -1,0 +1,220 @@
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Normalizes possibly negative axes against `rank`; errors name the op.
+func normalizeAxes(_ axes: [Int], rank: Int, op: String) throws -> [Int] {
+    var out: [Int] = []
+    for a in axes {
+        let n = a < 0 ? a + rank : a
+        guard n >= 0 && n < rank else {
+            throw ShapeError("\(op) axis \(a) is out of range for rank \(rank)")
+        }
+        guard !out.contains(n) else { throw ShapeError("\(op) axis \(a) is repeated") }
+        out.append(n)
+    }
+    return out.sorted()
+}
+
+func reducedShape(_ shape: [Int], axes: [Int], keepDims: Bool) -> [Int] {
+    var out: [Int] = []
+    for (i, d) in shape.enumerated() {
+        if axes.contains(i) { if keepDims { out.append(1) } } else { out.append(d) }
+    }
+    return out
+}
+
+private func reduceShapeRule(_ ctx: ShapeContext) throws -> TensorType {
+    try ctx.requireDType(0, [.f32])
+    let x = ctx.inputs[0]
+    let axes = try normalizeAxes(try ctx.attrs.ints("axes"), rank: x.rank, op: ctx.op)
+    return TensorType(.f32, reducedShape(x.shape, axes: axes, keepDims: try ctx.attrs.bool("keepdims", default: false)))
+}
+
+extension GraphBuilder {
+    /// Re-inserts reduced axes as size 1 so a reduced value broadcasts
+    /// against its input again.
+    func keepDims(_ g: Value, inputType: TensorType, axes: [Int], keptAlready: Bool) throws -> Value {
+        if keptAlready { return g }
+        let kept = reducedShape(inputType.shape, axes: axes, keepDims: true)
+        if kept.filter({ $0 == TensorType.unknown }).count > 1 {
+            throw IRError.at(layer: currentLayer, "reduction gradient: cannot restore axes of \(inputType) with several unknown dimensions")
+        }
+        return try reshape(g, kept)
+    }
+}
+
+private func reductionArgs(_ b: GraphBuilder, _ args: VJPArguments) throws -> (x: Value, axes: [Int], keep: Bool) {
+    let x = args.inputs[0]
+    let axes = try normalizeAxes(try args.attrs.ints("axes"), rank: b.type(of: x).rank, op: "reduce")
+    return (x, axes, try args.attrs.bool("keepdims", default: false))
+}
+
+private let sumVJP: VJPRule = { b, args, g in
+    let (x, axes, keep) = try reductionArgs(b, args)
+    let gk = try b.keepDims(g, inputType: b.type(of: x), axes: axes, keptAlready: keep)
+    return [try b.broadcast(gk, like: x)]
+}
+
+private let meanVJP: VJPRule = { b, args, g in
+    let (x, axes, _) = try reductionArgs(b, args)
+    let spread = try sumVJP(b, args, g)[0]!
+    return [try b.div(spread, b.dimSize(x, axes: axes))]
+}
+
+/// Gradient of max/min: shared equally among the elements equal to the result.
+private let extremumVJP: VJPRule = { b, args, g in
+    let (x, axes, keep) = try reductionArgs(b, args)
+    let xt = b.type(of: x)
+    let yk = try b.keepDims(args.output, inputType: xt, axes: axes, keptAlready: keep)
+    let gk = try b.keepDims(g, inputType: xt, axes: axes, keptAlready: keep)
+    let mask = try b.compare("equal", x, yk)
+    let count = try b.reduceSum(mask, axes: axes, keepDims: true)
+    return [try b.mul(mask, b.div(gk, count))]
+}
+
+private func reduceReference(_ ctx: ReferenceContext, _ kind: ck_reduce_op, mean: Bool) throws -> RefTensor {
+    let x = ctx.inputs[0]
+    let axes = try normalizeAxes(try ctx.attrs.ints("axes"), rank: x.shape.count, op: "reduce")
+    let outKeep = reducedShape(x.shape, axes: axes, keepDims: true)
+    let n = outKeep.reduce(1, *)
+    let initial: Double = kind == CK_REDUCE_SUM ? 0 : kind == CK_REDUCE_MAX ? -Double.infinity : Double.infinity
+    var acc = [Double](repeating: initial, count: n)
+    let outStrides = rowMajorStrides(outKeep)
+    for (flat, v) in x.data.enumerated() {
+        var idx = unflatten(flat, x.shape)
+        for a in axes { idx[a] = 0 }
+        let o = flatten(idx, outStrides)
+        switch kind {
+        case CK_REDUCE_SUM: acc[o] += v
+        case CK_REDUCE_MAX: if v > acc[o] || v.isNaN { acc[o] = v }
+        default: if v < acc[o] || v.isNaN { acc[o] = v }
+        }
+    }
+    if mean {
+        let count = Double(axes.map { x.shape[$0] }.reduce(1, *))
+        acc = acc.map { $0 / count }
+    }
+    return RefTensor(.f32, ctx.type.shape, acc)
+}
+
+/// Splits the reduced axes into runs of adjacent axes; each run is one call
+/// of the [outer, n, inner] kernel, innermost run first.
+private func lowerReduce(_ kind: ck_reduce_op, mean: Bool) -> Lowering {
+    .kernel { ctx in
+        let isa = ctx.vectorISA
+        guard let fn = ck_f32_reduce_kernel(kind, isa) else { throw IRError("reduce: no kernel") }
+        var shape = ctx.inputTypes[0].shape
+        let axes = try normalizeAxes(try ctx.node.attrs.ints("axes"), rank: shape.count, op: ctx.node.op)
+        var runs: [(Int, Int)] = []  // [start, end)
+        for a in axes {
+            if let last = runs.last, last.1 == a { runs[runs.count - 1].1 = a + 1 } else { runs.append((a, a + 1)) }
+        }
+        var calls: [(outer: Int, n: Int, inner: Int)] = []
+        for (s, e) in runs.reversed() {
+            let outer = shape[..<s].reduce(1, *), n = shape[s..<e].reduce(1, *), inner = shape[e...].reduce(1, *)
+            calls.append((outer, n, inner))
+            for i in s..<e { shape[i] = 1 }
+        }
+        if calls.isEmpty { calls.append((ctx.outCount, 1, 1)) }
+        let count = axes.map { ctx.inputTypes[0].shape[$0] }.reduce(1, *)
+        let outN = ctx.outCount
+        // Intermediate results ping-pong between two halves of the workspace.
+        let inN = elementCount(ctx.inputTypes[0])
+        let ws = calls.count > 1 ? ctx.workspace(bytes: 2 * inN * 4) : nil
+        let x = ctx.f32(0), y = ctx.f32Out
+        let scale = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        scale.initialize(to: 1 / Float(Swift.max(count, 1)))
+        let keep = ParamsBox(scale)
+        let mulFn = ck_f32_binary_kernel(CK_BINARY_MUL, isa)!
+        let frozen = calls
+        return Kernel(name: "ck_f32_reduce_\(String(cString: ck_reduce_op_name(kind)))__\(isaSuffix(isa))" + (mean ? "+scale" : "")) {
+            _ = keep
+            var src: UnsafePointer<Float> = UnsafePointer(x)
+            for (i, c) in frozen.enumerated() {
+                let dst: UnsafeMutablePointer<Float>
+                if i == frozen.count - 1 { dst = y } else {
+                    dst = ws!.base!.assumingMemoryBound(to: Float.self) + (i % 2) * inN
+                }
+                fn(c.outer, c.n, c.inner, src, dst)
+                src = UnsafePointer(dst)
+            }
+            if mean { mulFn(outN, y, 1, scale, 0, y) }
+            return 0
+        }
+    }
+}
+
+private func reduceOp(_ name: String, _ kind: ck_reduce_op, mean: Bool = false, vjp: @escaping VJPRule) -> OpDef {
+    OpDef(name, arity: .exactly(1), shape: reduceShapeRule, differentiability: .vjp(vjp),
+          reference: { try reduceReference($0, kind, mean: mean) },
+          lowering: lowerReduce(kind, mean: mean),
+          cost: { ins, out, _ in Cost(flops: elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) })
+}
+
+// MARK: - Softmax
+
+private func axisSplit(_ shape: [Int], _ axisAttr: Int, op: String) throws -> (outer: Int, n: Int, inner: Int) {
+    let axis = try normalizeAxes([axisAttr], rank: shape.count, op: op)[0]
+    return (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
+}
+
+private func softmaxReference(_ ctx: ReferenceContext, log logOut: Bool) throws -> RefTensor {
+    let x = ctx.inputs[0]
+    let (outer, n, inner) = try axisSplit(x.shape, try ctx.attrs.int("axis", default: -1), op: "softmax")
+    var y = x.data
+    for o in 0..<outer {
+        for i in 0..<inner {
+            let at = { (j: Int) in (o * n + j) * inner + i }
+            let m = (0..<n).map { x.data[at($0)] }.max() ?? 0
+            let s = (0..<n).reduce(0.0) { $0 + exp(x.data[at($1)] - m) }
+            for j in 0..<n {
+                y[at(j)] = logOut ? x.data[at(j)] - m - log(s) : exp(x.data[at(j)] - m) / s
+            }
+        }
+    }
+    return RefTensor(.f32, x.shape, y)
+}
+
+private func softmaxOp(_ name: String, log logOut: Bool, vjp: @escaping VJPRule) -> OpDef {
+    OpDef(name, arity: .exactly(1),
+          shape: { ctx in
+              try ctx.requireDType(0, [.f32])
+              _ = try normalizeAxes([try ctx.attrs.int("axis", default: -1)], rank: ctx.inputs[0].rank, op: ctx.op)
+              return ctx.inputs[0]
+          },
+          differentiability: .vjp(vjp),
+          reference: { try softmaxReference($0, log: logOut) },
+          lowering: .kernel { ctx in
+              let isa = ctx.vectorISA
+              let (outer, n, inner) = try axisSplit(ctx.inputTypes[0].shape, try ctx.node.attrs.int("axis", default: -1), op: name)
+              let fn = ck_f32_softmax_kernel(isa)!
+              let x = ctx.f32(0), y = ctx.f32Out
+              return Kernel(name: "ck_f32_softmax__\(isaSuffix(isa))" + (logOut ? "(log)" : "")) {
+                  fn(outer, n, inner, x, y, logOut ? 1 : 0)
+                  return 0
+              }
+          },
+          cost: elementwiseCost(14))
+}
+
+let reductionOps: [OpDef] = [
+    reduceOp("reduce_sum", CK_REDUCE_SUM, vjp: sumVJP),
+    reduceOp("reduce_mean", CK_REDUCE_SUM, mean: true, vjp: meanVJP),
+    reduceOp("reduce_max", CK_REDUCE_MAX, vjp: extremumVJP),
+    reduceOp("reduce_min", CK_REDUCE_MIN, vjp: extremumVJP),
+    softmaxOp("softmax", log: false) { b, args, g in
+        let axis = try args.attrs.int("axis", default: -1)
+        let y = args.output
+        let dot = try b.reduceSum(b.mul(g, y), axes: [axis], keepDims: true)
+        return [try b.mul(y, b.sub(g, dot))]
+    },
+    softmaxOp("log_softmax", log: true) { b, args, g in
+        let axis = try args.attrs.int("axis", default: -1)
+        let total = try b.reduceSum(g, axes: [axis], keepDims: true)
+        return [try b.sub(g, b.mul(b.exp(args.output), total))]
+    },
+]

@@ -1,0 +1,44 @@
+/// Evaluates pure nodes whose inputs are all constants (with the reference
+/// rules) and replaces them by constants, up to `maxElements` each. dim_size
+/// folds as soon as its input's shape is known, since it reads no data.
+public struct ConstantFolding: GraphPass {
+    public var name: String { "constant-fold" }
+    public var maxElements = 4096
+    public init() {}
+
+    public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
+        var changed = false
+        for i in graph.nodes.indices {
+            let n = graph.nodes[i]
+            guard n.op != "constant", !n.isArgument, let def = registry[n.op], def.isPure,
+                  let count = n.type.elementCount, count <= maxElements, let rule = def.reference else { continue }
+            let inputs = n.inputs.map { graph.nodes[$0.id] }
+            let foldable = n.op == "dim_size" ? inputs[0].type.isFullyKnown : !inputs.isEmpty && inputs.allSatisfy { $0.op == "constant" }
+            guard foldable else { continue }
+            let refInputs: [RefTensor]
+            if n.op == "dim_size" {
+                refInputs = [RefTensor(inputs[0].type.dtype, inputs[0].type.shape, [])]
+            } else {
+                refInputs = try inputs.map { c in try constantValue(c, registry: registry) }
+            }
+            guard let value = try? rule(ReferenceContext(inputs: refInputs, attrs: n.attrs, type: n.type, randomCounter: 0)) else { continue }
+            let r = value.rounded()
+            var m = Node(op: "constant", inputs: [], type: n.type, name: n.name, layer: n.layer)
+            if r.dtype == .f32 {
+                let f = r.data.map { Float($0) }
+                m.attrs = ["value": .floats(Set(f.map(\.bitPattern)).count == 1 ? [f[0]] : f)]
+            } else {
+                let v = r.data.map { Int($0) }
+                m.attrs = ["value": .ints(Set(v).count == 1 ? [v[0]] : v)]
+            }
+            graph.nodes[i] = m
+            changed = true
+        }
+        return changed
+    }
+}
+
+/// The value of a constant node, expanded to its full shape.
+func constantValue(_ n: Node, registry: OpRegistry) throws -> RefTensor {
+    try registry.lookup("constant").reference!(ReferenceContext(inputs: [], attrs: n.attrs, type: n.type, randomCounter: 0))
+}

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A graph-to-graph pass. `run` returns whether it changed anything.
+public protocol GraphPass {
+    var name: String { get }
+    func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool
+}
+
+/// One entry of a pipeline's log.
+public struct PassRecord: Sendable, CustomStringConvertible {
+    public var pass: String
+    public var changed: Bool
+    public var nodesBefore: Int
+    public var nodesAfter: Int
+    public var description: String {
+        "\(pass): " + (changed ? "changed, \(nodesBefore) -> \(nodesAfter) nodes" : "no change (\(nodesAfter) nodes)")
+    }
+}
+
+/// Runs passes in order, verifying after each (when `verify` is on), dumping
+/// the graph after the passes named in `dumpAfter` ("all" for every one), and
+/// skipping passes named in `disabled`. The environment sets the defaults:
+/// KERAS_DUMP=all|pass,pass  KERAS_DISABLE_PASSES=pass,pass.
+public struct PassPipeline {
+    public var passes: [GraphPass]
+    public var disabled: Set<String>
+    public var dumpAfter: Set<String>
+    public var verify: Bool
+    public var registry: OpRegistry
+    /// Where dumps go (stderr by default).
+    public var dumpSink: (String) -> Void
+    public private(set) var log: [PassRecord] = []
+
+    public init(passes: [GraphPass], registry: OpRegistry = .standard, verify: Bool? = nil) {
+        self.passes = passes
+        self.registry = registry
+        #if DEBUG
+        self.verify = verify ?? true
+        #else
+        self.verify = verify ?? false
+        #endif
+        self.disabled = PassPipeline.environmentList("KERAS_DISABLE_PASSES")
+        self.dumpAfter = PassPipeline.environmentList("KERAS_DUMP")
+        self.dumpSink = { text in
+            fputs(text, stderr)
+        }
+    }
+
+    static func environmentList(_ key: String) -> Set<String> {
+        guard let raw = getenv(key) else { return [] }
+        return Set(String(cString: raw).split(separator: ",").map { String($0) })
+    }
+
+    /// The standard pipeline: canonicalize to a fixed point, then schedule.
+    public static func standard(registry: OpRegistry = .standard) -> PassPipeline {
+        PassPipeline(passes: [Canonicalize(), Schedule()], registry: registry)
+    }
+
+    public mutating func run(_ graph: inout Graph) throws {
+        if verify { try Verifier.verify(graph, registry: registry) }
+        for pass in passes where !disabled.contains(pass.name) {
+            let before = graph.nodes.count
+            let changed = try pass.run(&graph, registry: registry)
+            log.append(PassRecord(pass: pass.name, changed: changed, nodesBefore: before, nodesAfter: graph.nodes.count))
+            if verify {
+                do { try Verifier.verify(graph, registry: registry) } catch let e as IRError {
+                    throw IRError("after pass \(pass.name): \(e.message)")
+                }
+            }
+            if dumpAfter.contains("all") || dumpAfter.contains(pass.name) {
+                dumpSink("// after \(pass.name)\n\(graph)")
+            }
+        }
+    }
+}
+
+/// Canonicalization: simplify, fold constants, CSE and DCE, repeated until
+/// nothing changes (at most `maxRounds`). Its sub-passes can be disabled by
+/// name like any other pass.
+public struct Canonicalize: GraphPass {
+    public var name: String { "canonicalize" }
+    public var maxRounds = 4
+    public var disabled: Set<String> = PassPipeline.environmentList("KERAS_DISABLE_PASSES")
+    public init() {}
+
+    public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
+        let subpasses: [GraphPass] = [Simplify(), ConstantFolding(), CommonSubexpressionElimination(), DeadCodeElimination()]
+        var any = false
+        for _ in 0..<maxRounds {
+            var changed = false
+            for p in subpasses where !disabled.contains(p.name) {
+                changed = try p.run(&graph, registry: registry) || changed
+            }
+            any = any || changed
+            if !changed { break }
+        }
+        return any
+    }
+}
+
+// MARK: - Rewriting helper
+
+/// Applies replacements (old value -> earlier value) and drops the nodes in
+/// `drop`, renumbering what stays. Names of dropped nodes move to their
+/// replacement when it has none, so graph outputs keep their names.
+func rewrite(_ g: Graph, replace: [Int: Int], drop: Set<Int>) -> Graph {
+    func resolve(_ id: Int) -> Int {
+        var x = id
+        while let r = replace[x] { x = r }
+        return x
+    }
+    var newIndex = [Int](repeating: -1, count: g.nodes.count)
+    var out = Graph(name: g.name)
+    var nameMoves: [Int: String] = [:]
+    for (i, n) in g.nodes.enumerated() where replace[i] != nil {
+        if let name = n.name, g.nodes[resolve(i)].name == nil, nameMoves[resolve(i)] == nil { nameMoves[resolve(i)] = name }
+    }
+    for (i, n) in g.nodes.enumerated() {
+        if replace[i] != nil || drop.contains(i) { continue }
+        var m = n
+        m.inputs = n.inputs.map { Value(newIndex[resolve($0.id)]) }
+        if m.name == nil, let moved = nameMoves[i] { m.name = moved }
+        newIndex[i] = out.nodes.count
+        out.nodes.append(m)
+    }
+    out.outputs = g.outputs.map { Value(newIndex[resolve($0.id)]) }
+    return out
+}
