@@ -7,7 +7,7 @@ public struct IRError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { message }
 
     /// Prefixes the message with the layer name (when known): the form users see.
-    static func at(layer: String?, _ message: String) -> IRError {
+    public static func at(layer: String?, _ message: String) -> IRError {
         if let layer, !layer.isEmpty { return IRError("\(layer): \(message)") }
         return IRError(message)
     }

@@ -64,6 +64,13 @@ public struct ReferenceContext {
     public var type: TensorType
     /// Per-run counter of random draws (the plan's step number).
     public var randomCounter: UInt64
+
+    public init(inputs: [RefTensor], attrs: Attributes, type: TensorType, randomCounter: UInt64 = 0) {
+        self.inputs = inputs
+        self.attrs = attrs
+        self.type = type
+        self.randomCounter = randomCounter
+    }
 }
 public typealias ReferenceRule = (ReferenceContext) throws -> RefTensor
 

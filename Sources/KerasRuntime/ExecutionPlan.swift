@@ -1,0 +1,243 @@
+import CKernels
+import KerasIR
+
+/// A graph compiled at concrete shapes: a flat list of kernel calls over
+/// preassigned buffers (one arena for intermediates, the parameter store for
+/// persistent state, a constant pool, a shared workspace). `run()` walks the
+/// list and allocates nothing.
+public final class ExecutionPlan {
+    public struct Step {
+        public var node: Int
+        public var kernel: Kernel
+    }
+
+    /// The specialized, optimized, scheduled graph the plan runs.
+    public let graph: Graph
+    public let memory: MemoryPlan
+    public let store: ParameterStore
+    public let isa: ck_isa
+    public private(set) var steps: ContiguousArray<Step> = []
+    public private(set) var passLog: [PassRecord] = []
+    public private(set) var workspaceBytes = 0
+
+    private let arena: UnsafeMutableRawPointer
+    private var constants: [UnsafeMutableRawPointer] = []
+    private let workspace = Workspace()
+    private let counter: UnsafeMutablePointer<UInt64>
+    private var pointers: [UnsafeMutableRawPointer] = []
+    private var inputIndex: [String: Int] = [:]
+    private var fed: [Bool]
+
+    /// Compiles `graph` with the given shapes for its inputs (by name).
+    public init(_ graph: Graph, inputShapes: [String: [Int]], store: ParameterStore,
+                isa: ck_isa = ck_best_isa(), pipeline: PassPipeline? = .standard()) throws {
+        var g = try specialize(graph, inputShapes: inputShapes)
+        if var p = pipeline {
+            try p.run(&g)
+            passLog = p.log
+        }
+        self.graph = g
+        self.store = store
+        self.isa = isa
+        // Parameters first, so a type conflict fails before anything is built.
+        for v in g.parameters {
+            try store.declare(g[v].name ?? "v\(v.id)", g.type(of: v))
+        }
+        memory = try MemoryPlan(g)
+        arena = alignedAllocate(bytes: memory.arenaBytes)
+        counter = .allocate(capacity: 1)
+        counter.initialize(to: 0)
+        fed = [Bool](repeating: false, count: g.nodes.count)
+        try lower()
+    }
+
+    /// Compiles with every unknown dimension of every input set to `batchSize`.
+    public convenience init(_ graph: Graph, batchSize: Int, store: ParameterStore,
+                            isa: ck_isa = ck_best_isa(), pipeline: PassPipeline? = .standard()) throws {
+        guard batchSize > 0 else { throw IRError("batch size must be positive, got \(batchSize)") }
+        var shapes: [String: [Int]] = [:]
+        for v in graph.inputs {
+            shapes[graph[v].name ?? "v\(v.id)"] = graph.type(of: v).shape.map { $0 == TensorType.unknown ? batchSize : $0 }
+        }
+        try self.init(graph, inputShapes: shapes, store: store, isa: isa, pipeline: pipeline)
+    }
+
+    deinit {
+        arena.deallocate()
+        for c in constants { c.deallocate() }
+        workspace.base?.deallocate()
+        counter.deallocate()
+    }
+
+    private final class Context: LoweringContext {
+        let isa: ck_isa
+        let node: Node
+        let inputTypes: [TensorType]
+        let inputs: [UnsafeMutableRawPointer]
+        let output: UnsafeMutableRawPointer
+        let randomCounter: UnsafeMutablePointer<UInt64>
+        let shared: Workspace
+        var workspaceRequest = 0
+        init(isa: ck_isa, node: Node, inputTypes: [TensorType], inputs: [UnsafeMutableRawPointer],
+             output: UnsafeMutableRawPointer, counter: UnsafeMutablePointer<UInt64>, workspace: Workspace) {
+            self.isa = isa; self.node = node; self.inputTypes = inputTypes; self.inputs = inputs
+            self.output = output; self.randomCounter = counter; self.shared = workspace
+        }
+        func input(_ i: Int) -> UnsafeMutableRawPointer { inputs[i] }
+        func workspace(bytes: Int) -> Workspace {
+            workspaceRequest = max(workspaceRequest, bytes)
+            return shared
+        }
+    }
+
+    private func lower() throws {
+        let g = graph
+        let registry = OpRegistry.standard
+        pointers = []
+        pointers.reserveCapacity(g.nodes.count)
+        for (i, node) in g.nodes.enumerated() {
+            let def = try registry.lookup(node.op)
+            let ins = node.inputs.map { pointers[$0.id] }
+            let types = node.inputs.map { g.type(of: $0) }
+            func context(_ out: UnsafeMutableRawPointer) -> Context {
+                Context(isa: isa, node: node, inputTypes: types, inputs: ins, output: out, counter: counter, workspace: workspace)
+            }
+            func addKernel(_ make: (LoweringContext) throws -> Kernel, _ out: UnsafeMutableRawPointer) throws {
+                let ctx = context(out)
+                let k: Kernel
+                do { k = try make(ctx) } catch let e as IRError {
+                    throw IRError.at(layer: node.layer, "lowering \(node.op): \(e.message)")
+                } catch let e as AttributeError {
+                    throw IRError.at(layer: node.layer, "lowering \(node.op): \(e)")
+                }
+                workspaceBytes = max(workspaceBytes, ctx.workspaceRequest)
+                steps.append(Step(node: i, kernel: k))
+            }
+            switch def.lowering {
+            case .storage?:
+                switch node.op {
+                case "parameter":
+                    pointers.append(store.buffer(node.name ?? "v\(i)")!.pointer)
+                case "input":
+                    pointers.append(arena + memory.offset(of: i)!)
+                    inputIndex[node.name ?? "v\(i)"] = i
+                default:  // constant
+                    let value = try registry.lookup("constant").reference!(
+                        ReferenceContext(inputs: [], attrs: node.attrs, type: node.type, randomCounter: 0))
+                    let p = alignedAllocate(bytes: node.type.byteCount!)
+                    constants.append(p)
+                    if node.type.dtype == .f32 {
+                        let f = p.assumingMemoryBound(to: Float.self)
+                        for (k, x) in value.data.enumerated() { f[k] = Float(x) }
+                    } else {
+                        let f = p.assumingMemoryBound(to: Int32.self)
+                        for (k, x) in value.data.enumerated() { f[k] = Int32(x) }
+                    }
+                    pointers.append(p)
+                }
+            case .alias?:
+                pointers.append(ins[0])
+            case .inPlace(let make)?:
+                pointers.append(ins[0])
+                try addKernel(make, ins[0])
+            case .kernel(let make)?:
+                let out = arena + memory.offset(of: i)!
+                pointers.append(out)
+                try addKernel(make, out)
+            case nil:
+                throw IRError.at(layer: node.layer, "op \(node.op) has no lowering")
+            }
+        }
+        if workspaceBytes > 0 { workspace.base = alignedAllocate(bytes: workspaceBytes) }
+    }
+
+    // MARK: Running
+
+    public var inputNames: [String] { graph.inputs.map { graph[$0].name ?? "v\($0.id)" } }
+
+    public func inputType(_ name: String) -> TensorType? { inputIndex[name].map { graph.nodes[$0].type } }
+
+    /// Copies raw 4-byte elements into an input; the byte count must match.
+    public func setInput(_ name: String, bytes: UnsafeRawBufferPointer) throws {
+        guard let i = inputIndex[name] else {
+            throw IRError("plan for @\(graph.name) has no input %\(name) (inputs: \(inputNames.joined(separator: ", ")))")
+        }
+        let t = graph.nodes[i].type
+        guard bytes.count == t.byteCount! else {
+            throw IRError("input %\(name) expects \(t) (\(t.elementCount!) values), got \(bytes.count / 4) values")
+        }
+        pointers[i].copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        fed[i] = true
+    }
+
+    public func setInput(_ name: String, _ t: Tensor) throws {
+        if let i = inputIndex[name], graph.nodes[i].type != t.type {
+            throw IRError("input %\(name) expects \(graph.nodes[i].type), got \(t.type)")
+        }
+        try t.withRawBytes { try setInput(name, bytes: $0) }
+    }
+
+    /// Runs every step once. Fails, before any parameter is written, if an
+    /// input was never fed or a kernel reports bad data.
+    public func run() throws {
+        for (name, i) in inputIndex where !fed[i] {
+            throw IRError("input %\(name) of @\(graph.name) was not fed")
+        }
+        for step in steps {
+            let code = step.kernel.run()
+            if code != 0 {
+                let node = graph.nodes[step.node]
+                throw IRError.at(layer: node.layer, step.kernel.failure?(code) ?? "\(node.op) failed with code \(code)")
+            }
+        }
+        counter.pointee &+= 1
+    }
+
+    public var outputCount: Int { graph.outputs.count }
+
+    public func outputType(_ i: Int) -> TensorType { graph.type(of: graph.outputs[i]) }
+
+    /// Storage of output `i`, valid until the next run.
+    public func outputPointer(_ i: Int) -> UnsafeRawPointer { UnsafeRawPointer(pointers[graph.outputs[i].id]) }
+
+    /// The first element of output `i` (for scalars such as a loss); allocation-free.
+    public func scalarOutput(_ i: Int) -> Float {
+        let t = outputType(i)
+        let p = outputPointer(i)
+        return t.dtype == .f32 ? p.load(as: Float.self) : Float(p.load(as: Int32.self))
+    }
+
+    public func output(_ i: Int) -> Tensor { Tensor(type: outputType(i), copying: outputPointer(i)) }
+
+    /// Feeds, runs, and returns copies of all outputs.
+    public func run(_ feeds: [String: Tensor]) throws -> [Tensor] {
+        for (name, t) in feeds { try setInput(name, t) }
+        try run()
+        return (0..<outputCount).map(output)
+    }
+
+    /// The kernel list, one line per step, then the memory plan.
+    public var listing: String {
+        let names = GraphPrinter(graph)
+        var lines = ["plan @\(graph.name) isa=\(String(cString: ck_isa_name(isa))) steps=\(steps.count) workspace=\(workspaceBytes) bytes"]
+        for (k, s) in steps.enumerated() {
+            let n = graph.nodes[s.node]
+            lines.append("  \(k): \(names.ref(Value(s.node))) = \(n.op) -> \(s.kernel.name)" + (n.layer.map { "  # \($0)" } ?? ""))
+        }
+        lines.append(memory.description)
+        return lines.joined(separator: "\n")
+    }
+
+    /// FLOPs and bytes of one run, from the ops' cost rules.
+    public var cost: Cost {
+        var total = Cost(flops: 0, bytes: 0)
+        for s in steps {
+            let n = graph.nodes[s.node]
+            if let c = OpRegistry.standard[n.op]?.cost?(n.inputs.map { graph.type(of: $0) }, n.type, n.attrs) {
+                total.flops += c.flops
+                total.bytes += c.bytes
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,102 @@
+import KerasIR
+
+/// Where intermediate values live: liveness intervals over the schedule,
+/// packed into one 64-byte-aligned arena by greedy-by-size placement (largest
+/// buffer first, lowest offset that no buffer live at the same time uses).
+/// An analysis after scheduling: it rewrites nothing.
+public struct MemoryPlan: CustomStringConvertible {
+    public struct Buffer: Sendable {
+        /// The value that defines the buffer (aliases share it).
+        public var value: Int
+        public var offset: Int
+        public var bytes: Int
+        /// First and last schedule positions at which the buffer is live.
+        public var first: Int
+        public var last: Int
+    }
+
+    public static let alignment = 64
+
+    /// Buffers in the arena, by defining value.
+    public private(set) var buffers: [Int: Buffer] = [:]
+    /// For each value, the value whose storage it uses (itself unless it aliases).
+    public private(set) var storageRoot: [Int] = []
+    /// For each value, whether its storage is in the arena (not a parameter or constant).
+    public private(set) var inArena: [Bool] = []
+    public private(set) var arenaBytes = 0
+    /// What the arena would take with one buffer per value.
+    public private(set) var unsharedBytes = 0
+    private var names: GraphPrinter
+
+    public init(_ g: Graph, registry: OpRegistry = .standard) throws {
+        names = GraphPrinter(g)
+        let n = g.nodes.count
+        storageRoot = Array(0..<n)
+        inArena = [Bool](repeating: false, count: n)
+        var first = [Int](repeating: 0, count: n), last = [Int](repeating: -1, count: n)
+        for (i, node) in g.nodes.enumerated() {
+            let def = try registry.lookup(node.op)
+            switch def.lowering {
+            case .alias?, .inPlace?:
+                storageRoot[i] = storageRoot[node.inputs[0].id]
+                inArena[i] = inArena[storageRoot[i]]
+            case .storage?:
+                inArena[i] = node.op == "input"
+                first[i] = 0
+            default:
+                inArena[i] = true
+                first[i] = i
+            }
+            last[storageRoot[i]] = max(last[storageRoot[i]], i)
+            for v in node.inputs { last[storageRoot[v.id]] = max(last[storageRoot[v.id]], i) }
+            if node.op == "input" { last[i] = n }  // inputs hold their values for the whole run
+        }
+        for v in g.outputs { last[storageRoot[v.id]] = n }  // outputs are read after the run
+
+        var order: [Buffer] = []
+        for i in 0..<n where storageRoot[i] == i && inArena[i] {
+            guard let bytes = g.nodes[i].type.byteCount else {
+                throw IRError("memory plan: value \(names.ref(Value(i))) has unknown type \(g.nodes[i].type)")
+            }
+            let size = (max(bytes, 1) + MemoryPlan.alignment - 1) / MemoryPlan.alignment * MemoryPlan.alignment
+            order.append(Buffer(value: i, offset: 0, bytes: size, first: first[i], last: max(last[i], first[i])))
+            unsharedBytes += size
+        }
+        order.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.value < $1.value }
+        var placed: [Buffer] = []
+        for var b in order {
+            let conflicts = placed.filter { $0.first <= b.last && b.first <= $0.last }.sorted { $0.offset < $1.offset }
+            var offset = 0
+            for c in conflicts {
+                if offset + b.bytes <= c.offset { break }
+                offset = max(offset, c.offset + c.bytes)
+            }
+            b.offset = offset
+            placed.append(b)
+            buffers[b.value] = b
+            arenaBytes = max(arenaBytes, offset + b.bytes)
+        }
+    }
+
+    /// Byte offset of a value's storage in the arena, if it lives there.
+    public func offset(of v: Int) -> Int? { inArena[v] ? buffers[storageRoot[v]]?.offset : nil }
+
+    public var summary: String {
+        "arena: \(arenaBytes) bytes in \(buffers.count) buffers, reduced from \(unsharedBytes) to \(arenaBytes) bytes"
+    }
+
+    public var description: String {
+        var lines = buffers.values.sorted { $0.value < $1.value }.map { b in
+            let off = "0x" + String(b.offset, radix: 16).leftPadded(to: 4)
+            return "\(names.ref(Value(b.value))) -> arena[\(off), +\(b.bytes)) live [\(b.first),\(b.last)]"
+        }
+        lines.append(summary)
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func leftPadded(to n: Int, with c: Character = "0") -> String {
+        count >= n ? self : String(repeating: c, count: n - count) + self
+    }
+}

@@ -1,0 +1,63 @@
+import KerasIR
+
+/// Persistent storage for parameters and optimizer slots, shared by every
+/// plan compiled against it (training and inference, any batch size).
+/// Writes are checked before anything changes: a wrong count or shape throws
+/// and leaves the stored values as they were.
+public final class ParameterStore {
+    public final class Buffer {
+        public let type: TensorType
+        public let pointer: UnsafeMutableRawPointer
+        init(_ type: TensorType) {
+            self.type = type
+            self.pointer = alignedAllocate(bytes: type.byteCount!)
+        }
+        deinit { pointer.deallocate() }
+        public var count: Int { type.elementCount! }
+    }
+
+    private var buffers: [String: Buffer] = [:]
+
+    public init() {}
+
+    public var names: [String] { buffers.keys.sorted() }
+    public func contains(_ name: String) -> Bool { buffers[name] != nil }
+    public func type(of name: String) -> TensorType? { buffers[name]?.type }
+
+    /// The buffer for `name`, created zero-filled if absent.
+    @discardableResult
+    public func declare(_ name: String, _ type: TensorType) throws -> Buffer {
+        if let b = buffers[name] {
+            guard b.type == type else {
+                throw IRError("parameter %\(name) is stored as \(b.type), the graph wants \(type)")
+            }
+            return b
+        }
+        guard type.isFullyKnown else { throw IRError("parameter %\(name) needs a known shape, got \(type)") }
+        let b = Buffer(type)
+        buffers[name] = b
+        return b
+    }
+
+    /// Stores a tensor; an existing parameter keeps its type, so the tensor must match it.
+    public func set(_ name: String, _ t: Tensor) throws {
+        if let b = buffers[name], b.type != t.type {
+            throw IRError("parameter %\(name) is \(b.type), cannot store \(t.type)")
+        }
+        let b = try declare(name, t.type)
+        t.withRawBytes { b.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
+    /// Stores values into an existing parameter.
+    public func set(_ name: String, _ values: [Float]) throws {
+        guard let b = buffers[name] else { throw IRError("no parameter %\(name)") }
+        try set(name, try Tensor(values, shape: b.type.shape))
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let b = buffers[name] else { throw IRError("no parameter %\(name)") }
+        return Tensor(type: b.type, copying: b.pointer)
+    }
+
+    public func buffer(_ name: String) -> Buffer? { buffers[name] }
+}
