@@ -5,7 +5,7 @@
  *   exp   relative error <= 2 ulp on [-87, 88]; +inf above 88.72, 0 below -87.3
  *   log   relative error <= 2 ulp on normal positive inputs
  *   tanh  absolute error <= 2e-7
- *   erf   absolute error <= 2e-7 (the rational form XLA uses for f32)
+ *   erf   absolute error <= 4e-7 (the rational form XLA uses for f32; 3.0e-7 measured)
  */
 #ifndef CK_INTERNAL_H
 #define CK_INTERNAL_H

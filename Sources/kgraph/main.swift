@@ -1,1 +1,7 @@
-print("kgraph")
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+exit(KGraphCommand.run(Array(CommandLine.arguments.dropFirst())))

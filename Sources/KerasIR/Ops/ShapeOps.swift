@@ -354,7 +354,11 @@ let shapeOps: [OpDef] = [
               // Only a float-to-float cast passes gradients.
               b.type(of: args.inputs[0]).dtype == .f32 && b.type(of: g).dtype == .f32 ? [g] : [nil]
           },
-          reference: { ctx in RefTensor(ctx.type.dtype, ctx.type.shape, ctx.inputs[0].data).rounded() },
+          reference: { ctx in
+              // f32 -> f32 is the identity (kept exact so finite differences see it); to i32 truncates.
+              let r = RefTensor(ctx.type.dtype, ctx.type.shape, ctx.inputs[0].data)
+              return ctx.type.dtype == .i32 ? r.rounded() : r
+          },
           lowering: .kernel { ctx in
               let from = ctx.inputTypes[0].dtype, to = ctx.outputType.dtype
               let n = ctx.outCount, x = UnsafeRawPointer(ctx.input(0)), y = ctx.output

@@ -1,0 +1,292 @@
+import CKernels
+import XCTest
+
+/// Optimized elementwise, select, copy, cast, reduce, softmax, gather and
+/// random kernels against their reference twins, driven by the kernel table.
+final class ElementwiseKernelTests: XCTestCase {
+    /// Per-op tolerance: the AVX2 math (ck_internal.h) states its accuracy;
+    /// the rest must agree to rounding.
+    static func unaryTolerance(_ op: ck_unary_op) -> Float {
+        switch op {
+        case CK_UNARY_EXP, CK_UNARY_LOG, CK_UNARY_SIGMOID, CK_UNARY_SOFTPLUS, CK_UNARY_SWISH: return 1e-6
+        case CK_UNARY_TANH, CK_UNARY_ERF, CK_UNARY_GELU, CK_UNARY_GELU_TANH, CK_UNARY_ELU, CK_UNARY_SELU: return 1e-6
+        default: return 1e-7
+        }
+    }
+
+    static func unaryRange(_ op: ck_unary_op) -> (Float, Float) {
+        switch op {
+        case CK_UNARY_LOG, CK_UNARY_SQRT, CK_UNARY_RSQRT: return (1e-3, 50)
+        case CK_UNARY_EXP: return (-80, 80)
+        default: return (-12, 12)
+        }
+    }
+
+    func table(_ family: ck_family) -> [ck_kernel_info] {
+        var n = 0
+        let t = ck_kernel_table(&n)!
+        return (0..<n).map { t[$0] }.filter { $0.family == family && $0.isa != CK_ISA_REF }
+    }
+
+    func testUnaryKernelsMatchReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let kernels = table(CK_FAMILY_UNARY)
+        XCTAssertEqual(kernels.count, Int(CK_UNARY_COUNT.rawValue))
+        var rng = TestRNG(1)
+        for info in kernels {
+            let op = ck_unary_op(UInt32(info.op))
+            let fast = ck_f32_unary_kernel(op, info.isa)!, ref = ck_f32_unary_kernel(op, CK_ISA_REF)!
+            var params = ck_unary_params(alpha: 0.7, beta: 0)
+            let (lo, hi) = Self.unaryRange(op)
+            for n in sizesAround(Int(info.tile)) {
+                var xs = rng.floats(n, lo, hi)
+                if n > 3 { xs[0] = 0; xs[1] = -0.0 }
+                let x = Guarded(xs), y = Guarded(n), r = Guarded(n)
+                fast(n, x.pointer, y.pointer, &params)
+                ref(n, x.pointer, r.pointer, &params)
+                if let msg = compare(y.values, r.values, tol: Self.unaryTolerance(op)) {
+                    XCTFail("\(kernelName(info)) n=\(n): \(msg)")
+                }
+                XCTAssertTrue(y.intactCanaries, "\(kernelName(info)) n=\(n) wrote outside its output")
+                // in place
+                fast(n, x.pointer, x.pointer, &params)
+                if let msg = compare(x.values, r.values, tol: Self.unaryTolerance(op)) {
+                    XCTFail("\(kernelName(info)) in place n=\(n): \(msg)")
+                }
+            }
+        }
+    }
+
+    /// The AVX2 math functions against libm over wide ranges, with the
+    /// accuracy stated in ck_internal.h.
+    func testVectorMathAccuracy() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let n = 20000
+        let cases: [(ck_unary_op, Float, Float, (Double) -> Double, Double, Bool)] = [
+            (CK_UNARY_EXP, -87, 88, { Foundation.exp($0) }, 2.5e-7, true),
+            (CK_UNARY_LOG, 1e-30, 1e30, { Foundation.log($0) }, 2.5e-7, true),
+            (CK_UNARY_TANH, -10, 10, { Foundation.tanh($0) }, 2e-7, false),
+            (CK_UNARY_ERF, -5, 5, { Foundation.erf($0) }, 4e-7, false),
+        ]
+        var params = ck_unary_params(alpha: 0, beta: 0)
+        for (op, lo, hi, f, bound, relative) in cases {
+            let fn = ck_f32_unary_kernel(op, CK_ISA_AVX2)!
+            var xs = [Float](repeating: 0, count: n)
+            for i in 0..<n {
+                let t = Double(i) / Double(n - 1)
+                xs[i] = op == CK_UNARY_LOG ? Float(Foundation.exp(Foundation.log(Double(lo)) * (1 - t) + Foundation.log(Double(hi)) * t))
+                                           : Float(Double(lo) * (1 - t) + Double(hi) * t)
+            }
+            var ys = [Float](repeating: 0, count: n)
+            fn(n, xs, &ys, &params)
+            var worst = 0.0
+            for i in 0..<n {
+                let exact = f(Double(xs[i]))
+                let err = abs(Double(ys[i]) - exact) / (relative ? abs(exact) : 1)
+                worst = max(worst, err)
+            }
+            XCTAssertLessThanOrEqual(worst, bound, "\(String(cString: ck_unary_op_name(op))) max \(relative ? "relative" : "absolute") error \(worst)")
+        }
+    }
+
+    func testBinaryKernelsMatchReferenceInEveryStrideCombination() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(2)
+        for info in table(CK_FAMILY_BINARY_F32) {
+            let op = ck_binary_op(UInt32(info.op))
+            let fast = ck_f32_binary_kernel(op, info.isa)!, ref = ck_f32_binary_kernel(op, CK_ISA_REF)!
+            for n in sizesAround(Int(info.tile)) {
+                for (sa, sb) in [(1, 1), (1, 0), (0, 1), (0, 0)] {
+                    var av = rng.floats(n, op == CK_BINARY_POW ? 0.1 : -4, 4)
+                    let bv = op == CK_BINARY_POW ? rng.floats(n, -2, 2) : rng.floats(n, -4, 4)
+                    if n > 2 { av[1] = bv[1] }  // equal operands for the comparisons
+                    let a = Guarded(av), b = Guarded(bv), y = Guarded(n), r = Guarded(n)
+                    fast(n, a.pointer, sa, b.pointer, sb, y.pointer)
+                    ref(n, a.pointer, sa, b.pointer, sb, r.pointer)
+                    if let msg = compare(y.values, r.values, tol: 1e-7) {
+                        XCTFail("\(kernelName(info)) n=\(n) strides=(\(sa),\(sb)): \(msg)")
+                    }
+                    XCTAssertTrue(y.intactCanaries, "\(kernelName(info)) n=\(n) wrote outside its output")
+                }
+            }
+        }
+        for info in table(CK_FAMILY_BINARY_I32) {
+            let op = ck_binary_op(UInt32(info.op))
+            let fast = ck_i32_binary_kernel(op, info.isa)!, ref = ck_i32_binary_kernel(op, CK_ISA_REF)!
+            for n in sizesAround(Int(info.tile)) {
+                for (sa, sb) in [(1, 1), (1, 0), (0, 1)] {
+                    let a = (0..<n).map { _ in Int32(truncatingIfNeeded: rng.next() % 7) - 3 }
+                    let b = (0..<n).map { _ in Int32(truncatingIfNeeded: rng.next() % 7) - 3 }
+                    var y = [Int32](repeating: 99, count: n + 4), r = [Int32](repeating: 99, count: n + 4)
+                    fast(n, a, sa, b, sb, &y)
+                    ref(n, a, sa, b, sb, &r)
+                    XCTAssertEqual(y, r, "\(kernelName(info)) n=\(n) strides=(\(sa),\(sb))")
+                }
+            }
+        }
+    }
+
+    func testSelectCopyFillCastMatchReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(3)
+        for n in sizesAround(8) {
+            // select, f32 and i32 conditions, every stride combination
+            for condF32 in [true, false] {
+                let fast = ck_x32_select_kernel(condF32 ? 1 : 0, CK_ISA_AVX2)!, ref = ck_x32_select_kernel(condF32 ? 1 : 0, CK_ISA_REF)!
+                let condF = (0..<n).map { _ in Float(rng.next() % 2) }
+                let condI = condF.map { Int32($0) }
+                let a = (0..<n).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
+                let b = (0..<n).map { _ in UInt32(truncatingIfNeeded: rng.next()) }
+                for (sc, sa, sb) in [(1, 1, 1), (0, 1, 1), (1, 0, 1), (1, 1, 0), (1, 0, 0)] {
+                    var y = [UInt32](repeating: canary, count: n + 8), r = [UInt32](repeating: canary, count: n + 8)
+                    condF.withUnsafeBytes { cf in condI.withUnsafeBytes { ci in
+                        let c = condF32 ? cf.baseAddress! : ci.baseAddress!
+                        fast(n, c, sc, a, sa, b, sb, &y)
+                        ref(n, c, sc, a, sa, b, sb, &r)
+                    } }
+                    XCTAssertEqual(y, r, "select cond \(condF32 ? "f32" : "i32") n=\(n) strides=(\(sc),\(sa),\(sb))")
+                }
+            }
+            // fill
+            var y = [UInt32](repeating: canary, count: n + 8), r = y
+            ck_x32_fill_kernel(CK_ISA_AVX2)(n, 7, &y)
+            ck_x32_fill_kernel(CK_ISA_REF)(n, 7, &r)
+            XCTAssertEqual(y, r, "fill n=\(n)")
+            // casts
+            let fs = rng.floats(n, -3e9, 3e9) + [.nan, 2.5, -2.5]
+            var i1 = [Int32](repeating: 0, count: fs.count), i2 = i1
+            ck_cast_kernel(1, CK_ISA_AVX2)(fs.count, fs, &i1)
+            ck_cast_kernel(1, CK_ISA_REF)(fs.count, fs, &i2)
+            XCTAssertEqual(i1, i2, "cast f32->i32 n=\(n)")
+            var f1 = [Float](repeating: 0, count: i1.count), f2 = f1
+            ck_cast_kernel(0, CK_ISA_AVX2)(i1.count, i1, &f1)
+            ck_cast_kernel(0, CK_ISA_REF)(i1.count, i1, &f2)
+            XCTAssertEqual(f1, f2, "cast i32->f32 n=\(n)")
+        }
+        // strided N-d copy: transposes, slices with odd strides, broadcasts
+        let shapes: [[Int]] = [[1], [7], [3, 5], [4, 9, 2], [2, 3, 17], [5, 1, 33]]
+        for shape in shapes {
+            let n = shape.reduce(1, *)
+            for mode in 0..<3 {
+                var d = ck_copy_desc()
+                d.rank = Int32(shape.count)
+                var src = [Int](repeating: 0, count: shape.count), dst = src
+                var s = 1
+                for i in stride(from: shape.count - 1, through: 0, by: -1) { dst[i] = s; s *= shape[i] }
+                switch mode {
+                case 0: // reversed axis order as source strides (a transpose)
+                    var t = 1
+                    for i in 0..<shape.count { src[i] = t; t *= shape[i] }
+                case 1: src = dst.map { $0 * 3 }  // every third element
+                default: src = dst.enumerated().map { $0.offset == 0 ? 0 : $0.element }  // broadcast over axis 0
+                }
+                withUnsafeMutableBytes(of: &d.shape) { p in for (i, v) in shape.enumerated() { p.storeBytes(of: Int64(v), toByteOffset: i * 8, as: Int64.self) } }
+                withUnsafeMutableBytes(of: &d.src_stride) { p in for (i, v) in src.enumerated() { p.storeBytes(of: Int64(v), toByteOffset: i * 8, as: Int64.self) } }
+                withUnsafeMutableBytes(of: &d.dst_stride) { p in for (i, v) in dst.enumerated() { p.storeBytes(of: Int64(v), toByteOffset: i * 8, as: Int64.self) } }
+                let source = (0..<(n * 3 + 8)).map { UInt32($0) }
+                var y = [UInt32](repeating: canary, count: n + 8), r = y
+                ck_x32_copy_kernel(CK_ISA_AVX2)(&d, source, &y)
+                ck_x32_copy_kernel(CK_ISA_REF)(&d, source, &r)
+                XCTAssertEqual(y, r, "copy_nd shape \(shape) mode \(mode)")
+                XCTAssertEqual(y[n...].allSatisfy { $0 == canary }, true, "copy_nd wrote past its output")
+            }
+        }
+    }
+
+    func testReduceAndSoftmaxMatchReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(4)
+        let views: [(Int, Int, Int)] = [(1, 1, 1), (3, 7, 1), (2, 33, 1), (1, 257, 1), (4, 5, 8), (3, 9, 11), (2, 1, 17), (5, 64, 3)]
+        for (outer, n, inner) in views {
+            let x = Guarded(rng.floats(outer * n * inner, -5, 5))
+            for info in table(CK_FAMILY_REDUCE) {
+                let op = ck_reduce_op(UInt32(info.op))
+                let y = Guarded(outer * inner), r = Guarded(outer * inner)
+                ck_f32_reduce_kernel(op, info.isa)(outer, n, inner, x.pointer, y.pointer)
+                ck_f32_reduce_kernel(op, CK_ISA_REF)(outer, n, inner, x.pointer, r.pointer)
+                if let msg = compare(y.values, r.values, tol: 1e-6 * Float(n)) {
+                    XCTFail("\(kernelName(info)) [\(outer),\(n),\(inner)]: \(msg)")
+                }
+                XCTAssertTrue(y.intactCanaries, "\(kernelName(info)) wrote outside its output")
+            }
+            for log: Int32 in [0, 1] {
+                let y = Guarded(outer * n * inner), r = Guarded(outer * n * inner)
+                ck_f32_softmax_kernel(CK_ISA_AVX2)(outer, n, inner, x.pointer, y.pointer, log)
+                ck_f32_softmax_kernel(CK_ISA_REF)(outer, n, inner, x.pointer, r.pointer, log)
+                if let msg = compare(y.values, r.values, tol: 2e-6) {
+                    XCTFail("softmax log=\(log) [\(outer),\(n),\(inner)]: \(msg)")
+                }
+                XCTAssertTrue(y.intactCanaries, "softmax wrote outside its output")
+            }
+        }
+    }
+
+    func testGatherScatterAndRandomMatchReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(5)
+        for width in sizesAround(8) {
+            let rows = 11
+            let table = Guarded(rng.floats(rows * width, -1, 1))
+            var idx = (0..<9).map { _ in Int32(rng.next() % UInt64(rows)) }
+            idx[3] = -1; idx[5] = Int32(rows)  // out of range: zeros, counted
+            let y = Guarded(idx.count * width), r = Guarded(idx.count * width)
+            let bad1 = ck_f32_gather_kernel(CK_ISA_AVX2)(idx.count, idx, table.pointer, rows, width, y.pointer)
+            let bad2 = ck_f32_gather_kernel(CK_ISA_REF)(idx.count, idx, table.pointer, rows, width, r.pointer)
+            XCTAssertEqual(bad1, 2); XCTAssertEqual(bad2, 2)
+            XCTAssertEqual(y.values, r.values, "gather width \(width)")
+            XCTAssertTrue(y.intactCanaries)
+            let s = Guarded(rows * width), sr = Guarded(rows * width)
+            _ = ck_f32_scatter_add_kernel(CK_ISA_AVX2)(idx.count, idx, y.pointer, rows, width, s.pointer)
+            _ = ck_f32_scatter_add_kernel(CK_ISA_REF)(idx.count, idx, y.pointer, rows, width, sr.pointer)
+            XCTAssertNil(compare(s.values, sr.values, tol: 1e-7), "scatter_add width \(width)")
+            XCTAssertTrue(s.intactCanaries)
+        }
+        for info in table(CK_FAMILY_RANDOM) {
+            let dist = ck_random_dist(UInt32(info.op))
+            for n in sizesAround(8) {
+                let y = Guarded(n), r = Guarded(n)
+                ck_f32_random_kernel(dist, info.isa)(n, 1234, 7, 0.3, 2.0, y.pointer)
+                ck_f32_random_kernel(dist, CK_ISA_REF)(n, 1234, 7, 0.3, 2.0, r.pointer)
+                if let msg = compare(y.values, r.values, tol: 1e-6) { XCTFail("\(kernelName(info)) n=\(n): \(msg)") }
+                XCTAssertTrue(y.intactCanaries)
+            }
+        }
+    }
+
+    /// Draws are deterministic per (seed, counter), differ across counters,
+    /// and have the right moments.
+    func testRandomDrawsStatistics() {
+        let n = 100_000
+        var u = [Float](repeating: 0, count: n), u2 = u, g = u, b = u
+        ck_f32_random_kernel(CK_RANDOM_UNIFORM, ck_best_isa())(n, 9, 0, -1, 3, &u)
+        ck_f32_random_kernel(CK_RANDOM_UNIFORM, ck_best_isa())(n, 9, 1, -1, 3, &u2)
+        ck_f32_random_kernel(CK_RANDOM_NORMAL, ck_best_isa())(n, 9, 0, 2, 0.5, &g)
+        ck_f32_random_kernel(CK_RANDOM_BERNOULLI, ck_best_isa())(n, 9, 0, 0.3, 0, &b)
+        func mean(_ v: [Float]) -> Double { v.reduce(0.0) { $0 + Double($1) } / Double(v.count) }
+        func sd(_ v: [Float]) -> Double { let m = mean(v); return (v.reduce(0.0) { $0 + (Double($1) - m) * (Double($1) - m) } / Double(v.count)).squareRoot() }
+        XCTAssertEqual(mean(u), 1.0, accuracy: 0.02)
+        XCTAssertTrue(u.allSatisfy { $0 >= -1 && $0 < 3 })
+        XCTAssertNotEqual(u, u2)
+        XCTAssertEqual(mean(g), 2.0, accuracy: 0.01)
+        XCTAssertEqual(sd(g), 0.5, accuracy: 0.01)
+        XCTAssertEqual(mean(b), 0.3, accuracy: 0.01)
+        XCTAssertTrue(b.allSatisfy { $0 == 0 || $0 == 1 })
+    }
+
+    /// Every optimized kernel in the table belongs to a family these tests drive.
+    func testEveryTableKernelIsCovered() {
+        var n = 0
+        let t = ck_kernel_table(&n)!
+        let covered: Set<UInt32> = [CK_FAMILY_UNARY, CK_FAMILY_BINARY_F32, CK_FAMILY_BINARY_I32, CK_FAMILY_SELECT,
+                                    CK_FAMILY_COPY, CK_FAMILY_FILL, CK_FAMILY_CAST, CK_FAMILY_REDUCE, CK_FAMILY_SOFTMAX,
+                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM].map(\.rawValue).reduce(into: []) { $0.insert($1) }
+        for i in 0..<n {
+            XCTAssertTrue(covered.contains(t[i].family.rawValue), "\(kernelName(t[i])) is in no tested family")
+            // every optimized kernel has a reference twin in the table
+            if t[i].isa != CK_ISA_REF {
+                let twin = (0..<n).contains { t[$0].family == t[i].family && t[$0].op == t[i].op && t[$0].isa == CK_ISA_REF }
+                XCTAssertTrue(twin, "\(kernelName(t[i])) has no __ref twin")
+            }
+        }
+    }
+}

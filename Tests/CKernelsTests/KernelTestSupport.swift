@@ -1,0 +1,79 @@
+import CKernels
+import XCTest
+
+/// Sizes around a vector width or tile: 1 ... tile+1, multiples and odd sizes.
+func sizesAround(_ tile: Int) -> [Int] {
+    var s = Set(1...(tile + 1))
+    for m in [2, 3, 4] { s.insert(m * tile); s.insert(m * tile - 1); s.insert(m * tile + 1) }
+    for odd in [7, 33, 257] { s.insert(odd) }
+    return s.sorted()
+}
+
+/// Deterministic test data.
+struct TestRNG {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e3779b97f4a7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
+        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
+        return z ^ (z >> 31)
+    }
+    mutating func float(_ lo: Float, _ hi: Float) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+    mutating func floats(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] { (0..<n).map { _ in float(lo, hi) } }
+}
+
+let canary: UInt32 = 0xDEADBEEF
+
+/// A float buffer with an odd offset from a 64-byte boundary (unaligned for
+/// vector loads) and canary words after its end.
+final class Guarded {
+    let raw: UnsafeMutableRawPointer
+    let count: Int
+    let offset = 1  // floats past the aligned start
+    static let guardWords = 16
+    var pointer: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) + offset }
+    var words: UnsafeMutablePointer<UInt32> { raw.assumingMemoryBound(to: UInt32.self) + offset }
+
+    init(_ count: Int, fill: Float = .nan) {
+        self.count = count
+        raw = .allocate(byteCount: (count + offset + Guarded.guardWords) * 4, alignment: 64)
+        let w = raw.assumingMemoryBound(to: UInt32.self)
+        for i in 0..<(count + offset + Guarded.guardWords) { w[i] = canary }
+        for i in 0..<count { pointer[i] = fill }
+    }
+    convenience init(_ values: [Float]) {
+        self.init(values.count)
+        for (i, v) in values.enumerated() { pointer[i] = v }
+    }
+    deinit { raw.deallocate() }
+
+    var values: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    var intactCanaries: Bool {
+        let w = raw.assumingMemoryBound(to: UInt32.self)
+        let before = (0..<offset).allSatisfy { w[$0] == canary }
+        let after = (0..<Guarded.guardWords).allSatisfy { w[offset + count + $0] == canary }
+        return before && after
+    }
+}
+
+/// Elementwise comparison |y - ref| <= (|ref| + 1) * tol, NaN only where ref is NaN.
+/// Returns a message describing the first mismatches, or nil.
+func compare(_ y: [Float], _ ref: [Float], tol: Float) -> String? {
+    var bad: [String] = []
+    for i in 0..<ref.count {
+        let a = y[i], r = ref[i]
+        if r.isNaN { if !a.isNaN { bad.append("[\(i)] \(a) vs NaN") }; continue }
+        if r.isInfinite { if a != r { bad.append("[\(i)] \(a) vs \(r)") }; continue }
+        if !(abs(a - r) <= (abs(r) + 1) * tol) { bad.append("[\(i)] \(a) vs \(r) (diff \(abs(a - r)))") }
+        if bad.count >= 4 { break }
+    }
+    return bad.isEmpty ? nil : bad.joined(separator: ", ")
+}
+
+func kernelName(_ info: ck_kernel_info) -> String { String(cString: info.name) }
+
+var hasAVX2: Bool { ck_cpu_has_avx2_fma() != 0 }

@@ -1,0 +1,128 @@
+import KerasIR
+
+/// One input of an op case: its concrete type and how its values are drawn.
+struct InputSpec {
+    enum Values {
+        /// Uniform in [lo, hi].
+        case uniform(Double, Double)
+        /// Magnitude uniform in [lo, hi] with a random sign: keeps clear of kinks at 0.
+        case awayFromZero(Double, Double)
+        case exactly([Double])
+    }
+    var type: TensorType
+    var values: Values
+    /// Whether the gradient check differentiates with respect to this input.
+    var differentiate: Bool
+
+    static func f32(_ shape: [Int], _ v: Values = .awayFromZero(0.1, 2), differentiate: Bool = true) -> InputSpec {
+        InputSpec(type: .f32(shape), values: v, differentiate: differentiate)
+    }
+    static func i32(_ shape: [Int], _ v: [Double]) -> InputSpec {
+        InputSpec(type: .i32(shape), values: .exactly(v), differentiate: false)
+    }
+    /// An f32 input whose values do not matter to the result's gradient (a mask or template).
+    static func fixed(_ shape: [Int], _ v: Values) -> InputSpec {
+        InputSpec(type: .f32(shape), values: v, differentiate: false)
+    }
+}
+
+/// One row of the op table: an op applied to inputs with attributes. Every
+/// registered op has at least one row; the tests compile each row to kernels
+/// and compare with the reference, and check the VJP of every differentiable
+/// row against central finite differences.
+struct OpCase: CustomStringConvertible {
+    var op: String
+    var inputs: [InputSpec]
+    var attrs: Attributes = [:]
+    var label: String = ""
+    var description: String { label.isEmpty ? op : "\(op) [\(label)]" }
+}
+
+private let unaryNames = ["neg", "exp", "log", "sqrt", "rsqrt", "square", "abs", "sign", "erf", "relu", "sigmoid",
+                          "tanh", "softplus", "softsign", "elu", "selu", "gelu", "gelu_tanh", "swish", "hard_sigmoid", "leaky_relu"]
+
+private func unaryCases() -> [OpCase] {
+    unaryNames.map { name in
+        let values: InputSpec.Values
+        switch name {
+        case "log", "sqrt", "rsqrt": values = .uniform(0.5, 3)
+        case "hard_sigmoid": values = .awayFromZero(0.1, 2.9)
+        case "exp": values = .uniform(-3, 3)
+        default: values = .awayFromZero(0.05, 3)
+        }
+        var attrs: Attributes = [:]
+        if name == "elu" { attrs = ["alpha": .float(0.7)] }
+        if name == "leaky_relu" { attrs = ["alpha": .float(0.3)] }
+        return OpCase(op: name, inputs: [.f32([2, 3, 5], values)], attrs: attrs)
+    }
+}
+
+private func binaryCases() -> [OpCase] {
+    let shapes: [([Int], [Int], String)] = [([2, 3, 4], [2, 3, 4], "same"), ([2, 3, 4], [4], "row"),
+                                            ([2, 1, 4], [3, 1], "both"), ([], [2, 3], "scalar")]
+    var out: [OpCase] = []
+    for name in ["add", "sub", "mul", "div", "maximum", "minimum", "pow"] {
+        for (a, b, label) in shapes {
+            var va: InputSpec.Values = .awayFromZero(0.1, 2), vb: InputSpec.Values = .awayFromZero(0.1, 2)
+            if name == "pow" { va = .uniform(0.5, 2); vb = .uniform(-1.5, 1.5) }
+            if name == "div" { vb = .awayFromZero(0.5, 2) }
+            out.append(OpCase(op: name, inputs: [.f32(a, va), .f32(b, vb)], label: label))
+        }
+    }
+    return out
+}
+
+private func comparisonCases() -> [OpCase] {
+    ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"].flatMap { name in
+        [OpCase(op: name, inputs: [.fixed([2, 4], .exactly([1, 2, 3, 4, 5, 6, 7, 8])), .fixed([4], .exactly([1, 5, 3, 0]))], label: "f32"),
+         OpCase(op: name, inputs: [.i32([2, 3], [0, 1, 2, 3, 4, 5]), .i32([], [2])], label: "i32")]
+    }
+}
+
+let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
+    OpCase(op: "select", inputs: [.fixed([2, 3], .exactly([1, 0, 1, 0, 0, 1])), .f32([2, 3]), .f32([3])]),
+    OpCase(op: "select", inputs: [.i32([3], [0, 5, 1]), .f32([2, 3]), .f32([])], label: "i32 condition"),
+
+    OpCase(op: "reduce_sum", inputs: [.f32([2, 3, 4])], attrs: ["axes": .ints([1]), "keepdims": .bool(false)]),
+    OpCase(op: "reduce_sum", inputs: [.f32([2, 3, 4])], attrs: ["axes": .ints([0, 2]), "keepdims": .bool(true)], label: "non-adjacent axes"),
+    OpCase(op: "reduce_sum", inputs: [.f32([2, 3])], attrs: ["axes": .ints([]), "keepdims": .bool(false)], label: "no axes"),
+    OpCase(op: "reduce_mean", inputs: [.f32([2, 3, 4])], attrs: ["axes": .ints([-1]), "keepdims": .bool(false)]),
+    OpCase(op: "reduce_mean", inputs: [.f32([2, 3, 4])], attrs: ["axes": .ints([0, 2]), "keepdims": .bool(false)], label: "two axes"),
+    OpCase(op: "reduce_max", inputs: [.f32([2, 3, 4], .uniform(-2, 2))], attrs: ["axes": .ints([1]), "keepdims": .bool(false)]),
+    OpCase(op: "reduce_min", inputs: [.f32([2, 3, 4], .uniform(-2, 2))], attrs: ["axes": .ints([0, 1]), "keepdims": .bool(true)]),
+    OpCase(op: "softmax", inputs: [.f32([2, 3, 4], .uniform(-2, 2))], attrs: ["axis": .int(-1)]),
+    OpCase(op: "softmax", inputs: [.f32([2, 3, 4], .uniform(-2, 2))], attrs: ["axis": .int(1)], label: "middle axis"),
+    OpCase(op: "log_softmax", inputs: [.f32([3, 5], .uniform(-2, 2))], attrs: ["axis": .int(-1)]),
+    OpCase(op: "log_softmax", inputs: [.f32([3, 5, 2], .uniform(-2, 2))], attrs: ["axis": .int(1)], label: "middle axis"),
+
+    OpCase(op: "matmul", inputs: [.f32([3, 4]), .f32([4, 5])]),
+    OpCase(op: "matmul", inputs: [.f32([4, 3]), .f32([4, 5])], attrs: ["transpose_a": .bool(true)], label: "ta"),
+    OpCase(op: "matmul", inputs: [.f32([3, 4]), .f32([5, 4])], attrs: ["transpose_b": .bool(true)], label: "tb"),
+    OpCase(op: "matmul", inputs: [.f32([4, 3]), .f32([5, 4])], attrs: ["transpose_a": .bool(true), "transpose_b": .bool(true)], label: "ta tb"),
+    OpCase(op: "matmul", inputs: [.f32([2, 3, 4]), .f32([2, 4, 5])], label: "batched"),
+    OpCase(op: "matmul", inputs: [.f32([2, 3, 4]), .f32([4, 5])], label: "shared b"),
+    OpCase(op: "matmul", inputs: [.f32([2, 3, 4]), .f32([5, 4])], attrs: ["transpose_b": .bool(true)], label: "shared b, tb"),
+    OpCase(op: "matmul", inputs: [.f32([2, 4, 3]), .f32([4, 5])], attrs: ["transpose_a": .bool(true)], label: "shared b, ta"),
+
+    OpCase(op: "reshape", inputs: [.f32([2, 3, 4])], attrs: ["shape": .ints([6, -1])]),
+    OpCase(op: "stop_gradient", inputs: [.f32([2, 3])]),
+    OpCase(op: "transpose", inputs: [.f32([2, 3, 4])], attrs: ["perm": .ints([2, 0, 1])]),
+    OpCase(op: "broadcast_to", inputs: [.f32([3, 1])], attrs: ["shape": .ints([2, 3, 4])]),
+    OpCase(op: "broadcast_to", inputs: [.f32([1, 4]), .fixed([3, 4], .uniform(0, 1))], label: "like"),
+    OpCase(op: "concat", inputs: [.f32([2, 3]), .f32([2, 1]), .f32([2, 2])], attrs: ["axis": .int(1)]),
+    OpCase(op: "concat", inputs: [.f32([1, 3]), .f32([2, 3])], attrs: ["axis": .int(0)], label: "axis 0"),
+    OpCase(op: "slice", inputs: [.f32([4, 5, 3])], attrs: ["begin": .ints([1, 0, 1]), "size": .ints([2, -1, 2])]),
+    OpCase(op: "pad", inputs: [.f32([2, 3])], attrs: ["pads": .ints([1, 0, 2, 1]), "value": .float(0.5)]),
+    OpCase(op: "cast", inputs: [.f32([2, 3])], attrs: ["dtype": .string("f32")], label: "f32 to f32"),
+    OpCase(op: "cast", inputs: [.fixed([4], .exactly([1.7, -2.5, 0, 3]))], attrs: ["dtype": .string("i32")], label: "f32 to i32"),
+    OpCase(op: "cast", inputs: [.i32([3], [-4, 0, 9])], attrs: ["dtype": .string("f32")], label: "i32 to f32"),
+    OpCase(op: "gather", inputs: [.f32([5, 3]), .i32([2, 2], [4, 0, 4, 2])]),
+    OpCase(op: "scatter_add", inputs: [.f32([4, 3]), .i32([4], [1, 3, 1, 0])], attrs: ["rows": .int(5)]),
+    OpCase(op: "dim_size", inputs: [.fixed([2, 3, 4], .uniform(0, 1))], attrs: ["axes": .ints([0, 2])]),
+    OpCase(op: "random_uniform", inputs: [.fixed([3, 5], .uniform(0, 1))], attrs: ["seed": .int(3), "minval": .float(-1), "maxval": .float(2)]),
+    OpCase(op: "random_normal", inputs: [], attrs: ["seed": .int(4), "shape": .ints([4, 3]), "mean": .float(1), "stddev": .float(0.5)]),
+    OpCase(op: "random_bernoulli", inputs: [.fixed([17], .uniform(0, 1))], attrs: ["seed": .int(5), "p": .float(0.3)]),
+]
+
+/// Ops without inputs or with effects, exercised by the runtime tests.
+let structuralOps: Set<String> = ["input", "parameter", "constant", "assign"]
