@@ -26,7 +26,14 @@ public final class ExecutionPlan {
     private let counter: UnsafeMutablePointer<UInt64>
     private var pointers: [UnsafeMutableRawPointer] = []
     private var inputIndex: [String: Int] = [:]
-    private var fed: [Bool]
+    // Hot-path tables: plain arrays walked with index loops, so a run
+    // allocates nothing even where generics are not specialized (debug builds).
+    private var inputNodes: ContiguousArray<Int> = []
+    private var inputNameList: ContiguousArray<String> = []
+    private var inputByteCounts: ContiguousArray<Int> = []
+    private var outputIsF32: ContiguousArray<Bool> = []
+    private var outputPointers: ContiguousArray<UnsafeRawPointer> = []
+    private var fed: ContiguousArray<Bool>
 
     /// Compiles `graph` with the given shapes for its inputs (by name).
     public init(_ graph: Graph, inputShapes: [String: [Int]], store: ParameterStore,
@@ -47,8 +54,17 @@ public final class ExecutionPlan {
         arena = alignedAllocate(bytes: memory.arenaBytes)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)
-        fed = [Bool](repeating: false, count: g.nodes.count)
+        fed = ContiguousArray(repeating: false, count: g.nodes.count)
         try lower()
+        for v in g.inputs {
+            inputNodes.append(v.id)
+            inputNameList.append(g[v].name ?? "v\(v.id)")
+            inputByteCounts.append(g.type(of: v).byteCount!)
+        }
+        for v in g.outputs {
+            outputIsF32.append(g.type(of: v).dtype == .f32)
+            outputPointers.append(UnsafeRawPointer(pointers[v.id]))
+        }
     }
 
     /// Compiles with every unknown dimension of every input set to `batchSize`.
@@ -159,14 +175,17 @@ public final class ExecutionPlan {
 
     /// Copies raw 4-byte elements into an input; the byte count must match.
     public func setInput(_ name: String, bytes: UnsafeRawBufferPointer) throws {
-        guard let i = inputIndex[name] else {
+        var k = 0
+        while k < inputNameList.count && inputNameList[k] != name { k += 1 }
+        guard k < inputNameList.count else {
             throw IRError("plan for @\(graph.name) has no input %\(name) (inputs: \(inputNames.joined(separator: ", ")))")
         }
-        let t = graph.nodes[i].type
-        guard bytes.count == t.byteCount! else {
+        let i = inputNodes[k]
+        guard bytes.count == inputByteCounts[k] else {
+            let t = graph.nodes[i].type
             throw IRError("input %\(name) expects \(t) (\(t.elementCount!) values), got \(bytes.count / 4) values")
         }
-        pointers[i].copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        if bytes.count > 0 { pointers[i].copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
         fed[i] = true
     }
 
@@ -180,15 +199,21 @@ public final class ExecutionPlan {
     /// Runs every step once. Fails, before any parameter is written, if an
     /// input was never fed or a kernel reports bad data.
     public func run() throws {
-        for (name, i) in inputIndex where !fed[i] {
-            throw IRError("input %\(name) of @\(graph.name) was not fed")
+        var k = 0
+        while k < inputNodes.count {
+            if !fed[inputNodes[k]] { throw IRError("input %\(inputNameList[k]) of @\(graph.name) was not fed") }
+            k += 1
         }
-        for step in steps {
-            let code = step.kernel.run()
+        var i = 0
+        let n = steps.count
+        while i < n {
+            let code = steps[i].kernel.run()
             if code != 0 {
+                let step = steps[i]
                 let node = graph.nodes[step.node]
                 throw IRError.at(layer: node.layer, step.kernel.failure?(code) ?? "\(node.op) failed with code \(code)")
             }
+            i += 1
         }
         counter.pointee &+= 1
     }
@@ -202,9 +227,8 @@ public final class ExecutionPlan {
 
     /// The first element of output `i` (for scalars such as a loss); allocation-free.
     public func scalarOutput(_ i: Int) -> Float {
-        let t = outputType(i)
-        let p = outputPointer(i)
-        return t.dtype == .f32 ? p.load(as: Float.self) : Float(p.load(as: Int32.self))
+        let p = outputPointers[i]
+        return outputIsF32[i] ? p.load(as: Float.self) : Float(p.load(as: Int32.self))
     }
 
     public func output(_ i: Int) -> Tensor { Tensor(type: outputType(i), copying: outputPointer(i)) }

@@ -130,11 +130,13 @@ let matmulOps: [OpDef] = [
             return Kernel(name: kernelName + (batch > 1 ? " x\(batch)" : "")) {
                 _ = keep
                 let w = ws?.base
-                for p in 0..<batch {
+                var p = 0
+                while p < batch {
                     box.pointee.a = UnsafePointer(a + p * aStride)
                     box.pointee.b = UnsafePointer(b + p * bStride)
                     box.pointee.c = c + p * cStride
                     fn(box, w)
+                    p += 1
                 }
                 return 0
             }

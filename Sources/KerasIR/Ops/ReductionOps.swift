@@ -130,17 +130,18 @@ private func lowerReduce(_ kind: ck_reduce_op, mean: Bool) -> Lowering {
         scale.initialize(to: 1 / Float(Swift.max(count, 1)))
         let keep = ParamsBox(scale)
         let mulFn = ck_f32_binary_kernel(CK_BINARY_MUL, isa)!
-        let frozen = calls
+        // One flat table of (outer, n, inner) triples, walked by index.
+        let table = ContiguousArray(calls.flatMap { [$0.outer, $0.n, $0.inner] })
+        let callCount = calls.count
         return Kernel(name: "ck_f32_reduce_\(String(cString: ck_reduce_op_name(kind)))__\(isaSuffix(isa))" + (mean ? "+scale" : "")) {
             _ = keep
             var src: UnsafePointer<Float> = UnsafePointer(x)
-            for (i, c) in frozen.enumerated() {
-                let dst: UnsafeMutablePointer<Float>
-                if i == frozen.count - 1 { dst = y } else {
-                    dst = ws!.base!.assumingMemoryBound(to: Float.self) + (i % 2) * inN
-                }
-                fn(c.outer, c.n, c.inner, src, dst)
+            var i = 0
+            while i < callCount {
+                let dst = i == callCount - 1 ? y : ws!.base!.assumingMemoryBound(to: Float.self) + (i % 2) * inN
+                fn(table[3 * i], table[3 * i + 1], table[3 * i + 2], src, dst)
                 src = UnsafePointer(dst)
+                i += 1
             }
             if mean { mulFn(outN, y, 1, scale, 0, y) }
             return 0

@@ -247,8 +247,10 @@ let shapeOps: [OpDef] = [
                                              dst: dst, dstStrides: outStrides, label: "concat"))
                   offset += t.shape[axis]
               }
+              let table = ContiguousArray(runs)
               return Kernel(name: "ck_x32_copy_nd__\(isaSuffix(ctx.vectorISA)) x\(runs.count)") {
-                  for r in runs { r() }
+                  var i = 0
+                  while i < table.count { table[i](); i += 1 }
                   return 0
               }
           },

@@ -1,0 +1,165 @@
+import KerasIR
+import XCTest
+
+/// Pass tests are text in, text out: parse a graph, run one pass, compare the print.
+final class PassTests: XCTestCase {
+    func check(_ pass: GraphPass, _ input: String, _ expected: String, changed: Bool = true,
+               file: StaticString = #filePath, line: UInt = #line) throws {
+        var g = try GraphParser.parse(input)
+        let did = try pass.run(&g, registry: .standard)
+        XCTAssertEqual(did, changed, "\(pass.name) changed", file: file, line: line)
+        try Verifier.verify(g)
+        XCTAssertEqual(g.description, expected, file: file, line: line)
+    }
+
+    func testDeadCodeElimination() throws {
+        try check(DeadCodeElimination(), """
+        graph @g(%x: f32[4], %unused: f32[4]) -> (f32[4]) {
+          %0 = exp(%x) : f32[4]
+          %1 = log(%x) : f32[4]
+          %2 = neg(%0) : f32[4]
+          return %2
+        }
+        """, """
+        graph @g(%x: f32[4], %unused: f32[4]) -> (f32[4]) {
+          %0 = exp(%x) : f32[4]
+          %1 = neg(%0) : f32[4]
+          return %1
+        }
+
+        """)
+    }
+
+    func testCommonSubexpressionElimination() throws {
+        try check(CommonSubexpressionElimination(), """
+        graph @g(%x: f32[4]) -> (f32[4]) {
+          %0 = exp(%x) : f32[4]
+          %1 = exp(%x) : f32[4]
+          %2 = add(%0, %1) : f32[4]
+          %3 = random_uniform(%x) {seed=1} : f32[4]
+          %4 = random_uniform(%x) {seed=1} : f32[4]
+          %5 = add(%3, %4) : f32[4]
+          %6 = add(%2, %5) : f32[4]
+          return %6
+        }
+        """, """
+        graph @g(%x: f32[4]) -> (f32[4]) {
+          %0 = exp(%x) : f32[4]
+          %1 = add(%0, %0) : f32[4]
+          %2 = random_uniform(%x) {seed=1} : f32[4]
+          %3 = random_uniform(%x) {seed=1} : f32[4]
+          %4 = add(%2, %3) : f32[4]
+          %5 = add(%1, %4) : f32[4]
+          return %5
+        }
+
+        """)
+    }
+
+    func testConstantFoldingAndDimSize() throws {
+        try check(ConstantFolding(), """
+        graph @g(%x: f32[3,4]) -> (f32[3,4]) {
+          %a = constant {value=[2.0]} : f32[]
+          %b = constant {value=[1.0,2.0,3.0,4.0]} : f32[4]
+          %0 = mul(%a, %b) : f32[4]
+          %1 = dim_size(%x) {axes=[0]} : f32[]
+          %2 = div(%x, %1) : f32[3,4]
+          %3 = add(%2, %0) : f32[3,4]
+          return %3
+        }
+        """, """
+        graph @g(%x: f32[3,4]) -> (f32[3,4]) {
+          %a = constant {value=[2.0]} : f32[]
+          %b = constant {value=[1.0,2.0,3.0,4.0]} : f32[4]
+          %0 = constant {value=[2.0,4.0,6.0,8.0]} : f32[4]
+          %1 = constant {value=[3.0]} : f32[]
+          %2 = div(%x, %1) : f32[3,4]
+          %3 = add(%2, %0) : f32[3,4]
+          return %3
+        }
+
+        """)
+    }
+
+    func testSimplify() throws {
+        try check(Simplify(), """
+        graph @g(%x: f32[2,3]) -> (f32[2,3], f32[3,2], f32[6]) {
+          %one = constant {value=[1.0]} : f32[]
+          %zero = constant {value=[0.0]} : f32[]
+          %0 = mul(%x, %one) : f32[2,3]
+          %1 = add(%zero, %0) : f32[2,3]
+          %2 = neg(%1) : f32[2,3]
+          %3 = neg(%2) : f32[2,3]
+          %4 = transpose(%3) {perm=[1,0]} : f32[3,2]
+          %5 = transpose(%4) {perm=[1,0]} : f32[2,3]
+          %6 = transpose(%5) {perm=[1,0]} : f32[3,2]
+          %7 = reshape(%x) {shape=[3,2]} : f32[3,2]
+          %8 = reshape(%7) {shape=[6]} : f32[6]
+          return %3, %6, %8
+        }
+        """, """
+        graph @g(%x: f32[2,3]) -> (f32[2,3], f32[3,2], f32[6]) {
+          %one = constant {value=[1.0]} : f32[]
+          %zero = constant {value=[0.0]} : f32[]
+          %0 = neg(%x) : f32[2,3]
+          %1 = transpose(%x) {perm=[1,0]} : f32[3,2]
+          %2 = transpose(%x) {perm=[1,0]} : f32[3,2]
+          %3 = reshape(%x) {shape=[3,2]} : f32[3,2]
+          %4 = reshape(%x) {shape=[6]} : f32[6]
+          return %x, %2, %4
+        }
+
+        """)
+    }
+
+    func testScheduleMovesAssignsLast() throws {
+        try check(Schedule(), """
+        graph @g(%w: f32[2] param, %x: f32[2]) -> (f32[2]) {
+          %0 = sub(%w, %x) : f32[2]
+          %1 = assign(%w, %0) : f32[2]
+          %2 = mul(%w, %x) : f32[2]
+          return %2
+        }
+        """, """
+        graph @g(%w: f32[2] param, %x: f32[2]) -> (f32[2]) {
+          %0 = sub(%w, %x) : f32[2]
+          %1 = mul(%w, %x) : f32[2]
+          %2 = assign(%w, %0) : f32[2]
+          return %1
+        }
+
+        """)
+    }
+
+    /// The pipeline logs every pass, can disable one by name, and dumps after passes.
+    func testPipelineLogDisableAndDump() throws {
+        var g = try TestGraphs.mlpTraining()
+        let before = g.nodes.count
+        var dumps: [String] = []
+        var p = PassPipeline.standard()
+        p.dumpAfter = ["canonicalize"]
+        p.dumpSink = { dumps.append($0) }
+        try p.run(&g)
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "schedule"])
+        XCTAssertTrue(p.log[0].changed)
+        XCTAssertLessThan(g.nodes.count, before)
+        XCTAssertEqual(dumps.count, 1)
+        XCTAssertTrue(dumps[0].hasPrefix("// after canonicalize\ngraph @mlp_train("))
+
+        var h = try TestGraphs.mlpTraining()
+        var q = PassPipeline.standard()
+        q.disabled = ["canonicalize"]
+        try q.run(&h)
+        XCTAssertEqual(q.log.map(\.pass), ["schedule"])
+        XCTAssertEqual(h.nodes.count, before)
+    }
+
+    func testVerifierRejectsBrokenGraphs() throws {
+        var g = try GraphParser.parse("graph @g(%x: f32[2]) {\n  %0 = exp(%x) : f32[2]\n  return %0\n}")
+        g.nodes[1].type = .f32([3])
+        XCTAssertThrowsError(try Verifier.verify(g)) { XCTAssertTrue("\($0)".contains("has type f32[3] but its shape rule gives f32[2]")) }
+        g.nodes[1].type = .f32([2])
+        g.nodes[1].inputs = [Value(5)]
+        XCTAssertThrowsError(try Verifier.verify(g)) { XCTAssertTrue("\($0)".contains("is not defined before it")) }
+    }
+}
