@@ -1,0 +1,141 @@
+import Foundation
+import XCTest
+
+/// Runs the built `kgraph` binary: real exit codes, real output, and proof
+/// that bad input ends in a message rather than a crash.
+final class KGraphTests: XCTestCase {
+    struct Result { var status: Int32; var out: String; var err: String }
+
+    static var binary: URL {
+        // The test bundle sits beside the package's executables in the build folder.
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("kgraph")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return dir.appendingPathComponent("kgraph")
+    }
+
+    func kgraph(_ args: [String], stdin: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit, "kgraph \(args) did not exit normally (crash or signal)")
+        return Result(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+    }
+
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "kgraph-test-\(UUID().uuidString).kg"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    let valid = """
+    graph @g(%x: f32[?,3], %w: f32[3,2] param) -> (f32[?,2]) {
+      %0 = matmul(%x, %w) {transpose_a=false, transpose_b=false} : f32[?,2]  # dense
+      %1 = relu(%0) : f32[?,2]  # dense
+      return %1
+    }
+
+    """
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary.path), "kgraph binary not built at \(Self.binary.path)")
+    }
+
+    func testDumpRoundTripsAValidFile() throws {
+        let r = try kgraph(["dump", try write(valid)])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out, valid)
+        let piped = try kgraph(["dump", "-"], stdin: valid)
+        XCTAssertEqual(piped.out, valid)
+    }
+
+    func testPlanAndGradAndPasses() throws {
+        let path = try write(valid)
+        let plan = try kgraph(["plan", path, "--batch", "4"])
+        XCTAssertEqual(plan.status, 0, plan.err)
+        XCTAssertTrue(plan.out.contains("ck_f32_gemm__"), plan.out)
+        XCTAssertTrue(plan.out.contains("arena:"), plan.out)
+        let lossGraph = """
+        graph @g(%x: f32[2,3], %w: f32[3,2] param) -> (f32[]) {
+          %0 = matmul(%x, %w) : f32[2,2]
+          %loss = reduce_sum(%0) {axes=[0,1]} : f32[]
+          return %loss
+        }
+        """
+        let grad = try kgraph(["grad", try write(lossGraph), "--of", "%loss", "--wrt", "%w"])
+        XCTAssertEqual(grad.status, 0, grad.err)
+        XCTAssertTrue(grad.out.contains("-> (f32[], f32[3,2])"), grad.out)
+        let passes = try kgraph(["passes", path])
+        XCTAssertEqual(passes.status, 0, passes.err)
+        XCTAssertTrue(passes.out.hasPrefix("// canonicalize"), passes.out)
+    }
+
+    /// Malformed files: non-zero exit, FILE:LINE:COL and what is wrong.
+    func testMalformedFilesGiveLineAndColumn() throws {
+        let cases: [(String, String)] = [
+            ("graph @g(%x: f32[2]) {\n  %0 = exp(%x) : f32[2]\n  %1 = bogus(%0) : f32[2]\n  return %1\n}\n", ":3:8: error: unknown op 'bogus'"),
+            ("graph @g(%x: f32[2] {\n  return %x\n}\n", ":1:21: error: expected ')'"),
+            ("graph @g(%x: f32[2]) {\n  %0 = exp(%x) : f32[2]\n", ":3:1: error: expected a %value"),
+            ("\u{0}\u{1}binary junk", "error: unexpected character"),
+        ]
+        for (text, fragment) in cases {
+            let path = try write(text)
+            let r = try kgraph(["dump", path])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.err.contains(path + fragment) || r.err.contains(fragment), "stderr '\(r.err)' should contain '\(fragment)'")
+            XCTAssertEqual(r.out, "")
+        }
+    }
+
+    /// An impossible shape: the message names the layer, the op and the shapes.
+    func testImpossibleShapeNamesTheOp() throws {
+        let text = """
+        graph @g(%x: f32[?,780], %w: f32[784,512] param) {
+          %0 = matmul(%x, %w) : f32[?,512]  # dense_2
+          return %0
+        }
+        """
+        let r = try kgraph(["dump", try write(text)])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains(":2:8: error: dense_2: matmul expects inner dimensions to agree, got f32[?,780] and f32[784,512]"), r.err)
+    }
+
+    func testUsageErrors() throws {
+        let validPath = try write(valid)
+        let cases: [([String], String)] = [
+            ([], "usage: kgraph"),
+            (["frob"], "unknown command 'frob'"),
+            (["dump"], "missing graph FILE"),
+            (["dump", "/nonexistent/file.kg"], "cannot read the file"),
+            (["plan", validPath], "plan needs --batch N"),
+            (["dump", try write("")], "expected a name, found the end of the text"),
+            (["example", "--steps", "0"], "--steps must be a positive integer, got '0'"),
+            (["example", "--bogus", "1"], "unknown option '--bogus'"),
+        ]
+        for (args, fragment) in cases {
+            let r = try kgraph(args)
+            XCTAssertNotEqual(r.status, 0, "kgraph \(args)")
+            XCTAssertTrue(r.err.contains(fragment), "kgraph \(args): stderr '\(r.err)' should contain '\(fragment)'")
+        }
+        let plan = try kgraph(["plan", try write(valid), "--batch", "0"])
+        XCTAssertTrue(plan.err.contains("--batch must be positive, got 0"), plan.err)
+    }
+
+    func testExampleTrains() throws {
+        let r = try kgraph(["example", "--steps", "20", "--batch", "16"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("step 20: loss"), r.out)
+        XCTAssertTrue(r.out.contains("reduced from"), r.out)
+    }
+}
