@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import KerasIR
 
 /// A graph compiled at concrete shapes: a flat list of kernel calls over
@@ -51,6 +52,10 @@ public final class ExecutionPlan {
             try store.declare(g[v].name ?? "v\(v.id)", g.type(of: v))
         }
         memory = try MemoryPlan(g)
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard memory.arenaBytes <= physical else {
+            throw IRError("plan @\(g.name) needs an arena of \(memory.arenaBytes) bytes, more than this machine's \(physical) bytes of memory")
+        }
         arena = alignedAllocate(bytes: memory.arenaBytes)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)

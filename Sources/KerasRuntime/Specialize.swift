@@ -17,6 +17,7 @@ public func specialize(_ g: Graph, inputShapes: [String: [Int]], registry: OpReg
                 throw IRError("input %\(name) expects \(n.type), got shape \(shape)")
             }
             out.nodes[i].type = TensorType(n.type.dtype, shape)
+            do { try out.nodes[i].type.checkSize() } catch let e as ShapeError { throw IRError("input %\(name): \(e.message)") }
             continue
         }
         if n.op == "parameter" { continue }
@@ -24,6 +25,7 @@ public func specialize(_ g: Graph, inputShapes: [String: [Int]], registry: OpReg
         let types = n.inputs.map { out.nodes[$0.id].type }
         do {
             out.nodes[i].type = try def.shape!(ShapeContext(op: n.op, inputs: types, attrs: n.attrs, declared: n.type))
+            try out.nodes[i].type.checkSize()
         } catch let e as ShapeError {
             throw IRError.at(layer: n.layer, e.message)
         } catch let e as AttributeError {

@@ -40,9 +40,9 @@ final class GemmKernelTests: XCTestCase {
         var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
         ck_f32_gemm_tile(CK_ISA_AVX2, &mr, &nr, &kc)
         var rng = TestRNG(6)
-        let ms = [1, Int(mr) - 1, Int(mr), Int(mr) + 1, 2 * Int(mr) + 1, 13]
-        let ns = [1, 7, Int(nr) - 1, Int(nr), Int(nr) + 1, 33]
-        let ks = [1, 5, Int(kc) - 1, Int(kc) + 1]
+        let ms = [1, Int(mr) - 1, Int(mr), Int(mr) + 1, 2 * Int(mr), 2 * Int(mr) + 1]
+        let ns = [1, 7, Int(nr) - 1, Int(nr), Int(nr) + 1, 2 * Int(nr), 33]
+        let ks = [1, 5, Int(kc) - 1, Int(kc), Int(kc) + 1]
         for ta in [false, true] { for tb in [false, true] {
             for m in ms { for n in ns { for k in ks {
                 let pad = (m + n + k) % 3  // includes non-contiguous leading dimensions

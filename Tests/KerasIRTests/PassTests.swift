@@ -10,6 +10,7 @@ final class PassTests: XCTestCase {
         XCTAssertEqual(did, changed, "\(pass.name) changed", file: file, line: line)
         try Verifier.verify(g)
         XCTAssertEqual(g.description, expected, file: file, line: line)
+        XCTAssertEqual(try GraphParser.parse(g.description).description, expected, "round trip", file: file, line: line)
     }
 
     func testDeadCodeElimination() throws {

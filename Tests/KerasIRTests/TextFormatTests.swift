@@ -70,6 +70,58 @@ final class TextFormatTests: XCTestCase {
         XCTAssertEqual(try GraphParser.parse(g.description).description, g.description)
     }
 
+    /// Thousands of random mutations of a real dump: each either parses into a
+    /// graph that verifies and prints stably, or fails with a ParseError.
+    /// Nothing may trap.
+    func testMutatedTextNeverCrashesTheParser() throws {
+        let text = Array(try TestGraphs.mlpTraining().description)
+        let alphabet = Array("%@{}[](),:=?#->\"0123456789.e-+abcfinqx_ \n")
+        var rng = CaseRNG(state: 99)
+        var parsed = 0, rejected = 0
+        for _ in 0..<3000 {
+            var t = text
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let i = Int(rng.next() % UInt64(t.count))
+                switch rng.next() % 3 {
+                case 0: t.remove(at: i)
+                case 1: t.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
+                default: t[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                }
+            }
+            do {
+                let g = try GraphParser.parse(String(t))
+                try Verifier.verify(g)
+                XCTAssertEqual(try GraphParser.parse(g.description).description, g.description)
+                parsed += 1
+            } catch is ParseError {
+                rejected += 1
+            }
+        }
+        XCTAssertGreaterThan(rejected, 1000)
+        XCTAssertGreaterThan(parsed, 10)
+    }
+
+    /// Dimensions too large to compute with are errors, not overflows.
+    func testOversizedShapesAreErrors() {
+        let cases: [(String, String)] = [
+            ("graph @g(%x: f32[9223372036854775807]) {\n  return %x\n}", "expected a dimension"),
+            ("graph @g(%x: f32[2147483647,2147483647]) {\n  return %x\n}", "has more than 1099511627776 elements"),
+            ("graph @g(%x: f32[2]) {\n  %0 = pad(%x) {pads=[0,9223372036854775807]} : f32[2]\n  return %0\n}", "padding"),
+            ("graph @g(%x: f32[2]) {\n  %0 = reshape(%x) {shape=[4611686018427387904,4,-1]} : f32[2]\n  return %0\n}", "reshape target"),
+            ("graph @g(%x: f32[2]) {\n  %0 = broadcast_to(%x) {shape=[2147483647,2147483647,2]} : f32[2]\n  return %0\n}", "elements"),
+        ]
+        for (text, fragment) in cases {
+            do {
+                _ = try GraphParser.parse(text)
+                XCTFail("accepted \(text)")
+            } catch let e as ParseError {
+                XCTAssertTrue(e.message.contains(fragment), "'\(e.message)' should contain '\(fragment)'")
+            } catch {
+                XCTFail("unexpected \(error)")
+            }
+        }
+    }
+
     /// Malformed text names the line and column of the problem.
     func testParseErrorsNameLineAndColumn() {
         let cases: [(String, Int, String)] = [

@@ -61,7 +61,9 @@ public final class GraphBuilder {
         let inputTypes = inputs.map { graph.type(of: $0) }
         let type: TensorType
         do {
+            try declared?.checkSize()
             type = try rule(ShapeContext(op: op, inputs: inputTypes, attrs: attrs, declared: declared))
+            try type.checkSize()
         } catch let e as ShapeError {
             throw IRError.at(layer: currentLayer, e.message)
         } catch let e as AttributeError {

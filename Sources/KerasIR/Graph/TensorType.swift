@@ -34,6 +34,29 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
 
     public var byteCount: Int? { elementCount.map { $0 * dtype.byteSize } }
 
+    /// Largest dimension and element count the compiler accepts; bigger
+    /// shapes are user errors, reported before any arithmetic can overflow.
+    public static let maxDimension = Int(Int32.max)
+    public static let maxElements = 1 << 40
+
+    /// Throws unless every dimension is unknown or in [0, maxDimension] and
+    /// the known dimensions multiply to at most maxElements.
+    public func checkSize() throws {
+        var n = 1
+        for d in shape {
+            guard d == TensorType.unknown || (d >= 0 && d <= TensorType.maxDimension) else {
+                throw ShapeError("dimension \(d) of \(self) is out of range")
+            }
+            if d > 0 {
+                let (p, overflow) = n.multipliedReportingOverflow(by: d)
+                guard !overflow, p <= TensorType.maxElements else {
+                    throw ShapeError("\(self) has more than \(TensorType.maxElements) elements")
+                }
+                n = p
+            }
+        }
+    }
+
     public var description: String {
         "\(dtype.rawValue)[" + shape.map { $0 == TensorType.unknown ? "?" : String($0) }.joined(separator: ",") + "]"
     }

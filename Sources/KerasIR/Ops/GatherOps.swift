@@ -48,7 +48,7 @@ let gatherOps: [OpDef] = [
               try ctx.requireDType(1, [.i32])
               let rows = try ctx.attrs.int("rows")
               let upd = ctx.inputs[0], idx = ctx.inputs[1]
-              guard rows >= 0 else { throw ctx.fail("rows must not be negative, got \(rows)") }
+              guard rows >= 0 && rows <= TensorType.maxDimension else { throw ctx.fail("rows must be in [0, \(TensorType.maxDimension)], got \(rows)") }
               guard upd.rank >= idx.rank, zip(upd.shape, idx.shape).allSatisfy({ $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown })
               else { throw ctx.fail("expects updates shaped like the indices plus row dimensions, got \(upd) and \(idx)") }
               return .f32([rows] + upd.shape.dropFirst(idx.rank))

@@ -8,9 +8,10 @@ private let U = TensorType.unknown
 /// element count (unknown while the input has unknown dimensions).
 private func reshapeTarget(_ x: TensorType, _ target: [Int], op: String) throws -> [Int] {
     let inferred = target.indices.filter { target[$0] == -1 }
-    guard inferred.count <= 1, target.allSatisfy({ $0 == -1 || $0 >= 0 }) else {
+    guard inferred.count <= 1, target.allSatisfy({ $0 == -1 || ($0 >= 0 && $0 <= TensorType.maxDimension) }) else {
         throw ShapeError("\(op) target \(target) may hold sizes and at most one -1")
     }
+    try TensorType(x.dtype, target).checkSize()
     let known = target.filter { $0 != -1 }.reduce(1, *)
     var out = target
     if let n = x.elementCount {
@@ -43,7 +44,9 @@ private func slicePlan(_ x: TensorType, begin: [Int], size: [Int], op: String) t
     var out: [Int] = []
     for i in 0..<x.rank {
         let d = x.shape[i], b = begin[i], s = size[i]
-        guard b >= 0, s >= -1 else { throw ShapeError("\(op) begin \(begin) and size \(size) must not be negative") }
+        guard b >= 0, s >= -1, b <= TensorType.maxDimension, s <= TensorType.maxDimension else {
+            throw ShapeError("\(op) begin \(begin) and size \(size) must be in [0, \(TensorType.maxDimension)]")
+        }
         if s == -1 {
             if d == U { guard b == 0 else { throw ShapeError("\(op) cannot start at \(b) on unknown axis \(i) of \(x)") }; out.append(U) }
             else {
@@ -62,7 +65,9 @@ private func padPairs(_ x: TensorType, _ pads: [Int], op: String) throws -> [(In
     guard pads.count == 2 * x.rank else {
         throw ShapeError("\(op) expects \(2 * x.rank) padding sizes (before, after per axis) for \(x), got \(pads.count)")
     }
-    guard pads.allSatisfy({ $0 >= 0 }) else { throw ShapeError("\(op) padding \(pads) must not be negative") }
+    guard pads.allSatisfy({ $0 >= 0 && $0 <= TensorType.maxDimension }) else {
+        throw ShapeError("\(op) padding \(pads) must be in [0, \(TensorType.maxDimension)]")
+    }
     return (0..<x.rank).map { (pads[2 * $0], pads[2 * $0 + 1]) }
 }
 

@@ -227,13 +227,15 @@ public struct GraphParser {
                 let d = next()
                 switch d.kind {
                 case .punct("?"): dims.append(TensorType.unknown)
-                case .int(let v) where v >= 0: dims.append(v)
+                case .int(let v) where v >= 0 && v <= TensorType.maxDimension: dims.append(v)
                 default: throw fail("expected a dimension or '?', found \(describe(d.kind))", d)
                 }
             } while accept(",")
             try expect("]")
         }
-        return TensorType(dt, dims)
+        let type = TensorType(dt, dims)
+        do { try type.checkSize() } catch let e as ShapeError { throw fail(e.message, t) }
+        return type
     }
 
     private mutating func parseAttrValue() throws -> AttrValue {
