@@ -67,19 +67,24 @@ let package = Package(
             name: "CMallocCounter",
             path: "Tests/Support/CMallocCounter"
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["KerasIR"],
+            path: "Tests/Support/TestSupport"
+        ),
         .testTarget(
             name: "CKernelsTests",
-            dependencies: ["CKernels"],
+            dependencies: ["CKernels", "KerasIR"],
             path: "Tests/CKernelsTests"
         ),
         .testTarget(
             name: "KerasIRTests",
-            dependencies: ["KerasIR", "KerasRuntime"],
+            dependencies: ["KerasIR", "KerasRuntime", "TestSupport"],
             path: "Tests/KerasIRTests"
         ),
         .testTarget(
             name: "KerasRuntimeTests",
-            dependencies: ["KerasIR", "KerasRuntime", "CMallocCounter"],
+            dependencies: ["KerasIR", "KerasRuntime", "CMallocCounter", "TestSupport"],
             path: "Tests/KerasRuntimeTests"
         ),
         .testTarget(

@@ -40,7 +40,7 @@ enum Example {
         print(plan.listing)
 
         // Glorot-uniform weights from a fixed seed.
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         for (name, fanIn, fanOut) in [("dense.kernel", 784, 64), ("dense_1.kernel", 64, 10)] {
             let limit = (6.0 / Float(fanIn + fanOut)).squareRoot()
             try store.set(name, (0..<(fanIn * fanOut)).map { _ in rng.uniform(-limit, limit) })
@@ -74,21 +74,5 @@ enum Example {
         }
         let ms = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1e3
         print("mean step time: \(String(format: "%.3f", ms / Double(steps))) ms (forward, backward and update)")
-    }
-}
-
-/// A small deterministic generator for example data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e3779b97f4a7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
-        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
-        return z ^ (z >> 31)
-    }
-    mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
-        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
     }
 }

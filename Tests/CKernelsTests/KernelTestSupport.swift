@@ -1,4 +1,5 @@
 import CKernels
+import KerasIR
 import XCTest
 
 /// Sizes around a vector width or tile: 1 ... tile+1, multiples and odd sizes.
@@ -11,18 +12,10 @@ func sizesAround(_ tile: Int) -> [Int] {
 
 /// Deterministic test data.
 struct TestRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e3779b97f4a7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
-        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
-        return z ^ (z >> 31)
-    }
-    mutating func float(_ lo: Float, _ hi: Float) -> Float {
-        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
-    }
+    var base: SplitMix64
+    init(_ seed: UInt64) { base = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { base.next() }
+    mutating func float(_ lo: Float, _ hi: Float) -> Float { base.uniform(lo, hi) }
     mutating func floats(_ n: Int, _ lo: Float, _ hi: Float) -> [Float] { (0..<n).map { _ in float(lo, hi) } }
 }
 

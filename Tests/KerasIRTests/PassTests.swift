@@ -1,4 +1,5 @@
 import KerasIR
+import TestSupport
 import XCTest
 
 /// Pass tests are text in, text out: parse a graph, run one pass, compare the print.

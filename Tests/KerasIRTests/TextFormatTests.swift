@@ -1,5 +1,6 @@
 import KerasIR
 import KerasRuntime
+import TestSupport
 import XCTest
 
 final class TextFormatTests: XCTestCase {
@@ -76,7 +77,7 @@ final class TextFormatTests: XCTestCase {
     func testMutatedTextNeverCrashesTheParser() throws {
         let text = Array(try TestGraphs.mlpTraining().description)
         let alphabet = Array("%@{}[](),:=?#->\"0123456789.e-+abcfinqx_ \n")
-        var rng = CaseRNG(state: 99)
+        var rng = CaseRNG(seed: 99)
         var parsed = 0, rejected = 0
         for _ in 0..<3000 {
             var t = text

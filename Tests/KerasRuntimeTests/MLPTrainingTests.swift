@@ -2,44 +2,17 @@ import CKernels
 import CMallocCounter
 import KerasIR
 import KerasRuntime
+import TestSupport
 import XCTest
 
 /// The engine end to end: an MLP written directly against the IR, gradients
 /// by autodiff, SGD updates as ops, one compiled plan, a loss that goes down,
 /// and no heap allocation in a steady-state step.
 final class MLPTrainingTests: XCTestCase {
-    struct RNG {
-        var s: UInt64
-        mutating func next() -> UInt64 {
-            s &+= 0x9e3779b97f4a7c15
-            var z = s
-            z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
-            z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
-            return z ^ (z >> 31)
-        }
-        mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24) }
-    }
+    typealias RNG = SplitMix64
 
     static func mlpGraph(learningRate: Float) throws -> Graph {
-        let b = GraphBuilder(name: "mlp_train")
-        let x = try b.input("x", .f32([-1, 784]))
-        let y = try b.input("y", .f32([-1, 10]))
-        let w1 = try b.parameter("dense.kernel", .f32([784, 64]))
-        let b1 = try b.parameter("dense.bias", .f32([64]))
-        let w2 = try b.parameter("dense_1.kernel", .f32([64, 10]))
-        let b2 = try b.parameter("dense_1.bias", .f32([10]))
-        let h = try b.withLayer("dense") { try b.relu(b.add(b.matmul(x, w1), b1)) }
-        let logits = try b.withLayer("dense_1") { try b.add(b.matmul(h, w2), b2) }
-        let loss = try b.withLayer("loss") {
-            try b.neg(b.reduceMean(b.reduceSum(b.mul(y, b.logSoftmax(logits)), axes: [1]), axes: [0]))
-        }
-        var g = b.graph
-        let params = [w1, b1, w2, b2]
-        let grads = try Autodiff.gradients(of: loss, wrt: params, in: &g)
-        let ub = GraphBuilder(extending: g)
-        for (p, d) in zip(params, grads) { _ = try ub.assign(p, ub.sub(p, ub.mul(d, learningRate))) }
-        ub.setOutputs([loss])
-        return ub.graph
+        try TestGraphs.mlpTraining(learningRate: learningRate)
     }
 
     /// A fixed synthetic problem: 10 Gaussian clusters in 784 dimensions.
@@ -66,7 +39,7 @@ final class MLPTrainingTests: XCTestCase {
         let batch = 32, batches = 8
         let store = ParameterStore()
         let plan = try ExecutionPlan(try Self.mlpGraph(learningRate: 0.05), batchSize: batch, store: store)
-        var rng = RNG(s: 11)
+        var rng = RNG(seed: 11)
         try Self.initialize(store, rng: &rng)
         let (xs, ys) = Self.dataset(count: batch * batches, rng: &rng)
         let batchX = (0..<batches).map { Array(xs[($0 * batch * 784)..<(($0 + 1) * batch * 784)]) }
@@ -112,7 +85,7 @@ final class MLPTrainingTests: XCTestCase {
         for isa in [ck_best_isa(), CK_ISA_REF, ck_best_isa()] {
             let store = ParameterStore()
             let plan = try ExecutionPlan(g, batchSize: 16, store: store, isa: isa)
-            var rng = RNG(s: 5)
+            var rng = RNG(seed: 5)
             try Self.initialize(store, rng: &rng)
             let (xs, ys) = Self.dataset(count: 16 * 4, rng: &rng)
             var losses: [Float] = []

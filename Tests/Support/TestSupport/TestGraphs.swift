@@ -1,10 +1,10 @@
 import KerasIR
 
 /// Graphs shared by the text, pass and runtime tests.
-enum TestGraphs {
+public enum TestGraphs {
     /// 784 -> 64 -> 10 MLP with softmax cross-entropy, its gradients and SGD
     /// updates as assign ops; returns the loss as the only output.
-    static func mlpTraining(learningRate: Float = 0.1, hidden: Int = 64) throws -> Graph {
+    public static func mlpTraining(learningRate: Float = 0.1, hidden: Int = 64) throws -> Graph {
         let b = GraphBuilder(name: "mlp_train")
         let x = try b.input("x", .f32([-1, 784]))
         let y = try b.input("y", .f32([-1, 10]))
