@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "KerasIR", targets: ["KerasIR"]),
         .library(name: "KerasRuntime", targets: ["KerasRuntime"]),
         .executable(name: "kgraph", targets: ["kgraph"]),
+        .executable(name: "keras-conformance", targets: ["keras-conformance"]),
     ],
     targets: [
         // MARK: Kernels
@@ -54,11 +55,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "KerasConformance",
+            dependencies: ["Keras"],
+            path: "Sources/KerasConformance",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Tools
         .executableTarget(
             name: "kgraph",
             dependencies: ["KerasIR", "KerasRuntime"],
             path: "Sources/kgraph",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "keras-conformance",
+            dependencies: ["KerasConformance"],
+            path: "Sources/keras-conformance",
             swiftSettings: swiftSettings
         ),
 

@@ -8,9 +8,19 @@ public final class ParameterStore {
     public final class Buffer {
         public let type: TensorType
         public let pointer: UnsafeMutableRawPointer
-        init(_ type: TensorType) {
+        /// Zero-filled storage for a fully known type.
+        public init(_ type: TensorType) {
+            precondition(type.isFullyKnown, "parameter buffers need a known shape")
             self.type = type
             self.pointer = alignedAllocate(bytes: type.byteCount!)
+        }
+
+        public var tensor: Tensor { Tensor(type: type, copying: pointer) }
+
+        /// Copies `t` in; its type must match.
+        public func store(_ t: Tensor) throws {
+            guard t.type == type else { throw IRError("cannot store \(t.type) into a parameter of type \(type)") }
+            t.withRawBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
         deinit { pointer.deallocate() }
         public var count: Int { type.elementCount! }
@@ -37,6 +47,15 @@ public final class ParameterStore {
         let b = Buffer(type)
         buffers[name] = b
         return b
+    }
+
+    /// Makes `buffer` the storage of `name` (a layer's variable, shared by
+    /// every store and plan that uses it). Replacing a different buffer is an error.
+    public func adopt(_ name: String, _ buffer: Buffer) throws {
+        if let b = buffers[name], b !== buffer {
+            throw IRError("parameter %\(name) is already bound to other storage")
+        }
+        buffers[name] = buffer
     }
 
     /// Stores a tensor; an existing parameter keeps its type, so the tensor must match it.

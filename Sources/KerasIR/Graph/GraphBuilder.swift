@@ -84,6 +84,12 @@ public final class GraphBuilder {
 
     public func setOutputs(_ outputs: [Value]) { graph.outputs = outputs }
 
+    /// Continues from a graph that extends this one (autodiff appends nodes).
+    public func replaceGraph(_ g: Graph) {
+        graph = g
+        usedNames = Set(g.nodes.compactMap(\.name))
+    }
+
     // MARK: Arguments and constants
 
     public func input(_ name: String, _ type: TensorType) throws -> Value {

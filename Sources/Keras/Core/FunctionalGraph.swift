@@ -1,0 +1,67 @@
+import KerasIR
+
+/// The layer calls between some input tensors and some output tensors, in
+/// an order where every call comes after the calls it depends on.
+struct FunctionalGraph {
+    let inputs: [KerasTensor]
+    let outputs: [KerasTensor]
+    /// Layer calls in execution order (input layers excluded).
+    let nodes: [LayerNode]
+    /// Every distinct layer, in first-call order, inputs' layers first.
+    let layers: [Layer]
+
+    init(inputs: [KerasTensor], outputs: [KerasTensor]) throws {
+        self.inputs = inputs
+        self.outputs = outputs
+        let inputIDs = Set(inputs.map(ObjectIdentifier.init))
+        var order: [LayerNode] = []
+        var state: [ObjectIdentifier: Int] = [:]  // 1 visiting, 2 done
+        func visit(_ t: KerasTensor) throws {
+            if inputIDs.contains(ObjectIdentifier(t)) { return }
+            let n = t.node
+            let id = ObjectIdentifier(n)
+            if state[id] == 2 { return }
+            if n.inputs.isEmpty {
+                throw KerasError("graph disconnected: cannot reach \(t) (from layer \(n.layer.name)) from the model's inputs")
+            }
+            if state[id] == 1 { throw KerasError("the layer graph has a cycle at \(n.layer.name)") }
+            state[id] = 1
+            for x in n.inputs { try visit(x) }
+            state[id] = 2
+            order.append(n)
+        }
+        for o in outputs { try visit(o) }
+        nodes = order
+        var seen = Set<ObjectIdentifier>()
+        var layers: [Layer] = []
+        for l in inputs.map(\.node.layer) + order.map(\.layer) where seen.insert(ObjectIdentifier(l)).inserted {
+            layers.append(l)
+        }
+        self.layers = layers
+    }
+
+    /// Replays every call into `context`'s graph, starting from values for
+    /// the inputs (and their masks). Returns the outputs' values and masks.
+    func emit(inputValues: [Value], inputMasks: [Value?], context: CallContext) throws -> ([Value], [Value?]) {
+        var env: [ObjectIdentifier: (Value, Value?)] = [:]
+        for (i, t) in inputs.enumerated() { env[ObjectIdentifier(t)] = (inputValues[i], inputMasks[i]) }
+        for n in nodes {
+            let args = try n.inputs.map { t -> (Value, Value?) in
+                guard let v = env[ObjectIdentifier(t)] else { throw KerasError("\(n.layer.name): input \(t) was not computed") }
+                return v
+            }
+            let ctx = n.training.map { t in t == context.training ? context : context.with(training: t) } ?? context
+            let (outs, masks) = try n.layer.emit(args.map(\.0), masks: args.map(\.1), context: ctx)
+            guard outs.count == n.outputs.count else {
+                throw KerasError("\(n.layer.name): returned \(outs.count) outputs, \(n.outputs.count) when it was called")
+            }
+            for (i, t) in n.outputs.enumerated() { env[ObjectIdentifier(t)] = (outs[i], masks[i]) }
+        }
+        let results = try outputs.map { t -> (Value, Value?) in
+            guard let v = env[ObjectIdentifier(t)] else { throw KerasError("output \(t) was not computed") }
+            return v
+        }
+        return (results.map(\.0), results.map(\.1))
+    }
+}
+

@@ -1,0 +1,257 @@
+import KerasIR
+import KerasRuntime
+
+/// The base of every layer. A layer owns its weights (`addWeight`), builds
+/// them from its input shapes, and its `call` emits IR ops for one
+/// invocation. Calling a layer on `KerasTensor`s records a node in the
+/// functional graph; models replay those nodes into a training or inference
+/// graph. Subclass it, override `build` and `call`, and gradients come from
+/// the ops you emit.
+open class Layer: CustomStringConvertible {
+    public let name: String
+    public var trainable: Bool
+    public private(set) var isBuilt = false
+    /// Weights created by this layer itself, in creation order.
+    public private(set) var ownVariables: [Variable] = []
+    /// Whether the layer passes its input mask through unchanged.
+    public var supportsMasking = false
+    /// The input shape given at construction (Keras 2 `input_shape` /
+    /// `input_dim`), without the batch dimension.
+    public var declaredInputShape: [Int?]?
+    public var declaredBatchSize: Int?
+    /// Regularizer on the layer's output, added to the loss.
+    public var activityRegularizer: Regularizer?
+    public private(set) var builtInputShapes: [Shape]?
+    var inboundNodes: [LayerNode] = []
+    /// How many times the layer has been called symbolically.
+    public var inboundNodeCount: Int { inboundNodes.count }
+
+    /// The Keras class name ("Dense"); the Swift class name by default.
+    open class var kerasClassName: String { String(describing: self) }
+    public var kerasClassName: String { Self.kerasClassName }
+
+    public init(name: String? = nil, trainable: Bool = true) {
+        self.name = name ?? Naming.unique(kerasSnakeCase(Self.kerasClassName))
+        self.trainable = trainable
+    }
+
+    // MARK: Subclass API
+
+    /// Creates weights for these input shapes (batch dimension included, nil when unknown).
+    open func build(_ inputShapes: [Shape]) throws {}
+
+    /// Emits the layer's computation. `masks` holds the incoming mask of each
+    /// input (nil when none).
+    open func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
+        throw KerasError("\(name): \(kerasClassName) does not implement call")
+    }
+
+    /// The masks of the outputs: the first input's mask when the layer
+    /// supports masking, else none.
+    open func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
+        let passed = supportsMasking ? (masks.first ?? nil) : nil
+        return outputs.map { _ in passed }
+    }
+
+    /// Layers nested inside this one (wrappers, models); their weights follow this layer's.
+    open var sublayers: [Layer] { [] }
+
+    /// Keras's get_config(): snake_case keys and Keras JSON values.
+    open var config: JSON {
+        var c: JSON = ["name": .string(name), "trainable": .bool(trainable), "dtype": dtypePolicyJSON]
+        if let s = declaredInputShape, !(self is InputLayer) {
+            c.set("batch_input_shape", JSON(shape: [declaredBatchSize] + s))
+        }
+        return c
+    }
+
+    /// Builds the layer from a config (Keras's from_config).
+    open class func from(config: JSON) throws -> Layer {
+        throw KerasError("\(kerasClassName) cannot be built from a config")
+    }
+
+    // MARK: Weights
+
+    /// Creates a weight named `layer/name`, initialized now.
+    @discardableResult
+    public func addWeight(name: String, shape: [Int], initializer: Initializer = Zeros(), regularizer: Regularizer? = nil,
+                          constraint: Constraint? = nil, trainable: Bool = true, dtype: DType = .f32) throws -> Variable {
+        let v = try Variable(name: name, path: "\(self.name)/\(name)", shape: shape, dtype: dtype, trainable: trainable,
+                             initializer: initializer, regularizer: regularizer, constraint: constraint)
+        ownVariables.append(v)
+        return v
+    }
+
+    /// All weights: trainable then non-trainable, then those of sublayers (Keras order).
+    public var weights: [Variable] {
+        unique(ownVariables.filter(\.trainable) + ownVariables.filter { !$0.trainable } + sublayers.flatMap(\.weights))
+    }
+
+    public var trainableWeights: [Variable] {
+        guard trainable else { return [] }
+        return unique(ownVariables.filter(\.trainable) + sublayers.flatMap(\.trainableWeights))
+    }
+
+    /// First occurrences only: a layer shared by several models counts once.
+    private func unique(_ vs: [Variable]) -> [Variable] {
+        var seen = Set<ObjectIdentifier>()
+        return vs.filter { seen.insert(ObjectIdentifier($0)).inserted }
+    }
+
+    public var nonTrainableWeights: [Variable] {
+        let all = weights
+        let t = Set(trainableWeights.map(ObjectIdentifier.init))
+        return all.filter { !t.contains(ObjectIdentifier($0)) }
+    }
+
+    public func countParams() -> Int { weights.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+
+    public func getWeights() -> [Tensor] { weights.map(\.value) }
+
+    /// Sets every weight at once, in `getWeights()` order. A wrong count or
+    /// shape throws before anything changes.
+    public func setWeights(_ values: [Tensor]) throws {
+        let ws = weights
+        guard values.count == ws.count else {
+            throw KerasError("\(name): setWeights expects \(ws.count) arrays (\(ws.map { formatShape($0.shape.map { $0 }) }.joined(separator: ", "))), got \(values.count)")
+        }
+        for (w, v) in zip(ws, values) where w.shape != v.shape || w.dtype != v.dtype {
+            throw KerasError("\(name): weight \(w.path) has shape \(formatShape(w.shape.map { $0 })), got an array of shape \(formatShape(v.shape.map { $0 }))")
+        }
+        for (w, v) in zip(ws, values) { try w.assign(v) }
+    }
+
+    // MARK: Building and emitting
+
+    /// Builds once, for the first input shapes seen.
+    public func ensureBuilt(_ shapes: [Shape]) throws {
+        if isBuilt { return }
+        try build(shapes)
+        builtInputShapes = shapes
+        isBuilt = true
+    }
+
+    /// Marks a layer built without calling `build` (layers built from their parts).
+    public func markBuilt(_ shapes: [Shape]) {
+        builtInputShapes = shapes
+        isBuilt = true
+    }
+
+    /// Emits one call with the layer's name on every node, plus its activity
+    /// regularization loss. Used by models, Lambda and the conformance runner.
+    public func emit(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> (outputs: [Value], masks: [Value?]) {
+        let b = context.builder
+        return try b.withLayer(name) {
+            if !isBuilt { try ensureBuilt(inputs.map { kerasShape(b.type(of: $0).shape) }) }
+            let outs = try call(inputs, masks: masks, context: context)
+            let outMasks = try computeMask(inputs, outputs: outs, masks: masks, context: context)
+            if let reg = activityRegularizer {
+                for o in outs {
+                    let batch = try b.dimSize(o, axes: [0])
+                    context.addLoss(try b.div(reg.penalty(o, b), batch))
+                }
+            }
+            return (outs, outMasks)
+        }
+    }
+
+    // MARK: Calling on symbolic tensors
+
+    public func callAsFunction(_ x: KerasTensor, training: Bool? = nil) throws -> KerasTensor {
+        let outs = try callAsFunction([x], training: training)
+        guard outs.count == 1 else { throw KerasError("\(name): returns \(outs.count) tensors; call it with a list") }
+        return outs[0]
+    }
+
+    /// Records a call in the functional graph. The output shapes come from
+    /// emitting the call into a scratch graph, so shape errors surface here,
+    /// naming this layer.
+    public func callAsFunction(_ xs: [KerasTensor], training: Bool? = nil) throws -> [KerasTensor] {
+        guard !xs.isEmpty else { throw KerasError("\(name): called with no inputs") }
+        try ensureBuilt(xs.map(\.shape))
+        let b = GraphBuilder(name: "trace_\(name)")
+        var values: [Value] = []
+        var masks: [Value?] = []
+        for (i, x) in xs.enumerated() {
+            values.append(try b.input("in\(i)", TensorType(x.dtype, irShape(x.shape))))
+            masks.append(try x.maskType.map { try b.input("mask\(i)", $0) })
+        }
+        let ctx = CallContext(builder: b, training: training ?? false, isTracing: true)
+        let (outs, outMasks) = try emit(values, masks: masks, context: ctx)
+        let node = LayerNode(layer: self, inputs: xs, training: training, index: inboundNodes.count)
+        node.outputs = outs.enumerated().map { i, v in
+            KerasTensor(shape: kerasShape(b.type(of: v).shape), dtype: b.type(of: v).dtype, node: node, index: i,
+                        maskType: outMasks[i].map { b.type(of: $0) })
+        }
+        inboundNodes.append(node)
+        return node.outputs
+    }
+
+    // MARK: Node accessors
+
+    private func single(_ what: String) throws -> LayerNode {
+        guard !inboundNodes.isEmpty else { throw KerasError("\(name): layer has never been called and thus has no defined \(what)") }
+        guard inboundNodes.count == 1 else {
+            throw KerasError("\(name): layer has multiple inbound nodes, hence the notion of \"layer \(what)\" is ill-defined; use \(what)At(_:)")
+        }
+        return inboundNodes[0]
+    }
+
+    private func node(_ i: Int, _ what: String) throws -> LayerNode {
+        guard i >= 0 && i < inboundNodes.count else {
+            throw KerasError("\(name): asked for \(what) at node \(i), but the layer has only \(inboundNodes.count) inbound nodes")
+        }
+        return inboundNodes[i]
+    }
+
+    private static func one(_ ts: [KerasTensor]) -> Any { ts.count == 1 ? ts[0] : ts }
+
+    public var input: KerasTensor { get throws { try single("input").inputs[0] } }
+    public var output: KerasTensor { get throws { try single("output").outputs[0] } }
+    public var inputShape: Shape { get throws { try single("input_shape").inputs[0].shape } }
+    public var outputShape: Shape { get throws { try single("output_shape").outputs[0].shape } }
+    public func inputAt(_ i: Int) throws -> KerasTensor { try node(i, "input").inputs[0] }
+    public func outputAt(_ i: Int) throws -> KerasTensor { try node(i, "output").outputs[0] }
+    public func inputShapeAt(_ i: Int) throws -> Shape { try node(i, "input_shape").inputs[0].shape }
+    public func outputShapeAt(_ i: Int) throws -> Shape { try node(i, "output_shape").outputs[0].shape }
+
+    public var description: String { "<\(kerasClassName) name=\(name), built=\(isBuilt)>" }
+
+    // MARK: Config helpers for subclasses
+
+    /// name and trainable from a config.
+    public static func baseArguments(_ c: JSON) throws -> (name: String?, trainable: Bool) {
+        (c["name"]?.stringValue, try c.bool("trainable", default: true))
+    }
+
+    /// Applies batch_input_shape / input_shape / input_dim from a config.
+    public func applyInputShape(from c: JSON) throws {
+        if let s = try c.shape("batch_input_shape") ?? c.shape("batch_shape") {
+            declaredBatchSize = s.first ?? nil
+            declaredInputShape = Array(s.dropFirst())
+        } else if let s = try c.shape("input_shape") {
+            declaredInputShape = s
+        } else if let d = try c.optionalInt("input_dim") {
+            declaredInputShape = [d]
+        }
+    }
+}
+
+let dtypePolicyJSON: JSON = serialized(module: "keras", className: "DTypePolicy", config: ["name": "float32"])
+
+/// One call of a layer in the functional graph.
+final class LayerNode {
+    let layer: Layer
+    let inputs: [KerasTensor]
+    var outputs: [KerasTensor] = []
+    /// The training argument given at call time, if any (it overrides the model's).
+    let training: Bool?
+    let index: Int
+
+    init(layer: Layer, inputs: [KerasTensor], training: Bool?, index: Int) {
+        self.layer = layer
+        self.inputs = inputs
+        self.training = training
+        self.index = index
+    }
+}

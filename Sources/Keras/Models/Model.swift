@@ -1,0 +1,341 @@
+import KerasIR
+import KerasRuntime
+
+/// A functional model: the layer calls between `inputs` and `outputs`. A
+/// model is a layer too, so it can be called on tensors and nested.
+/// Training, evaluation and prediction are in Training.swift.
+open class Model: Layer {
+    open override class var kerasClassName: String { "Functional" }
+
+    public internal(set) var inputs: [KerasTensor] = []
+    public internal(set) var outputs: [KerasTensor] = []
+    var functional: FunctionalGraph?
+    /// Compile state and compiled plans (Training.swift).
+    var training: TrainingState?
+
+    public init(inputs: [KerasTensor], outputs: [KerasTensor], name: String? = nil) throws {
+        super.init(name: name)
+        try setGraph(inputs: inputs, outputs: outputs)
+    }
+
+    public convenience init(inputs: KerasTensor, outputs: KerasTensor, name: String? = nil) throws {
+        try self.init(inputs: [inputs], outputs: [outputs], name: name)
+    }
+
+    public convenience init(inputs: [KerasTensor], outputs: KerasTensor, name: String? = nil) throws {
+        try self.init(inputs: inputs, outputs: [outputs], name: name)
+    }
+
+    /// For subclasses (Sequential) whose graph comes later.
+    init(name: String?) {
+        super.init(name: name)
+    }
+
+    func setGraph(inputs: [KerasTensor], outputs: [KerasTensor]) throws {
+        guard !inputs.isEmpty, !outputs.isEmpty else { throw KerasError("\(name): a model needs inputs and outputs") }
+        for x in inputs where !(x.node.layer is InputLayer) {
+            throw KerasError("\(name): model inputs must come from Input(), got \(x)")
+        }
+        let g = try FunctionalGraph(inputs: inputs, outputs: outputs)
+        var names: [String: Int] = [:]
+        for l in g.layers { names[l.name, default: 0] += 1 }
+        if let (dup, n) = names.first(where: { $0.value > 1 }) {
+            throw KerasError("\(name): the name \"\(dup)\" is used \(n) times in the model; all layer names should be unique")
+        }
+        self.inputs = inputs
+        self.outputs = outputs
+        self.functional = g
+        markBuilt(inputs.map(\.shape))
+        training?.invalidatePlans()
+    }
+
+    /// Every layer, in the order they were first called (input layers first).
+    open var layers: [Layer] { functional?.layers ?? [] }
+
+    open override var sublayers: [Layer] { layers }
+
+    public func getLayer(name: String) throws -> Layer {
+        guard let l = layers.first(where: { $0.name == name }) else {
+            throw KerasError("\(self.name): no such layer: \(name); existing layers are: \(layers.map(\.name))")
+        }
+        return l
+    }
+
+    public func getLayer(index: Int) throws -> Layer {
+        guard index >= 0 && index < layers.count else {
+            throw KerasError("\(name): was asked to retrieve layer at index \(index) but model only has \(layers.count) layers")
+        }
+        return layers[index]
+    }
+
+    func requireGraph(_ what: String) throws -> FunctionalGraph {
+        guard let g = functional else {
+            throw KerasError("\(name): the model has not been built yet (it has no input shape); call build(inputShape:) or give the first layer an input shape before \(what)")
+        }
+        return g
+    }
+
+    open override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
+        let g = try requireGraph("calling it")
+        return try g.emit(inputValues: inputs, inputMasks: masks, context: context).0
+    }
+
+    open override func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
+        outputs.map { _ in nil }
+    }
+
+    open override var config: JSON {
+        var c: JSON = ["name": .string(name), "trainable": .bool(trainable)]
+        c.set("layers", .array(layers.map(serializeLayerNode)))
+        c.set("input_layers", .array(inputs.map { tensorRef($0) }))
+        c.set("output_layers", .array(outputs.map { tensorRef($0) }))
+        return c
+    }
+
+    func tensorRef(_ t: KerasTensor) -> JSON { [.string(t.node.layer.name), JSON(t.node.index), JSON(t.index)] }
+
+    func serializeLayerNode(_ l: Layer) -> JSON {
+        var j = serialized(module: "keras.layers", className: l.kerasClassName, config: l.config)
+        j.set("name", .string(l.name))
+        let nodes = l.inboundNodes.filter { n in functional?.nodes.contains { $0 === n } ?? false }
+        j.set("inbound_nodes", .array(nodes.map { n in
+            ["args": .array(n.inputs.count == 1 ? [kerasTensorJSON(n.inputs[0])] : [.array(n.inputs.map(kerasTensorJSON))]),
+             "kwargs": .object([])]
+        }))
+        return j
+    }
+
+    func kerasTensorJSON(_ t: KerasTensor) -> JSON {
+        ["class_name": "__keras_tensor__",
+         "config": ["shape": JSON(shape: t.shape), "dtype": .string(t.dtype == .f32 ? "float32" : "int32"),
+                    "keras_history": [.string(t.node.layer.name), JSON(t.node.index), JSON(t.index)]]]
+    }
+
+    // MARK: summary
+
+    /// Keras's summary table: layer name and type, output shape, parameter
+    /// count (and the inputs it is connected to, for functional models), then
+    /// the totals.
+    public func summary(lineLength: Int? = nil, print write: (String) -> Void = { Swift.print($0) }) {
+        let functionalModel = !(self is Sequential)
+        var rows: [[String]] = []
+        for l in layers {
+            let out = l.inboundNodes.first?.outputs.map { formatShape($0.shape) }.joined(separator: ", ") ?? "?"
+            var row = ["\(l.name) (\(l.kerasClassName == "Operation" ? l.name : l.kerasClassName))", out, formatCount(l.countParams())]
+            if functionalModel {
+                let sources = l.inboundNodes.first?.inputs.map { "\($0.node.layer.name)[\($0.node.index)][\($0.index)]" } ?? []
+                row.append(sources.isEmpty ? "-" : sources.joined(separator: ", "))
+            }
+            rows.append(row)
+        }
+        var headers = ["Layer (type)", "Output Shape", "Param #"]
+        if functionalModel { headers.append("Connected to") }
+        var widths = headers.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = Swift.max(widths[i], c.count) } }
+        widths = widths.map { $0 + 2 }
+        func line(_ l: String, _ m: String, _ r: String, _ fill: String) -> String {
+            l + widths.map { String(repeating: fill, count: $0) }.joined(separator: m) + r
+        }
+        func cells(_ r: [String], _ sep: String) -> String {
+            sep + r.enumerated().map { i, c in
+                i == 2 ? " " + String(repeating: " ", count: widths[i] - 2 - c.count) + c + " "
+                       : " " + c + String(repeating: " ", count: widths[i] - 2 - c.count) + " "
+            }.joined(separator: sep) + sep
+        }
+        write("Model: \"\(name)\"")
+        write(line("┏", "┳", "┓", "━"))
+        write(cells(headers, "┃"))
+        write(line("┡", "╇", "┩", "━"))
+        for (i, r) in rows.enumerated() {
+            write(cells(r, "│"))
+            write(i == rows.count - 1 ? line("└", "┴", "┘", "─") : line("├", "┼", "┤", "─"))
+        }
+        let total = countParams()
+        let trainableCount = trainableWeights.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        write(" Total params: \(formatCount(total)) (\(formatBytes(total * 4)))")
+        write(" Trainable params: \(formatCount(trainableCount)) (\(formatBytes(trainableCount * 4)))")
+        write(" Non-trainable params: \(formatCount(total - trainableCount)) (\(formatBytes((total - trainableCount) * 4)))")
+    }
+
+    open override class func from(config c: JSON) throws -> Layer { try Model.functional(config: c) }
+
+    /// The summary as one string.
+    public var summaryText: String {
+        var lines: [String] = []
+        summary(print: { lines.append($0) })
+        return lines.joined(separator: "\n")
+    }
+}
+
+func formatCount(_ n: Int) -> String {
+    let s = String(n)
+    var out = ""
+    for (i, c) in s.reversed().enumerated() {
+        if i > 0 && i % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return String(out.reversed())
+}
+
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KB", "MB", "GB"]
+    var v = Double(n), u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    let r = (v * 100).rounded() / 100
+    let whole = Int(r), frac = Int(((r - Double(whole)) * 100).rounded())
+    return "\(whole).\(frac < 10 ? "0" : "")\(frac) \(units[u])"
+}
+
+/// A linear stack of layers. The graph is built as soon as the input shape
+/// is known: from an `InputLayer`, from the first layer's `inputShape` /
+/// `inputDim`, or from `build(inputShape:)`.
+public final class Sequential: Model {
+    public override class var kerasClassName: String { "Sequential" }
+    private var stack: [Layer] = []
+    private var inputLayer: InputLayer?
+
+    public init(_ layers: [Layer] = [], name: String? = nil) throws {
+        super.init(name: name ?? Naming.unique("sequential"))
+        for l in layers { try add(l) }
+    }
+
+    public override var layers: [Layer] { stack }
+
+    /// Appends a layer; with a known input shape it is called right away,
+    /// so a shape mismatch is reported here and the model is left unchanged.
+    public func add(_ layer: Layer) throws {
+        if let input = layer as? InputLayer {
+            guard stack.isEmpty, inputLayer == nil else { throw KerasError("\(name): an InputLayer can only be the first layer") }
+            inputLayer = input
+            return
+        }
+        if stack.contains(where: { $0 === layer }) { throw KerasError("\(name): layer \(layer.name) is already in the model") }
+        if stack.contains(where: { $0.name == layer.name }) {
+            throw KerasError("\(name): all layers added to a Sequential model should have unique names; name '\(layer.name)' is already the name of a layer in this model")
+        }
+        if stack.isEmpty, inputLayer == nil, let s = layer.declaredInputShape {
+            inputLayer = InputLayer(shape: s, batchSize: layer.declaredBatchSize)
+        }
+        if let out = outputs.first {
+            let y = try layer(out)
+            stack.append(layer)
+            try setGraph(inputs: inputs, outputs: [y])
+        } else {
+            stack.append(layer)
+            if inputLayer != nil {
+                do { try rebuild() } catch { stack.removeLast(); throw error }
+            }
+        }
+    }
+
+    /// Removes the last layer.
+    public func pop() throws {
+        guard !stack.isEmpty else { throw KerasError("\(name): there are no layers in the model") }
+        stack.removeLast()
+        try rebuild()
+    }
+
+    /// Builds the graph for inputs of this shape (without the batch).
+    public func build(inputShape: Shape, batchSize: Int? = nil) throws {
+        inputLayer = InputLayer(shape: inputShape, batchSize: batchSize)
+        try rebuild()
+    }
+
+    private func rebuild() throws {
+        guard let inputLayer else { return }
+        for l in stack { l.inboundNodes.removeAll() }
+        var x = inputLayer.tensor
+        for l in stack { x = try l(x) }
+        if stack.isEmpty {
+            inputs = []
+            outputs = []
+            functional = nil
+            return
+        }
+        try setGraph(inputs: [inputLayer.tensor], outputs: [x])
+    }
+
+    public override var config: JSON {
+        var layerList: [JSON] = []
+        if let inputLayer { layerList.append(serialized(module: "keras.layers", className: "InputLayer", config: inputLayer.config)) }
+        for l in stack {
+            var j = serialized(module: "keras.layers", className: l.kerasClassName, config: l.config)
+            if let s = l.builtInputShapes?.first { j.set("build_config", ["input_shape": JSON(shape: s)]) }
+            layerList.append(j)
+        }
+        return ["name": .string(name), "trainable": .bool(trainable), "dtype": dtypePolicyJSON, "layers": .array(layerList)]
+    }
+
+    public override class func from(config c: JSON) throws -> Layer {
+        guard let list = c["layers"]?.arrayValue else { throw KerasError("Sequential config needs layers") }
+        let m = try Sequential(name: c["name"]?.stringValue)
+        for j in list { try m.add(try LayerRegistry.deserialize(j)) }
+        return m
+    }
+}
+
+// MARK: - Functional models from Keras JSON
+
+extension Model {
+    /// Rebuilds a functional model from its config: creates every layer,
+    /// then replays the recorded calls (inbound_nodes) in dependency order.
+    static func functional(config c: JSON) throws -> Model {
+        guard let layerList = c["layers"]?.arrayValue else { throw KerasError("Functional config needs layers") }
+        var layers: [String: Layer] = [:]
+        var order: [(Layer, [JSON])] = []
+        for entry in layerList {
+            let l = try LayerRegistry.deserialize(entry)
+            layers[l.name] = l
+            order.append((l, entry["inbound_nodes"]?.arrayValue ?? []))
+        }
+        // tensors[(layer name, node index)] = outputs of that call
+        var tensors: [String: [KerasTensor]] = [:]
+        for (l, _) in order { if let i = l as? InputLayer { tensors["\(i.name)#0"] = [i.tensor] } }
+
+        func resolve(_ ref: JSON) -> KerasTensor?? {
+            // nil: not a tensor reference; .some(nil): not computed yet
+            guard ref["class_name"]?.stringValue == "__keras_tensor__", let h = ref["config"]?["keras_history"]?.arrayValue, h.count == 3,
+                  let name = h[0].stringValue, let node = h[1].intValue, let idx = h[2].intValue else { return nil }
+            guard let outs = tensors["\(name)#\(node)"], idx < outs.count else { return .some(nil) }
+            return .some(outs[idx])
+        }
+
+        var pending: [(Layer, Int, JSON)] = order.flatMap { l, nodes in
+            l is InputLayer ? [] : nodes.enumerated().map { (l, $0.offset, $0.element) }
+        }
+        while !pending.isEmpty {
+            var progressed = false
+            var rest: [(Layer, Int, JSON)] = []
+            for (l, k, node) in pending {
+                let args = node["args"]?.arrayValue ?? []
+                var inputs: [KerasTensor] = []
+                var ready = true
+                let flat = args.flatMap { $0.arrayValue ?? [$0] }
+                for a in flat {
+                    if let r = resolve(a) { if let t = r { inputs.append(t) } else { ready = false } }
+                }
+                if !ready || inputs.isEmpty { rest.append((l, k, node)); continue }
+                let training = node["kwargs"]?["training"]?.boolValue
+                let outs = try l(inputs, training: training)
+                tensors["\(l.name)#\(k)"] = outs
+                progressed = true
+            }
+            if !progressed {
+                throw KerasError("Functional config: cannot resolve the inputs of " + rest.map { "\($0.0.name)" }.joined(separator: ", "))
+            }
+            pending = rest
+        }
+        func refs(_ key: String) throws -> [KerasTensor] {
+            guard var list = c[key]?.arrayValue else { throw KerasError("Functional config needs \(key)") }
+            if list.count == 3, list[0].stringValue != nil { list = [.array(list)] }
+            return try list.map { r in
+                guard let a = r.arrayValue, a.count == 3, let n = a[0].stringValue, let node = a[1].intValue, let i = a[2].intValue,
+                      let outs = tensors["\(n)#\(node)"], i < outs.count else {
+                    throw KerasError("Functional config: bad tensor reference \(r.serialized()) in \(key)")
+                }
+                return outs[i]
+            }
+        }
+        return try Model(inputs: try refs("input_layers"), outputs: try refs("output_layers"), name: c["name"]?.stringValue)
+    }
+}

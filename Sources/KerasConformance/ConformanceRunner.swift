@@ -1,0 +1,88 @@
+import Keras
+import KerasIR
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs every case under a folder in the format of the conformance README
+/// and reports PASS / FAIL / SKIP per case and a closing count.
+public struct ConformanceRunner {
+    public var root: String
+    public var filter: String?
+    public var tolerance: Float = 1e-4
+    /// Training runs compare at this tolerance (the README allows 1e-3 for blocked products).
+    public var trainingTolerance: Float = 1e-3
+
+    public init(root: String, filter: String? = nil) {
+        self.root = root
+        self.filter = filter
+    }
+
+    public struct Report {
+        public var lines: [String] = []
+        public var passed = 0, failed = 0, skipped = 0
+        public var results: [String: CaseResult] = [:]
+        public var summary: String { "\(passed) passed, \(failed) failed, \(skipped) skipped" }
+    }
+
+    /// Case folders (relative paths) in index.json order, or found by walking two levels.
+    public func casePaths() throws -> [String] {
+        if let index = try? readJSON(root + "/index.json"), let cases = index["cases"]?.arrayValue {
+            return cases.compactMap { $0["path"]?.stringValue }
+        }
+        var paths: [String] = []
+        for family in listDirectory(root).sorted() {
+            for c in listDirectory(root + "/" + family).sorted() where fileExists(root + "/" + family + "/" + c + "/case.json") {
+                paths.append(family + "/" + c)
+            }
+        }
+        if paths.isEmpty { throw KerasError("\(root): no conformance cases (no index.json and no */*/case.json)") }
+        return paths
+    }
+
+    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        var report = Report()
+        for path in try casePaths() where filter.map({ path.contains($0) }) ?? true {
+            let result = runCase(path)
+            report.results[path] = result
+            let line: String
+            switch result {
+            case .pass: report.passed += 1; line = "PASS \(path)"
+            case .fail(let why): report.failed += 1; line = "FAIL \(path) \(why)"
+            case .skip(let why): report.skipped += 1; line = "SKIP \(path): \(why)"
+            }
+            report.lines.append(line)
+            progress(line)
+        }
+        return report
+    }
+
+    public func runCase(_ path: String) -> CaseResult {
+        let dir = root + "/" + path
+        do {
+            Naming.reset()
+            let json = try readJSON(dir + "/case.json")
+            if json["family"]?.stringValue == "models" || json["training"]?.objectValue != nil && json["predict"] != nil {
+                return try ModelCaseRunner(dir: dir, json: json, tolerance: tolerance, trainingTolerance: trainingTolerance).run()
+            }
+            return try LayerCaseRunner(dir: dir, json: json, tolerance: tolerance).run()
+        } catch {
+            let msg = "\(error)"
+            if msg.contains("unknown layer class") { return .skip(msg.replacingOccurrences(of: "unknown layer class", with: "not implemented:")) }
+            return .fail("error: \(msg)")
+        }
+    }
+}
+
+func listDirectory(_ path: String) -> [String] {
+    guard let d = opendir(path) else { return [] }
+    defer { closedir(d) }
+    var out: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafePointer(to: e.pointee.d_name) { p in p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+        if name != "." && name != ".." { out.append(name) }
+    }
+    return out
+}
+
+func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
