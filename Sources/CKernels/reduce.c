@@ -195,3 +195,51 @@ CK_AVX2 static void ck_f32_softmax__avx2(size_t outer, size_t n, size_t inner, c
 ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa) {
     return isa == CK_ISA_REF ? ck_f32_softmax__ref : ck_f32_softmax__avx2;
 }
+
+/* ---- argmax ---- */
+
+static inline int better(float v, float best) { return v > best || (v != v && best == best); }
+
+static void ck_f32_argmax__ref(size_t outer, size_t n, size_t inner, const float *restrict x, int32_t *restrict y) {
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            size_t arg = 0;
+            float best = x[o * n * inner + i];
+            for (size_t j = 1; j < n; j++) {
+                float v = x[(o * n + j) * inner + i];
+                if (better(v, best)) { best = v; arg = j; }
+            }
+            y[o * inner + i] = (int32_t)arg;
+        }
+}
+
+/* Vectorized across `inner` (8 columns at a time); the strict comparison
+ * keeps the first maximum, as the reference does. */
+CK_AVX2 static void ck_f32_argmax__avx2(size_t outer, size_t n, size_t inner, const float *restrict x, int32_t *restrict y) {
+    for (size_t o = 0; o < outer; o++) {
+        const float *xo = x + o * n * inner;
+        size_t i = 0;
+        for (; i + 8 <= inner; i += 8) {
+            __m256 best = _mm256_loadu_ps(xo + i);
+            __m256i arg = _mm256_setzero_si256();
+            for (size_t j = 1; j < n; j++) {
+                __m256 v = _mm256_loadu_ps(xo + j * inner + i);
+                __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ),
+                                           _mm256_andnot_ps(_mm256_cmp_ps(best, best, _CMP_UNORD_Q), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+                best = _mm256_blendv_ps(best, v, take);
+                arg = _mm256_blendv_epi8(arg, _mm256_set1_epi32((int)j), _mm256_castps_si256(take));
+            }
+            _mm256_storeu_si256((__m256i *)(y + o * inner + i), arg);
+        }
+        for (; i < inner; i++) {
+            size_t a = 0;
+            float b = xo[i];
+            for (size_t j = 1; j < n; j++) if (better(xo[j * inner + i], b)) { b = xo[j * inner + i]; a = j; }
+            y[o * inner + i] = (int32_t)a;
+        }
+    }
+}
+
+ck_f32_argmax_fn ck_f32_argmax_kernel(ck_isa isa) {
+    return isa == CK_ISA_REF ? ck_f32_argmax__ref : ck_f32_argmax__avx2;
+}

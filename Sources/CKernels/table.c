@@ -47,6 +47,8 @@ static const ck_kernel_info table[] = {
     {"ck_f32_scatter_add_rows__ref", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_REF, 1},
     {"ck_f32_scatter_add_rows__avx2", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_AVX2, 8},
     RN(CK_RANDOM_UNIFORM, uniform) RN(CK_RANDOM_NORMAL, normal) RN(CK_RANDOM_BERNOULLI, bernoulli)
+    {"ck_f32_argmax__ref", CK_FAMILY_ARGMAX, 0, CK_ISA_REF, 1},
+    {"ck_f32_argmax__avx2", CK_FAMILY_ARGMAX, 0, CK_ISA_AVX2, 8},
     {"ck_f32_gemm__ref", CK_FAMILY_GEMM, 0, CK_ISA_REF, 1},
     {"ck_f32_gemm__avx2_6x16", CK_FAMILY_GEMM, 0, CK_ISA_AVX2, 6},
 };

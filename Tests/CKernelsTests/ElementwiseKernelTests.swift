@@ -209,6 +209,11 @@ final class ElementwiseKernelTests: XCTestCase {
                 }
                 XCTAssertTrue(y.intactCanaries, "\(kernelName(info)) wrote outside its output")
             }
+            let ai = [Int32](repeating: -1, count: outer * inner), ar = ai
+            var aiv = ai, arv = ar
+            ck_f32_argmax_kernel(CK_ISA_AVX2)(outer, n, inner, x.pointer, &aiv)
+            ck_f32_argmax_kernel(CK_ISA_REF)(outer, n, inner, x.pointer, &arv)
+            XCTAssertEqual(aiv, arv, "argmax [\(outer),\(n),\(inner)]")
             for log: Int32 in [0, 1] {
                 let y = Guarded(outer * n * inner), r = Guarded(outer * n * inner)
                 ck_f32_softmax_kernel(CK_ISA_AVX2)(outer, n, inner, x.pointer, y.pointer, log)
@@ -279,7 +284,7 @@ final class ElementwiseKernelTests: XCTestCase {
         let t = ck_kernel_table(&n)!
         let covered: Set<UInt32> = [CK_FAMILY_UNARY, CK_FAMILY_BINARY_F32, CK_FAMILY_BINARY_I32, CK_FAMILY_SELECT,
                                     CK_FAMILY_COPY, CK_FAMILY_FILL, CK_FAMILY_CAST, CK_FAMILY_REDUCE, CK_FAMILY_SOFTMAX,
-                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM].map(\.rawValue).reduce(into: []) { $0.insert($1) }
+                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX].map(\.rawValue).reduce(into: []) { $0.insert($1) }
         for i in 0..<n {
             XCTAssertTrue(covered.contains(t[i].family.rawValue), "\(kernelName(t[i])) is in no tested family")
             // every optimized kernel has a reference twin in the table

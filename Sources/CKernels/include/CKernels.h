@@ -169,6 +169,11 @@ typedef void (*ck_f32_reduce_fn)(size_t outer, size_t n, size_t inner, const flo
 ck_f32_reduce_fn ck_f32_reduce_kernel(ck_reduce_op op, ck_isa isa);
 const char *ck_reduce_op_name(ck_reduce_op op);
 
+/* Index of the first maximum along the middle axis of [outer, n, inner] (NaN counts as maximal). */
+typedef void (*ck_f32_argmax_fn)(size_t outer, size_t n, size_t inner, const float *restrict x,
+                                 int32_t *restrict y);
+ck_f32_argmax_fn ck_f32_argmax_kernel(ck_isa isa);
+
 /* Softmax (log_softmax when `log` != 0) along the middle axis of [outer, n, inner]. */
 typedef void (*ck_f32_softmax_fn)(size_t outer, size_t n, size_t inner, const float *restrict x,
                                   float *restrict y, int log);
@@ -248,6 +253,7 @@ typedef enum ck_family {
     CK_FAMILY_SCATTER_ADD,
     CK_FAMILY_RANDOM,
     CK_FAMILY_GEMM,
+    CK_FAMILY_ARGMAX,
     CK_FAMILY_COUNT
 } ck_family;
 

@@ -202,7 +202,42 @@ private func softmaxOp(_ name: String, log logOut: Bool, vjp: @escaping VJPRule)
           cost: elementwiseCost(14))
 }
 
+/// argmax {axis}: the index (i32) of the first maximum along one axis.
+private let argmaxOp = OpDef(
+    "argmax", arity: .exactly(1),
+    shape: { ctx in
+        try ctx.requireDType(0, [.f32])
+        let x = ctx.inputs[0]
+        let axis = try normalizeAxes([try ctx.attrs.int("axis", default: -1)], rank: x.rank, op: ctx.op)[0]
+        return .i32(reducedShape(x.shape, axes: [axis], keepDims: try ctx.attrs.bool("keepdims", default: false)))
+    },
+    differentiability: .notDifferentiable(reason: "an index is piecewise constant"),
+    reference: { ctx in
+        let x = ctx.inputs[0]
+        let (outer, n, inner) = try axisSplit(x.shape, try ctx.attrs.int("axis", default: -1), op: "argmax")
+        var out = [Double](repeating: 0, count: outer * inner)
+        for o in 0..<outer {
+            for i in 0..<inner {
+                var best = x.data[o * n * inner + i], arg = 0
+                for j in 1..<max(n, 1) {
+                    let v = x.data[(o * n + j) * inner + i]
+                    if v > best || (v.isNaN && !best.isNaN) { best = v; arg = j }
+                }
+                out[o * inner + i] = Double(arg)
+            }
+        }
+        return RefTensor(.i32, ctx.type.shape, out)
+    },
+    lowering: .kernel { ctx in
+        let (outer, n, inner) = try axisSplit(ctx.inputTypes[0].shape, try ctx.node.attrs.int("axis", default: -1), op: "argmax")
+        let fn = ck_f32_argmax_kernel(ctx.vectorISA)!
+        let x = ctx.f32(0), y = ctx.output.assumingMemoryBound(to: Int32.self)
+        return Kernel(name: "ck_f32_argmax__\(isaSuffix(ctx.vectorISA))") { fn(outer, n, inner, x, y); return 0 }
+    },
+    cost: { ins, out, _ in Cost(flops: elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) })
+
 let reductionOps: [OpDef] = [
+    argmaxOp,
     reduceOp("reduce_sum", CK_REDUCE_SUM, vjp: sumVJP),
     reduceOp("reduce_mean", CK_REDUCE_SUM, mean: true, vjp: meanVJP),
     reduceOp("reduce_max", CK_REDUCE_MAX, vjp: extremumVJP),
