@@ -3,14 +3,78 @@ import KerasIR
 import KerasRuntime
 
 /// Runs a whole-model case: builds the model from its JSON, loads the
-/// initial weights, compares predictions, then replays the training run.
+/// initial weights, compares predictions, then replays the training run:
+/// one step from the initial weights (loss and weights), and the full fit
+/// (per-epoch losses within 1e-4 relative, final weights within the
+/// training tolerance).
 struct ModelCaseRunner {
     let dir: String
     let json: JSON
     let tolerance: Float
     let trainingTolerance: Float
 
+    func load(_ list: JSON?) throws -> [Tensor] {
+        try (list?.arrayValue ?? []).map { try TensorFile($0).load(from: dir) }
+    }
+
+    func buildModel() throws -> Model {
+        guard let ser = json["keras_serialized"] else { throw KerasError("model case has no keras_serialized") }
+        guard let m = try LayerRegistry.deserialize(ser) as? Model else { throw KerasError("keras_serialized is not a model") }
+        try m.setWeights(try load(json["weights"]))
+        return m
+    }
+
     func run() throws -> CaseResult {
-        .skip("model cases need compile/fit, not implemented yet")
+        let model: Model
+        do { model = try buildModel() } catch let e as KerasError where e.message.hasPrefix("unknown layer class") {
+            let missing = e.message.split(separator: "'").dropFirst().first.map(String.init) ?? "a layer"
+            return .skip("\(missing) not implemented")
+        }
+        var failures: [String] = []
+
+        // Predictions on the initial weights.
+        if let p = json["predict"] {
+            let xs = try load(p["inputs"])
+            let want = try load(p["outputs"])
+            let got = try model.predict(xs, batchSize: xs.first?.shape.first ?? 1)
+            for (k, (g, w)) in zip(got, want).enumerated() {
+                if let f = compare(g, w, tol: tolerance, what: "predict_output_\(k)") { failures.append(f) }
+            }
+        }
+
+        guard let t = json["training"] else { return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; ")) }
+        guard let opt = t["optimizer"], let lossName = t["loss"]?.stringValue else { return .fail("training block lacks optimizer or loss") }
+        let x = try load(t["x"]), y = try load(t["y"])
+        let batch = try t.int("batch_size", default: 32), epochs = try t.int("epochs", default: 1)
+
+        // One step from the initial weights.
+        if let first = t["first_step"] {
+            let m = try buildModel()
+            try m.compile(optimizer: try Optimizers.get(opt), loss: lossName)
+            let n = min(batch, x[0].shape[0])
+            let out = try m.trainOnBatch(x: try x.map { try $0.rows(0..<n) }, y: try y.map { try $0.rows(0..<n) })
+            if let wantLoss = first["loss"]?.doubleValue, abs(Double(out[0]) - wantLoss) > 1e-4 * max(1, abs(wantLoss)) {
+                failures.append("first step loss \(out[0]) != \(wantLoss)")
+            }
+            for (k, (g, w)) in zip(m.getWeights(), try load(first["weights"])).enumerated() {
+                if let f = compare(g, w, tol: tolerance, what: "step1 weight \(k)") { failures.append(f) }
+            }
+        }
+
+        // The whole run.
+        let m = try buildModel()
+        try m.compile(optimizer: try Optimizers.get(opt), loss: lossName)
+        let history = try m.fit(x: x, y: y, batchSize: batch, epochs: epochs, verbose: 0, shuffle: t["shuffle"]?.boolValue ?? false)
+        let losses = history.history["loss"] ?? []
+        for (e, want) in (t["epoch_loss"]?.arrayValue ?? []).enumerated() {
+            guard let w = want.doubleValue, e < losses.count else { failures.append("missing epoch \(e) loss"); continue }
+            if abs(Double(losses[e]) - w) > 1e-4 * max(1, abs(w)) {
+                failures.append("epoch \(e + 1) loss \(losses[e]) != \(w) (rel err \(abs(Double(losses[e]) - w) / abs(w)))")
+            }
+        }
+        for (k, (g, w)) in zip(m.getWeights(), try load(t["final_weights"])).enumerated() {
+            if let f = compare(g, w, tol: trainingTolerance, what: "final weight \(k)") { failures.append(f) }
+        }
+        return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }
 }

@@ -62,7 +62,7 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     public var scalar: Float { floats.first ?? .nan }
 
     /// Raw 4-byte elements.
-    func withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch storage {
         case .f32(let v): return try v.withUnsafeBytes(body)
         case .i32(let v): return try v.withUnsafeBytes(body)

@@ -12,6 +12,8 @@ open class Model: Layer {
     var functional: FunctionalGraph?
     /// Compile state and compiled plans (Training.swift).
     var training: TrainingState?
+    /// Set by callbacks (EarlyStopping, TerminateOnNaN) to end fit() after the current batch or epoch.
+    public var stopTraining = false
 
     public init(inputs: [KerasTensor], outputs: [KerasTensor], name: String? = nil) throws {
         super.init(name: name)

@@ -1,8 +1,200 @@
+import CKernels
 import KerasIR
 import KerasRuntime
 
-/// Compile state of a model: optimizer, losses, metrics and the plans
-/// compiled from them (filled in by compile()).
+/// What compile() fixed, and the graphs and plans derived from it. Plans
+/// are cached per (kind, batch size, target types): a smaller last batch
+/// gets its own plan.
 final class TrainingState {
-    func invalidatePlans() {}
+    let optimizer: Optimizer
+    let losses: [Loss]
+    let lossWeights: [Float]
+    let metrics: [[Metric]]
+    let store = ParameterStore()
+    var plans: [String: ExecutionPlan] = [:]
+    var graphs: [String: Graph] = [:]
+    /// Staging buffers for gathered batches, per plan key and input.
+    var staging: [String: [UnsafeMutableRawPointer]] = [:]
+
+    init(optimizer: Optimizer, losses: [Loss], lossWeights: [Float], metrics: [[Metric]]) {
+        self.optimizer = optimizer
+        self.losses = losses
+        self.lossWeights = lossWeights
+        self.metrics = metrics
+    }
+
+    deinit { for s in staging.values { for p in s { p.deallocate() } } }
+
+    func invalidatePlans() {
+        plans = [:]
+        graphs = [:]
+    }
+
+    /// Log names of the metrics, in output then compile order.
+    func metricNames(outputNames: [String]) -> [String] {
+        metrics.enumerated().flatMap { i, ms in ms.map { outputNames.count > 1 ? "\(outputNames[i])_\($0.name)" : $0.name } }
+    }
+}
+
+/// The kinds of graph a compiled model runs.
+enum StepKind: String {
+    case train, test, predict
+}
+
+/// The description of one batch's data: element types of the targets
+/// (beyond the batch dimension) and whether sample weights are fed.
+struct BatchSignature: Hashable {
+    var targets: [TensorType]
+    var sampleWeights: Bool
+    var key: String { targets.map(\.description).joined(separator: ";") + (sampleWeights ? "+sw" : "") }
+}
+
+extension Model {
+    // MARK: compile
+
+    /// Configures training: optimizer, one loss per output (or one for
+    /// all), optional loss weights and metrics. Unknown names throw here.
+    public func compile(optimizer: OptimizerConvertible = "rmsprop", loss: [LossConvertible], metrics: [String] = [],
+                        lossWeights: [Float]? = nil) throws {
+        let graph = try requireGraph("compile()")
+        let opt = try optimizer.resolveOptimizer()
+        let n = graph.outputs.count
+        let resolved = try loss.map { try $0.resolveLoss() }
+        guard resolved.count == 1 || resolved.count == n else {
+            throw KerasError("\(name): compile got \(resolved.count) losses for a model with \(n) outputs")
+        }
+        let losses = resolved.count == n ? resolved : Array(repeating: resolved[0], count: n)
+        let weights = lossWeights ?? Array(repeating: 1, count: n)
+        guard weights.count == n else { throw KerasError("\(name): loss_weights has \(weights.count) entries for \(n) outputs") }
+        let ms = try (0..<n).map { i in try metrics.map { try Metric.get($0, loss: losses[i]) } }
+        training = TrainingState(optimizer: opt, losses: losses, lossWeights: weights, metrics: ms)
+    }
+
+    public func compile(optimizer: OptimizerConvertible = "rmsprop", loss: LossConvertible, metrics: [String] = [],
+                        lossWeights: [Float]? = nil) throws {
+        try compile(optimizer: optimizer, loss: [loss], metrics: metrics, lossWeights: lossWeights)
+    }
+
+    public var optimizer: Optimizer? { training?.optimizer }
+    public var isCompiled: Bool { training != nil }
+
+    func requireCompiled(_ what: String) throws -> TrainingState {
+        guard let t = training else { throw KerasError("\(name): you must call compile() before \(what)") }
+        return t
+    }
+
+    var inputNames: [String] { inputs.map { $0.node.layer.name } }
+    var outputNames: [String] { outputs.map { $0.node.layer.name } }
+
+    // MARK: graphs
+
+    /// Builds the symbolic (unknown batch) graph of one step.
+    func buildStepGraph(_ kind: StepKind, signature: BatchSignature, state: TrainingState?) throws -> Graph {
+        let g = try requireGraph("building a \(kind.rawValue) step")
+        let b = GraphBuilder(name: "\(name)_\(kind.rawValue)_step")
+        let ctx = CallContext(builder: b, training: kind == .train, isTracing: false, seed: 0x5EED)
+        var xs: [Value] = []
+        for (i, t) in g.inputs.enumerated() {
+            xs.append(try b.input(inputNames[i], TensorType(t.dtype, irShape(t.shape))))
+        }
+        let (outs, _) = try g.emit(inputValues: xs, inputMasks: xs.map { _ in nil }, context: ctx)
+        if kind == .predict {
+            b.setOutputs(outs)
+            return b.graph
+        }
+        guard let state else { throw KerasError("\(name): you must call compile() before training or evaluating") }
+        var ys: [Value] = []
+        for (i, t) in signature.targets.enumerated() {
+            ys.append(try b.input("\(outputNames[i])_target", TensorType(t.dtype, [TensorType.unknown] + t.shape)))
+        }
+        let sw = signature.sampleWeights ? try b.input("sample_weight", .f32([TensorType.unknown])) : nil
+
+        /// mean over everything of values * sample weights (Keras's sum_over_batch_size).
+        func weightedMean(_ v: Value) throws -> (Value, Value) {
+            let t = b.type(of: v)
+            var weighted = v
+            var count = try b.dimSize(v, axes: Array(0..<t.rank))
+            if let sw {
+                let w = t.rank > 1 ? try b.reshape(sw, [-1] + [Int](repeating: 1, count: t.rank - 1)) : sw
+                weighted = try b.mul(v, w)
+                count = try b.reduceSum(b.mul(b.broadcast(w, like: v), b.scalar(1)), axes: Array(0..<t.rank))
+            }
+            return (try b.reduceSum(weighted, axes: Array(0..<t.rank)), count)
+        }
+
+        var loss: Value? = nil
+        try b.withLayer("loss") {
+            for i in 0..<outs.count {
+                let values = try state.losses[i].values(ys[i], outs[i], b)
+                let (total, _) = try weightedMean(values)
+                let mean = try b.div(total, b.dimSize(values, axes: Array(0..<b.type(of: values).rank)))
+                let term = state.lossWeights[i] == 1 ? mean : try b.mul(mean, state.lossWeights[i])
+                loss = try loss.map { try b.add($0, term) } ?? term
+            }
+            for v in ctx.variablesRead {
+                if let r = v.regularizer { loss = try b.add(loss!, r.penalty(ctx.read(v), b)) }
+            }
+            for extra in ctx.addedLosses { loss = try b.add(loss!, extra) }
+        }
+        var metricOutputs: [Value] = []
+        try b.withLayer("metrics") {
+            for i in 0..<outs.count {
+                for m in state.metrics[i] {
+                    let (total, count) = try weightedMean(m.values(ys[i], outs[i], b))
+                    metricOutputs += [total, count]
+                }
+            }
+        }
+        var graph = b.graph
+        if kind == .train {
+            let trainable = ctx.variablesRead.filter { $0.trainable && model(owns: $0) }
+            let params = trainable.compactMap { ctx.parameter(of: $0) }
+            let grads = try Autodiff.gradients(of: loss!, wrt: params, in: &graph)
+            let ub = GraphBuilder(extending: graph)
+            var cache: [String: Value] = [:]
+            try state.optimizer.emitUpdates(Array(zip(trainable, zip(params, grads)).map { ($0, $1.0, $1.1) }), builder: ub) { name, buffer in
+                if let v = cache[name] { return v }
+                try state.store.adopt(name, buffer)
+                let p = try ub.parameter(name, buffer.type)
+                cache[name] = p
+                return p
+            }
+            graph = ub.graph
+        }
+        graph.outputs = [loss!] + metricOutputs
+        return graph
+    }
+
+    /// Whether `v` belongs to a trainable layer of this model.
+    private func model(owns v: Variable) -> Bool {
+        trainableWeights.contains { $0 === v }
+    }
+
+    /// The plan for one step kind at a batch size, compiled on first use.
+    func plan(_ kind: StepKind, batchSize: Int, signature: BatchSignature) throws -> ExecutionPlan {
+        let state: TrainingState
+        if let t = training { state = t } else {
+            guard kind == .predict else { throw KerasError("\(name): you must call compile() before training or evaluating") }
+            // prediction without compile: a private state holds the plan cache
+            training = TrainingState(optimizer: SGD(), losses: [], lossWeights: [], metrics: [])
+            state = training!
+        }
+        let key = "\(kind.rawValue)|\(batchSize)|\(signature.key)"
+        if let p = state.plans[key] { return p }
+        let gkey = "\(kind.rawValue)|\(signature.key)"
+        let graph: Graph
+        if let g = state.graphs[gkey] { graph = g } else {
+            graph = try buildStepGraph(kind, signature: signature, state: kind == .predict ? nil : state)
+            state.graphs[gkey] = graph
+        }
+        for v in weights { try state.store.adopt(v.path, v.buffer) }
+        var shapes: [String: [Int]] = [:]
+        for v in graph.inputs {
+            let t = graph.type(of: v)
+            shapes[graph[v].name!] = t.shape.map { $0 == TensorType.unknown ? batchSize : $0 }
+        }
+        let p = try ExecutionPlan(graph, inputShapes: shapes, store: state.store)
+        state.plans[key] = p
+        return p
+    }
 }

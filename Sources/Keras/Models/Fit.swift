@@ -1,0 +1,472 @@
+import KerasIR
+import KerasRuntime
+
+/// Training data after checking: arrays converted to the dtypes the graph
+/// expects, and the bytes of one sample of each.
+struct ArraySet {
+    let tensors: [Tensor]
+    let count: Int
+    let rowBytes: [Int]
+
+    init(_ tensors: [Tensor], dtypes: [DType]? = nil) throws {
+        var ts = tensors
+        if let dtypes {
+            for i in ts.indices where ts[i].dtype != dtypes[i] { ts[i] = ts[i].converted(to: dtypes[i]) }
+        }
+        self.tensors = ts
+        count = ts.first?.shape.first ?? 0
+        rowBytes = ts.map { $0.shape.dropFirst().reduce(1, *) * 4 }
+    }
+
+    func slice(_ range: Range<Int>) throws -> ArraySet {
+        try ArraySet(tensors.map { try $0.rows(range) })
+    }
+}
+
+extension Tensor {
+    /// The same values in another dtype (int32 ids given as floats, ...).
+    public func converted(to dtype: DType) -> Tensor {
+        if dtype == self.dtype { return self }
+        return dtype == .f32 ? try! Tensor(ints.map(Float.init), shape: shape) : try! Tensor(floats.map { Int32($0) }, shape: shape)
+    }
+
+    /// Rows `range` of the first axis.
+    public func rows(_ range: Range<Int>) throws -> Tensor {
+        guard let n = shape.first, range.lowerBound >= 0, range.upperBound <= n else {
+            throw KerasError("rows \(range) are outside an array of shape \(shape)")
+        }
+        let row = shape.dropFirst().reduce(1, *)
+        let s = [range.count] + shape.dropFirst()
+        switch storage {
+        case .f32(let v): return try Tensor(Array(v[(range.lowerBound * row)..<(range.upperBound * row)]), shape: s)
+        case .i32(let v): return try Tensor(Array(v[(range.lowerBound * row)..<(range.upperBound * row)]), shape: s)
+        }
+    }
+}
+
+/// Running sums of a loop over batches: loss weighted by batch size,
+/// metrics as (total, count) pairs.
+struct Accumulator {
+    var lossSum: Double = 0
+    var samples = 0
+    var totals: [Double]
+    var counts: [Double]
+
+    init(metrics: Int) {
+        totals = Array(repeating: 0, count: metrics)
+        counts = Array(repeating: 0, count: metrics)
+    }
+
+    mutating func add(_ plan: ExecutionPlan, batch: Int) {
+        lossSum += Double(plan.scalarOutput(0)) * Double(batch)
+        samples += batch
+        for j in totals.indices {
+            totals[j] += Double(plan.scalarOutput(1 + 2 * j))
+            counts[j] += Double(plan.scalarOutput(2 + 2 * j))
+        }
+    }
+
+    func logs(_ names: [String], prefix: String = "") -> [(String, Float)] {
+        var out = [(prefix + "loss", Float(lossSum / Double(max(samples, 1))))]
+        for (j, n) in names.enumerated() { out.append((prefix + n, Float(totals[j] / max(counts[j], 1e-300)))) }
+        return out.sorted { $0.0 < $1.0 }
+    }
+}
+
+extension Model {
+    // MARK: checks
+
+    func checkInputs(_ x: [Tensor]) throws {
+        if let seq = self as? Sequential, functional == nil, let first = x.first, first.shape.count >= 1 {
+            try seq.build(inputShape: Array(first.shape.dropFirst()).map { Optional($0) })
+        }
+        let g = try requireGraph("using data")
+        guard x.count == g.inputs.count else {
+            throw KerasError("\(name): the model expects \(g.inputs.count) input array(s) (\(inputNames.joined(separator: ", "))), got \(x.count)")
+        }
+        for (i, (t, want)) in zip(x, g.inputs).enumerated() {
+            let ok = t.shape.count == want.shape.count && zip(t.shape.dropFirst(), want.shape.dropFirst()).allSatisfy { $1 == nil || $0 == $1 }
+            guard ok else {
+                throw KerasError("\(name): input '\(inputNames[i])' expects arrays of shape \(formatShape(want.shape)), got an array of shape \(formatShape(t.shape.map { $0 }))")
+            }
+        }
+        let counts = x.map { $0.shape.first ?? 0 }
+        guard Set(counts).count <= 1 else {
+            throw KerasError("\(name): input arrays have different numbers of samples: \(counts.map(String.init).joined(separator: ", "))")
+        }
+    }
+
+    func checkTargets(_ x: [Tensor], _ y: [Tensor], _ sampleWeight: Tensor?) throws {
+        let g = try requireGraph("using data")
+        guard y.count == g.outputs.count else {
+            throw KerasError("\(name): the model has \(g.outputs.count) output(s) (\(outputNames.joined(separator: ", "))), got \(y.count) target array(s)")
+        }
+        let n = x.first?.shape.first ?? 0
+        for t in y where (t.shape.first ?? -1) != n {
+            throw KerasError("\(name): x and y have different numbers of samples: x has \(n), y has \(t.shape.first ?? 0) (shape \(formatShape(t.shape.map { $0 })))")
+        }
+        if let sw = sampleWeight, sw.shape != [n] {
+            throw KerasError("\(name): sample_weight must have shape (\(n),), got \(formatShape(sw.shape.map { $0 }))")
+        }
+        guard n > 0 else { throw KerasError("\(name): no samples to use (x has 0 rows)") }
+    }
+
+    func signature(_ y: [Tensor], sampleWeights: Bool) -> BatchSignature {
+        BatchSignature(targets: y.map { TensorType($0.dtype, Array($0.shape.dropFirst())) }, sampleWeights: sampleWeights)
+    }
+
+    // MARK: one batch
+
+    /// Gathers rows `indices` of every array into the plan's inputs and runs it.
+    func runBatch(_ plan: ExecutionPlan, key: String, x: ArraySet, y: ArraySet?, sampleWeights: [Float]?, indices: ArraySlice<Int>) throws {
+        let state = training!
+        let arrays = x.tensors + (y?.tensors ?? [])
+        let rowBytes = x.rowBytes + (y?.rowBytes ?? [])
+        let names = inputNames + (y == nil ? [] : outputNames.map { "\($0)_target" })
+        let n = indices.count
+        if state.staging[key] == nil {
+            state.staging[key] = rowBytes.map { UnsafeMutableRawPointer.allocate(byteCount: max($0 * n, 4), alignment: 64) }
+                + [UnsafeMutableRawPointer.allocate(byteCount: max(n * 4, 4), alignment: 64)]
+        }
+        let buffers = state.staging[key]!
+        for (i, t) in arrays.enumerated() {
+            let rb = rowBytes[i]
+            try t.withRawBytes { src in
+                var k = 0
+                for r in indices {
+                    (buffers[i] + k * rb).copyMemory(from: src.baseAddress! + r * rb, byteCount: rb)
+                    k += 1
+                }
+                try plan.setInput(names[i], bytes: UnsafeRawBufferPointer(start: buffers[i], count: rb * n))
+            }
+        }
+        if let sw = sampleWeights {
+            let p = buffers.last!.assumingMemoryBound(to: Float.self)
+            var k = 0
+            for r in indices { p[k] = sw[r]; k += 1 }
+            try plan.setInput("sample_weight", bytes: UnsafeRawBufferPointer(start: buffers.last!, count: n * 4))
+        }
+        try plan.run()
+    }
+
+    /// Per-sample weights from class weights (label = argmax of one-hot or the value) times sample weights.
+    func combinedWeights(_ y: [Tensor], classWeight: [Int: Float]?, sampleWeight: Tensor?) -> [Float]? {
+        guard classWeight != nil || sampleWeight != nil else { return nil }
+        let n = y[0].shape[0]
+        var w = sampleWeight?.floats ?? [Float](repeating: 1, count: n)
+        if let cw = classWeight {
+            let t = y[0]
+            let width = t.shape.dropFirst().reduce(1, *)
+            let v = t.floats
+            for i in 0..<n {
+                let label: Int
+                if width > 1 {
+                    var best = 0
+                    for j in 1..<width where v[i * width + j] > v[i * width + best] { best = j }
+                    label = best
+                } else { label = Int(v[i]) }
+                w[i] *= cw[label] ?? 1
+            }
+        }
+        return w
+    }
+
+    // MARK: fit
+
+    /// Trains for `epochs` epochs (Keras's fit). Batches are taken in order
+    /// (shuffled each epoch when `shuffle`), each doing one forward pass in
+    /// training mode, one loss, one gradient and one optimizer step.
+    @discardableResult
+    public func fit(x: [Tensor], y: [Tensor], batchSize: Int? = nil, epochs: Int = 1, verbose: Int = 1,
+                    callbacks: [Callback] = [], validationSplit: Float = 0, validationData: ([Tensor], [Tensor])? = nil,
+                    shuffle: Bool = true, classWeight: [Int: Float]? = nil, sampleWeight: Tensor? = nil,
+                    initialEpoch: Int = 0) throws -> History {
+        try checkInputs(x)
+        try checkTargets(x, y, sampleWeight)
+        let state = try requireCompiled("fit()")
+        let bs = batchSize ?? 32
+        guard bs > 0 else { throw KerasError("\(name): batch_size must be positive, got \(bs)") }
+        guard epochs >= 0, initialEpoch >= 0 else { throw KerasError("\(name): epochs and initial_epoch must not be negative") }
+        guard validationSplit >= 0 && validationSplit < 1 else { throw KerasError("\(name): validation_split must be in [0, 1), got \(validationSplit)") }
+
+        let dtypes = inputs.map(\.dtype)
+        var xs = try ArraySet(x, dtypes: dtypes), ys = try ArraySet(y)
+        var weights = combinedWeights(y, classWeight: classWeight, sampleWeight: sampleWeight)
+        var val: (ArraySet, ArraySet)? = nil
+        if let (vx, vy) = validationData {
+            try checkInputs(vx)
+            try checkTargets(vx, vy, nil)
+            val = (try ArraySet(vx, dtypes: dtypes), try ArraySet(vy))
+        } else if validationSplit > 0 {
+            let split = Int(Float(xs.count) * (1 - validationSplit))
+            guard split > 0 && split < xs.count else {
+                throw KerasError("\(name): validation_split=\(validationSplit) leaves no training or validation samples out of \(xs.count)")
+            }
+            val = (try xs.slice(split..<xs.count), try ys.slice(split..<ys.count))
+            xs = try xs.slice(0..<split)
+            ys = try ys.slice(0..<split)
+            weights = weights.map { Array($0[0..<split]) }
+        }
+
+        let history = History()
+        let all = [history] + callbacks
+        for c in all { c.model = self }
+        stopTraining = false
+        let metricNames = state.metricNames(outputNames: outputNames)
+        let sig = signature(y, sampleWeights: weights != nil)
+        var rng = SplitMix64(seed: RandomSeed.next())
+        for c in all { try c.onTrainBegin(logs: [:]) }
+        let steps = (xs.count + bs - 1) / bs
+        var epoch = initialEpoch
+        while epoch < epochs && !stopTraining {
+            if verbose > 0 { print("Epoch \(epoch + 1)/\(epochs)") }
+            for c in all { try c.onEpochBegin(epoch, logs: [:]) }
+            var order = Array(0..<xs.count)
+            if shuffle {
+                for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            }
+            var acc = Accumulator(metrics: metricNames.count)
+            let bar = Progbar(target: steps, verbose: verbose)
+            for s in 0..<steps {
+                let lo = s * bs, hi = min(lo + bs, xs.count)
+                for c in all { try c.onTrainBatchBegin(s, logs: [:]) }
+                let plan = try self.plan(.train, batchSize: hi - lo, signature: sig)
+                state.optimizer.prepareStep()
+                try runBatch(plan, key: "train|\(hi - lo)|\(sig.key)", x: xs, y: ys, sampleWeights: weights, indices: order[lo..<hi])
+                acc.add(plan, batch: hi - lo)
+                let logs = acc.logs(metricNames)
+                bar.update(s + 1, logs)
+                var batchLogs = Logs(uniqueKeysWithValues: logs)
+                batchLogs["loss"] = plan.scalarOutput(0)
+                for c in all { try c.onTrainBatchEnd(s, logs: batchLogs) }
+                if stopTraining { break }
+            }
+            var epochLogs = acc.logs(metricNames)
+            if let (vx, vy) = val {
+                epochLogs += try evaluateArrays(vx, vy, batchSize: bs, weights: nil, signature: signature(vy.tensors, sampleWeights: false))
+                    .logs(metricNames, prefix: "val_")
+            }
+            bar.update(steps, epochLogs.sorted { $0.0 < $1.0 }, final: true)
+            let logs = Logs(uniqueKeysWithValues: epochLogs)
+            for c in all { try c.onEpochEnd(epoch, logs: logs) }
+            epoch += 1
+        }
+        for c in all { try c.onTrainEnd(logs: [:]) }
+        return history
+    }
+
+    @discardableResult
+    public func fit(_ x: Tensor, _ y: Tensor, batchSize: Int? = nil, epochs: Int = 1, verbose: Int = 1, callbacks: [Callback] = [],
+                    validationSplit: Float = 0, validationData: (Tensor, Tensor)? = nil, shuffle: Bool = true,
+                    classWeight: [Int: Float]? = nil, sampleWeight: Tensor? = nil, initialEpoch: Int = 0) throws -> History {
+        try fit(x: [x], y: [y], batchSize: batchSize, epochs: epochs, verbose: verbose, callbacks: callbacks, validationSplit: validationSplit,
+                validationData: validationData.map { ([$0.0], [$0.1]) }, shuffle: shuffle, classWeight: classWeight,
+                sampleWeight: sampleWeight, initialEpoch: initialEpoch)
+    }
+
+    // MARK: evaluate
+
+    func evaluateArrays(_ x: ArraySet, _ y: ArraySet, batchSize: Int, weights: [Float]?, signature sig: BatchSignature) throws -> Accumulator {
+        let state = try requireCompiled("evaluate()")
+        var acc = Accumulator(metrics: state.metricNames(outputNames: outputNames).count)
+        var lo = 0
+        let order = Array(0..<x.count)
+        while lo < x.count {
+            let hi = min(lo + batchSize, x.count)
+            let plan = try self.plan(.test, batchSize: hi - lo, signature: sig)
+            try runBatch(plan, key: "test|\(hi - lo)|\(sig.key)", x: x, y: y, sampleWeights: weights, indices: order[lo..<hi])
+            acc.add(plan, batch: hi - lo)
+            lo = hi
+        }
+        return acc
+    }
+
+    /// The loss and metrics over the data, by name ("loss", "accuracy", ...).
+    public func evaluateDict(x: [Tensor], y: [Tensor], batchSize: Int? = nil, verbose: Int = 0, sampleWeight: Tensor? = nil) throws -> [String: Float] {
+        try checkInputs(x)
+        try checkTargets(x, y, sampleWeight)
+        let state = try requireCompiled("evaluate()")
+        let bs = batchSize ?? 32
+        guard bs > 0 else { throw KerasError("\(name): batch_size must be positive, got \(bs)") }
+        let weights = combinedWeights(y, classWeight: nil, sampleWeight: sampleWeight)
+        let acc = try evaluateArrays(try ArraySet(x, dtypes: inputs.map(\.dtype)), try ArraySet(y), batchSize: bs, weights: weights,
+                                     signature: signature(y, sampleWeights: weights != nil))
+        let logs = acc.logs(state.metricNames(outputNames: outputNames))
+        if verbose > 0 {
+            let steps = (x[0].shape[0] + bs - 1) / bs
+            Progbar(target: steps, verbose: verbose).update(steps, logs, final: true)
+        }
+        return Logs(uniqueKeysWithValues: logs)
+    }
+
+    /// Loss then metrics in compile order (Keras's evaluate with return_dict=False).
+    public func evaluate(x: [Tensor], y: [Tensor], batchSize: Int? = nil, verbose: Int = 0, sampleWeight: Tensor? = nil) throws -> [Float] {
+        let d = try evaluateDict(x: x, y: y, batchSize: batchSize, verbose: verbose, sampleWeight: sampleWeight)
+        return [d["loss"]!] + (training?.metricNames(outputNames: outputNames).map { d[$0]! } ?? [])
+    }
+
+    public func evaluate(_ x: Tensor, _ y: Tensor, batchSize: Int? = nil, verbose: Int = 0) throws -> [Float] {
+        try evaluate(x: [x], y: [y], batchSize: batchSize, verbose: verbose)
+    }
+
+    // MARK: predict
+
+    /// Outputs for every sample, computed in inference mode in batches.
+    public func predict(_ x: [Tensor], batchSize: Int? = nil, verbose: Int = 0) throws -> [Tensor] {
+        try checkInputs(x)
+        let bs = batchSize ?? 32
+        guard bs > 0 else { throw KerasError("\(name): batch_size must be positive, got \(bs)") }
+        let xs = try ArraySet(x, dtypes: inputs.map(\.dtype))
+        guard xs.count > 0 else { throw KerasError("\(name): no samples to predict (x has 0 rows)") }
+        let sig = BatchSignature(targets: [], sampleWeights: false)
+        var results: [[Float]] = []
+        var shapes: [[Int]] = []
+        var lo = 0
+        let order = Array(0..<xs.count)
+        while lo < xs.count {
+            let hi = min(lo + bs, xs.count)
+            let plan = try self.plan(.predict, batchSize: hi - lo, signature: sig)
+            try runBatch(plan, key: "predict|\(hi - lo)", x: xs, y: nil, sampleWeights: nil, indices: order[lo..<hi])
+            if results.isEmpty {
+                results = Array(repeating: [], count: plan.outputCount)
+                shapes = (0..<plan.outputCount).map { Array(plan.outputType($0).shape.dropFirst()) }
+            }
+            for k in 0..<plan.outputCount { results[k] += plan.output(k).floats }
+            lo = hi
+        }
+        if verbose > 0 {
+            let steps = (xs.count + bs - 1) / bs
+            Progbar(target: steps, verbose: verbose).update(steps, [], final: true)
+        }
+        return try results.enumerated().map { try Tensor($0.element, shape: [xs.count] + shapes[$0.offset]) }
+    }
+
+    /// The single output for every sample.
+    public func predict(_ x: Tensor, batchSize: Int? = nil, verbose: Int = 0) throws -> Tensor {
+        let outs = try predict([x], batchSize: batchSize, verbose: verbose)
+        guard outs.count == 1 else { throw KerasError("\(name): the model has \(outs.count) outputs; use predict([x])") }
+        return outs[0]
+    }
+
+    /// Keras 2's predict_classes: argmax over the last axis, or p > 0.5 for one unit.
+    public func predictClasses(_ x: Tensor, batchSize: Int? = nil) throws -> [Int32] {
+        let p = try predict(x, batchSize: batchSize)
+        let width = p.shape.dropFirst().reduce(1, *), v = p.floats
+        let n = p.shape[0]
+        if width == 1 { return v.map { $0 > 0.5 ? 1 : 0 } }
+        return (0..<n).map { i in
+            var best = 0
+            for j in 1..<width where v[i * width + j] > v[i * width + best] { best = j }
+            return Int32(best)
+        }
+    }
+
+    /// Keras 2's predict_proba: the predicted probabilities.
+    public func predictProba(_ x: Tensor, batchSize: Int? = nil) throws -> Tensor { try predict(x, batchSize: batchSize) }
+
+    // MARK: single batches
+
+    /// One optimizer step on one batch; returns loss then metrics for that batch.
+    public func trainOnBatch(x: [Tensor], y: [Tensor], sampleWeight: Tensor? = nil, classWeight: [Int: Float]? = nil) throws -> [Float] {
+        try checkInputs(x)
+        try checkTargets(x, y, sampleWeight)
+        let state = try requireCompiled("train_on_batch()")
+        let weights = combinedWeights(y, classWeight: classWeight, sampleWeight: sampleWeight)
+        let sig = signature(y, sampleWeights: weights != nil)
+        let n = x[0].shape[0]
+        let plan = try self.plan(.train, batchSize: n, signature: sig)
+        state.optimizer.prepareStep()
+        try runBatch(plan, key: "train|\(n)|\(sig.key)", x: try ArraySet(x, dtypes: inputs.map(\.dtype)), y: try ArraySet(y),
+                     sampleWeights: weights, indices: Array(0..<n)[...])
+        var acc = Accumulator(metrics: state.metricNames(outputNames: outputNames).count)
+        acc.add(plan, batch: n)
+        let logs = Logs(uniqueKeysWithValues: acc.logs(state.metricNames(outputNames: outputNames)))
+        return [logs["loss"]!] + state.metricNames(outputNames: outputNames).map { logs[$0]! }
+    }
+
+    public func trainOnBatch(_ x: Tensor, _ y: Tensor) throws -> [Float] { try trainOnBatch(x: [x], y: [y]) }
+
+    public func testOnBatch(x: [Tensor], y: [Tensor], sampleWeight: Tensor? = nil) throws -> [Float] {
+        try evaluate(x: x, y: y, batchSize: x.first?.shape.first ?? 1, sampleWeight: sampleWeight)
+    }
+
+    public func predictOnBatch(_ x: [Tensor]) throws -> [Tensor] {
+        try predict(x, batchSize: max(x.first?.shape.first ?? 1, 1))
+    }
+
+    // MARK: generators (Keras 2)
+
+    /// Trains on batches drawn from a sequence, `stepsPerEpoch` per epoch.
+    @discardableResult
+    public func fitGenerator<S: Sequence>(_ generator: S, stepsPerEpoch: Int, epochs: Int = 1, verbose: Int = 1,
+                                          callbacks: [Callback] = []) throws -> History where S.Element == ([Tensor], [Tensor]) {
+        guard stepsPerEpoch > 0 else { throw KerasError("\(name): steps_per_epoch must be positive, got \(stepsPerEpoch)") }
+        let state = try requireCompiled("fit_generator()")
+        let history = History()
+        let all = [history] + callbacks
+        for c in all { c.model = self }
+        stopTraining = false
+        var it = generator.makeIterator()
+        let metricNames = state.metricNames(outputNames: outputNames)
+        for c in all { try c.onTrainBegin(logs: [:]) }
+        var epoch = 0
+        while epoch < epochs && !stopTraining {
+            if verbose > 0 { print("Epoch \(epoch + 1)/\(epochs)") }
+            for c in all { try c.onEpochBegin(epoch, logs: [:]) }
+            var acc = Accumulator(metrics: metricNames.count)
+            let bar = Progbar(target: stepsPerEpoch, verbose: verbose)
+            for s in 0..<stepsPerEpoch {
+                guard let (bx, by) = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s) of epoch \(epoch + 1)") }
+                try checkInputs(bx)
+                try checkTargets(bx, by, nil)
+                let n = bx[0].shape[0]
+                let sig = signature(by, sampleWeights: false)
+                let plan = try self.plan(.train, batchSize: n, signature: sig)
+                state.optimizer.prepareStep()
+                try runBatch(plan, key: "train|\(n)|\(sig.key)", x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
+                             sampleWeights: nil, indices: Array(0..<n)[...])
+                acc.add(plan, batch: n)
+                bar.update(s + 1, acc.logs(metricNames))
+                for c in all { try c.onTrainBatchEnd(s, logs: Logs(uniqueKeysWithValues: acc.logs(metricNames))) }
+                if stopTraining { break }
+            }
+            let logs = acc.logs(metricNames)
+            bar.update(stepsPerEpoch, logs, final: true)
+            for c in all { try c.onEpochEnd(epoch, logs: Logs(uniqueKeysWithValues: logs)) }
+            epoch += 1
+        }
+        for c in all { try c.onTrainEnd(logs: [:]) }
+        return history
+    }
+
+    public func evaluateGenerator<S: Sequence>(_ generator: S, steps: Int) throws -> [String: Float] where S.Element == ([Tensor], [Tensor]) {
+        let state = try requireCompiled("evaluate_generator()")
+        var acc = Accumulator(metrics: state.metricNames(outputNames: outputNames).count)
+        var it = generator.makeIterator()
+        for s in 0..<steps {
+            guard let (bx, by) = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
+            try checkInputs(bx)
+            try checkTargets(bx, by, nil)
+            let n = bx[0].shape[0], sig = signature(by, sampleWeights: false)
+            let plan = try self.plan(.test, batchSize: n, signature: sig)
+            try runBatch(plan, key: "test|\(n)|\(sig.key)", x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
+                         sampleWeights: nil, indices: Array(0..<n)[...])
+            acc.add(plan, batch: n)
+        }
+        return Logs(uniqueKeysWithValues: acc.logs(state.metricNames(outputNames: outputNames)))
+    }
+
+    public func predictGenerator<S: Sequence>(_ generator: S, steps: Int) throws -> [Tensor] where S.Element == [Tensor] {
+        var it = generator.makeIterator()
+        var parts: [[Tensor]] = []
+        for s in 0..<steps {
+            guard let bx = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
+            parts.append(try predictOnBatch(bx))
+        }
+        guard let first = parts.first else { return [] }
+        return try (0..<first.count).map { k in
+            let rows = parts.reduce(0) { $0 + $1[k].shape[0] }
+            return try Tensor(parts.flatMap { $0[k].floats }, shape: [rows] + first[k].shape.dropFirst())
+        }
+    }
+}
