@@ -103,6 +103,11 @@ let package = Package(
             path: "Tests/KerasRuntimeTests"
         ),
         .testTarget(
+            name: "KerasTests",
+            dependencies: ["Keras", "KerasConformance"],
+            path: "Tests/KerasTests"
+        ),
+        .testTarget(
             name: "kgraphTests",
             dependencies: ["kgraph"],
             path: "Tests/kgraphTests"

@@ -16,6 +16,8 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         self.storage = .f32(values)
     }
 
+    /// Integer data (ids, labels). Literal arrays default to Float.
+    @_disfavoredOverload
     public init(_ values: [Int32], shape: [Int]) throws {
         try Tensor.check(values.count, shape)
         self.shape = shape

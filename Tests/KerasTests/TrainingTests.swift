@@ -1,0 +1,130 @@
+import Keras
+import XCTest
+
+final class TrainingTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(7) }
+
+    /// Two Gaussian blobs per class in 20 dimensions, 3 classes.
+    static func separable(_ n: Int, seed: UInt64) throws -> (Tensor, Tensor) {
+        var g = SplitMix64(seed: seed)
+        var centers = (0..<(3 * 20)).map { _ in g.uniform(-2, 2) }
+        centers[0] += 0
+        var xs: [Float] = [], ys: [Float] = []
+        for _ in 0..<n {
+            let c = Int(g.next() % 3)
+            xs += (0..<20).map { centers[c * 20 + $0] + g.uniform(-1, 1) }
+            ys += (0..<3).map { $0 == c ? 1 : 0 }
+        }
+        return (try Tensor(xs, shape: [n, 20]), try Tensor(ys, shape: [n, 3]))
+    }
+
+    func testMLPReachesHighAccuracyWithFitAndHistory() throws {
+        let (x, y) = try Self.separable(600, seed: 3)
+        let model = try Sequential([Dense(32, activation: "relu", inputShape: [20]), Dropout(0.1), Dense(3, activation: "softmax")])
+        try model.compile(optimizer: Adam(learningRate: 0.01), loss: "categorical_crossentropy", metrics: ["accuracy"])
+        let history = try model.fit(x, y, batchSize: 32, epochs: 5, verbose: 1, validationSplit: 0.2)
+        XCTAssertEqual(history.epoch, [0, 1, 2, 3, 4])
+        XCTAssertEqual(history.history["loss"]?.count, 5)
+        XCTAssertEqual(history.history["accuracy"]?.count, 5)
+        XCTAssertEqual(history.history["val_loss"]?.count, 5)
+        XCTAssertEqual(history.history["val_accuracy"]?.count, 5)
+        XCTAssertLessThan(history.history["loss"]!.last!, history.history["loss"]!.first!)
+        let result = try model.evaluateDict(x: [x], y: [y], verbose: 0)
+        XCTAssertGreaterThanOrEqual(result["accuracy"]!, 0.95, "\(result)")
+        XCTAssertGreaterThanOrEqual(history.history["val_accuracy"]!.last!, 0.95)
+        let classes = try model.predictClasses(try x.rows(0..<10))
+        XCTAssertEqual(classes.count, 10)
+    }
+
+    /// Every optimizer and loss named in Keras trains a small regression or classification.
+    func testEveryOptimizerReducesTheLoss() throws {
+        let (x, y) = try Self.separable(128, seed: 5)
+        for name in ["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam"] {
+            Naming.reset()
+            let model = try Sequential([Dense(3, activation: "softmax", inputShape: [20])])
+            let opt = try Optimizers.get(name)
+            if !(opt is Adadelta) { opt.currentLearningRate = name == "sgd" ? 0.1 : 0.01 } else { opt.currentLearningRate = 1 }
+            try model.compile(optimizer: opt, loss: "categorical_crossentropy")
+            let h = try model.fit(x, y, batchSize: 32, epochs: 3, verbose: 0, shuffle: false)
+            let l = h.history["loss"]!
+            XCTAssertLessThan(l.last!, l.first!, "\(name): \(l)")
+            XCTAssertEqual(opt.iterations, 12, name)
+        }
+    }
+
+    func testLossesByName() throws {
+        let (x, y) = try Self.separable(64, seed: 9)
+        for loss in ["mean_squared_error", "mae", "mape", "msle", "binary_crossentropy", "categorical_crossentropy", "hinge",
+                     "squared_hinge", "categorical_hinge", "kl_divergence", "poisson", "cosine_similarity", "huber", "log_cosh"] {
+            Naming.reset()
+            let model = try Sequential([Dense(3, activation: "softmax", inputShape: [20])])
+            try model.compile(optimizer: SGD(learningRate: 0.05), loss: loss, metrics: ["accuracy", "mse"])
+            let h = try model.fit(x, y, batchSize: 16, epochs: 1, verbose: 0)
+            XCTAssertTrue(h.history["loss"]![0].isFinite, loss)
+        }
+        // sparse labels
+        let labels = try Tensor(y.floats.enumerated().filter { $0.element == 1 }.map { Float($0.offset % 3) }, shape: [64])
+        let model = try Sequential([Dense(3, inputShape: [20])])
+        try model.compile(optimizer: "adam", loss: Loss.sparseCategoricalCrossentropy(fromLogits: true), metrics: ["accuracy"])
+        let h = try model.fit(x, labels, batchSize: 16, epochs: 2, verbose: 0)
+        XCTAssertNotNil(h.history["accuracy"])
+    }
+
+    func testCallbacks() throws {
+        let (x, y) = try Self.separable(96, seed: 11)
+        let model = try Sequential([Dense(3, activation: "softmax", inputShape: [20])])
+        try model.compile(optimizer: SGD(learningRate: 0.0), loss: "categorical_crossentropy")
+        var epochsSeen: [Int] = []
+        let early = try EarlyStopping(monitor: "loss", patience: 1)
+        let csv = NSTemporaryDirectory() + "log-\(UUID().uuidString).csv"
+        let h = try model.fit(x, y, batchSize: 32, epochs: 10, verbose: 0, callbacks: [
+            early, CSVLogger(csv), LambdaCallback(onEpochEnd: { e, _ in epochsSeen.append(e) }),
+            LearningRateScheduler({ epoch, lr in lr }),
+        ])
+        XCTAssertLessThan(h.epoch.count, 10, "EarlyStopping must stop a run whose loss does not improve")
+        XCTAssertEqual(epochsSeen, h.epoch)
+        let text = try String(contentsOfFile: csv, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("epoch,loss\n0,"), text)
+
+        let plateau = try ReduceLROnPlateau(monitor: "loss", factor: 0.5, patience: 1)
+        try model.compile(optimizer: SGD(learningRate: 0.0), loss: "categorical_crossentropy")
+        model.optimizer!.currentLearningRate = 0.1
+        model.optimizer!.currentLearningRate = 0
+        model.optimizer!.currentLearningRate = 1e-9
+        _ = try model.fit(x, y, batchSize: 32, epochs: 4, verbose: 0, callbacks: [plateau])
+        XCTAssertLessThan(model.optimizer!.currentLearningRate, 1e-9)
+    }
+
+    func testSchedulesAndClipping() throws {
+        let s = ExponentialDecay(initialLearningRate: 0.1, decaySteps: 10, decayRate: 0.5, staircase: true)
+        XCTAssertEqual(s.rate(at: 9), 0.1)
+        XCTAssertEqual(s.rate(at: 10), 0.05, accuracy: 1e-7)
+        let p = try PiecewiseConstantDecay(boundaries: [5, 10], values: [1, 0.5, 0.1])
+        XCTAssertEqual([p.rate(at: 5), p.rate(at: 6), p.rate(at: 11)], [1, 0.5, 0.1])
+        let (x, y) = try Self.separable(64, seed: 13)
+        let model = try Sequential([Dense(3, activation: "softmax", inputShape: [20])])
+        try model.compile(optimizer: SGD(schedule: s), loss: "categorical_crossentropy")
+        _ = try model.fit(x, y, batchSize: 8, epochs: 2, verbose: 0)
+        XCTAssertEqual(model.optimizer!.iterations, 16)
+        XCTAssertEqual(model.optimizer!.currentLearningRate, 0.05, accuracy: 1e-7)
+        let clipped = try Sequential([Dense(3, activation: "softmax", inputShape: [20])])
+        try clipped.compile(optimizer: SGD(learningRate: 0.1, clipnorm: 0.01, clipvalue: 0.001), loss: "categorical_crossentropy")
+        let before = clipped.getWeights()[0].floats
+        _ = try clipped.trainOnBatch(x, y)
+        let after = clipped.getWeights()[0].floats
+        let maxChange = zip(before, after).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(maxChange, 0.1 * 0.001 + 1e-7)
+    }
+
+    func testActivityRegularizationAddsToTheLoss() throws {
+        let x = try Tensor([Float](repeating: 1, count: 8), shape: [2, 4])
+        let y = try Tensor([Float](repeating: 0, count: 8), shape: [2, 4])
+        let plain = try Sequential([Dense(4, kernelInitializer: "ones", inputShape: [4])])
+        try plain.compile(optimizer: SGD(learningRate: 0), loss: "mse")
+        let reg = try Sequential([Dense(4, kernelInitializer: "ones", inputShape: [4]), ActivityRegularization(l1: 0.5)])
+        try reg.compile(optimizer: SGD(learningRate: 0), loss: "mse")
+        let a = try plain.evaluate(x, y)[0], b = try reg.evaluate(x, y)[0]
+        // outputs are all 4; l1 term = 0.5 * sum|4| over 8 values / batch 2 = 8
+        XCTAssertEqual(b - a, 8, accuracy: 1e-4)
+    }
+}
