@@ -128,3 +128,18 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(b - a, 8, accuracy: 1e-4)
     }
 }
+
+final class MaskedLossTests: XCTestCase {
+    /// With Masking before a per-timestep Dense, masked timesteps do not count
+    /// in the loss: the mean runs over the unmasked ones (Keras's apply_mask).
+    func testMaskedTimestepsAreLeftOutOfTheLoss() throws {
+        Naming.reset()
+        let model = try Sequential([Masking(maskValue: 0, inputShape: [3, 2]), Dense(1, kernelInitializer: "ones", biasInitializer: "zeros")])
+        try model.compile(optimizer: SGD(learningRate: 0), loss: "mse")
+        // sample 0: timesteps 1 and 2 masked; sample 1: nothing masked
+        let x = try Tensor([1, 1, 0, 0, 0, 0, 1, 2, 2, 1, 0, 1], shape: [2, 3, 2])
+        let y = try Tensor([0, 9, 9, 0, 0, 0], shape: [2, 3, 1])
+        // outputs: [2, 0, 0 | 3, 3, 1]; squared errors on unmasked positions: 4, 9, 9, 1 over 4 positions
+        XCTAssertEqual(try model.evaluate(x, y)[0], (4 + 9 + 9 + 1) / 4, accuracy: 1e-4)
+    }
+}

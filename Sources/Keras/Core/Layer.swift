@@ -187,6 +187,18 @@ open class Layer: CustomStringConvertible {
         return node.outputs
     }
 
+    /// The output shapes for these input shapes, inferred by tracing a call
+    /// through the IR's shape rules (the layer is built if it was not).
+    public func computeOutputShape(_ inputShapes: [Shape]) throws -> [Shape] {
+        try ensureBuilt(inputShapes)
+        let b = GraphBuilder(name: "shape_\(name)")
+        let xs = try inputShapes.enumerated().map { try b.input("in\($0.offset)", .f32(irShape($0.element))) }
+        let ctx = CallContext(builder: b, training: false, isTracing: true)
+        return try emit(xs, masks: xs.map { _ in nil }, context: ctx).outputs.map { kerasShape(b.type(of: $0).shape) }
+    }
+
+    public func computeOutputShape(_ inputShape: Shape) throws -> Shape { try computeOutputShape([inputShape])[0] }
+
     // MARK: Node accessors
 
     private func single(_ what: String) throws -> LayerNode {

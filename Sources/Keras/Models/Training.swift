@@ -97,7 +97,7 @@ extension Model {
         for (i, t) in g.inputs.enumerated() {
             xs.append(try b.input(inputNames[i], TensorType(t.dtype, irShape(t.shape))))
         }
-        let (outs, _) = try g.emit(inputValues: xs, inputMasks: xs.map { _ in nil }, context: ctx)
+        let (outs, outMasks) = try g.emit(inputValues: xs, inputMasks: xs.map { _ in nil }, context: ctx)
         if kind == .predict {
             b.setOutputs(outs)
             return b.graph
@@ -109,24 +109,38 @@ extension Model {
         }
         let sw = signature.sampleWeights ? try b.input("sample_weight", .f32([TensorType.unknown])) : nil
 
-        /// mean over everything of values * sample weights (Keras's sum_over_batch_size).
-        func weightedMean(_ v: Value) throws -> (Value, Value) {
+        /// Sample weights for output i's per-position values `v`: the fed
+        /// weights, times the output mask scaled by total/valid as Keras's
+        /// apply_mask does (so the mean runs over unmasked positions).
+        func weights(for v: Value, output i: Int, forLoss: Bool) throws -> Value? {
             let t = b.type(of: v)
-            var weighted = v
-            var count = try b.dimSize(v, axes: Array(0..<t.rank))
-            if let sw {
-                let w = t.rank > 1 ? try b.reshape(sw, [-1] + [Int](repeating: 1, count: t.rank - 1)) : sw
-                weighted = try b.mul(v, w)
-                count = try b.reduceSum(b.mul(b.broadcast(w, like: v), b.scalar(1)), axes: Array(0..<t.rank))
+            var w: Value? = try sw.map { t.rank > 1 ? try b.reshape($0, [-1] + [Int](repeating: 1, count: t.rank - 1)) : $0 }
+            if let m0 = outMasks[i], b.type(of: m0).rank == t.rank {
+                var m = b.type(of: m0).dtype == .f32 ? m0 : try b.cast(m0, to: .f32)
+                if forLoss {
+                    let total = try b.dimSize(m, axes: Array(0..<t.rank))
+                    let valid = try b.reduceSum(m, axes: Array(0..<t.rank))
+                    m = try b.mul(m, b.div(total, b.add(valid, 1e-7)))
+                }
+                w = try w.map { try b.mul($0, m) } ?? m
             }
-            return (try b.reduceSum(weighted, axes: Array(0..<t.rank)), count)
+            return w
+        }
+
+        /// (sum of values * weights, sum of weights) over everything.
+        func weightedSums(_ v: Value, _ w: Value?) throws -> (Value, Value) {
+            let t = b.type(of: v)
+            let all = Array(0..<t.rank)
+            guard let w else { return (try b.reduceSum(v, axes: all), try b.dimSize(v, axes: all)) }
+            return (try b.reduceSum(b.mul(v, w), axes: all), try b.reduceSum(b.broadcast(w, like: v), axes: all))
         }
 
         var loss: Value? = nil
         try b.withLayer("loss") {
             for i in 0..<outs.count {
                 let values = try state.losses[i].values(ys[i], outs[i], b)
-                let (total, _) = try weightedMean(values)
+                // Keras's sum_over_batch_size: sum(values * weights) / number of values.
+                let (total, _) = try weightedSums(values, weights(for: values, output: i, forLoss: true))
                 let mean = try b.div(total, b.dimSize(values, axes: Array(0..<b.type(of: values).rank)))
                 let term = state.lossWeights[i] == 1 ? mean : try b.mul(mean, state.lossWeights[i])
                 loss = try loss.map { try b.add($0, term) } ?? term
@@ -140,7 +154,8 @@ extension Model {
         try b.withLayer("metrics") {
             for i in 0..<outs.count {
                 for m in state.metrics[i] {
-                    let (total, count) = try weightedMean(m.values(ys[i], outs[i], b))
+                    let values = try m.values(ys[i], outs[i], b)
+                    let (total, count) = try weightedSums(values, weights(for: values, output: i, forLoss: false))
                     metricOutputs += [total, count]
                 }
             }

@@ -1,0 +1,105 @@
+import KerasIR
+import KerasRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The whole file as bytes, or nil when it cannot be read.
+func readBinaryFile(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        bytes.append(contentsOf: buf[0..<n])
+    }
+    return bytes
+}
+
+extension Layer {
+    /// Writes every weight to a NumPy .npz archive (entries named by
+    /// variable path, in getWeights() order), through a temporary file and a
+    /// rename. Keras's own .weights.h5 arrives with the Keras-file work.
+    public func saveWeights(_ path: String) throws {
+        guard path.hasSuffix(".npz") else {
+            throw KerasError("\(name): saveWeights writes NumPy .npz archives; '\(path)' should end in .npz (.weights.h5 is not written yet)")
+        }
+        try writeFileAtomically(path, NumPy.encodeArchive(weights.map { ($0.path, $0.value) }))
+    }
+
+    /// Reads weights written by saveWeights (or np.savez with arrays in
+    /// getWeights() order). Every array is checked before any weight changes.
+    public func loadWeights(_ path: String) throws {
+        let arrays = try NumPy.decodeArchive(try readFileBytes(path), name: path)
+        let ws = weights
+        let byName = Dictionary(arrays.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+        let values: [Tensor]
+        if ws.allSatisfy({ byName[$0.path] != nil }) {
+            values = ws.map { byName[$0.path]! }
+        } else {
+            values = arrays.map(\.1)
+        }
+        try setWeights(values)
+    }
+}
+
+/// Saves the model's weights after every epoch (or only when `monitor`
+/// improves) to `filepath`, where `{epoch}`, `{epoch:02d}` and `{name:.4f}`
+/// are filled in. Files are written through a temporary and a rename.
+public final class ModelCheckpoint: Callback {
+    public let filepath: String, monitor: String, verbose: Int, saveBestOnly: Bool, saveWeightsOnly: Bool
+    let mode: MonitorMode
+    var best: Float
+
+    public init(_ filepath: String, monitor: String = "val_loss", verbose: Int = 0, saveBestOnly: Bool = false,
+                saveWeightsOnly: Bool = true, mode: String = "auto") throws {
+        guard saveWeightsOnly else {
+            throw KerasError("ModelCheckpoint: saving whole models (.keras) is not supported yet; use saveWeightsOnly: true with a .npz path")
+        }
+        self.filepath = filepath; self.monitor = monitor; self.verbose = verbose
+        self.saveBestOnly = saveBestOnly; self.saveWeightsOnly = saveWeightsOnly
+        self.mode = try MonitorMode.resolve(mode, monitor: monitor)
+        best = self.mode == .min ? .infinity : -.infinity
+    }
+
+    public override func onEpochEnd(_ epoch: Int, logs: Logs) throws {
+        guard let model else { return }
+        if saveBestOnly {
+            guard let current = logs[monitor] else { return }
+            guard mode.better(current, than: best, minDelta: 0) else { return }
+            if verbose > 0 { print("\nEpoch \(epoch + 1): \(monitor) improved from \(best) to \(current), saving model to \(path(epoch, logs))") }
+            best = current
+        }
+        try model.saveWeights(path(epoch, logs))
+    }
+
+    /// The file name for this epoch (epochs count from 1, as Keras prints them).
+    func path(_ epoch: Int, _ logs: Logs) -> String {
+        var out = "", i = filepath.startIndex
+        while i < filepath.endIndex {
+            if filepath[i] == "{", let close = filepath[i...].firstIndex(of: "}") {
+                let spec = filepath[filepath.index(after: i)..<close]
+                let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+                let key = parts.first ?? ""
+                let fmt = parts.count > 1 ? parts[1] : ""
+                if key == "epoch" {
+                    let width = Int(fmt.drop { $0 == "0" }.dropLast()) ?? 0
+                    let s = String(epoch + 1)
+                    out += String(repeating: "0", count: max(0, width - s.count)) + s
+                } else if let v = logs[key] {
+                    let digits = fmt.hasPrefix(".") ? Int(fmt.dropFirst().dropLast()) ?? 4 : 4
+                    out += formatFixed(Double(v), digits)
+                } else {
+                    out += String(filepath[i...close])
+                }
+                i = filepath.index(after: close)
+                continue
+            }
+            out.append(filepath[i])
+            i = filepath.index(after: i)
+        }
+        return out
+    }
+}
