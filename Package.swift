@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "KerasRuntime", targets: ["KerasRuntime"]),
         .executable(name: "kgraph", targets: ["kgraph"]),
         .executable(name: "keras-conformance", targets: ["keras-conformance"]),
+        .executable(name: "keras-bench", targets: ["keras-bench"]),
     ],
     targets: [
         // MARK: Kernels
@@ -74,6 +75,14 @@ let package = Package(
             name: "keras-conformance",
             dependencies: ["KerasConformance"],
             path: "Sources/keras-conformance",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Benchmarks
+        .executableTarget(
+            name: "keras-bench",
+            dependencies: ["Keras", "CKernels"],
+            path: "Benchmarks/keras-bench",
             swiftSettings: swiftSettings
         ),
 

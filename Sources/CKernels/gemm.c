@@ -1,10 +1,19 @@
 /* SGEMM: C = alpha * op(A) op(B) + beta * C, row-major.
  *
- * The optimized path follows BLIS: B is packed into KC x NR micro-panels, A
- * into MR x KC micro-panels, and a register-blocked micro-kernel (6x16, twelve
- * 8-lane accumulators) updates one MR x NR tile, handling partial tiles
- * itself. The NC/KC/MC loops around it only choose what is packed. */
+ * BLIS structure: B is packed into KC x NR micro-panels, A into MR x KC
+ * micro-panels, and a register-blocked micro-kernel updates one MR x NR tile
+ * of C, handling partial tiles itself. The NC/KC/MC loops only choose what is
+ * packed; they are shared by every ISA (gemm_impl describes one).
+ *
+ *   AVX2+FMA:  6 x 16 tile, twelve ymm accumulators
+ *   AVX-512F: 14 x 32 tile, twenty-eight zmm accumulators
+ *
+ * Threads split C into column (or row) ranges; the K loop is never split, so
+ * each element is summed in the same order on any number of threads and the
+ * results are bitwise identical. */
 #include "ck_internal.h"
+#include "ck_threads.h"
+#include <pthread.h>
 
 /* ---- reference ---- */
 
@@ -24,52 +33,197 @@ static void ck_f32_gemm__ref(const ck_gemm_args *g, void *workspace) {
         }
 }
 
-/* ---- AVX2 + FMA ---- */
+/* ---- shared blocking ---- */
 
-enum { MR = 6, NR = 16, KC = 256, MC = 72, NC = 2048 };
+typedef void (*ukr_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                       int64_t mr, int64_t nr, float alpha, float beta);
 
-static void pack_a(const ck_gemm_args *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *restrict dst) {
+typedef struct gemm_impl {
+    int mr, nr, kc, mc, nc;
+    ukr_fn ukr;
+} gemm_impl;
+
+static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc * im->kc + (size_t)im->kc * im->nc; }
+
+/* Transposes an 8x8 block: rows src[r * ld + 0..7] into dst[c * dld + r]. */
+CK_AVX2 static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t dld) {
+    __m256 r0 = _mm256_loadu_ps(src + 0 * ld), r1 = _mm256_loadu_ps(src + 1 * ld), r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld), r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE), u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * dld, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * dld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * dld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * dld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * dld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * dld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * dld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * dld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* dst[p * width + c] = src[c * ld + p] for c < cols (<= width), p < kc: a
+ * transposing pack, 8x8 blocks at a time where they fit. */
+CK_AVX2 static void pack_transposed(const float *src, int64_t ld, int64_t cols, int64_t kc, int width, float *restrict dst) {
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        int64_t p = 0;
+        for (; p + 8 <= kc; p += 8) transpose8x8(src + c * ld + p, ld, dst + p * width + c, width);
+        for (; p < kc; p++)
+            for (int64_t q = 0; q < 8; q++) dst[p * width + c + q] = src[(c + q) * ld + p];
+    }
+    for (; c < cols; c++)
+        for (int64_t p = 0; p < kc; p++) dst[p * width + c] = src[c * ld + p];
+    for (; c < width; c++)
+        for (int64_t p = 0; p < kc; p++) dst[p * width + c] = 0.0f;
+}
+
+static void pack_a(const gemm_impl *im, const ck_gemm_args *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *restrict dst) {
+    const int MR = im->mr;
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
-        for (int64_t p = 0; p < kc; p++) {
-            for (int64_t r = 0; r < mr; r++) {
-                int64_t i = i0 + ir + r, k = p0 + p;
-                dst[p * MR + r] = g->trans_a ? g->a[k * g->lda + i] : g->a[i * g->lda + k];
+        if (!g->trans_a) {
+            pack_transposed(g->a + (i0 + ir) * g->lda + p0, g->lda, mr, kc, MR, dst);
+            dst += (int64_t)MR * kc;
+            continue;
+        } else {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = g->a + (p0 + p) * g->lda + i0 + ir;
+                for (int64_t r = 0; r < mr; r++) dst[p * MR + r] = src[r];
             }
-            for (int64_t r = mr; r < MR; r++) dst[p * MR + r] = 0.0f;
         }
-        dst += MR * kc;
+        for (int64_t r = mr; r < MR; r++)
+            for (int64_t p = 0; p < kc; p++) dst[p * MR + r] = 0.0f;
+        dst += (int64_t)MR * kc;
     }
 }
 
-CK_AVX2 static void pack_b(const ck_gemm_args *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
+static void pack_b(const gemm_impl *im, const ck_gemm_args *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
+    const int NR = im->nr;
     for (int64_t jr = 0; jr < nc; jr += NR) {
         int64_t nr = nc - jr < NR ? nc - jr : NR;
-        for (int64_t p = 0; p < kc; p++) {
-            int64_t k = p0 + p;
-            float *d = dst + p * NR;
-            if (!g->trans_b && nr == NR) {
-                const float *s = g->b + k * g->ldb + j0 + jr;
-                _mm256_store_ps(d, _mm256_loadu_ps(s));
-                _mm256_store_ps(d + 8, _mm256_loadu_ps(s + 8));
-                continue;
+        if (!g->trans_b) {
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = g->b + (p0 + p) * g->ldb + j0 + jr;
+                float *d = dst + p * NR;
+                int64_t c = 0;
+                for (; c < nr; c++) d[c] = src[c];
+                for (; c < NR; c++) d[c] = 0.0f;
             }
-            for (int64_t c = 0; c < nr; c++) {
-                int64_t j = j0 + jr + c;
-                d[c] = g->trans_b ? g->b[j * g->ldb + k] : g->b[k * g->ldb + j];
-            }
-            for (int64_t c = nr; c < NR; c++) d[c] = 0.0f;
+        } else {
+            pack_transposed(g->b + (j0 + jr) * g->ldb + p0, g->ldb, nr, kc, NR, dst);
         }
-        dst += NR * kc;
+        dst += (int64_t)NR * kc;
     }
 }
 
-/* One MR x NR tile: acc = A_panel * B_panel over kc, then
- * C = alpha * acc + beta_eff * C (beta_eff == 0 never reads C). */
+/* C[m0:m1, n0:n1] with private packing buffers pa (MC x KC) and pb (KC x NC). */
+static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                         float *pa, float *pb) {
+    for (int64_t jc = n0; jc < n1; jc += im->nc) {
+        int64_t nc = n1 - jc < im->nc ? n1 - jc : im->nc;
+        for (int64_t pc = 0; pc < g->k; pc += im->kc) {
+            int64_t kc = g->k - pc < im->kc ? g->k - pc : im->kc;
+            float beta = pc == 0 ? g->beta : 1.0f;
+            pack_b(im, g, pc, kc, jc, nc, pb);
+            for (int64_t ic = m0; ic < m1; ic += im->mc) {
+                int64_t mc = m1 - ic < im->mc ? m1 - ic : im->mc;
+                pack_a(im, g, ic, mc, pc, kc, pa);
+                for (int64_t jr = 0; jr < nc; jr += im->nr) {
+                    int64_t nr = nc - jr < im->nr ? nc - jr : im->nr;
+                    for (int64_t ir = 0; ir < mc; ir += im->mr) {
+                        int64_t mr = mc - ir < im->mr ? mc - ir : im->mr;
+                        im->ukr(kc, pa + ir * kc, pb + jr * kc, g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr, g->alpha, beta);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void scale_c(const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    for (int64_t i = m0; i < m1; i++)
+        for (int64_t j = n0; j < n1; j++) {
+            float *c = &g->c[i * g->ldc + j];
+            *c = g->beta == 0.0f ? 0.0f : g->beta * *c;
+        }
+}
+
+typedef struct gemm_job {
+    const gemm_impl *im;
+    const ck_gemm_args *g;
+    int split_n;     /* 1: tasks are NR-column groups; 0: MR-row groups */
+    int64_t unit;    /* columns or rows per task */
+} gemm_job;
+
+static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const gemm_job *job = ctx;
+    const ck_gemm_args *g = job->g;
+    int64_t lo = begin * job->unit, hi = end * job->unit;
+    int64_t m0 = 0, m1 = g->m, n0 = 0, n1 = g->n;
+    if (job->split_n) { n0 = lo; n1 = hi < g->n ? hi : g->n; } else { m0 = lo; m1 = hi < g->m ? hi : g->m; }
+    if (m0 >= m1 || n0 >= n1) return;
+    if (g->k <= 0) { scale_c(g, m0, m1, n0, n1); return; }
+    float *pa = ck_thread_scratch(thread, impl_scratch_floats(job->im) * sizeof(float));
+    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)job->im->mc * job->im->kc);
+}
+
+/* Splits C between threads: by columns when there are enough NR groups,
+ * else by rows. Which thread computes an element never changes its value.
+ * A C narrower than half a tile (n = 10 classes, say) is computed as
+ * C^T = op(B)^T op(A)^T so that full tiles run over its long side. */
+static void gemm_run(const gemm_impl *im, const ck_gemm_args *g);
+
+static const gemm_impl impl_avx512_small[7];
+static const gemm_impl impl_avx512;
+
+/* The tile for the transposed problem, whose rows are C's n columns. */
+static const gemm_impl *transposed_impl(const gemm_impl *im, int64_t n) {
+    if (im != &impl_avx512) return im;
+    int64_t r = (n + 1) / 2;  /* 1..7 -> rows 2, 4, ..., 14 */
+    return &impl_avx512_small[r < 1 ? 0 : r > 7 ? 6 : r - 1];
+}
+
+static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
+    im = transposed_impl(im, g->n);
+    float *t = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)g->m * g->n * sizeof(float));
+    ck_gemm_args h = *g;
+    h.m = g->n; h.n = g->m;
+    h.a = g->b; h.lda = g->ldb; h.trans_a = !g->trans_b;
+    h.b = g->a; h.ldb = g->lda; h.trans_b = !g->trans_a;
+    h.c = t; h.ldc = g->m; h.alpha = 1; h.beta = 0;
+    gemm_run(im, &h);
+    for (int64_t i = 0; i < g->m; i++)
+        for (int64_t j = 0; j < g->n; j++) {
+            float *c = &g->c[i * g->ldc + j];
+            float v = g->alpha * t[j * g->m + i];
+            *c = g->beta == 0.0f ? v : v + g->beta * *c;
+        }
+}
+
+static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
+    if (g->m <= 0 || g->n <= 0) return;
+    if (g->n < im->nr && g->n <= 14 && g->m >= 2 * im->nr && g->k > 0) { gemm_transposed(im, g); return; }
+    gemm_job job = {im, g, 1, im->nr};
+    int64_t ncols = (g->n + im->nr - 1) / im->nr, nrows = (g->m + im->mr - 1) / im->mr;
+    int threads = ck_threads_get();
+    int64_t tasks = ncols;
+    if (ncols < 2 * threads && nrows > ncols) { job.split_n = 0; job.unit = im->mr; tasks = nrows; }
+    int64_t flops = 2 * g->m * g->n * (g->k > 0 ? g->k : 1);
+    ck_parallel_for(tasks, flops < (1 << 20) ? 1 : 0, gemm_task, &job);
+}
+
+/* ---- AVX2 + FMA: 6 x 16 ---- */
+
 CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                              int64_t mr, int64_t nr, float alpha, float beta) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int64_t r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 8), _MM_HINT_T0);
+    }
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 a0 = _mm256_broadcast_ss(a + 0);
@@ -84,13 +238,14 @@ CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *r
         c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
         a0 = _mm256_broadcast_ss(a + 5);
         c50 = _mm256_fmadd_ps(a0, b0, c50); c51 = _mm256_fmadd_ps(a0, b1, c51);
-        a += MR;
-        b += NR;
+        _mm_prefetch((const char *)(a + 6 * 16), _MM_HINT_T0);
+        a += 6;
+        b += 16;
     }
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    if (mr == MR && nr == NR) {
-        for (int r = 0; r < MR; r++) {
+    if (mr == 6 && nr == 16) {
+        for (int r = 0; r < 6; r++) {
             float *cr = c + r * ldc;
             __m256 y0 = _mm256_mul_ps(va, acc[r][0]), y1 = _mm256_mul_ps(va, acc[r][1]);
             if (beta != 0.0f) {
@@ -102,61 +257,157 @@ CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *r
         }
         return;
     }
-    float tile[MR * NR];
-    for (int r = 0; r < MR; r++) {
-        _mm256_storeu_ps(tile + r * NR, acc[r][0]);
-        _mm256_storeu_ps(tile + r * NR + 8, acc[r][1]);
+    float tile[6 * 16];
+    for (int r = 0; r < 6; r++) {
+        _mm256_storeu_ps(tile + r * 16, acc[r][0]);
+        _mm256_storeu_ps(tile + r * 16 + 8, acc[r][1]);
     }
     for (int64_t r = 0; r < mr; r++)
         for (int64_t j = 0; j < nr; j++) {
             float *cc = c + r * ldc + j;
-            *cc = beta != 0.0f ? alpha * tile[r * NR + j] + beta * *cc : alpha * tile[r * NR + j];
+            *cc = beta != 0.0f ? alpha * tile[r * 16 + j] + beta * *cc : alpha * tile[r * 16 + j];
         }
 }
 
-CK_AVX2 static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
-    if (g->m <= 0 || g->n <= 0) return;
-    if (g->k <= 0) { /* C = beta * C */
-        for (int64_t i = 0; i < g->m; i++)
-            for (int64_t j = 0; j < g->n; j++) {
-                float *c = &g->c[i * g->ldc + j];
-                *c = g->beta == 0.0f ? 0.0f : g->beta * *c;
-            }
-        return;
+#ifndef AVX2_KC
+#define AVX2_KC 512
+#define AVX2_MC 96
+#define AVX2_NC 2048
+#endif
+static const gemm_impl impl_avx2 = {6, 16, AVX2_KC, AVX2_MC, AVX2_NC, ukr_6x16};
+
+/* ---- AVX-512F: 14 x 32 ---- */
+
+#define ROW512(r)                                                          \
+    {                                                                      \
+        __m512 av = _mm512_set1_ps(a[r]);                                  \
+        acc##r##0 = _mm512_fmadd_ps(av, b0, acc##r##0);                    \
+        acc##r##1 = _mm512_fmadd_ps(av, b1, acc##r##1);                    \
     }
-    float *pa = (float *)workspace;
-    float *pb = pa + MC * KC;
-    for (int64_t jc = 0; jc < g->n; jc += NC) {
-        int64_t nc = g->n - jc < NC ? g->n - jc : NC;
-        for (int64_t pc = 0; pc < g->k; pc += KC) {
-            int64_t kc = g->k - pc < KC ? g->k - pc : KC;
-            float beta = pc == 0 ? g->beta : 1.0f;
-            pack_b(g, pc, kc, jc, nc, pb);
-            for (int64_t ic = 0; ic < g->m; ic += MC) {
-                int64_t mc = g->m - ic < MC ? g->m - ic : MC;
-                pack_a(g, ic, mc, pc, kc, pa);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        ukr_6x16(kc, pa + ir * kc, pb + jr * kc, g->c + (ic + ir) * g->ldc + jc + jr, g->ldc,
-                                 mr, nr, g->alpha, beta);
-                    }
-                }
-            }
+
+CK_AVX512 static void ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                int64_t mr, int64_t nr, float alpha, float beta) {
+    __m512 z = _mm512_setzero_ps();
+    __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
+    __m512 acc40 = z, acc41 = z, acc50 = z, acc51 = z, acc60 = z, acc61 = z, acc70 = z, acc71 = z;
+    __m512 acc80 = z, acc81 = z, acc90 = z, acc91 = z, acc100 = z, acc101 = z, acc110 = z, acc111 = z;
+    __m512 acc120 = z, acc121 = z, acc130 = z, acc131 = z;
+    /* C rows are often 4 KiB apart (aliasing in L1): fetch them while the k loop runs. */
+    for (int64_t r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
+        ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5) ROW512(6)
+        ROW512(7) ROW512(8) ROW512(9) ROW512(10) ROW512(11) ROW512(12) ROW512(13)
+        a += 14;
+        b += 32;
+    }
+    __m512 acc[14][2] = {{acc00, acc01}, {acc10, acc11}, {acc20, acc21}, {acc30, acc31}, {acc40, acc41},
+                         {acc50, acc51}, {acc60, acc61}, {acc70, acc71}, {acc80, acc81}, {acc90, acc91},
+                         {acc100, acc101}, {acc110, acc111}, {acc120, acc121}, {acc130, acc131}};
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    for (int64_t r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);
+        if (beta != 0.0f) {
+            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), y0);
+            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), y1);
         }
+        _mm512_mask_storeu_ps(cr, m0, y0);
+        _mm512_mask_storeu_ps(cr + 16, m1, y1);
     }
+}
+
+#ifndef AVX512_KC
+#define AVX512_KC 512
+#define AVX512_MC 112
+#define AVX512_NC 2048
+#endif
+static const gemm_impl impl_avx512 = {14, 32, AVX512_KC, AVX512_MC, AVX512_NC, ukr_14x32};
+
+/* Narrower tiles for the transposed small-N path, where the tile's rows are
+ * C's few columns: R rows x 32, generated from one template. */
+#define UKR512_SMALL(R)                                                                                   \
+    CK_AVX512 static void ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
+                                       int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {      \
+        __m512 acc[R][2];                                                                                 \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                  \
+            acc[r][0] = _mm512_setzero_ps();                                                              \
+            acc[r][1] = _mm512_setzero_ps();                                                              \
+        }                                                                                                 \
+        for (int64_t p = 0; p < kc; p++) {                                                                \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                   \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                              \
+                __m512 av = _mm512_set1_ps(a[r]);                                                         \
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                           \
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                           \
+            }                                                                                             \
+            a += R;                                                                                       \
+            b += 32;                                                                                      \
+        }                                                                                                 \
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                     \
+        __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                        \
+        __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;  \
+        for (int64_t r = 0; r < mr; r++) {                                                                \
+            float *cr = c + r * ldc;                                                                      \
+            __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);                  \
+            if (beta != 0.0f) {                                                                           \
+                y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), y0);                              \
+                y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), y1);                         \
+            }                                                                                             \
+            _mm512_mask_storeu_ps(cr, m0, y0);                                                            \
+            _mm512_mask_storeu_ps(cr + 16, m1, y1);                                                       \
+        }                                                                                                 \
+    }
+UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(8) UKR512_SMALL(10) UKR512_SMALL(12)
+
+static const gemm_impl impl_avx512_small[7] = {
+    {2, 32, AVX512_KC, 2, AVX512_NC, ukr_2x32},   {4, 32, AVX512_KC, 4, AVX512_NC, ukr_4x32},
+    {6, 32, AVX512_KC, 6, AVX512_NC, ukr_6x32},   {8, 32, AVX512_KC, 8, AVX512_NC, ukr_8x32},
+    {10, 32, AVX512_KC, 10, AVX512_NC, ukr_10x32}, {12, 32, AVX512_KC, 12, AVX512_NC, ukr_12x32},
+    {14, 32, AVX512_KC, 14, AVX512_NC, ukr_14x32},
+};
+
+/* Packing scratch is per pool thread, so callers on different OS threads take turns. */
+static pthread_mutex_t gemm_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
+    (void)workspace;
+    pthread_mutex_lock(&gemm_mu);
+    gemm_run(&impl_avx2, g);
+    pthread_mutex_unlock(&gemm_mu);
+}
+static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
+    (void)workspace;
+    pthread_mutex_lock(&gemm_mu);
+    gemm_run(&impl_avx512, g);
+    pthread_mutex_unlock(&gemm_mu);
 }
 
 ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_gemm__ref : ck_f32_gemm__avx2;
+    switch (isa) {
+    case CK_ISA_REF: return ck_f32_gemm__ref;
+    case CK_ISA_AVX2: return ck_f32_gemm__avx2;
+    case CK_ISA_AVX512: return ck_f32_gemm__avx512;
+    }
+    return ck_f32_gemm__ref;
 }
 
-size_t ck_f32_gemm_workspace_bytes(ck_isa isa) {
-    return isa == CK_ISA_REF ? 0 : (size_t)(MC * KC + KC * NC) * sizeof(float);
+/* Packing buffers now come from the thread pool's per-thread scratch. */
+size_t ck_f32_gemm_workspace_bytes(ck_isa isa) { (void)isa; return 0; }
+
+size_t ck_f32_gemm_scratch_bytes(ck_isa isa) {
+    return isa == CK_ISA_AVX512 ? impl_scratch_floats(&impl_avx512) * sizeof(float)
+         : isa == CK_ISA_AVX2 ? impl_scratch_floats(&impl_avx2) * sizeof(float) : 0;
 }
 
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc) {
+    const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
     if (isa == CK_ISA_REF) { *mr = 1; *nr = 1; *kc = 1; return; }
-    *mr = MR; *nr = NR; *kc = KC;
+    *mr = im->mr; *nr = im->nr; *kc = im->kc;
 }

@@ -228,13 +228,34 @@ typedef struct ck_gemm_args {
     int64_t ldc;
 } ck_gemm_args;
 
-/* workspace: ck_f32_gemm_workspace_bytes(isa) bytes, 64-byte aligned, or NULL
- * for the reference. */
+/* workspace: unused (packing buffers are per-thread pool scratch); pass NULL.
+ * Multi-threaded over C's columns or rows; bitwise identical for any thread count. */
 typedef void (*ck_f32_gemm_fn)(const ck_gemm_args *args, void *workspace);
 ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa);
 size_t ck_f32_gemm_workspace_bytes(ck_isa isa);
 /* Micro-tile of the optimized kernel (MR x NR), for tests around the tile. */
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc);
+
+/* ------------------------------------------------------------------------ */
+/* Threads: a persistent pool; KERAS_NUM_THREADS or the number of cores by default. */
+
+typedef void (*ck_task_fn)(void *ctx, int64_t begin, int64_t end, int thread);
+int ck_threads_get(void);
+/* Sets the thread count (1 ... ck_threads_max()); returns the previous count, or -1 for a bad count. */
+int ck_threads_set(int n);
+int ck_threads_max(void);
+/* Runs fn over [0, tasks), one contiguous range per thread (a static partition); `serial` runs inline. */
+void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx);
+/* Allocates every thread's scratch up front so steady-state kernels allocate nothing. */
+void ck_threads_prepare_scratch(size_t bytes);
+/* Per-thread packing scratch a GEMM at `isa` needs. */
+size_t ck_f32_gemm_scratch_bytes(ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
+/* FMA peak probe (benchmarks): run `iterations` rounds of independent FMAs;
+ * each round is ck_fma_peak_flops_per_iteration(isa) flops. */
+float ck_fma_peak_run(ck_isa isa, int64_t iterations);
+double ck_fma_peak_flops_per_iteration(ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
 /* The kernel table                                                          */

@@ -1,0 +1,141 @@
+import CKernels
+import Keras
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One benchmark figure, as printed and as written to --json.
+struct Record {
+    var name: String
+    var isa: String
+    var threads: Int
+    var fields: [(String, JSON)] = []
+    var gflops: Double
+    var pctPeak: Double
+    var msMedian: Double
+
+    var json: JSON {
+        var o: [(String, JSON)] = [("name", .string(name)), ("isa", .string(isa)), ("threads", JSON(threads))]
+        o += fields
+        o += [("gflops", JSON((gflops * 10).rounded() / 10)), ("pct_peak", JSON((pctPeak * 10).rounded() / 10)),
+              ("ms_median", JSON((msMedian * 1000).rounded() / 1000))]
+        return .object(o)
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Median wall time of `body` over `reps` runs after one warm-up, in seconds.
+func medianTime(reps: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<reps {
+        let t0 = now()
+        body()
+        times.append(now() - t0)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+func isaName(_ isa: ck_isa) -> String { String(cString: ck_isa_name(isa)) }
+
+/// The FMA peak of one core at `isa` in GFLOP/s (best of several runs of
+/// independent FMA chains), and of `threads` cores running it at once.
+func measurePeak(_ isa: ck_isa, threads: Int) -> Double {
+    let iterations: Int64 = 50_000_000
+    let flops = Double(iterations) * ck_fma_peak_flops_per_iteration(isa)
+    var best = 0.0
+    final class Box { var isa: ck_isa; var iterations: Int64; init(_ i: ck_isa, _ n: Int64) { isa = i; iterations = n } }
+    let box = Box(isa, iterations)
+    for _ in 0..<3 {
+        let t0 = now()
+        _ = ck_threads_set(Int32(threads))
+        withExtendedLifetime(box) {
+            ck_parallel_for(Int64(threads), 0, { ctx, _, _, _ in
+                let b = Unmanaged<Box>.fromOpaque(ctx!).takeUnretainedValue()
+                _ = ck_fma_peak_run(b.isa, b.iterations)
+            }, Unmanaged.passUnretained(box).toOpaque())
+        }
+        let t = now() - t0
+        best = max(best, flops * Double(threads) / t / 1e9)
+    }
+    return best
+}
+
+struct GemmCase {
+    var name: String
+    var m: Int, n: Int, k: Int
+    var ta: Bool, tb: Bool
+}
+
+func benchGemm(_ c: GemmCase, isa: ck_isa, threads: Int, peak: Double) -> Record {
+    let rowsA = c.ta ? c.k : c.m, colsA = c.ta ? c.m : c.k
+    let rowsB = c.tb ? c.n : c.k, colsB = c.tb ? c.k : c.n
+    var g = SplitMix64(seed: 1)
+    let a = (0..<(rowsA * colsA)).map { _ in g.uniform(-1, 1) }
+    let b = (0..<(rowsB * colsB)).map { _ in g.uniform(-1, 1) }
+    var cbuf = [Float](repeating: 0, count: c.m * c.n)
+    _ = ck_threads_set(Int32(threads))
+    let fn = ck_f32_gemm_kernel(isa)!
+    let flops = 2.0 * Double(c.m) * Double(c.n) * Double(c.k)
+    let reps = max(5, min(200, Int(2e10 / flops)))
+    let t = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in cbuf.withUnsafeMutableBufferPointer { pc in
+        var args = ck_gemm_args(trans_a: c.ta ? 1 : 0, trans_b: c.tb ? 1 : 0, m: Int64(c.m), n: Int64(c.n), k: Int64(c.k),
+                                alpha: 1, beta: 0, a: pa.baseAddress, lda: Int64(colsA), b: pb.baseAddress, ldb: Int64(colsB),
+                                c: pc.baseAddress, ldc: Int64(c.n))
+        return medianTime(reps: reps) { fn(&args, nil) }
+    } } }
+    let gf = flops / t / 1e9
+    return Record(name: c.name, isa: isaName(isa), threads: threads,
+                  fields: [("m", JSON(c.m)), ("n", JSON(c.n)), ("k", JSON(c.k)), ("trans_a", JSON(c.ta)), ("trans_b", JSON(c.tb))],
+                  gflops: gf, pctPeak: 100 * gf / (peak * Double(threads)), msMedian: t * 1e3)
+}
+
+/// The kernel suite: FMA peaks, sgemm squares and the MLP shapes in all
+/// four transpose combinations, on 1 thread and all threads.
+func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
+    var records: [Record] = []
+    var isas: [ck_isa] = []
+    if ck_cpu_has_avx2_fma() != 0 { isas.append(CK_ISA_AVX2) }
+    if ck_cpu_has_avx512f() != 0 { isas.append(CK_ISA_AVX512) }
+    var peaks: [String: Double] = [:]
+    for isa in isas {
+        let p1 = measurePeak(isa, threads: 1)
+        peaks[isaName(isa)] = p1
+        for t in threadCounts {
+            let p = t == 1 ? p1 : measurePeak(isa, threads: t)
+            records.append(Record(name: "fma_peak", isa: isaName(isa), threads: t, gflops: p, pctPeak: 100 * p / (p1 * Double(t)), msMedian: 0))
+            print("fma_peak \(isaName(isa)) threads=\(t): \(fmt(p)) GFLOP/s")
+        }
+    }
+    var cases: [GemmCase] = (quick ? [64, 256, 1024] : [64, 128, 256, 512, 1024, 2048]).map {
+        GemmCase(name: "sgemm_square", m: $0, n: $0, k: $0, ta: false, tb: false)
+    }
+    for (m, n, k) in [(128, 512, 784), (128, 512, 512), (128, 10, 512)] {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            cases.append(GemmCase(name: "sgemm_mlp", m: m, n: n, k: k, ta: ta, tb: tb))
+        }
+    }
+    for isa in isas {
+        for t in threadCounts {
+            for c in cases {
+                let r = benchGemm(c, isa: isa, threads: t, peak: peaks[isaName(isa)]!)
+                records.append(r)
+                print("\(c.name) \(c.m)x\(c.n)x\(c.k) ta=\(c.ta ? 1 : 0) tb=\(c.tb ? 1 : 0) \(isaName(isa)) threads=\(t): \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak, \(fmt(r.msMedian, 3)) ms")
+            }
+        }
+    }
+    _ = ck_threads_set(Int32(threadCounts.max() ?? 1))
+    return records
+}
+
+func fmt(_ v: Double, _ digits: Int = 1) -> String {
+    var buf = [CChar](repeating: 0, count: 32)
+    _ = withVaList([v]) { vsnprintf(&buf, 32, "%.\(digits)f", $0) }
+    return String(cString: buf)
+}

@@ -1,0 +1,145 @@
+/* A small persistent thread pool. ck_parallel_for splits [0, tasks) into
+ * one contiguous range per thread (a static partition); kernels make every
+ * task's result independent of which thread runs it, so results are bitwise
+ * the same on 1 or N threads. The calling thread works as thread 0. */
+#define _GNU_SOURCE
+#include "ck_threads.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CK_MAX_THREADS 64
+
+typedef struct {
+    void *ptr;
+    size_t size;
+} scratch_t;
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t mu;
+    pthread_cond_t start;
+    int workers;            /* worker threads created (threads 1..workers) */
+    int active;             /* threads used by parallel_for, including the caller */
+    unsigned long generation;
+    ck_task_fn fn;
+    void *ctx;
+    int64_t tasks;
+    int job_threads;
+    atomic_int remaining;
+    scratch_t scratch[CK_MAX_THREADS + 1]; /* the last slot: CK_SCRATCH_EXTRA */
+    pthread_mutex_t call_mu; /* one parallel_for at a time */
+} pool = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0, NULL, NULL, 0, 1, 0, {{0}},
+          PTHREAD_MUTEX_INITIALIZER};
+
+static void run_chunk(int t, int threads) {
+    int64_t lo = pool.tasks * t / threads, hi = pool.tasks * (t + 1) / threads;
+    if (lo < hi) pool.fn(pool.ctx, lo, hi, t);
+}
+
+static void *worker(void *arg) {
+    int id = (int)(intptr_t)arg;
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&pool.mu);
+        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.mu);
+        seen = pool.generation;
+        int threads = pool.job_threads;
+        pthread_mutex_unlock(&pool.mu);
+        if (id < threads) {
+            run_chunk(id, threads);
+            atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel);
+        }
+    }
+    return NULL;
+}
+
+static int default_threads(void) {
+    const char *env = getenv("KERAS_NUM_THREADS");
+    if (env) {
+        int n = atoi(env);
+        if (n >= 1) return n > CK_MAX_THREADS ? CK_MAX_THREADS : n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > CK_MAX_THREADS ? CK_MAX_THREADS : (int)n;
+}
+
+static void ensure_workers(int threads) {
+    while (pool.workers < threads - 1) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, worker, (void *)(intptr_t)(pool.workers + 1)) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        pool.workers++;
+    }
+}
+
+static void init_once(void) {
+    pool.active = default_threads();
+}
+
+int ck_threads_get(void) {
+    pthread_once(&pool.once, init_once);
+    return pool.active;
+}
+
+int ck_threads_set(int n) {
+    pthread_once(&pool.once, init_once);
+    if (n < 1 || n > CK_MAX_THREADS) return -1;
+    pthread_mutex_lock(&pool.call_mu);
+    int prev = pool.active;
+    pool.active = n;
+    pthread_mutex_unlock(&pool.call_mu);
+    return prev;
+}
+
+int ck_threads_max(void) { return CK_MAX_THREADS; }
+
+void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx) {
+    if (tasks <= 0) return;
+    int threads = ck_threads_get();
+    if (serial || threads <= 1 || tasks == 1) { fn(ctx, 0, tasks, 0); return; }
+    if (threads > tasks) threads = (int)tasks;
+    pthread_mutex_lock(&pool.call_mu);
+    ensure_workers(threads);
+    if (pool.workers < threads - 1) threads = pool.workers + 1;
+    pthread_mutex_lock(&pool.mu);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.tasks = tasks;
+    pool.job_threads = threads;
+    atomic_store(&pool.remaining, threads - 1);
+    pool.generation++;
+    pthread_cond_broadcast(&pool.start);
+    pthread_mutex_unlock(&pool.mu);
+    run_chunk(0, threads);
+    int spins = 0;
+    while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) {
+        if (++spins > 1000) sched_yield();
+    }
+    pthread_mutex_unlock(&pool.call_mu);
+}
+
+void *ck_thread_scratch(int thread, size_t bytes) {
+    scratch_t *s = &pool.scratch[thread];
+    if (s->size < bytes) {
+        free(s->ptr);
+        size_t size = (bytes + 63) / 64 * 64;
+        s->ptr = aligned_alloc(64, size);
+        s->size = s->ptr ? size : 0;
+    }
+    return s->ptr;
+}
+
+void ck_threads_prepare_scratch(size_t bytes) {
+    int n = ck_threads_get();
+    for (int t = 0; t < n && t < CK_MAX_THREADS; t++) ck_thread_scratch(t, bytes);
+}
