@@ -20,11 +20,8 @@ final class GemmKernelTests: XCTestCase {
         args.a = UnsafePointer(a.pointer); args.lda = Int64(lda)
         args.b = UnsafePointer(b.pointer); args.ldb = Int64(ldb)
         args.ldc = Int64(ldc)
-        let wsBytes = ck_f32_gemm_workspace_bytes(isa)
-        let ws = UnsafeMutableRawPointer.allocate(byteCount: max(wsBytes, 64), alignment: 64)
-        defer { ws.deallocate() }
         args.c = c.pointer
-        ck_f32_gemm_kernel(isa)(&args, ws)
+        ck_f32_gemm_kernel(isa)(&args, nil)
         args.c = r.pointer
         ck_f32_gemm_kernel(CK_ISA_REF)(&args, nil)
         if !c.intactCanaries { return "wrote outside C" }
@@ -35,22 +32,76 @@ final class GemmKernelTests: XCTestCase {
         return nil
     }
 
+    /// Optimized GEMMs in the kernel table that this CPU runs.
+    var optimizedISAs: [ck_isa] {
+        var n = 0
+        let t = ck_kernel_table(&n)!
+        return (0..<n).map { t[$0] }.filter { $0.family == CK_FAMILY_GEMM && $0.isa != CK_ISA_REF }.map(\.isa).filter {
+            $0 == CK_ISA_AVX2 ? hasAVX2 : ck_cpu_has_avx512f() != 0
+        }
+    }
+
     func testGemmAroundTheTileInEveryTransposeCombination() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
-        var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
-        ck_f32_gemm_tile(CK_ISA_AVX2, &mr, &nr, &kc)
-        var rng = TestRNG(6)
-        let ms = [1, Int(mr) - 1, Int(mr), Int(mr) + 1, 2 * Int(mr), 2 * Int(mr) + 1]
-        let ns = [1, 7, Int(nr) - 1, Int(nr), Int(nr) + 1, 2 * Int(nr), 33]
-        let ks = [1, 5, Int(kc) - 1, Int(kc), Int(kc) + 1]
-        for ta in [false, true] { for tb in [false, true] {
-            for m in ms { for n in ns { for k in ks {
-                let pad = (m + n + k) % 3  // includes non-contiguous leading dimensions
-                if let msg = run(CK_ISA_AVX2, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 1, beta: 0, pad: pad, rng: &rng) {
-                    XCTFail("ck_f32_gemm__avx2_6x16 ta=\(ta) tb=\(tb) m=\(m) n=\(n) k=\(k) pad=\(pad): \(msg)")
+        XCTAssertFalse(optimizedISAs.isEmpty)
+        for isa in optimizedISAs {
+            var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
+            ck_f32_gemm_tile(isa, &mr, &nr, &kc)
+            var rng = TestRNG(6)
+            let ms = [1, Int(mr) - 1, Int(mr), Int(mr) + 1, 2 * Int(mr) + 1]
+            let ns = [1, 7, Int(nr) - 1, Int(nr), Int(nr) + 1, 33]
+            let ks = [1, 5, Int(kc) - 1, Int(kc) + 1]
+            for ta in [false, true] { for tb in [false, true] {
+                for m in ms { for n in ns { for k in ks {
+                    let pad = (m + n + k) % 3  // includes non-contiguous leading dimensions
+                    if let msg = run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 1, beta: 0, pad: pad, rng: &rng) {
+                        XCTFail("gemm \(String(cString: ck_isa_name(isa))) ta=\(ta) tb=\(tb) m=\(m) n=\(n) k=\(k) pad=\(pad): \(msg)")
+                    }
+                } } }
+            } }
+        }
+    }
+
+    /// C narrower than a tile takes the transposed path with exact-height tiles (n = 1 ... 14).
+    func testNarrowOutputsTakeTheTransposedPath() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(8)
+        for isa in optimizedISAs {
+            for n in 1...14 {
+                for (ta, tb) in [(false, false), (true, true), (false, true)] {
+                    for (alpha, beta) in [(Float(1), Float(0)), (0.5, 2)] {
+                        if let msg = run(isa, ta: ta, tb: tb, m: 70, n: n, k: 37, alpha: alpha, beta: beta, pad: n % 2, rng: &rng) {
+                            XCTFail("gemm \(String(cString: ck_isa_name(isa))) narrow n=\(n) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta): \(msg)")
+                        }
+                    }
                 }
-            } } }
-        } }
+            }
+        }
+    }
+
+    /// The same products on 1 and 2 threads are bitwise identical.
+    func testOneAndTwoThreadsAreBitwiseIdentical() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let saved = ck_threads_get()
+        defer { _ = ck_threads_set(saved) }
+        var rng = TestRNG(9)
+        for isa in optimizedISAs {
+            for (m, n, k) in [(97, 131, 300), (128, 10, 512), (8, 300, 64), (300, 7, 33)] {
+                let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1)
+                var results: [[Float]] = []
+                for threads: Int32 in [1, 2] {
+                    _ = ck_threads_set(threads)
+                    var c = [Float](repeating: 0, count: m * n)
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                        var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
+                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n))
+                        ck_f32_gemm_kernel(isa)(&args, nil)
+                    } } }
+                    results.append(c)
+                }
+                XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "\(m)x\(n)x\(k) at \(String(cString: ck_isa_name(isa)))")
+            }
+        }
     }
 
     func testGemmAlphaBetaAndLargeBlocks() throws {
@@ -58,6 +109,11 @@ final class GemmKernelTests: XCTestCase {
         var rng = TestRNG(7)
         for (m, n, k) in [(73, 2049, 3), (150, 40, 600), (97, 131, 257)] {
             for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
+                for isa in optimizedISAs where isa != CK_ISA_AVX2 {
+                    if let msg = run(isa, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
+                        XCTFail("gemm avx512 m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta): \(msg)")
+                    }
+                }
                 if let msg = run(CK_ISA_AVX2, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
                     XCTFail("gemm m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta): \(msg)")
                 }
@@ -71,12 +127,10 @@ final class GemmKernelTests: XCTestCase {
         let m = 7, n = 17, k = 9
         let a = [Float](repeating: 1, count: m * k), b = [Float](repeating: 2, count: k * n)
         var c = [Float](repeating: .nan, count: m * n)
-        let ws = UnsafeMutableRawPointer.allocate(byteCount: ck_f32_gemm_workspace_bytes(CK_ISA_AVX2), alignment: 64)
-        defer { ws.deallocate() }
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
             var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
                                     a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n))
-            ck_f32_gemm_kernel(CK_ISA_AVX2)(&args, ws)
+            ck_f32_gemm_kernel(CK_ISA_AVX2)(&args, nil)
         } } }
         XCTAssertTrue(c.allSatisfy { $0 == 18 })
     }

@@ -80,3 +80,26 @@ final class SavingAndCustomLayerTests: XCTestCase {
         XCTAssertFalse(files.contains { $0.contains(".tmp") })
     }
 }
+
+final class OwnershipTests: XCTestCase {
+    /// Tensors own their history and models own their graphs, but nothing
+    /// owns a model back: dropping it frees it and its layers.
+    func testModelsAndLayersAreFreed() throws {
+        weak var weakModel: Model?
+        weak var weakLayer: Layer?
+        weak var weakInput: InputLayer?
+        try {
+            let input = Input(shape: [4])
+            let dense = Dense(3)
+            let model = try Model(inputs: input, outputs: try dense(input))
+            try model.compile(optimizer: "sgd", loss: "mse")
+            _ = try model.fit(try Tensor([Float](repeating: 1, count: 8), shape: [2, 4]), try Tensor([Float](repeating: 0, count: 6), shape: [2, 3]), verbose: 0)
+            weakModel = model
+            weakLayer = dense
+            weakInput = model.layers[0] as? InputLayer
+        }()
+        XCTAssertNil(weakModel)
+        XCTAssertNil(weakLayer)
+        XCTAssertNil(weakInput)
+    }
+}

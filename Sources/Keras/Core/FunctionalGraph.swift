@@ -52,10 +52,10 @@ struct FunctionalGraph {
             }
             let ctx = n.training.map { t in t == context.training ? context : context.with(training: t) } ?? context
             let (outs, masks) = try n.layer.emit(args.map(\.0), masks: args.map(\.1), context: ctx)
-            guard outs.count == n.outputs.count else {
-                throw KerasError("\(n.layer.name): returned \(outs.count) outputs, \(n.outputs.count) when it was called")
+            guard outs.count == n.outputCount else {
+                throw KerasError("\(n.layer.name): returned \(outs.count) outputs, \(n.outputCount) when it was called")
             }
-            for (i, t) in n.outputs.enumerated() { env[ObjectIdentifier(t)] = (outs[i], masks[i]) }
+            for i in 0..<outs.count { if let t = n.output(i) { env[ObjectIdentifier(t)] = (outs[i], masks[i]) } }
         }
         let results = try outputs.map { t -> (Value, Value?) in
             guard let v = env[ObjectIdentifier(t)] else { throw KerasError("output \(t) was not computed") }

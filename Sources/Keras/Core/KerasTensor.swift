@@ -35,14 +35,14 @@ public final class InputLayer: Layer {
     public let batchShape: Shape
     public let dtype: DType
 
+    /// The tensor handed out first; it owns this layer, so the layer keeps it only weakly.
+    private var tensorRef: Weak<KerasTensor>? = nil
+
     public init(shape: Shape, batchSize: Int? = nil, dtype: DType = .f32, name: String? = nil) {
         self.batchShape = [batchSize] + shape
         self.dtype = dtype
         super.init(name: name)
         markBuilt([batchShape])
-        let node = LayerNode(layer: self, inputs: [], training: nil, index: 0)
-        node.outputs = [KerasTensor(shape: batchShape, dtype: dtype, node: node, index: 0, maskType: nil)]
-        inboundNodes = [node]
     }
 
     public override var config: JSON {
@@ -57,7 +57,16 @@ public final class InputLayer: Layer {
         return InputLayer(shape: Array(shape.dropFirst()), batchSize: shape[0], dtype: try kerasDType(dt), name: c["name"]?.stringValue)
     }
 
-    public var tensor: KerasTensor { inboundNodes[0].outputs[0] }
+    /// The input tensor (made again if every reference to it is gone).
+    public var tensor: KerasTensor {
+        if let t = tensorRef?.value { return t }
+        let node = LayerNode(layer: self, inputs: [], training: nil, index: 0)
+        let t = KerasTensor(shape: batchShape, dtype: dtype, node: node, index: 0, maskType: nil)
+        node.setOutputs([t])
+        nodeRefs = [Weak(node)]
+        tensorRef = Weak(t)
+        return t
+    }
 }
 
 /// "float32" / "int32" (and Keras 2's spellings) to a dtype.

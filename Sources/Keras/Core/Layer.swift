@@ -22,9 +22,13 @@ open class Layer: CustomStringConvertible {
     /// Regularizer on the layer's output, added to the loss.
     public var activityRegularizer: Regularizer?
     public private(set) var builtInputShapes: [Shape]?
-    var inboundNodes: [LayerNode] = []
+    /// The layer's calls, weakly: a node lives as long as a tensor or a model
+    /// refers to it (tensor -> node -> layer is the owning direction, so no
+    /// reference cycle keeps a model alive).
+    var nodeRefs: [Weak<LayerNode>] = []
+    var inboundNodes: [LayerNode] { nodeRefs.compactMap(\.value) }
     /// How many times the layer has been called symbolically.
-    public var inboundNodeCount: Int { inboundNodes.count }
+    public var inboundNodeCount: Int { nodeRefs.count }
 
     /// The Keras class name ("Dense"); the Swift class name by default.
     open class var kerasClassName: String { String(describing: self) }
@@ -178,13 +182,14 @@ open class Layer: CustomStringConvertible {
         }
         let ctx = CallContext(builder: b, training: training ?? false, isTracing: true)
         let (outs, outMasks) = try emit(values, masks: masks, context: ctx)
-        let node = LayerNode(layer: self, inputs: xs, training: training, index: inboundNodes.count)
-        node.outputs = outs.enumerated().map { i, v in
+        let node = LayerNode(layer: self, inputs: xs, training: training, index: nodeRefs.count)
+        let tensors = outs.enumerated().map { i, v in
             KerasTensor(shape: kerasShape(b.type(of: v).shape), dtype: b.type(of: v).dtype, node: node, index: i,
                         maskType: outMasks[i].map { b.type(of: $0) })
         }
-        inboundNodes.append(node)
-        return node.outputs
+        node.setOutputs(tensors)
+        nodeRefs.append(Weak(node))
+        return tensors
     }
 
     /// The output shapes for these input shapes, inferred by tracing a call
@@ -202,30 +207,36 @@ open class Layer: CustomStringConvertible {
     // MARK: Node accessors
 
     private func single(_ what: String) throws -> LayerNode {
-        guard !inboundNodes.isEmpty else { throw KerasError("\(name): layer has never been called and thus has no defined \(what)") }
-        guard inboundNodes.count == 1 else {
+        let live = inboundNodes
+        guard !live.isEmpty else { throw KerasError("\(name): layer has never been called and thus has no defined \(what)") }
+        guard live.count == 1 else {
             throw KerasError("\(name): layer has multiple inbound nodes, hence the notion of \"layer \(what)\" is ill-defined; use \(what)At(_:)")
         }
-        return inboundNodes[0]
+        return live[0]
     }
 
     private func node(_ i: Int, _ what: String) throws -> LayerNode {
-        guard i >= 0 && i < inboundNodes.count else {
+        guard i >= 0 && i < nodeRefs.count, let n = nodeRefs[i].value else {
             throw KerasError("\(name): asked for \(what) at node \(i), but the layer has only \(inboundNodes.count) inbound nodes")
         }
-        return inboundNodes[i]
+        return n
+    }
+
+    private func firstOutput(_ n: LayerNode, _ what: String) throws -> KerasTensor {
+        guard let t = n.output(0) else { throw KerasError("\(name): the \(what) tensor is no longer referenced by anything") }
+        return t
     }
 
     private static func one(_ ts: [KerasTensor]) -> Any { ts.count == 1 ? ts[0] : ts }
 
     public var input: KerasTensor { get throws { try single("input").inputs[0] } }
-    public var output: KerasTensor { get throws { try single("output").outputs[0] } }
+    public var output: KerasTensor { get throws { try firstOutput(try single("output"), "output") } }
     public var inputShape: Shape { get throws { try single("input_shape").inputs[0].shape } }
-    public var outputShape: Shape { get throws { try single("output_shape").outputs[0].shape } }
+    public var outputShape: Shape { get throws { try single("output_shape").outputShapes[0] } }
     public func inputAt(_ i: Int) throws -> KerasTensor { try node(i, "input").inputs[0] }
-    public func outputAt(_ i: Int) throws -> KerasTensor { try node(i, "output").outputs[0] }
+    public func outputAt(_ i: Int) throws -> KerasTensor { try firstOutput(try node(i, "output"), "output") }
     public func inputShapeAt(_ i: Int) throws -> Shape { try node(i, "input_shape").inputs[0].shape }
-    public func outputShapeAt(_ i: Int) throws -> Shape { try node(i, "output_shape").outputs[0].shape }
+    public func outputShapeAt(_ i: Int) throws -> Shape { try node(i, "output_shape").outputShapes[0] }
 
     public var description: String { "<\(kerasClassName) name=\(name), built=\(isBuilt)>" }
 
@@ -251,11 +262,26 @@ open class Layer: CustomStringConvertible {
 
 let dtypePolicyJSON: JSON = serialized(module: "keras", className: "DTypePolicy", config: ["name": "float32"])
 
-/// One call of a layer in the functional graph.
+/// A weak reference.
+struct Weak<T: AnyObject> {
+    weak var value: T?
+    init(_ v: T) { value = v }
+}
+
+/// One call of a layer in the functional graph. It owns its layer and its
+/// input tensors; its outputs own it, so it refers to them weakly.
 final class LayerNode {
     let layer: Layer
     let inputs: [KerasTensor]
-    var outputs: [KerasTensor] = []
+    private var outputRefs: [Weak<KerasTensor>] = []
+    private(set) var outputShapes: [Shape] = []
+
+    func setOutputs(_ ts: [KerasTensor]) {
+        outputRefs = ts.map(Weak.init)
+        outputShapes = ts.map(\.shape)
+    }
+    var outputCount: Int { outputRefs.count }
+    func output(_ i: Int) -> KerasTensor? { i < outputRefs.count ? outputRefs[i].value : nil }
     /// The training argument given at call time, if any (it overrides the model's).
     let training: Bool?
     let index: Int

@@ -122,7 +122,7 @@ open class Model: Layer {
         let functionalModel = !(self is Sequential)
         var rows: [[String]] = []
         for l in layers {
-            let out = l.inboundNodes.first?.outputs.map { formatShape($0.shape) }.joined(separator: ", ") ?? "?"
+            let out = l.inboundNodes.first?.outputShapes.map { formatShape($0) }.joined(separator: ", ") ?? "?"
             var row = ["\(l.name) (\(l.kerasClassName == "Operation" ? l.name : l.kerasClassName))", out, formatCount(l.countParams())]
             if functionalModel {
                 let sources = l.inboundNodes.first?.inputs.map { "\($0.node.layer.name)[\($0.node.index)][\($0.index)]" } ?? []
@@ -245,7 +245,7 @@ public final class Sequential: Model {
 
     private func rebuild() throws {
         guard let inputLayer else { return }
-        for l in stack { l.inboundNodes.removeAll() }
+        for l in stack { l.nodeRefs.removeAll() }
         var x = inputLayer.tensor
         for l in stack { x = try l(x) }
         if stack.isEmpty {

@@ -126,7 +126,9 @@ let matmulOps: [OpDef] = [
             box.initialize(to: args)
             let keep = ParamsBox(box)
             let aStride = d.m * d.k, bStride = d.bBatched ? d.k * d.n : 0, cStride = d.m * d.n
-            let kernelName = isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__avx2_6x16"
+            var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
+            ck_f32_gemm_tile(isa, &mr, &nr, &kc)
+            let kernelName = isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(isa))_\(mr)x\(nr)"
             return Kernel(name: kernelName + (batch > 1 ? " x\(batch)" : "")) {
                 _ = keep
                 let w = ws?.base
