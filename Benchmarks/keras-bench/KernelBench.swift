@@ -87,7 +87,7 @@ func benchGemm(_ c: GemmCase, isa: ck_isa, threads: Int, peak: Double) -> Record
     let t = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in cbuf.withUnsafeMutableBufferPointer { pc in
         var args = ck_gemm_args(trans_a: c.ta ? 1 : 0, trans_b: c.tb ? 1 : 0, m: Int64(c.m), n: Int64(c.n), k: Int64(c.k),
                                 alpha: 1, beta: 0, a: pa.baseAddress, lda: Int64(colsA), b: pb.baseAddress, ldb: Int64(colsB),
-                                c: pc.baseAddress, ldc: Int64(c.n))
+                                c: pc.baseAddress, ldc: Int64(c.n), user_pack_a: nil, user_pack_ctx: nil)
         return medianTime(reps: reps) { fn(&args, nil) }
     } } }
     let gf = flops / t / 1e9

@@ -79,8 +79,8 @@ CK_AVX2 static void pack_transposed(const float *src, int64_t ld, int64_t cols, 
         for (int64_t p = 0; p < kc; p++) dst[p * width + c] = 0.0f;
 }
 
-static void pack_a(const gemm_impl *im, const ck_gemm_args *g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *restrict dst) {
-    const int MR = im->mr;
+static void pack_a(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float *restrict dst) {
+    const ck_gemm_args *g = ctx;
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
         if (!g->trans_a) {
@@ -118,9 +118,10 @@ static void pack_b(const gemm_impl *im, const ck_gemm_args *g, int64_t p0, int64
     }
 }
 
-/* C[m0:m1, n0:n1] with private packing buffers pa (MC x KC) and pb (KC x NC). */
+/* C[m0:m1, n0:n1] with private packing buffers pa (MC x KC) and pb (KC x NC);
+ * A's micro-panels come from `packa` (a matrix, or patches gathered by a convolution). */
 static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                         float *pa, float *pb) {
+                         float *pa, float *pb, ck_pack_a_fn packa, const void *actx) {
     for (int64_t jc = n0; jc < n1; jc += im->nc) {
         int64_t nc = n1 - jc < im->nc ? n1 - jc : im->nc;
         for (int64_t pc = 0; pc < g->k; pc += im->kc) {
@@ -129,7 +130,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
             pack_b(im, g, pc, kc, jc, nc, pb);
             for (int64_t ic = m0; ic < m1; ic += im->mc) {
                 int64_t mc = m1 - ic < im->mc ? m1 - ic : im->mc;
-                pack_a(im, g, ic, mc, pc, kc, pa);
+                packa(actx, ic, mc, pc, kc, im->mr, pa);
                 for (int64_t jr = 0; jr < nc; jr += im->nr) {
                     int64_t nr = nc - jr < im->nr ? nc - jr : im->nr;
                     for (int64_t ir = 0; ir < mc; ir += im->mr) {
@@ -153,6 +154,8 @@ static void scale_c(const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, i
 typedef struct gemm_job {
     const gemm_impl *im;
     const ck_gemm_args *g;
+    ck_pack_a_fn packa;
+    const void *actx;
     int split_n;     /* 1: tasks are NR-column groups; 0: MR-row groups */
     int64_t unit;    /* columns or rows per task */
 } gemm_job;
@@ -166,7 +169,7 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
     if (m0 >= m1 || n0 >= n1) return;
     if (g->k <= 0) { scale_c(g, m0, m1, n0, n1); return; }
     float *pa = ck_thread_scratch(thread, impl_scratch_floats(job->im) * sizeof(float));
-    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)job->im->mc * job->im->kc);
+    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)job->im->mc * job->im->kc, job->packa, job->actx);
 }
 
 /* Splits C between threads: by columns when there are enough NR groups,
@@ -189,6 +192,7 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
     im = transposed_impl(im, g->n);
     float *t = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)g->m * g->n * sizeof(float));
     ck_gemm_args h = *g;
+    h.user_pack_a = NULL;
     h.m = g->n; h.n = g->m;
     h.a = g->b; h.lda = g->ldb; h.trans_a = !g->trans_b;
     h.b = g->a; h.ldb = g->lda; h.trans_b = !g->trans_a;
@@ -204,8 +208,9 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
 
 static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
-    if (g->n < im->nr && g->n <= 14 && g->m >= 2 * im->nr && g->k > 0) { gemm_transposed(im, g); return; }
-    gemm_job job = {im, g, 1, im->nr};
+    if (!g->user_pack_a && g->n < im->nr && g->n <= 14 && g->m >= 2 * im->nr && g->k > 0) { gemm_transposed(im, g); return; }
+    gemm_job job = {im, g, g->a ? pack_a : NULL, g, 1, im->nr};
+    if (g->user_pack_a) { job.packa = g->user_pack_a; job.actx = g->user_pack_ctx; }
     int64_t ncols = (g->n + im->nr - 1) / im->nr, nrows = (g->m + im->mr - 1) / im->mr;
     int threads = ck_threads_get();
     int64_t tasks = ncols;
@@ -372,6 +377,13 @@ static const gemm_impl impl_avx512_small[7] = {
     {10, 32, AVX512_KC, 10, AVX512_NC, ukr_10x32}, {12, 32, AVX512_KC, 12, AVX512_NC, ukr_12x32},
     {14, 32, AVX512_KC, 14, AVX512_NC, ukr_14x32},
 };
+
+/* GEMM with a caller-supplied A packer (alpha 1, B not transposed), for
+ * convolutions whose A is gathered on the fly. */
+void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args) {
+    const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
+    gemm_run(im, args);
+}
 
 /* Packing scratch is per pool thread, so callers on different OS threads take turns. */
 static pthread_mutex_t gemm_mu = PTHREAD_MUTEX_INITIALIZER;

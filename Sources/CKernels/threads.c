@@ -30,7 +30,7 @@ static struct {
     int64_t tasks;
     int job_threads;
     atomic_int remaining;
-    scratch_t scratch[CK_MAX_THREADS + 1]; /* the last slot: CK_SCRATCH_EXTRA */
+    scratch_t scratch[CK_MAX_THREADS + 2]; /* then CK_SCRATCH_EXTRA, CK_SCRATCH_EXTRA2 */
     pthread_mutex_t call_mu; /* one parallel_for at a time */
 } pool = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0, NULL, NULL, 0, 1, 0, {{0}},
           PTHREAD_MUTEX_INITIALIZER};

@@ -216,6 +216,10 @@ uint32_t ck_random_bits(uint64_t seed, uint64_t counter, uint64_t i);
 /* GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, op = transpose or not.
  * A is M x K after op, B is K x N after op. beta == 0 ignores C's old contents. */
 
+/* Packs an mc x kc block of A starting at (i0, p0) into MR-row micro-panels
+ * (dst[panel][p][r]), zero-filling rows past mc. */
+typedef void (*ck_pack_a_fn)(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int mr, float *dst);
+
 typedef struct ck_gemm_args {
     int32_t trans_a, trans_b;
     int64_t m, n, k;
@@ -226,6 +230,9 @@ typedef struct ck_gemm_args {
     int64_t ldb;
     float *c;
     int64_t ldc;
+    /* Internal: an A gathered on the fly (convolutions); NULL for a matrix. */
+    ck_pack_a_fn user_pack_a;
+    const void *user_pack_ctx;
 } ck_gemm_args;
 
 /* workspace: unused (packing buffers are per-thread pool scratch); pass NULL.
@@ -235,6 +242,29 @@ ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa);
 size_t ck_f32_gemm_workspace_bytes(ck_isa isa);
 /* Micro-tile of the optimized kernel (MR x NR), for tests around the tile. */
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc);
+
+/* ------------------------------------------------------------------------ */
+/* Convolution, channels-last, 1 to 3 spatial dimensions (unused ones are 1).
+ * x: [batch, *in_size, in_channels]; w: [*kernel, in_channels/groups, out_channels]
+ * (Keras's layout); y: [batch, *out_size, out_channels]. pad = padding before
+ * each spatial axis (the padding after is whatever out_size implies). */
+
+typedef struct ck_conv_desc {
+    int32_t rank;
+    int64_t batch, in_channels, out_channels, groups;
+    int64_t in_size[3], out_size[3], kernel[3], stride[3], dilation[3], pad[3];
+} ck_conv_desc;
+
+/* y = conv(x, w). */
+typedef void (*ck_f32_conv_fn)(const ck_conv_desc *d, const float *x, const float *w, float *y);
+/* dx = the gradient of sum(conv(x, w) * dy) with respect to x (also the transposed convolution). */
+typedef void (*ck_f32_conv_bd_fn)(const ck_conv_desc *d, const float *dy, const float *w, float *dx);
+/* dw = the gradient with respect to w. */
+typedef void (*ck_f32_conv_bf_fn)(const ck_conv_desc *d, const float *x, const float *dy, float *dw);
+
+ck_f32_conv_fn ck_f32_conv_forward_kernel(ck_isa isa);
+ck_f32_conv_bd_fn ck_f32_conv_backward_data_kernel(ck_isa isa);
+ck_f32_conv_bf_fn ck_f32_conv_backward_filter_kernel(ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
 /* Threads: a persistent pool; KERAS_NUM_THREADS or the number of cores by default. */
@@ -275,6 +305,7 @@ typedef enum ck_family {
     CK_FAMILY_RANDOM,
     CK_FAMILY_GEMM,
     CK_FAMILY_ARGMAX,
+    CK_FAMILY_CONV,        /* op: 0 forward, 1 backward data, 2 backward filter */
     CK_FAMILY_COUNT
 } ck_family;
 
