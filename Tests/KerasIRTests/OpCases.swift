@@ -107,6 +107,20 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
     OpCase(op: "matmul", inputs: [.f32([2, 3, 4]), .f32([5, 4])], attrs: ["transpose_b": .bool(true)], label: "shared b, tb"),
     OpCase(op: "matmul", inputs: [.f32([2, 4, 3]), .f32([4, 5])], attrs: ["transpose_a": .bool(true)], label: "shared b, ta"),
 
+    // convolutions: 1D/2D/3D, strides, dilation, asymmetric padding, groups and depthwise
+    OpCase(op: "conv", inputs: [.f32([2, 7, 3], .uniform(-1, 1)), .f32([3, 3, 4], .uniform(-1, 1))],
+           attrs: ["strides": .ints([2]), "dilation": .ints([1]), "pads": .ints([1, 2]), "groups": .int(1)], label: "1D stride 2"),
+    OpCase(op: "conv", inputs: [.f32([2, 5, 6, 4], .uniform(-1, 1)), .f32([3, 2, 2, 6], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1, 2]), "dilation": .ints([2, 1]), "pads": .ints([1, 1, 0, 1]), "groups": .int(2)], label: "2D groups"),
+    OpCase(op: "conv", inputs: [.f32([1, 4, 5, 3], .uniform(-1, 1)), .f32([3, 3, 1, 3], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([1, 1, 1, 1]), "groups": .int(3)], label: "depthwise"),
+    OpCase(op: "conv", inputs: [.f32([1, 3, 4, 3, 2], .uniform(-1, 1)), .f32([2, 2, 2, 2, 3], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1, 2, 1]), "dilation": .ints([1, 1, 2]), "pads": .ints([0, 1, 1, 0, 1, 1]), "groups": .int(1)], label: "3D"),
+    OpCase(op: "conv_backward_data", inputs: [.f32([2, 3, 3, 4], .uniform(-1, 1)), .f32([3, 2, 3, 4], .uniform(-1, 1))],
+           attrs: ["strides": .ints([2, 1]), "dilation": .ints([1, 1]), "pads": .ints([1, 1, 0, 0]), "groups": .int(1), "input_shape": .ints([5, 4])]),
+    OpCase(op: "conv_backward_filter", inputs: [.f32([2, 5, 4, 3], .uniform(-1, 1)), .f32([2, 3, 3, 4], .uniform(-1, 1))],
+           attrs: ["strides": .ints([2, 1]), "dilation": .ints([1, 1]), "pads": .ints([1, 1, 0, 0]), "groups": .int(1), "kernel": .ints([3, 2])]),
+
     OpCase(op: "reshape", inputs: [.f32([2, 3, 4])], attrs: ["shape": .ints([6, -1])]),
     OpCase(op: "stop_gradient", inputs: [.f32([2, 3])]),
     OpCase(op: "transpose", inputs: [.f32([2, 3, 4])], attrs: ["perm": .ints([2, 0, 1])]),

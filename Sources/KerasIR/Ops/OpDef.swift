@@ -179,7 +179,7 @@ public struct OpRegistry {
     /// The registry every graph uses.
     public static let standard = OpRegistry(
         sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
-            + matmulOps + shapeOps + gatherOps + randomOps)
+            + matmulOps + convOps + shapeOps + gatherOps + randomOps)
 }
 
 // MARK: - Small helpers shared by op definitions

@@ -1,0 +1,114 @@
+import CKernels
+import XCTest
+
+/// Optimized convolutions against the reference loops, for every conv entry
+/// in the kernel table that this CPU runs: channel counts around the
+/// micro-tile, odd sizes, strides, dilation, asymmetric padding, groups and
+/// depthwise, 1D to 3D, with canaries after every output.
+final class ConvKernelTests: XCTestCase {
+    struct Geometry {
+        var rank: Int
+        var batch: Int, c: Int, oc: Int, groups: Int
+        var input: [Int], kernel: [Int], stride: [Int], dilation: [Int], pad: [Int], padAfter: [Int]
+
+        var desc: ck_conv_desc {
+            var d = ck_conv_desc()
+            d.rank = Int32(rank)
+            d.batch = Int64(batch); d.in_channels = Int64(c); d.out_channels = Int64(oc); d.groups = Int64(groups)
+            func t(_ v: [Int], _ def: Int) -> (Int64, Int64, Int64) {
+                let x = (0..<3).map { $0 < v.count ? Int64(v[$0]) : Int64(def) }
+                return (x[0], x[1], x[2])
+            }
+            d.in_size = t(input, 1); d.kernel = t(kernel, 1); d.stride = t(stride, 1); d.dilation = t(dilation, 1); d.pad = t(pad, 0)
+            d.out_size = t(out, 1)
+            return d
+        }
+        var out: [Int] {
+            (0..<rank).map { a in (input[a] + pad[a] + padAfter[a] - ((kernel[a] - 1) * dilation[a] + 1)) / stride[a] + 1 }
+        }
+        var xCount: Int { batch * input.reduce(1, *) * c }
+        var yCount: Int { batch * out.reduce(1, *) * oc }
+        var wCount: Int { kernel.reduce(1, *) * (c / groups) * oc }
+    }
+
+    static let geometries: [Geometry] = {
+        var g: [Geometry] = []
+        for (c, oc) in [(1, 1), (5, 16), (6, 17), (7, 15), (14, 32), (15, 33), (3, 64)] {
+            g.append(Geometry(rank: 2, batch: 2, c: c, oc: oc, groups: 1, input: [6, 5], kernel: [3, 3], stride: [1, 1],
+                              dilation: [1, 1], pad: [1, 1], padAfter: [1, 1]))
+        }
+        g.append(Geometry(rank: 1, batch: 3, c: 4, oc: 9, groups: 1, input: [11], kernel: [3], stride: [2], dilation: [2], pad: [4], padAfter: [0]))
+        g.append(Geometry(rank: 2, batch: 2, c: 8, oc: 12, groups: 4, input: [7, 6], kernel: [2, 3], stride: [2, 1], dilation: [1, 2],
+                          pad: [0, 2], padAfter: [1, 1]))
+        g.append(Geometry(rank: 2, batch: 1, c: 16, oc: 16, groups: 16, input: [5, 5], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [1, 1], padAfter: [1, 1]))
+        g.append(Geometry(rank: 3, batch: 1, c: 3, oc: 5, groups: 1, input: [4, 5, 3], kernel: [2, 2, 2], stride: [1, 2, 1],
+                          dilation: [1, 1, 2], pad: [1, 0, 1], padAfter: [0, 1, 1]))
+        g.append(Geometry(rank: 2, batch: 1, c: 33, oc: 7, groups: 1, input: [3, 3], kernel: [1, 1], stride: [1, 1], dilation: [1, 1],
+                          pad: [0, 0], padAfter: [0, 0]))
+        return g
+    }()
+
+    func optimized(_ op: Int32) -> [ck_isa] {
+        var n = 0
+        let t = ck_kernel_table(&n)!
+        return (0..<n).map { t[$0] }.filter { $0.family == CK_FAMILY_CONV && $0.op == op && $0.isa != CK_ISA_REF }.map(\.isa)
+            .filter { $0 == CK_ISA_AVX2 ? hasAVX2 : ck_cpu_has_avx512f() != 0 }
+    }
+
+    func testConvolutionsMatchReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(21)
+        for g in Self.geometries {
+            var d = g.desc
+            let x = Guarded(rng.floats(g.xCount, -1, 1)), w = Guarded(rng.floats(g.wCount, -1, 1)), dy = Guarded(rng.floats(g.yCount, -1, 1))
+            let k = Float(g.kernel.reduce(1, *) * max(g.c, g.oc))
+            let yRef = Guarded(g.yCount), dxRef = Guarded(g.xCount), dwRef = Guarded(g.wCount)
+            ck_f32_conv_forward_kernel(CK_ISA_REF)(&d, x.pointer, w.pointer, yRef.pointer)
+            ck_f32_conv_backward_data_kernel(CK_ISA_REF)(&d, dy.pointer, w.pointer, dxRef.pointer)
+            ck_f32_conv_backward_filter_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, dwRef.pointer)
+            for isa in optimized(0) {
+                let y = Guarded(g.yCount)
+                ck_f32_conv_forward_kernel(isa)(&d, x.pointer, w.pointer, y.pointer)
+                if let m = compare(y.values, yRef.values, tol: 1e-6 * k) { XCTFail("conv forward \(String(cString: ck_isa_name(isa))) \(g): \(m)") }
+                XCTAssertTrue(y.intactCanaries, "conv forward wrote outside y")
+            }
+            for isa in optimized(1) {
+                let dx = Guarded(g.xCount)
+                ck_f32_conv_backward_data_kernel(isa)(&d, dy.pointer, w.pointer, dx.pointer)
+                if let m = compare(dx.values, dxRef.values, tol: 1e-6 * k) { XCTFail("conv backward data \(String(cString: ck_isa_name(isa))) \(g): \(m)") }
+                XCTAssertTrue(dx.intactCanaries, "conv backward data wrote outside dx")
+            }
+            for isa in optimized(2) {
+                let dw = Guarded(g.wCount)
+                ck_f32_conv_backward_filter_kernel(isa)(&d, x.pointer, dy.pointer, dw.pointer)
+                let pixels = Float(g.batch * g.out.reduce(1, *))
+                if let m = compare(dw.values, dwRef.values, tol: 1e-6 * pixels) { XCTFail("conv backward filter \(String(cString: ck_isa_name(isa))) \(g): \(m)") }
+                XCTAssertTrue(dw.intactCanaries, "conv backward filter wrote outside dw")
+            }
+        }
+    }
+
+    func testConvolutionsAreBitwiseIdenticalOnOneAndTwoThreads() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let saved = ck_threads_get()
+        defer { _ = ck_threads_set(saved) }
+        var rng = TestRNG(22)
+        let g = Geometry(rank: 2, batch: 4, c: 16, oc: 24, groups: 1, input: [12, 10], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                         pad: [1, 1], padAfter: [1, 1])
+        var d = g.desc
+        let x = rng.floats(g.xCount, -1, 1), w = rng.floats(g.wCount, -1, 1), dy = rng.floats(g.yCount, -1, 1)
+        for isa in optimized(0) {
+            var outs: [[UInt32]] = []
+            for threads: Int32 in [1, 2] {
+                _ = ck_threads_set(threads)
+                var y = [Float](repeating: 0, count: g.yCount), dx = [Float](repeating: 0, count: g.xCount), dw = [Float](repeating: 0, count: g.wCount)
+                ck_f32_conv_forward_kernel(isa)(&d, x, w, &y)
+                ck_f32_conv_backward_data_kernel(isa)(&d, dy, w, &dx)
+                ck_f32_conv_backward_filter_kernel(isa)(&d, x, dy, &dw)
+                outs.append((y + dx + dw).map(\.bitPattern))
+            }
+            XCTAssertEqual(outs[0], outs[1], "conv at \(String(cString: ck_isa_name(isa)))")
+        }
+    }
+}
