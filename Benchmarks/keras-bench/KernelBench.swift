@@ -96,6 +96,42 @@ func benchGemm(_ c: GemmCase, isa: ck_isa, threads: Int, peak: Double) -> Record
                   gflops: gf, pctPeak: 100 * gf / (peak * Double(threads)), msMedian: t * 1e3)
 }
 
+struct ConvCase {
+    var name: String
+    var batch: Int, size: Int, c: Int, oc: Int, k: Int
+}
+
+/// Forward, backward-data and backward-filter of a same-padded k x k convolution.
+func benchConv(_ cc: ConvCase, isa: ck_isa, threads: Int, peak: Double) -> [Record] {
+    var d = ck_conv_desc()
+    d.rank = 2
+    d.batch = Int64(cc.batch); d.in_channels = Int64(cc.c); d.out_channels = Int64(cc.oc); d.groups = 1
+    d.in_size = (Int64(cc.size), Int64(cc.size), 1); d.out_size = d.in_size
+    d.kernel = (Int64(cc.k), Int64(cc.k), 1); d.stride = (1, 1, 1); d.dilation = (1, 1, 1)
+    d.pad = (Int64(cc.k / 2), Int64(cc.k / 2), 0)
+    var g = SplitMix64(seed: 2)
+    let pixels = cc.batch * cc.size * cc.size
+    let x = (0..<(pixels * cc.c)).map { _ in g.uniform(-1, 1) }
+    let w = (0..<(cc.k * cc.k * cc.c * cc.oc)).map { _ in g.uniform(-1, 1) }
+    let dy = (0..<(pixels * cc.oc)).map { _ in g.uniform(-1, 1) }
+    var y = [Float](repeating: 0, count: pixels * cc.oc), dx = [Float](repeating: 0, count: pixels * cc.c)
+    var dw = [Float](repeating: 0, count: w.count)
+    _ = ck_threads_set(Int32(threads))
+    let flops = 2.0 * Double(pixels) * Double(cc.oc) * Double(cc.k * cc.k * cc.c)
+    let reps = max(5, min(50, Int(5e9 / flops)))
+    let fwd = ck_f32_conv_forward_kernel(isa)!, bd = ck_f32_conv_backward_data_kernel(isa)!, bf = ck_f32_conv_backward_filter_kernel(isa)!
+    let tf = medianTime(reps: reps) { fwd(&d, x, w, &y) }
+    let tb = medianTime(reps: reps) { bd(&d, dy, w, &dx) }
+    let tw = medianTime(reps: reps) { bf(&d, x, dy, &dw) }
+    let fields: [(String, JSON)] = [("batch", JSON(cc.batch)), ("height", JSON(cc.size)), ("width", JSON(cc.size)),
+                                    ("in_channels", JSON(cc.c)), ("out_channels", JSON(cc.oc)), ("kernel", JSON(cc.k))]
+    return [("forward", tf), ("backward_data", tb), ("backward_filter", tw)].map { pass, t in
+        let gf = flops / t / 1e9
+        return Record(name: "\(cc.name)_\(pass)", isa: isaName(isa), threads: threads, fields: fields,
+                      gflops: gf, pctPeak: 100 * gf / (peak * Double(threads)), msMedian: t * 1e3)
+    }
+}
+
 /// The kernel suite: FMA peaks, sgemm squares and the MLP shapes in all
 /// four transpose combinations, on 1 thread and all threads.
 func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
@@ -127,6 +163,18 @@ func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
                 let r = benchGemm(c, isa: isa, threads: t, peak: peaks[isaName(isa)]!)
                 records.append(r)
                 print("\(c.name) \(c.m)x\(c.n)x\(c.k) ta=\(c.ta ? 1 : 0) tb=\(c.tb ? 1 : 0) \(isaName(isa)) threads=\(t): \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak, \(fmt(r.msMedian, 3)) ms")
+            }
+        }
+    }
+    let convs = [ConvCase(name: "conv3x3_64_64_56x56_b8", batch: 8, size: 56, c: 64, oc: 64, k: 3),
+                 ConvCase(name: "conv3x3_1_32_28x28_b128", batch: 128, size: 28, c: 1, oc: 32, k: 3)]
+    for isa in isas {
+        for t in threadCounts {
+            for cc in convs {
+                for r in benchConv(cc, isa: isaName(isa) == "avx512" ? CK_ISA_AVX512 : CK_ISA_AVX2, threads: t, peak: peaks[isaName(isa)]!) {
+                    records.append(r)
+                    print("\(r.name) \(isaName(isa)) threads=\(t): \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak, \(fmt(r.msMedian, 3)) ms")
+                }
             }
         }
     }

@@ -112,3 +112,40 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 }
+
+final class PoolKernelTests: XCTestCase {
+    func testPoolingMatchesReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(31)
+        let cases: [(rank: Int, input: [Int], pool: [Int], stride: [Int], pad: [Int], padAfter: [Int], c: Int)] = [
+            (2, [6, 7], [2, 2], [2, 2], [0, 0], [0, 1], 9),
+            (2, [5, 5], [3, 3], [1, 1], [1, 1], [1, 1], 17),
+            (1, [9], [3], [2], [1], [1], 8),
+            (3, [4, 5, 3], [2, 2, 2], [1, 2, 1], [0, 1, 0], [1, 0, 1], 3),
+        ]
+        for c in cases {
+            let out = (0..<c.rank).map { (c.input[$0] + c.pad[$0] + c.padAfter[$0] - c.pool[$0]) / c.stride[$0] + 1 }
+            let g = ConvKernelTests.Geometry(rank: c.rank, batch: 3, c: c.c, oc: c.c, groups: 1, input: c.input, kernel: c.pool,
+                                             stride: c.stride, dilation: [Int](repeating: 1, count: c.rank), pad: c.pad, padAfter: c.padAfter)
+            var d = g.desc
+            XCTAssertEqual(g.out, out)
+            let x = Guarded(rng.floats(g.xCount, -1, 1)), dy = Guarded(rng.floats(g.yCount, -1, 1))
+            for (name, fast, ref) in [("max", ck_f32_max_pool_kernel(CK_ISA_AVX2)!, ck_f32_max_pool_kernel(CK_ISA_REF)!),
+                                      ("avg", ck_f32_avg_pool_kernel(CK_ISA_AVX2)!, ck_f32_avg_pool_kernel(CK_ISA_REF)!)] {
+                let y = Guarded(g.yCount), r = Guarded(g.yCount)
+                fast(&d, x.pointer, y.pointer)
+                ref(&d, x.pointer, r.pointer)
+                if let m = compare(y.values, r.values, tol: 1e-6) { XCTFail("\(name) pool \(c): \(m)") }
+                XCTAssertTrue(y.intactCanaries)
+            }
+            let dx = Guarded(g.xCount), dr = Guarded(g.xCount)
+            ck_f32_max_pool_backward_kernel(CK_ISA_AVX2)(&d, x.pointer, dy.pointer, dx.pointer)
+            ck_f32_max_pool_backward_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, dr.pointer)
+            XCTAssertEqual(dx.values, dr.values, "max pool backward \(c)")
+            ck_f32_avg_pool_backward_kernel(CK_ISA_AVX2)(&d, dy.pointer, dx.pointer)
+            ck_f32_avg_pool_backward_kernel(CK_ISA_REF)(&d, dy.pointer, dr.pointer)
+            XCTAssertEqual(dx.values, dr.values, "avg pool backward \(c)")
+            XCTAssertTrue(dx.intactCanaries)
+        }
+    }
+}

@@ -121,6 +121,14 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
     OpCase(op: "conv_backward_filter", inputs: [.f32([2, 5, 4, 3], .uniform(-1, 1)), .f32([2, 3, 3, 4], .uniform(-1, 1))],
            attrs: ["strides": .ints([2, 1]), "dilation": .ints([1, 1]), "pads": .ints([1, 1, 0, 0]), "groups": .int(1), "kernel": .ints([3, 2])]),
 
+    // pooling: valid and padded ("same") windows, strides other than the pool size, 1D to 3D
+    OpCase(op: "max_pool", inputs: [.f32([2, 5, 6, 3], .uniform(-1, 1))], attrs: ["pool": .ints([2, 2]), "strides": .ints([2, 2]), "pads": .ints([0, 1, 0, 0])]),
+    OpCase(op: "max_pool", inputs: [.f32([2, 7, 3], .uniform(-1, 1))], attrs: ["pool": .ints([3]), "strides": .ints([2]), "pads": .ints([1, 1])], label: "1D padded"),
+    OpCase(op: "avg_pool", inputs: [.f32([2, 5, 6, 3], .uniform(-1, 1))], attrs: ["pool": .ints([3, 2]), "strides": .ints([1, 2]), "pads": .ints([1, 1, 0, 1])]),
+    OpCase(op: "avg_pool", inputs: [.f32([1, 3, 4, 5, 2], .uniform(-1, 1))], attrs: ["pool": .ints([2, 2, 2]), "strides": .ints([1, 2, 2]), "pads": .ints([0, 0, 0, 1, 1, 0])], label: "3D"),
+    OpCase(op: "max_pool_backward", inputs: [.fixed([2, 4, 4, 3], .uniform(-1, 1)), .f32([2, 2, 2, 3], .uniform(-1, 1))], attrs: ["pool": .ints([2, 2]), "strides": .ints([2, 2]), "pads": .ints([0, 0, 0, 0])]),
+    OpCase(op: "avg_pool_backward", inputs: [.f32([2, 3, 2, 3], .uniform(-1, 1))], attrs: ["pool": .ints([3, 2]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 0, 0]), "input_shape": .ints([5, 4])]),
+
     OpCase(op: "reshape", inputs: [.f32([2, 3, 4])], attrs: ["shape": .ints([6, -1])]),
     OpCase(op: "stop_gradient", inputs: [.f32([2, 3])]),
     OpCase(op: "transpose", inputs: [.f32([2, 3, 4])], attrs: ["perm": .ints([2, 0, 1])]),

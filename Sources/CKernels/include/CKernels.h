@@ -267,6 +267,21 @@ ck_f32_conv_bd_fn ck_f32_conv_backward_data_kernel(ck_isa isa);
 ck_f32_conv_bf_fn ck_f32_conv_backward_filter_kernel(ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
+/* Pooling, channels-last, 1 to 3 spatial dimensions; the descriptor reuses
+ * ck_conv_desc (kernel = pool size; in_channels = out_channels = channels;
+ * dilation and groups unused). Windows cover only real elements: max ignores
+ * padding, average divides by the number of real elements it covers. */
+
+typedef void (*ck_f32_pool_fn)(const ck_conv_desc *d, const float *x, float *y);
+/* max: dx[argmax of window] += dy (first maximum); avg: dx += dy / count. */
+typedef void (*ck_f32_max_pool_bwd_fn)(const ck_conv_desc *d, const float *x, const float *dy, float *dx);
+typedef void (*ck_f32_avg_pool_bwd_fn)(const ck_conv_desc *d, const float *dy, float *dx);
+ck_f32_pool_fn ck_f32_max_pool_kernel(ck_isa isa);
+ck_f32_pool_fn ck_f32_avg_pool_kernel(ck_isa isa);
+ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_kernel(ck_isa isa);
+ck_f32_avg_pool_bwd_fn ck_f32_avg_pool_backward_kernel(ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
 /* Threads: a persistent pool; KERAS_NUM_THREADS or the number of cores by default. */
 
 typedef void (*ck_task_fn)(void *ctx, int64_t begin, int64_t end, int thread);
@@ -306,6 +321,7 @@ typedef enum ck_family {
     CK_FAMILY_GEMM,
     CK_FAMILY_ARGMAX,
     CK_FAMILY_CONV,        /* op: 0 forward, 1 backward data, 2 backward filter */
+    CK_FAMILY_POOL,        /* op: 0 max, 1 avg, 2 max backward, 3 avg backward */
     CK_FAMILY_COUNT
 } ck_family;
 

@@ -1,0 +1,197 @@
+/* Max and average pooling, channels-last, 1 to 3 spatial dimensions, any
+ * strides and padding. The optimized versions vectorize across channels
+ * (8 at a time) and split the batch across threads; windows and their
+ * element order are the same as the reference's. */
+#include "ck_internal.h"
+#include "ck_threads.h"
+#include <math.h>
+#include <string.h>
+
+static int64_t out_pixels_of(const ck_conv_desc *d) { return d->out_size[0] * d->out_size[1] * d->out_size[2]; }
+
+typedef struct window {
+    int64_t lo[3], hi[3];  /* input range per axis, clipped to the real input */
+} window;
+
+static inline window window_of(const ck_conv_desc *d, const int64_t o[3]) {
+    window w;
+    for (int a = 0; a < 3; a++) {
+        int64_t start = o[a] * d->stride[a] - d->pad[a], end = start + d->kernel[a];
+        w.lo[a] = start < 0 ? 0 : start;
+        w.hi[a] = end > d->in_size[a] ? d->in_size[a] : end;
+    }
+    return w;
+}
+
+static inline int64_t count_of(const window *w) {
+    int64_t c = 1;
+    for (int a = 0; a < 3; a++) c *= (w->hi[a] > w->lo[a] ? w->hi[a] - w->lo[a] : 0);
+    return c;
+}
+
+#define FOR_OUTPUT(d, n, o, oflat)                                                                \
+    for (int64_t n = 0; n < (d)->batch; n++)                                                      \
+        for (int64_t o##0 = 0; o##0 < (d)->out_size[0]; o##0++)                                   \
+            for (int64_t o##1 = 0; o##1 < (d)->out_size[1]; o##1++)                               \
+                for (int64_t o##2 = 0; o##2 < (d)->out_size[2]; o##2++)                           \
+                    for (int64_t oflat = ((n * (d)->out_size[0] + o##0) * (d)->out_size[1] + o##1) * (d)->out_size[2] + o##2, \
+                         once_##oflat = 1; once_##oflat; once_##oflat = 0)
+
+#define IN_INDEX(d, n, i0, i1, i2) ((((n) * (d)->in_size[0] + (i0)) * (d)->in_size[1] + (i1)) * (d)->in_size[2] + (i2))
+
+/* ---- reference ---- */
+
+static void ck_f32_max_pool__ref(const ck_conv_desc *d, const float *x, float *y) {
+    int64_t C = d->in_channels;
+    FOR_OUTPUT(d, n, o, p) {
+        int64_t oo[3] = {o0, o1, o2};
+        window w = window_of(d, oo);
+        for (int64_t c = 0; c < C; c++) {
+            float m = -INFINITY;
+            for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                    for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
+                        float v = x[IN_INDEX(d, n, i0, i1, i2) * C + c];
+                        if (v > m || v != v) m = v;
+                    }
+            y[p * C + c] = m;
+        }
+    }
+}
+
+static void ck_f32_avg_pool__ref(const ck_conv_desc *d, const float *x, float *y) {
+    int64_t C = d->in_channels;
+    FOR_OUTPUT(d, n, o, p) {
+        int64_t oo[3] = {o0, o1, o2};
+        window w = window_of(d, oo);
+        float inv = 1.0f / (float)(count_of(&w) > 0 ? count_of(&w) : 1);
+        for (int64_t c = 0; c < C; c++) {
+            float s = 0;
+            for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                    for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) s += x[IN_INDEX(d, n, i0, i1, i2) * C + c];
+            y[p * C + c] = s * inv;
+        }
+    }
+}
+
+static void ck_f32_max_pool_backward__ref(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    int64_t C = d->in_channels;
+    memset(dx, 0, (size_t)(d->batch * d->in_size[0] * d->in_size[1] * d->in_size[2] * C) * sizeof(float));
+    FOR_OUTPUT(d, n, o, p) {
+        int64_t oo[3] = {o0, o1, o2};
+        window w = window_of(d, oo);
+        for (int64_t c = 0; c < C; c++) {
+            float m = -INFINITY;
+            int64_t arg = -1;
+            for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                    for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
+                        int64_t idx = IN_INDEX(d, n, i0, i1, i2) * C + c;
+                        if (arg < 0 || x[idx] > m || (x[idx] != x[idx] && m == m)) { m = x[idx]; arg = idx; }
+                    }
+            if (arg >= 0) dx[arg] += dy[p * C + c];
+        }
+    }
+}
+
+static void ck_f32_avg_pool_backward__ref(const ck_conv_desc *d, const float *dy, float *dx) {
+    int64_t C = d->in_channels;
+    memset(dx, 0, (size_t)(d->batch * d->in_size[0] * d->in_size[1] * d->in_size[2] * C) * sizeof(float));
+    FOR_OUTPUT(d, n, o, p) {
+        int64_t oo[3] = {o0, o1, o2};
+        window w = window_of(d, oo);
+        float inv = 1.0f / (float)(count_of(&w) > 0 ? count_of(&w) : 1);
+        for (int64_t c = 0; c < C; c++) {
+            float g = dy[p * C + c] * inv;
+            for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                    for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) dx[IN_INDEX(d, n, i0, i1, i2) * C + c] += g;
+        }
+    }
+}
+
+/* ---- AVX2: 8 channels at a time, batches split across threads ---- */
+
+typedef struct pool_job { const ck_conv_desc *d; const float *x, *dy; float *y; int kind; } pool_job;
+
+CK_AVX2 static void pool_rows(const pool_job *j, int64_t n) {
+    const ck_conv_desc *d = j->d;
+    int64_t C = d->in_channels;
+    for (int64_t o0 = 0; o0 < d->out_size[0]; o0++)
+        for (int64_t o1 = 0; o1 < d->out_size[1]; o1++)
+            for (int64_t o2 = 0; o2 < d->out_size[2]; o2++) {
+                int64_t oo[3] = {o0, o1, o2};
+                int64_t p = ((n * d->out_size[0] + o0) * d->out_size[1] + o1) * d->out_size[2] + o2;
+                window w = window_of(d, oo);
+                int64_t cnt = count_of(&w);
+                float inv = 1.0f / (float)(cnt > 0 ? cnt : 1);
+                int64_t c = 0;
+                for (; c + 8 <= C; c += 8) {
+                    __m256 acc = j->kind == 0 ? _mm256_set1_ps(-INFINITY) : _mm256_setzero_ps();
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
+                                __m256 v = _mm256_loadu_ps(j->x + IN_INDEX(d, n, i0, i1, i2) * C + c);
+                                if (j->kind == 0) acc = _mm256_blendv_ps(acc, v, _mm256_cmp_ps(v, acc, _CMP_NLE_UQ));
+                                else acc = _mm256_add_ps(acc, v);
+                            }
+                    if (j->kind == 1) acc = _mm256_mul_ps(acc, _mm256_set1_ps(inv));
+                    _mm256_storeu_ps(j->y + p * C + c, acc);
+                }
+                for (; c < C; c++) {
+                    float acc = j->kind == 0 ? -INFINITY : 0.0f;
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
+                                float v = j->x[IN_INDEX(d, n, i0, i1, i2) * C + c];
+                                if (j->kind == 0) { if (v > acc || v != v) acc = v; } else acc += v;
+                            }
+                    j->y[p * C + c] = j->kind == 1 ? acc * inv : acc;
+                }
+            }
+}
+
+static void pool_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    for (int64_t n = begin; n < end; n++) pool_rows(ctx, n);
+}
+
+static void ck_f32_max_pool__avx2(const ck_conv_desc *d, const float *x, float *y) {
+    pool_job j = {d, x, NULL, y, 0};
+    ck_parallel_for(d->batch, d->batch * out_pixels_of(d) * d->in_channels < (1 << 16), pool_task, &j);
+}
+static void ck_f32_avg_pool__avx2(const ck_conv_desc *d, const float *x, float *y) {
+    pool_job j = {d, x, NULL, y, 1};
+    ck_parallel_for(d->batch, d->batch * out_pixels_of(d) * d->in_channels < (1 << 16), pool_task, &j);
+}
+
+/* Backward: each batch item's dx is written by one thread, in the reference's order. */
+typedef struct pool_bwd_job { const ck_conv_desc *d; const float *x, *dy; float *dx; int max; } pool_bwd_job;
+
+static void pool_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const pool_bwd_job *j = ctx;
+    ck_conv_desc one = *j->d;
+    one.batch = 1;
+    int64_t inN = j->d->in_size[0] * j->d->in_size[1] * j->d->in_size[2] * j->d->in_channels;
+    int64_t outN = j->d->out_size[0] * j->d->out_size[1] * j->d->out_size[2] * j->d->in_channels;
+    for (int64_t n = begin; n < end; n++) {
+        if (j->max) ck_f32_max_pool_backward__ref(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
+        else ck_f32_avg_pool_backward__ref(&one, j->dy + n * outN, j->dx + n * inN);
+    }
+}
+
+static void ck_f32_max_pool_backward__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    pool_bwd_job j = {d, x, dy, dx, 1};
+    ck_parallel_for(d->batch, 0, pool_bwd_task, &j);
+}
+static void ck_f32_avg_pool_backward__avx2(const ck_conv_desc *d, const float *dy, float *dx) {
+    pool_bwd_job j = {d, NULL, dy, dx, 0};
+    ck_parallel_for(d->batch, 0, pool_bwd_task, &j);
+}
+
+ck_f32_pool_fn ck_f32_max_pool_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_max_pool__ref : ck_f32_max_pool__avx2; }
+ck_f32_pool_fn ck_f32_avg_pool_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_avg_pool__ref : ck_f32_avg_pool__avx2; }
+ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_max_pool_backward__ref : ck_f32_max_pool_backward__avx2; }
+ck_f32_avg_pool_bwd_fn ck_f32_avg_pool_backward_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_avg_pool_backward__ref : ck_f32_avg_pool_backward__avx2; }
