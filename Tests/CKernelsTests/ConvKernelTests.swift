@@ -117,21 +117,26 @@ final class PoolKernelTests: XCTestCase {
     func testPoolingMatchesReference() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(31)
-        let cases: [(rank: Int, input: [Int], pool: [Int], stride: [Int], pad: [Int], padAfter: [Int], c: Int)] = [
-            (2, [6, 7], [2, 2], [2, 2], [0, 0], [0, 1], 9),
-            (2, [5, 5], [3, 3], [1, 1], [1, 1], [1, 1], 17),
-            (1, [9], [3], [2], [1], [1], 8),
-            (3, [4, 5, 3], [2, 2, 2], [1, 2, 1], [0, 1, 0], [1, 0, 1], 3),
+        struct Case { var rank: Int; var input: [Int]; var pool: [Int]; var stride: [Int]; var pad: [Int]; var padAfter: [Int]; var c: Int }
+        let cases: [Case] = [
+            Case(rank: 2, input: [6, 7], pool: [2, 2], stride: [2, 2], pad: [0, 0], padAfter: [0, 1], c: 9),
+            Case(rank: 2, input: [5, 5], pool: [3, 3], stride: [1, 1], pad: [1, 1], padAfter: [1, 1], c: 17),
+            Case(rank: 1, input: [9], pool: [3], stride: [2], pad: [1], padAfter: [1], c: 8),
+            Case(rank: 3, input: [4, 5, 3], pool: [2, 2, 2], stride: [1, 2, 1], pad: [0, 1, 0], padAfter: [1, 0, 1], c: 3),
         ]
         for c in cases {
-            let out = (0..<c.rank).map { (c.input[$0] + c.pad[$0] + c.padAfter[$0] - c.pool[$0]) / c.stride[$0] + 1 }
+            var out: [Int] = []
+            for a in 0..<c.rank { out.append((c.input[a] + c.pad[a] + c.padAfter[a] - c.pool[a]) / c.stride[a] + 1) }
             let g = ConvKernelTests.Geometry(rank: c.rank, batch: 3, c: c.c, oc: c.c, groups: 1, input: c.input, kernel: c.pool,
                                              stride: c.stride, dilation: [Int](repeating: 1, count: c.rank), pad: c.pad, padAfter: c.padAfter)
             var d = g.desc
             XCTAssertEqual(g.out, out)
             let x = Guarded(rng.floats(g.xCount, -1, 1)), dy = Guarded(rng.floats(g.yCount, -1, 1))
-            for (name, fast, ref) in [("max", ck_f32_max_pool_kernel(CK_ISA_AVX2)!, ck_f32_max_pool_kernel(CK_ISA_REF)!),
-                                      ("avg", ck_f32_avg_pool_kernel(CK_ISA_AVX2)!, ck_f32_avg_pool_kernel(CK_ISA_REF)!)] {
+            let kinds: [(String, ck_f32_pool_fn, ck_f32_pool_fn)] = [
+                ("max", ck_f32_max_pool_kernel(CK_ISA_AVX2)!, ck_f32_max_pool_kernel(CK_ISA_REF)!),
+                ("avg", ck_f32_avg_pool_kernel(CK_ISA_AVX2)!, ck_f32_avg_pool_kernel(CK_ISA_REF)!),
+            ]
+            for (name, fast, ref) in kinds {
                 let y = Guarded(g.yCount), r = Guarded(g.yCount)
                 fast(&d, x.pointer, y.pointer)
                 ref(&d, x.pointer, r.pointer)
