@@ -87,7 +87,7 @@ func benchGemm(_ c: GemmCase, isa: ck_isa, threads: Int, peak: Double) -> Record
     let t = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in cbuf.withUnsafeMutableBufferPointer { pc in
         var args = ck_gemm_args(trans_a: c.ta ? 1 : 0, trans_b: c.tb ? 1 : 0, m: Int64(c.m), n: Int64(c.n), k: Int64(c.k),
                                 alpha: 1, beta: 0, a: pa.baseAddress, lda: Int64(colsA), b: pb.baseAddress, ldb: Int64(colsB),
-                                c: pc.baseAddress, ldc: Int64(c.n), user_pack_a: nil, user_pack_ctx: nil)
+                                c: pc.baseAddress, ldc: Int64(c.n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params())
         return medianTime(reps: reps) { fn(&args, nil) }
     } } }
     let gf = flops / t / 1e9
@@ -186,4 +186,18 @@ func fmt(_ v: Double, _ digits: Int = 1) -> String {
     var buf = [CChar](repeating: 0, count: 32)
     _ = withVaList([v]) { vsnprintf(&buf, 32, "%.\(digits)f", $0) }
     return String(cString: buf)
+}
+
+/// The records as a Markdown table (for docs/performance.md).
+func markdownTable(_ records: [Record], command: String) -> String {
+    var out = "Produced by `\(command)`.\n\n| kernel | shape | isa | threads | GFLOP/s | % of peak | ms (median) |\n|---|---|---|---:|---:|---:|---:|\n"
+    for r in records {
+        let shape = r.fields.filter { !["trans_a", "trans_b"].contains($0.0) }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        var name = r.name
+        if let ta = r.fields.first(where: { $0.0 == "trans_a" })?.1, let tb = r.fields.first(where: { $0.0 == "trans_b" })?.1 {
+            name += " (\(ta == .bool(true) ? "T" : "N")\(tb == .bool(true) ? "T" : "N"))"
+        }
+        out += "| \(name) | \(shape) | \(r.isa) | \(r.threads) | \(fmt(r.gflops)) | \(fmt(r.pctPeak)) | \(r.name == "fma_peak" ? "" : fmt(r.msMedian, 3)) |\n"
+    }
+    return out
 }

@@ -7,7 +7,7 @@ import Glibc
 /// keras-bench: kernel figures (--kernels) against this machine's FMA peak,
 /// written as a table and optionally as JSON (--json FILE).
 let usage = """
-usage: keras-bench --kernels [--threads N] [--quick] [--json FILE]
+usage: keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
 """
 
 var args = Array(CommandLine.arguments.dropFirst())
@@ -19,6 +19,7 @@ func take(_ flag: String) -> String? {
     return v
 }
 let jsonPath = take("--json")
+let markdownPath = take("--markdown")
 let threadArg = take("--threads")
 let kernels = args.contains("--kernels")
 let quick = args.contains("--quick")
@@ -35,6 +36,12 @@ if let t = threadArg {
 threadCounts = Array(Set(threadCounts)).sorted()
 guard kernels else { fputs(usage + "\n(the model suite arrives with the benchmark-runner issue)\n", stderr); exit(2) }
 let records = runKernelSuite(threadCounts: threadCounts, quick: quick)
+if let path = markdownPath {
+    do { try writeFileAtomically(path, markdownTable(records, command: "swift run -c release keras-bench " + CommandLine.arguments.dropFirst().joined(separator: " "))) } catch {
+        fputs("keras-bench: \(error)\n", stderr)
+        exit(1)
+    }
+}
 if let path = jsonPath {
     do { try writeFileAtomically(path, JSON.array(records.map(\.json)).serialized(indent: 1) + "\n") } catch {
         fputs("keras-bench: \(error)\n", stderr)

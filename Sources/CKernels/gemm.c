@@ -31,6 +31,15 @@ static void ck_f32_gemm__ref(const ck_gemm_args *g, void *workspace) {
             float prev = g->beta == 0.0f ? 0.0f : g->beta * *c;
             *c = g->alpha * (float)acc + prev;
         }
+    /* the epilogue through the reference elementwise kernels */
+    ck_f32_unary_fn act = g->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(g->activation - 1), CK_ISA_REF) : NULL;
+    ck_f32_binary_fn add = ck_f32_binary_kernel(CK_BINARY_ADD, CK_ISA_REF);
+    for (int64_t i = 0; i < g->m; i++) {
+        float *row = g->c + i * g->ldc;
+        if (g->bias) add((size_t)g->n, row, 1, g->bias, 1, row);
+        if (g->residual) add((size_t)g->n, row, 1, g->residual + i * g->ld_residual, 1, row);
+        if (act) act((size_t)g->n, row, row, &g->act_params);
+    }
 }
 
 /* ---- shared blocking ---- */
@@ -118,6 +127,20 @@ static void pack_b(const gemm_impl *im, const ck_gemm_args *g, int64_t p0, int64
     }
 }
 
+/* The epilogue on one finished tile of C (rows i0.., columns j0..). */
+static void epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0, int64_t nr) {
+    ck_f32_unary_fn act = g->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(g->activation - 1), ck_cpu_has_avx2_fma() ? CK_ISA_AVX2 : CK_ISA_REF) : NULL;
+    ck_f32_binary_fn add = ck_f32_binary_kernel(CK_BINARY_ADD, ck_cpu_has_avx2_fma() ? CK_ISA_AVX2 : CK_ISA_REF);
+    for (int64_t r = 0; r < mr; r++) {
+        float *row = g->c + (i0 + r) * g->ldc + j0;
+        if (g->bias) add((size_t)nr, row, 1, g->bias + j0, 1, row);
+        if (g->residual) add((size_t)nr, row, 1, g->residual + (i0 + r) * g->ld_residual + j0, 1, row);
+        if (act) act((size_t)nr, row, row, &g->act_params);
+    }
+}
+
+static int has_epilogue(const ck_gemm_args *g) { return g->bias || g->residual || g->activation > 0; }
+
 /* C[m0:m1, n0:n1] with private packing buffers pa (MC x KC) and pb (KC x NC);
  * A's micro-panels come from `packa` (a matrix, or patches gathered by a convolution). */
 static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
@@ -136,6 +159,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                     for (int64_t ir = 0; ir < mc; ir += im->mr) {
                         int64_t mr = mc - ir < im->mr ? mc - ir : im->mr;
                         im->ukr(kc, pa + ir * kc, pb + jr * kc, g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr, g->alpha, beta);
+                        if (pc + kc == g->k && has_epilogue(g)) epilogue(g, ic + ir, mr, jc + jr, nr);
                     }
                 }
             }
@@ -167,7 +191,11 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
     int64_t m0 = 0, m1 = g->m, n0 = 0, n1 = g->n;
     if (job->split_n) { n0 = lo; n1 = hi < g->n ? hi : g->n; } else { m0 = lo; m1 = hi < g->m ? hi : g->m; }
     if (m0 >= m1 || n0 >= n1) return;
-    if (g->k <= 0) { scale_c(g, m0, m1, n0, n1); return; }
+    if (g->k <= 0) {
+        scale_c(g, m0, m1, n0, n1);
+        if (has_epilogue(g)) epilogue(g, m0, m1 - m0, n0, n1 - n0);
+        return;
+    }
     float *pa = ck_thread_scratch(thread, impl_scratch_floats(job->im) * sizeof(float));
     gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)job->im->mc * job->im->kc, job->packa, job->actx);
 }
@@ -193,6 +221,7 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
     float *t = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)g->m * g->n * sizeof(float));
     ck_gemm_args h = *g;
     h.user_pack_a = NULL;
+    h.bias = NULL; h.residual = NULL; h.activation = 0;
     h.m = g->n; h.n = g->m;
     h.a = g->b; h.lda = g->ldb; h.trans_a = !g->trans_b;
     h.b = g->a; h.ldb = g->lda; h.trans_b = !g->trans_a;
@@ -204,6 +233,7 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
             float v = g->alpha * t[j * g->m + i];
             *c = g->beta == 0.0f ? v : v + g->beta * *c;
         }
+    if (has_epilogue(g)) epilogue(g, 0, g->m, 0, g->n);
 }
 
 static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {

@@ -94,7 +94,7 @@ final class GemmKernelTests: XCTestCase {
                     var c = [Float](repeating: 0, count: m * n)
                     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
                         var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
-                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil)
+                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params())
                         ck_f32_gemm_kernel(isa)(&args, nil)
                     } } }
                     results.append(c)
@@ -129,7 +129,7 @@ final class GemmKernelTests: XCTestCase {
         var c = [Float](repeating: .nan, count: m * n)
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
             var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
-                                    a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil)
+                                    a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params())
             ck_f32_gemm_kernel(CK_ISA_AVX2)(&args, nil)
         } } }
         XCTAssertTrue(c.allSatisfy { $0 == 18 })

@@ -129,6 +129,14 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
     OpCase(op: "max_pool_backward", inputs: [.fixed([2, 4, 4, 3], .uniform(-1, 1)), .f32([2, 2, 2, 3], .uniform(-1, 1))], attrs: ["pool": .ints([2, 2]), "strides": .ints([2, 2]), "pads": .ints([0, 0, 0, 0])]),
     OpCase(op: "avg_pool_backward", inputs: [.f32([2, 3, 2, 3], .uniform(-1, 1))], attrs: ["pool": .ints([3, 2]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 0, 0]), "input_shape": .ints([5, 4])]),
 
+    OpCase(op: "gemm_bias_act", inputs: [.f32([3, 4], .uniform(-1, 1)), .f32([4, 5], .uniform(-1, 1)), .f32([5], .uniform(-1, 1))],
+           attrs: ["transpose_b": .bool(false), "bias": .bool(true), "residual": .bool(false), "act": .string("tanh")], label: "bias tanh"),
+    OpCase(op: "gemm_bias_act", inputs: [.f32([2, 3, 4], .uniform(-1, 1)), .f32([5, 4], .uniform(-1, 1)), .f32([2, 3, 5], .uniform(-1, 1))],
+           attrs: ["transpose_b": .bool(true), "bias": .bool(false), "residual": .bool(true), "act": .string("leaky_relu"), "act_alpha": .float(0.3)],
+           label: "residual leaky relu"),
+    OpCase(op: "gemm_bias_act", inputs: [.f32([20, 3], .uniform(-1, 1)), .f32([3, 2], .uniform(-1, 1)), .f32([2], .uniform(-1, 1))],
+           attrs: ["transpose_b": .bool(false), "bias": .bool(true), "residual": .bool(false), "act": .string("none")], label: "narrow"),
+
     OpCase(op: "reshape", inputs: [.f32([2, 3, 4])], attrs: ["shape": .ints([6, -1])]),
     OpCase(op: "stop_gradient", inputs: [.f32([2, 3])]),
     OpCase(op: "transpose", inputs: [.f32([2, 3, 4])], attrs: ["perm": .ints([2, 0, 1])]),

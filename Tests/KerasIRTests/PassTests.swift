@@ -114,6 +114,32 @@ final class PassTests: XCTestCase {
         """)
     }
 
+    func testFusionFoldsBiasAndActivationAndSaysWhyNot() throws {
+        let fusion = Fusion()
+        try check(fusion, """
+        graph @g(%x: f32[?,4], %w: f32[4,3] param, %b: f32[3] param, %v: f32[3,2] param) -> (f32[?,3], f32[?,2]) {
+          %0 = matmul(%x, %w) {transpose_a=false, transpose_b=false} : f32[?,3]  # dense
+          %1 = add(%0, %b) : f32[?,3]  # dense
+          %2 = relu(%1) : f32[?,3]  # dense
+          %3 = matmul(%2, %v) {transpose_a=false, transpose_b=false} : f32[?,2]  # out
+          %4 = exp(%3) : f32[?,2]
+          %5 = add(%3, %4) : f32[?,2]
+          return %2, %5
+        }
+        """, """
+        graph @g(%x: f32[?,4], %w: f32[4,3] param, %b: f32[3] param, %v: f32[3,2] param) -> (f32[?,3], f32[?,2]) {
+          %0 = gemm_bias_act(%x, %w, %b) {act="relu", bias=true, residual=false, transpose_b=false} : f32[?,3]  # dense
+          %1 = matmul(%0, %v) {transpose_a=false, transpose_b=false} : f32[?,2]  # out
+          %2 = exp(%1) : f32[?,2]
+          %3 = add(%1, %2) : f32[?,2]
+          return %0, %3
+        }
+
+        """)
+        XCTAssertEqual(fusion.decisions, ["fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act",
+                                          "not fused %3 -> %5: producer has 2 consumers"])
+    }
+
     func testScheduleMovesAssignsLast() throws {
         try check(Schedule(), """
         graph @g(%w: f32[2] param, %x: f32[2]) -> (f32[2]) {
@@ -142,7 +168,8 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fusion", "schedule"])
+        XCTAssertTrue(p.log[1].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[1].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
         XCTAssertEqual(dumps.count, 1)
@@ -150,7 +177,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize"]
+        q.disabled = ["canonicalize", "fusion"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)

@@ -233,6 +233,13 @@ typedef struct ck_gemm_args {
     /* Internal: an A gathered on the fly (convolutions); NULL for a matrix. */
     ck_pack_a_fn user_pack_a;
     const void *user_pack_ctx;
+    /* Epilogue, applied to each tile after its last K block:
+     * C = act(alpha * AB + beta * C + bias[j] + residual[i, j]). */
+    const float *bias;        /* n values, or NULL */
+    const float *residual;    /* m x n with leading dimension ld_residual, or NULL */
+    int64_t ld_residual;
+    int32_t activation;       /* 1 + a ck_unary_op, or 0 for none (so zeroed args have no epilogue) */
+    ck_unary_params act_params;
 } ck_gemm_args;
 
 /* workspace: unused (packing buffers are per-thread pool scratch); pass NULL.

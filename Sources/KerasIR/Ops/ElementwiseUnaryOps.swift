@@ -56,8 +56,10 @@ private let unarySpecs: [UnarySpec] = [
                   try b.mul(g, b.mul(b.exp(b.neg(b.square(x))), Float(2 / Double.pi.squareRoot())))
               }),
     UnarySpec(name: "relu", kernel: CK_UNARY_RELU, flops: 1, reference: { x, _ in x > 0 ? x : 0 },
-              differentiability: gradUnary { b, x, _, g, _ in
-                  try b.select(b.greater(x, b.scalar(0)), g, b.scalar(0))
+              // relu(x) > 0 exactly when x > 0: reading the output leaves the input
+              // with one consumer, so fusion can fold relu into the producing GEMM.
+              differentiability: gradUnary { b, _, y, g, _ in
+                  try b.select(b.greater(y, b.scalar(0)), g, b.scalar(0))
               }),
     UnarySpec(name: "sigmoid", kernel: CK_UNARY_SIGMOID, flops: 12, reference: { x, _ in 1 / (1 + exp(-x)) },
               differentiability: gradUnary { b, _, y, g, _ in
@@ -163,3 +165,10 @@ final class ParamsBox<T> {
 }
 
 let elementwiseUnaryOps: [OpDef] = unarySpecs.map(makeUnaryOp)
+
+/// The C kernel and its alpha (from the op's attributes) for a unary op name,
+/// for ops that apply activations inside other kernels (GEMM epilogues).
+func unaryKernel(_ name: String, _ attrs: Attributes) -> (ck_unary_op, Float)? {
+    guard let spec = unarySpecs.first(where: { $0.name == name }) else { return nil }
+    return (spec.kernel, spec.alphaAttr.map { alpha(attrs, $0.0, $0.1) } ?? 0)
+}

@@ -16,8 +16,11 @@ public struct PassRecord: Sendable, CustomStringConvertible {
     public var changed: Bool
     public var nodesBefore: Int
     public var nodesAfter: Int
+    /// Decisions the pass reported (fusion: what was fused and why not).
+    public var notes: [String] = []
     public var description: String {
         "\(pass): " + (changed ? "changed, \(nodesBefore) -> \(nodesAfter) nodes" : "no change (\(nodesAfter) nodes)")
+            + notes.map { "\n//   \($0)" }.joined()
     }
 }
 
@@ -55,9 +58,10 @@ public struct PassPipeline {
         return Set(String(cString: raw).split(separator: ",").map { String($0) })
     }
 
-    /// The standard pipeline: canonicalize to a fixed point, then schedule.
+    /// The standard pipeline: canonicalize to a fixed point, fuse GEMM
+    /// epilogues, then schedule.
     public static func standard(registry: OpRegistry = .standard) -> PassPipeline {
-        PassPipeline(passes: [Canonicalize(), Schedule()], registry: registry)
+        PassPipeline(passes: [Canonicalize(), Fusion(), Schedule()], registry: registry)
     }
 
     public mutating func run(_ graph: inout Graph) throws {
@@ -65,14 +69,15 @@ public struct PassPipeline {
         for pass in passes where !disabled.contains(pass.name) {
             let before = graph.nodes.count
             let changed = try pass.run(&graph, registry: registry)
-            log.append(PassRecord(pass: pass.name, changed: changed, nodesBefore: before, nodesAfter: graph.nodes.count))
+            let notes = (pass as? Fusion)?.decisions ?? []
+            log.append(PassRecord(pass: pass.name, changed: changed, nodesBefore: before, nodesAfter: graph.nodes.count, notes: notes))
             if verify {
                 do { try Verifier.verify(graph, registry: registry) } catch let e as IRError {
                     throw IRError("after pass \(pass.name): \(e.message)")
                 }
             }
             if dumpAfter.contains("all") || dumpAfter.contains(pass.name) {
-                dumpSink("// after \(pass.name)\n\(graph)")
+                dumpSink("// after \(pass.name)\n" + notes.map { "//   \($0)\n" }.joined() + "\(graph)")
             }
         }
     }

@@ -1,0 +1,114 @@
+import CKernels
+
+/// gemm_bias_act(a, w[, bias][, residual]) {transpose_b, bias, residual, act, act_attrs...}:
+/// act(a . op(w) + bias + residual) in one GEMM call with an epilogue, made by
+/// the fusion pass from matmul -> add -> activation. a is [..., K], w [K, N]
+/// (or [N, K] with transpose_b), bias [N], residual shaped like the result.
+/// Activation attributes (alpha) are stored with the prefix "act_".
+func fusedParts(_ attrs: Attributes) -> (tb: Bool, bias: Bool, residual: Bool, act: String?, actAttrs: Attributes) {
+    let tb = (try? attrs.bool("transpose_b", default: false)) ?? false
+    let bias = (try? attrs.bool("bias", default: false)) ?? false
+    let residual = (try? attrs.bool("residual", default: false)) ?? false
+    let act = try? attrs.string("act")
+    var actAttrs = Attributes()
+    for k in attrs.sortedKeys where k.hasPrefix("act_") { actAttrs[String(k.dropFirst(4))] = attrs[k] }
+    return (tb, bias, residual, act == "none" ? nil : act, actAttrs)
+}
+
+let fusedOps: [OpDef] = [
+    OpDef("gemm_bias_act", arity: .range(2, 4),
+          shape: { ctx in
+              let p = fusedParts(ctx.attrs)
+              guard ctx.inputs.count == 2 + (p.bias ? 1 : 0) + (p.residual ? 1 : 0) else {
+                  throw ctx.fail("expects \(2 + (p.bias ? 1 : 0) + (p.residual ? 1 : 0)) inputs for bias=\(p.bias) residual=\(p.residual), got \(ctx.inputs.count)")
+              }
+              let a = ctx.inputs[0], w = ctx.inputs[1]
+              guard a.dtype == .f32, w.dtype == .f32, a.rank >= 2, w.rank == 2 else { throw ctx.fail("expects f32 a [..., K] and w of rank 2, got \(a) and \(w)") }
+              let k = p.tb ? w.shape[1] : w.shape[0], n = p.tb ? w.shape[0] : w.shape[1]
+              guard a.shape.last == k || a.shape.last == TensorType.unknown else {
+                  throw ctx.fail("expects inner dimensions to agree, got \(a) and \(w)")
+              }
+              let out = TensorType.f32(Array(a.shape.dropLast()) + [n])
+              var i = 2
+              if p.bias {
+                  guard ctx.inputs[i] == .f32([n]) else { throw ctx.fail("expects a bias f32[\(n)], got \(ctx.inputs[i])") }
+                  i += 1
+              }
+              if p.residual {
+                  guard ctx.inputs[i].shape.count == out.rank else { throw ctx.fail("expects a residual shaped like \(out), got \(ctx.inputs[i])") }
+              }
+              if let act = p.act, unaryKernel(act, p.actAttrs) == nil { throw ctx.fail("cannot apply '\(act)' in an epilogue") }
+              return out
+          },
+          differentiability: .vjp { b, args, g in
+              // The unfused computation's VJP, rebuilt from the registered ops.
+              let p = fusedParts(args.attrs)
+              let a = args.inputs[0], w = args.inputs[1]
+              let mm = try b.matmul(a, w, transposeB: p.tb)
+              var z = mm
+              var i = 2
+              let biasV = p.bias ? args.inputs[i] : nil
+              if p.bias { i += 1 }
+              let resV = p.residual ? args.inputs[i] : nil
+              if let bv = biasV { z = try b.add(z, bv) }
+              if let rv = resV { z = try b.add(z, rv) }
+              var gz = g
+              if let act = p.act {
+                  let y = try b.emit(act, [z], p.actAttrs)
+                  guard case .vjp(let rule)? = b.registry[act]?.differentiability else {
+                      throw IRError("gemm_bias_act: activation \(act) has no VJP")
+                  }
+                  gz = try rule(b, VJPArguments(inputs: [z], output: y, attrs: p.actAttrs), g)[0]!
+              }
+              guard case .vjp(let mmRule)? = b.registry["matmul"]?.differentiability else { throw IRError("matmul has no VJP") }
+              let ga = try mmRule(b, VJPArguments(inputs: [a, w], output: mm, attrs: ["transpose_a": .bool(false), "transpose_b": .bool(p.tb)]), gz)
+              var out: [Value?] = [ga[0], ga[1]]
+              if let bv = biasV { out.append(try b.unbroadcast(gz, to: b.type(of: bv))) }
+              if let rv = resV { out.append(try b.unbroadcast(gz, to: b.type(of: rv))) }
+              return out
+          },
+          reference: { ctx in
+              let p = fusedParts(ctx.attrs)
+              let reg = OpRegistry.standard
+              var z = try reg["matmul"]!.reference!(ReferenceContext(inputs: [ctx.inputs[0], ctx.inputs[1]],
+                                                                      attrs: ["transpose_b": .bool(p.tb)], type: ctx.type))
+              for extra in ctx.inputs.dropFirst(2) {
+                  z = try reg["add"]!.reference!(ReferenceContext(inputs: [z, extra], attrs: [:], type: ctx.type))
+              }
+              if let act = p.act { z = try reg[act]!.reference!(ReferenceContext(inputs: [z], attrs: p.actAttrs, type: ctx.type)) }
+              return z
+          },
+          lowering: .kernel { ctx in
+              let p = fusedParts(ctx.node.attrs)
+              let at = ctx.inputTypes[0], wt = ctx.inputTypes[1]
+              let k = at.shape.last!, n = ctx.outputType.shape.last!, m = elementCount(at) / max(k, 1)
+              var args = ck_gemm_args()
+              args.trans_a = 0
+              args.trans_b = p.tb ? 1 : 0
+              args.m = Int64(m); args.n = Int64(n); args.k = Int64(k)
+              args.alpha = 1; args.beta = 0
+              args.a = UnsafePointer(ctx.f32(0)); args.lda = Int64(k)
+              args.b = UnsafePointer(ctx.f32(1)); args.ldb = Int64(wt.shape[1])
+              args.c = ctx.f32Out; args.ldc = Int64(n)
+              var i = 2
+              if p.bias { args.bias = UnsafePointer(ctx.f32(i)); i += 1 }
+              if p.residual { args.residual = UnsafePointer(ctx.f32(i)); args.ld_residual = Int64(n) }
+              if let act = p.act, let (op, alpha) = unaryKernel(act, p.actAttrs) {
+                  args.activation = Int32(op.rawValue) + 1
+                  args.act_params = ck_unary_params(alpha: alpha, beta: 0)
+              }
+              let box = UnsafeMutablePointer<ck_gemm_args>.allocate(capacity: 1)
+              box.initialize(to: args)
+              let keep = ParamsBox(box)
+              let fn = ck_f32_gemm_kernel(ctx.isa)!
+              var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
+              ck_f32_gemm_tile(ctx.isa, &mr, &nr, &kc)
+              let name = ctx.isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(ctx.isa))_\(mr)x\(nr)"
+              let epi = (p.bias ? "+bias" : "") + (p.residual ? "+residual" : "") + (p.act.map { "+\($0)" } ?? "")
+              return Kernel(name: name + epi) { _ = keep; fn(box, nil); return 0 }
+          },
+          cost: { ins, out, _ in
+              let k = ins[0].shape.last.map { Swift.max($0, 1) } ?? 1
+              return Cost(flops: 2 * elementCount(out) * k, bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
+          }),
+]
