@@ -42,6 +42,13 @@ func medianTime(reps: Int, _ body: () -> Void) -> Double {
     return times[times.count / 2]
 }
 
+/// A 64-byte-aligned float buffer filled by `fill`.
+func aligned(_ n: Int, _ fill: (Int) -> Float) -> UnsafeMutablePointer<Float> {
+    let p = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * 4, alignment: 64).assumingMemoryBound(to: Float.self)
+    for i in 0..<n { p[i] = fill(i) }
+    return p
+}
+
 func isaName(_ isa: ck_isa) -> String { String(cString: ck_isa_name(isa)) }
 
 /// The FMA peak of one core at `isa` in GFLOP/s (best of several runs of
@@ -76,20 +83,21 @@ struct GemmCase {
 func benchGemm(_ c: GemmCase, isa: ck_isa, threads: Int, peak: Double) -> Record {
     let rowsA = c.ta ? c.k : c.m, colsA = c.ta ? c.m : c.k
     let rowsB = c.tb ? c.n : c.k, colsB = c.tb ? c.k : c.n
+    // 64-byte-aligned operands, as the runtime's arena and parameter store give them.
     var g = SplitMix64(seed: 1)
-    let a = (0..<(rowsA * colsA)).map { _ in g.uniform(-1, 1) }
-    let b = (0..<(rowsB * colsB)).map { _ in g.uniform(-1, 1) }
-    var cbuf = [Float](repeating: 0, count: c.m * c.n)
+    let a = aligned(rowsA * colsA) { _ in g.uniform(-1, 1) }, b = aligned(rowsB * colsB) { _ in g.uniform(-1, 1) }
+    let cbuf = aligned(c.m * c.n) { _ in 0 }
+    defer { a.deallocate(); b.deallocate(); cbuf.deallocate() }
     _ = ck_threads_set(Int32(threads))
     let fn = ck_f32_gemm_kernel(isa)!
     let flops = 2.0 * Double(c.m) * Double(c.n) * Double(c.k)
-    let reps = max(5, min(200, Int(2e10 / flops)))
-    let t = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in cbuf.withUnsafeMutableBufferPointer { pc in
-        var args = ck_gemm_args(trans_a: c.ta ? 1 : 0, trans_b: c.tb ? 1 : 0, m: Int64(c.m), n: Int64(c.n), k: Int64(c.k),
-                                alpha: 1, beta: 0, a: pa.baseAddress, lda: Int64(colsA), b: pb.baseAddress, ldb: Int64(colsB),
-                                c: pc.baseAddress, ldc: Int64(c.n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params())
-        return medianTime(reps: reps) { fn(&args, nil) }
-    } } }
+    let reps = max(9, min(200, Int(4e10 / flops)))
+    var args = ck_gemm_args()
+    args.trans_a = c.ta ? 1 : 0; args.trans_b = c.tb ? 1 : 0
+    args.m = Int64(c.m); args.n = Int64(c.n); args.k = Int64(c.k); args.alpha = 1; args.beta = 0
+    args.a = UnsafePointer(a); args.lda = Int64(colsA); args.b = UnsafePointer(b); args.ldb = Int64(colsB)
+    args.c = cbuf; args.ldc = Int64(c.n)
+    let t = medianTime(reps: reps) { fn(&args, nil) }
     let gf = flops / t / 1e9
     return Record(name: c.name, isa: isaName(isa), threads: threads,
                   fields: [("m", JSON(c.m)), ("n", JSON(c.n)), ("k", JSON(c.k)), ("trans_a", JSON(c.ta)), ("trans_b", JSON(c.tb))],
@@ -110,19 +118,18 @@ func benchConv(_ cc: ConvCase, isa: ck_isa, threads: Int, peak: Double) -> [Reco
     d.kernel = (Int64(cc.k), Int64(cc.k), 1); d.stride = (1, 1, 1); d.dilation = (1, 1, 1)
     d.pad = (Int64(cc.k / 2), Int64(cc.k / 2), 0)
     var g = SplitMix64(seed: 2)
-    let pixels = cc.batch * cc.size * cc.size
-    let x = (0..<(pixels * cc.c)).map { _ in g.uniform(-1, 1) }
-    let w = (0..<(cc.k * cc.k * cc.c * cc.oc)).map { _ in g.uniform(-1, 1) }
-    let dy = (0..<(pixels * cc.oc)).map { _ in g.uniform(-1, 1) }
-    var y = [Float](repeating: 0, count: pixels * cc.oc), dx = [Float](repeating: 0, count: pixels * cc.c)
-    var dw = [Float](repeating: 0, count: w.count)
+    let pixels = cc.batch * cc.size * cc.size, wCount = cc.k * cc.k * cc.c * cc.oc
+    let x = aligned(pixels * cc.c) { _ in g.uniform(-1, 1) }, w = aligned(wCount) { _ in g.uniform(-1, 1) }
+    let dy = aligned(pixels * cc.oc) { _ in g.uniform(-1, 1) }
+    let y = aligned(pixels * cc.oc) { _ in 0 }, dx = aligned(pixels * cc.c) { _ in 0 }, dw = aligned(wCount) { _ in 0 }
+    defer { for p in [x, w, dy, y, dx, dw] { p.deallocate() } }
     _ = ck_threads_set(Int32(threads))
     let flops = 2.0 * Double(pixels) * Double(cc.oc) * Double(cc.k * cc.k * cc.c)
     let reps = max(5, min(50, Int(5e9 / flops)))
     let fwd = ck_f32_conv_forward_kernel(isa)!, bd = ck_f32_conv_backward_data_kernel(isa)!, bf = ck_f32_conv_backward_filter_kernel(isa)!
-    let tf = medianTime(reps: reps) { fwd(&d, x, w, &y) }
-    let tb = medianTime(reps: reps) { bd(&d, dy, w, &dx) }
-    let tw = medianTime(reps: reps) { bf(&d, x, dy, &dw) }
+    let tf = medianTime(reps: reps) { fwd(&d, x, w, y) }
+    let tb = medianTime(reps: reps) { bd(&d, dy, w, dx) }
+    let tw = medianTime(reps: reps) { bf(&d, x, dy, dw) }
     let fields: [(String, JSON)] = [("batch", JSON(cc.batch)), ("height", JSON(cc.size)), ("width", JSON(cc.size)),
                                     ("in_channels", JSON(cc.c)), ("out_channels", JSON(cc.oc)), ("kernel", JSON(cc.k))]
     return [("forward", tf), ("backward_data", tb), ("backward_filter", tw)].map { pass, t in

@@ -273,7 +273,6 @@ CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *r
         c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
         a0 = _mm256_broadcast_ss(a + 5);
         c50 = _mm256_fmadd_ps(a0, b0, c50); c51 = _mm256_fmadd_ps(a0, b1, c51);
-        _mm_prefetch((const char *)(a + 6 * 16), _MM_HINT_T0);
         a += 6;
         b += 16;
     }
@@ -306,8 +305,8 @@ CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *r
 
 #ifndef AVX2_KC
 #define AVX2_KC 512
-#define AVX2_MC 96
-#define AVX2_NC 2048
+#define AVX2_MC 192
+#define AVX2_NC 1024
 #endif
 static const gemm_impl impl_avx2 = {6, 16, AVX2_KC, AVX2_MC, AVX2_NC, ukr_6x16};
 
