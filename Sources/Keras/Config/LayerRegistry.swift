@@ -8,10 +8,23 @@ public enum LayerRegistry {
         for type in [InputLayer.self, Dense.self, Activation.self, Dropout.self, GaussianNoise.self, GaussianDropout.self,
                      ActivityRegularization.self, Flatten.self, Reshape.self, Permute.self, RepeatVector.self, Masking.self,
                      Embedding.self, Lambda.self, ReLU.self, ELU.self, LeakyReLU.self, PReLU.self, Softmax.self,
+                     Conv1D.self, Conv2D.self, Conv3D.self, DepthwiseConv2D.self, SeparableConv2D.self, Conv2DTranspose.self,
+                     MaxPooling1D.self, MaxPooling2D.self, MaxPooling3D.self, AveragePooling1D.self, AveragePooling2D.self,
+                     AveragePooling3D.self, GlobalMaxPooling1D.self, GlobalMaxPooling2D.self, GlobalMaxPooling3D.self,
+                     GlobalAveragePooling1D.self, GlobalAveragePooling2D.self, GlobalAveragePooling3D.self,
+                     Cropping1D.self, Cropping2D.self, Cropping3D.self, ZeroPadding1D.self, ZeroPadding2D.self, ZeroPadding3D.self,
+                     UpSampling1D.self, UpSampling2D.self, UpSampling3D.self,
                      Sequential.self, Model.self] as [Layer.Type] {
             t[type.kerasClassName] = type
         }
         t["Functional"] = Model.self
+        // Keras 2 names
+        t["Convolution1D"] = Conv1D.self; t["Convolution2D"] = Conv2D.self; t["Convolution3D"] = Conv3D.self
+        t["Deconvolution2D"] = Conv2DTranspose.self; t["SeparableConvolution2D"] = SeparableConv2D.self
+        t["MaxPool1D"] = MaxPooling1D.self; t["MaxPool2D"] = MaxPooling2D.self; t["MaxPool3D"] = MaxPooling3D.self
+        t["AvgPool1D"] = AveragePooling1D.self; t["AvgPool2D"] = AveragePooling2D.self; t["AvgPool3D"] = AveragePooling3D.self
+        t["GlobalMaxPool1D"] = GlobalMaxPooling1D.self; t["GlobalMaxPool2D"] = GlobalMaxPooling2D.self
+        t["GlobalAvgPool1D"] = GlobalAveragePooling1D.self; t["GlobalAvgPool2D"] = GlobalAveragePooling2D.self
         return t
     }()
 
