@@ -76,8 +76,10 @@ public final class MaxPooling1D: BasePooling {
     }
 }
 public final class MaxPooling2D: BasePooling {
-    public init(poolSize: [Int] = [2, 2], strides: [Int]? = nil, padding: String = "valid", dataFormat: String? = nil, name: String? = nil) {
+    public init(poolSize: [Int] = [2, 2], strides: [Int]? = nil, padding: String = "valid", dataFormat: String? = nil,
+                inputShape: [Int]? = nil, name: String? = nil) {
         super.init(rank: 2, isMax: true, poolSize: poolSize, strides: strides, padding: padding, dataFormat: dataFormat, name: name)
+        declaredInputShape = inputShape.map { $0.map { Optional($0) } }
     }
     public convenience init(_ poolSize: Int, strides: Int? = nil, padding: String = "valid", name: String? = nil) {
         self.init(poolSize: [poolSize, poolSize], strides: strides.map { [$0, $0] }, padding: padding, name: name)
