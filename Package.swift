@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Keras", targets: ["Keras"]),
         .library(name: "KerasIR", targets: ["KerasIR"]),
         .library(name: "KerasRuntime", targets: ["KerasRuntime"]),
+        .executable(name: "keras-demo", targets: ["keras-demo"]),
         .executable(name: "kgraph", targets: ["kgraph"]),
         .executable(name: "keras-conformance", targets: ["keras-conformance"]),
         .executable(name: "keras-bench", targets: ["keras-bench"]),
@@ -64,6 +65,12 @@ let package = Package(
         ),
 
         // MARK: Tools
+        .executableTarget(
+            name: "keras-demo",
+            dependencies: ["Keras", "CKernels"],
+            path: "Sources/keras-demo",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "kgraph",
             dependencies: ["KerasIR", "KerasRuntime"],
