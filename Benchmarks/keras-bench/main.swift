@@ -4,16 +4,27 @@ import Keras
 import Glibc
 #endif
 
-/// keras-bench: kernel figures (--kernels) against this machine's FMA peak,
-/// written as a table and optionally as JSON (--json FILE).
+/// keras-bench: the model suite (default) or the kernel figures (--kernels),
+/// against this machine's FMA peak, as a table and optionally as JSON.
 let usage = """
-usage: keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
+usage: keras-bench [--model NAME] [--threads N] [--steps N] [--json FILE] [--markdown FILE]
+       keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
+
+  models: \(modelSuite.map(\.name).joined(separator: ", ")) (default: all)
+  --threads N   run at N threads only (default: 1 and all cores)
+  --steps N     timed training steps after warm-up (default 30, at least 1)
 """
 
+func usageError(_ message: String) -> Never {
+    fputs("keras-bench: \(message)\n\(usage)\n", stderr)
+    exit(2)
+}
+
 var args = Array(CommandLine.arguments.dropFirst())
+if args.contains("-h") || args.contains("--help") { print(usage); exit(0) }
 func take(_ flag: String) -> String? {
     guard let i = args.firstIndex(of: flag) else { return nil }
-    guard i + 1 < args.count else { fputs("keras-bench: \(flag) needs a value\n", stderr); exit(2) }
+    guard i + 1 < args.count else { usageError("\(flag) needs a value") }
     let v = args[i + 1]
     args.removeSubrange(i...(i + 1))
     return v
@@ -21,30 +32,51 @@ func take(_ flag: String) -> String? {
 let jsonPath = take("--json")
 let markdownPath = take("--markdown")
 let threadArg = take("--threads")
+let modelArg = take("--model")
+let stepsArg = take("--steps")
 let kernels = args.contains("--kernels")
 let quick = args.contains("--quick")
 args.removeAll { $0 == "--kernels" || $0 == "--quick" }
-guard args.isEmpty else { fputs("keras-bench: unknown arguments \(args)\n\(usage)\n", stderr); exit(2) }
+guard args.isEmpty else { usageError("unknown arguments \(args)") }
 var threadCounts = [1, Int(ck_threads_get())]
 if let t = threadArg {
     guard let n = Int(t), n >= 1, n <= Int(ck_threads_max()) else {
-        fputs("keras-bench: --threads must be between 1 and \(ck_threads_max()), got '\(t)'\n", stderr)
-        exit(2)
+        usageError("--threads must be between 1 and \(ck_threads_max()), got '\(t)'")
     }
     threadCounts = [n]
 }
 threadCounts = Array(Set(threadCounts)).sorted()
-guard kernels else { fputs(usage + "\n(the model suite arrives with the benchmark-runner issue)\n", stderr); exit(2) }
-let records = runKernelSuite(threadCounts: threadCounts, quick: quick)
-if let path = markdownPath {
-    do { try writeFileAtomically(path, markdownTable(records, command: "swift run -c release keras-bench " + CommandLine.arguments.dropFirst().joined(separator: " "))) } catch {
+let command = "swift run -c release keras-bench " + CommandLine.arguments.dropFirst().joined(separator: " ")
+
+func writeOutputs(markdown: () -> String, json: () -> JSON) {
+    do {
+        if let path = markdownPath { try writeFileAtomically(path, markdown()) }
+        if let path = jsonPath { try writeFileAtomically(path, json().serialized(indent: 1) + "\n") }
+    } catch {
         fputs("keras-bench: \(error)\n", stderr)
         exit(1)
     }
 }
-if let path = jsonPath {
-    do { try writeFileAtomically(path, JSON.array(records.map(\.json)).serialized(indent: 1) + "\n") } catch {
-        fputs("keras-bench: \(error)\n", stderr)
-        exit(1)
+
+if kernels {
+    guard modelArg == nil, stepsArg == nil else { usageError("--model and --steps belong to the model suite, not --kernels") }
+    let records = runKernelSuite(threadCounts: threadCounts, quick: quick)
+    writeOutputs(markdown: { markdownTable(records, command: command) }, json: { .array(records.map(\.json)) })
+} else {
+    var steps = 30
+    if let s = stepsArg {
+        guard let n = Int(s), n >= 1 else { usageError("--steps must be a positive integer, got '\(s)'") }
+        steps = n
     }
+    var models = modelSuite
+    if let name = modelArg {
+        guard let spec = modelSuite.first(where: { $0.name == name }) else {
+            usageError("unknown model '\(name)'; the suite has \(modelSuite.map(\.name).joined(separator: ", "))")
+        }
+        models = [spec]
+    }
+    let run = runModelSuite(models: models, threadCounts: threadCounts, steps: steps)
+    let table = modelMarkdownTable(run.records, peak: run.peak, isa: run.isa, command: command)
+    print("\n" + table)
+    writeOutputs(markdown: { table }, json: { .array(run.records.map(\.json)) })
 }

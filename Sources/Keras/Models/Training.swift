@@ -213,3 +213,21 @@ extension Model {
         return p
     }
 }
+
+extension Model {
+    /// The compiled plan that `trainOnBatch(x:y:)` runs for batches shaped like
+    /// `x` and `y`, compiling it on first use. Benchmarks and `kgraph` read its
+    /// cost, memory plan and kernel list; running it directly is not needed.
+    public func trainingPlan(x: [Tensor], y: [Tensor]) throws -> ExecutionPlan {
+        try checkInputs(x)
+        try checkTargets(x, y, nil)
+        _ = try requireCompiled("trainingPlan()")
+        return try plan(.train, batchSize: x[0].shape[0], signature: signature(y, sampleWeights: false))
+    }
+
+    /// The compiled inference plan `predict` uses at one batch size.
+    public func predictionPlan(batchSize: Int) throws -> ExecutionPlan {
+        guard batchSize > 0 else { throw KerasError("\(name): batch_size must be positive, got \(batchSize)") }
+        return try plan(.predict, batchSize: batchSize, signature: BatchSignature(targets: [], sampleWeights: false))
+    }
+}

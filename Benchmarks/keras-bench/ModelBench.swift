@@ -1,0 +1,236 @@
+import CKernels
+import Foundation
+import Keras
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The model suite of keras-bench: four reference models with random data
+/// and fixed seeds, timed through the public Keras API (trainOnBatch and
+/// predict), so the figures include everything a user's step pays for.
+struct ModelSpec {
+    var name: String
+    var batch: Int
+    /// Builds and compiles the model, or throws naming the missing piece.
+    var build: () throws -> Model
+    /// Random inputs and targets for one batch of `n` samples.
+    var data: (_ n: Int, _ rng: inout SplitMix) throws -> (Tensor, Tensor)
+}
+
+/// A small deterministic generator for the random batches.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+func randomImages(_ n: Int, _ shape: [Int], _ rng: inout SplitMix) throws -> Tensor {
+    let count = n * shape.reduce(1, *)
+    return try Tensor((0..<count).map { _ in rng.uniform() }, shape: [n] + shape)
+}
+
+func randomOneHot(_ n: Int, classes: Int, _ rng: inout SplitMix) throws -> Tensor {
+    try toCategorical((0..<n).map { _ in rng.below(classes) }, numClasses: classes)
+}
+
+let modelSuite: [ModelSpec] = [
+    ModelSpec(name: "mlp", batch: 128, build: {
+        let m = try Sequential([Dense(512, activation: "relu", inputShape: [784]), Dense(512, activation: "relu"),
+                                Dense(10, activation: "softmax")], name: "mlp")
+        try m.compile(optimizer: SGD(learningRate: 0.01, momentum: 0.9), loss: "categorical_crossentropy")
+        return m
+    }, data: { n, rng in (try randomImages(n, [784], &rng), try randomOneHot(n, classes: 10, &rng)) }),
+    ModelSpec(name: "mnist_cnn", batch: 128, build: {
+        let m = try Sequential([
+            Conv2D(32, 3, activation: "relu", inputShape: [28, 28, 1]), Conv2D(64, 3, activation: "relu"),
+            MaxPooling2D(2), Dropout(0.25), Flatten(), Dense(128, activation: "relu"), Dropout(0.5),
+            Dense(10, activation: "softmax"),
+        ], name: "mnist_cnn")
+        try m.compile(optimizer: Adam(learningRate: 1e-3), loss: "categorical_crossentropy")
+        return m
+    }, data: { n, rng in (try randomImages(n, [28, 28, 1], &rng), try randomOneHot(n, classes: 10, &rng)) }),
+    ModelSpec(name: "cifar_cnn", batch: 64, build: {
+        let m = try Sequential([
+            Conv2D(32, 3, padding: "same", activation: "relu", inputShape: [32, 32, 3]),
+            Conv2D(32, 3, padding: "same", activation: "relu"), MaxPooling2D(2),
+            Conv2D(64, 3, padding: "same", activation: "relu"), Conv2D(64, 3, padding: "same", activation: "relu"),
+            MaxPooling2D(2), Flatten(), Dense(512, activation: "relu"), Dense(10, activation: "softmax"),
+        ], name: "cifar_cnn")
+        try m.compile(optimizer: Adam(), loss: "categorical_crossentropy")
+        return m
+    }, data: { n, rng in (try randomImages(n, [32, 32, 3], &rng), try randomOneHot(n, classes: 10, &rng)) }),
+    ModelSpec(name: "imdb_lstm", batch: 32, build: {
+        // The recurrent layer comes from the registry so this entry starts
+        // working, unchanged, the day LSTM is registered.
+        let lstm: Layer
+        do {
+            lstm = try LayerRegistry.deserialize(.object([("class_name", "LSTM"), ("config", .object([("units", JSON(128))]))]))
+        } catch {
+            throw MissingLayer(layer: "LSTM", detail: "\(error)")
+        }
+        let input = Input(shape: [80], dtype: .i32)
+        let h = try lstm(try Embedding(inputDim: 20000, outputDim: 128)(input))
+        let m = try Model(inputs: input, outputs: try Dense(1, activation: "sigmoid")(h), name: "imdb_lstm")
+        try m.compile(optimizer: Adam(), loss: "binary_crossentropy")
+        return m
+    }, data: { n, rng in
+        (try Tensor((0..<(n * 80)).map { _ in Int32(rng.below(20000)) }, shape: [n, 80]),
+         try Tensor((0..<n).map { _ in Float(rng.below(2)) }, shape: [n, 1]))
+    }),
+]
+
+struct MissingLayer: Error, CustomStringConvertible {
+    var layer: String
+    var detail: String
+    var description: String { "the \(layer) layer is not implemented yet (\(detail))" }
+}
+
+/// One model's figures at one thread count.
+struct ModelRecord {
+    var model: String
+    var threads: Int
+    var batch: Int
+    var status = "ok"
+    var trainMs: (p10: Double, median: Double, p90: Double) = (0, 0, 0)
+    var predictMs = 0.0
+    var predict1Ms = 0.0
+    var trainFlops = 0
+    var gflops = 0.0
+    var pctPeak = 0.0
+    var compileMs = 0.0
+    var arenaBytes = 0
+    var peakRSS = 0
+    var steps = 0
+
+    var json: JSON {
+        func r(_ v: Double, _ d: Double = 1000) -> JSON { JSON((v * d).rounded() / d) }
+        var o: [(String, JSON)] = [("model", .string(model)), ("threads", JSON(threads)), ("batch_size", JSON(batch)),
+                                   ("status", .string(status))]
+        guard status == "ok" else { return .object(o) }
+        o += [("steps", JSON(steps)), ("train_ms_median", r(trainMs.median)), ("train_ms_p10", r(trainMs.p10)),
+              ("train_ms_p90", r(trainMs.p90)), ("predict_ms_median", r(predictMs)), ("predict1_ms_median", r(predict1Ms)),
+              ("train_flops", JSON(trainFlops)), ("gflops", r(gflops, 10)), ("pct_peak", r(pctPeak, 10)),
+              ("compile_ms", r(compileMs)), ("arena_bytes", JSON(arenaBytes)), ("peak_rss_bytes", JSON(peakRSS))]
+        return .object(o)
+    }
+}
+
+/// Resets the kernel's peak-RSS mark for this process (Linux: writing 5 to
+/// /proc/self/clear_refs), so each model's peak is its own.
+func resetPeakRSS() {
+    let fd = open("/proc/self/clear_refs", O_WRONLY)
+    guard fd >= 0 else { return }
+    _ = "5".withCString { write(fd, $0, 1) }
+    close(fd)
+}
+
+/// Peak resident memory in bytes: VmHWM from /proc/self/status, else getrusage.
+func peakRSSBytes() -> Int {
+    if let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kb = Int(line.split(separator: " ").dropFirst().first ?? "") {
+        return kb * 1024
+    }
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Int(u.ru_maxrss) * 1024
+}
+
+/// Times one model at one thread count: `steps` training steps after three
+/// warm-up steps, then batch and single-sample prediction.
+func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> ModelRecord {
+    var rec = ModelRecord(model: spec.name, threads: threads, batch: spec.batch)
+    _ = ck_threads_set(Int32(threads))
+    resetPeakRSS()
+    RandomSeed.set(1234)
+    var rng = SplitMix(state: 42)
+    do {
+        let model = try spec.build()
+        let (x, y) = try spec.data(spec.batch, &rng)
+        let t0 = now()
+        let plan = try model.trainingPlan(x: [x], y: [y])
+        rec.compileMs = (now() - t0) * 1e3
+        rec.arenaBytes = plan.memory.arenaBytes
+        rec.trainFlops = plan.cost.flops
+        for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }
+        var times: [Double] = []
+        for _ in 0..<steps {
+            let s = now()
+            _ = try model.trainOnBatch(x, y)
+            times.append(now() - s)
+        }
+        times.sort()
+        func pick(_ q: Double) -> Double { times[min(times.count - 1, Int(q * Double(times.count - 1) + 0.5))] * 1e3 }
+        rec.steps = steps
+        rec.trainMs = (pick(0.1), pick(0.5), pick(0.9))
+        rec.gflops = Double(rec.trainFlops) / (rec.trainMs.median * 1e-3) / 1e9
+        rec.pctPeak = 100 * rec.gflops / (peak * Double(threads))
+        let reps = max(10, steps)
+        rec.predictMs = try medianThrowing(reps: reps) { _ = try model.predict(x, batchSize: spec.batch) } * 1e3
+        let one = try x.gatherRows([0])
+        rec.predict1Ms = try medianThrowing(reps: reps) { _ = try model.predict(one, batchSize: 1) } * 1e3
+        rec.peakRSS = peakRSSBytes()
+    } catch let missing as MissingLayer {
+        rec.status = "missing layer: \(missing.layer)"
+    } catch {
+        rec.status = "error: \(error)"
+    }
+    return rec
+}
+
+func medianThrowing(reps: Int, _ body: () throws -> Void) throws -> Double {
+    try body()
+    var times: [Double] = []
+    for _ in 0..<reps {
+        let t0 = now()
+        try body()
+        times.append(now() - t0)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+/// Runs the suite (or one model) at each thread count, printing a line per run.
+func runModelSuite(models: [ModelSpec], threadCounts: [Int], steps: Int) -> (records: [ModelRecord], peak: Double, isa: String) {
+    let isa = ck_best_isa()
+    let peak = measurePeak(isa, threads: 1)
+    print("fma peak (\(isaName(isa)), 1 core): \(fmt(peak)) GFLOP/s")
+    var records: [ModelRecord] = []
+    for spec in models {
+        for t in threadCounts {
+            let r = benchModel(spec, threads: t, steps: steps, peak: peak)
+            records.append(r)
+            print(modelLine(r))
+        }
+    }
+    return (records, peak, isaName(isa))
+}
+
+func modelLine(_ r: ModelRecord) -> String {
+    guard r.status == "ok" else { return "\(r.model) threads=\(r.threads): \(r.status)" }
+    return "\(r.model) threads=\(r.threads) batch=\(r.batch): train \(fmt(r.trainMs.median, 2)) ms (p10 \(fmt(r.trainMs.p10, 2)), p90 \(fmt(r.trainMs.p90, 2))), "
+        + "\(fmt(r.gflops)) GFLOP/s = \(fmt(r.pctPeak))% of peak; predict batch \(fmt(r.predictMs, 2)) ms, one sample \(fmt(r.predict1Ms, 3)) ms; "
+        + "compile \(fmt(r.compileMs)) ms; arena \(r.arenaBytes) B; peak RSS \(r.peakRSS / (1 << 20)) MiB"
+}
+
+func modelMarkdownTable(_ records: [ModelRecord], peak: Double, isa: String, command: String) -> String {
+    var out = "Produced by `\(command)` (FMA peak \(fmt(peak)) GFLOP/s per core, \(isa)).\n\n"
+    out += "| model | batch | threads | train ms median (p10–p90) | GFLOP/s | % of peak | predict batch ms | predict 1 ms | compile ms | arena MiB | peak RSS MiB |\n"
+    out += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    for r in records {
+        guard r.status == "ok" else {
+            out += "| \(r.model) | \(r.batch) | \(r.threads) | \(r.status) | | | | | | | |\n"
+            continue
+        }
+        out += "| \(r.model) | \(r.batch) | \(r.threads) | \(fmt(r.trainMs.median, 2)) (\(fmt(r.trainMs.p10, 2))–\(fmt(r.trainMs.p90, 2))) | \(fmt(r.gflops)) | \(fmt(r.pctPeak)) | "
+            + "\(fmt(r.predictMs, 2)) | \(fmt(r.predict1Ms, 3)) | \(fmt(r.compileMs)) | \(fmt(Double(r.arenaBytes) / 1048576, 1)) | \(fmt(Double(r.peakRSS) / 1048576, 0)) |\n"
+    }
+    return out
+}
