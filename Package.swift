@@ -124,6 +124,11 @@ let package = Package(
             path: "Tests/KerasTests"
         ),
         .testTarget(
+            name: "ToolTests",
+            dependencies: ["keras-demo", "keras-bench"],
+            path: "Tests/ToolTests"
+        ),
+        .testTarget(
             name: "kgraphTests",
             dependencies: ["kgraph"],
             path: "Tests/kgraphTests"

@@ -11,7 +11,7 @@ public enum Datasets {
         let text = String(decoding: bytes, as: UTF8.self)
         var values: [Float] = []
         var columns = -1, rows = 0
-        for (lineNo, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (lineNo, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let trimmed = line.trimmingCharacters(in: " \r\t")
             if trimmed.isEmpty { continue }
             let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false)

@@ -65,8 +65,16 @@ public enum ModelPlot {
     }
 }
 
-/// keras.utils.plot_model: writes SVG (or DOT text when the path ends in .dot)
-/// through a temporary file and a rename.
+/// keras.utils.plot_model: writes SVG (path ending in .svg) or DOT text
+/// (.dot, .gv) through a temporary file and a rename. Raster formats would
+/// need a renderer this package does not carry, so they are an error.
 public func plotModel(_ model: Model, to path: String) throws {
-    try writeFileAtomically(path, path.hasSuffix(".dot") || path.hasSuffix(".gv") ? ModelPlot.dot(model) : ModelPlot.svg(model))
+    let lower = path.lowercased()
+    if lower.hasSuffix(".dot") || lower.hasSuffix(".gv") {
+        try writeFileAtomically(path, ModelPlot.dot(model))
+    } else if lower.hasSuffix(".svg") {
+        try writeFileAtomically(path, ModelPlot.svg(model))
+    } else {
+        throw KerasError("plot_model: cannot write '\(path)': the formats are .svg and .dot (or .gv)")
+    }
 }

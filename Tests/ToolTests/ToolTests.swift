@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+
+/// Runs the built keras-demo and keras-bench binaries: bad input ends in a
+/// message and a non-zero exit (never a crash), and short runs produce what
+/// they promise (pictures, weights, JSON records).
+final class ToolTests: XCTestCase {
+    struct Result { var status: Int32; var out: String; var err: String }
+
+    static func binary(_ name: String) -> URL {
+        // The test bundle sits beside the package's executables in the build folder.
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return dir.appendingPathComponent(name)
+    }
+
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func run(_ name: String, _ args: [String]) throws -> Result {
+        let url = Self.binary(name)
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: url.path), "\(name) not built at \(url.path)")
+        let p = Process()
+        p.executableURL = url
+        p.arguments = args
+        p.currentDirectoryURL = Self.packageRoot
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // read both pipes concurrently so a chatty child cannot block on a full pipe
+        final class Sink: @unchecked Sendable { var data = Data() }
+        let errSink = Sink()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errSink.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        let errData = errSink.data
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit, "\(name) \(args) did not exit normally (crash or signal)")
+        return Result(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: errData, as: UTF8.self))
+    }
+
+    func temp(_ suffix: String) -> String { NSTemporaryDirectory() + "keras-tool-\(UUID().uuidString)" + suffix }
+
+    func expectFailure(_ name: String, _ args: [String], status: Int32, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(name, args)
+        XCTAssertEqual(r.status, status, "\(name) \(args): \(r.err)", file: file, line: line)
+        for p in parts { XCTAssertTrue(r.err.contains(p), "\(name) \(args): stderr '\(r.err)' does not mention '\(p)'", file: file, line: line) }
+    }
+
+    // MARK: keras-demo
+
+    func testDemoRejectsBadFlags() throws {
+        try expectFailure("keras-demo", ["--model", "resnet"], status: 2, mentions: ["unknown model 'resnet'"])
+        try expectFailure("keras-demo", ["--threads", "0"], status: 2, mentions: ["--threads", "'0'"])
+        try expectFailure("keras-demo", ["--epochs", "-3"], status: 2, mentions: ["--epochs", "'-3'"])
+        try expectFailure("keras-demo", ["--frobnicate"], status: 2, mentions: ["unknown option '--frobnicate'"])
+        try expectFailure("keras-demo", ["--epochs"], status: 2, mentions: ["--epochs needs a value"])
+    }
+
+    func testDemoRejectsMissingAndCorruptData() throws {
+        try expectFailure("keras-demo", ["--data", "/no/such/digits.csv"], status: 1, mentions: ["/no/such/digits.csv", "no such file"])
+        let csv = temp(".csv")
+        try "1,2,3,0\n4,5,x,1\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        try expectFailure("keras-demo", ["--data", csv], status: 1, mentions: [csv, "line 2", "not a number"])
+        let notSquare = temp(".csv")
+        try "1,2,3,0\n4,5,6,1\n".write(toFile: notSquare, atomically: true, encoding: .utf8)
+        try expectFailure("keras-demo", ["--data", notSquare], status: 1, mentions: [notSquare, "3 features", "not a square"])
+        let idx = temp("-images-idx3-ubyte")
+        try Data([0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3]).write(to: URL(fileURLWithPath: idx))
+        try expectFailure("keras-demo", ["--data", idx], status: 1, mentions: [idx, "truncated"])
+        let npz = temp(".npz")
+        try Data("PK not really a zip archive at all".utf8).write(to: URL(fileURLWithPath: npz))
+        try expectFailure("keras-demo", ["--data", npz], status: 1, mentions: [npz, "not a valid .npz"])
+    }
+
+    func testDemoTrainsAndWritesPictures() throws {
+        let out = temp("")
+        let r = try run("keras-demo", ["--model", "mlp", "--epochs", "2", "--out", out])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("Total params"), "no summary in \(r.out)")
+        XCTAssertTrue(r.out.contains("Epoch 2/2"), "no progress in \(r.out)")
+        let accuracy = r.out.split(separator: "\n").first { $0.contains("held-out accuracy") }
+        XCTAssertNotNil(accuracy, r.out)
+        for f in ["history.svg", "model.svg", "model.dot", "weights.npz"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), "keras-demo did not write \(f)")
+        }
+        let svg = try String(contentsOfFile: out + "/history.svg", encoding: .utf8)
+        XCTAssertTrue(svg.contains(">validation<") && svg.contains(">accuracy<"), svg)
+    }
+
+    // MARK: keras-bench
+
+    func testBenchRejectsBadFlags() throws {
+        try expectFailure("keras-bench", ["--model", "resnet50"], status: 2, mentions: ["unknown model 'resnet50'", "mlp, mnist_cnn, cifar_cnn, imdb_lstm"])
+        try expectFailure("keras-bench", ["--threads", "0"], status: 2, mentions: ["--threads", "'0'"])
+        try expectFailure("keras-bench", ["--steps", "zero"], status: 2, mentions: ["--steps", "'zero'"])
+        try expectFailure("keras-bench", ["--bogus"], status: 2, mentions: ["unknown arguments"])
+    }
+
+    func testBenchWritesModelRecordsAndNamesTheMissingLayer() throws {
+        let json = temp(".json")
+        let r = try run("keras-bench", ["--model", "mlp", "--threads", "1", "--steps", "2", "--json", json])
+        XCTAssertEqual(r.status, 0, r.err)
+        let records = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [[String: Any]]
+        XCTAssertEqual(records.count, 1)
+        let rec = records[0]
+        for key in ["model", "threads", "train_ms_median", "predict_ms_median", "predict1_ms_median", "gflops", "pct_peak",
+                    "compile_ms", "arena_bytes", "peak_rss_bytes"] {
+            XCTAssertNotNil(rec[key], "record lacks \(key): \(rec)")
+        }
+        XCTAssertEqual(rec["model"] as? String, "mlp")
+        XCTAssertGreaterThan(rec["train_ms_median"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(rec["arena_bytes"] as? Int ?? 0, 0)
+        // matmul FLOPs of a step: forward and weight gradients for all three
+        // layers, input gradients for the last two (none for the data itself)
+        let matmulFlops = 2 * 2 * 128 * (784 * 512 + 512 * 512 + 5120) + 2 * 128 * (512 * 512 + 5120)
+        let flops = rec["train_flops"] as? Int ?? 0
+        XCTAssertGreaterThanOrEqual(flops, matmulFlops)
+        XCTAssertLessThan(flops, matmulFlops * 21 / 20, "elementwise work should add under 5%")
+
+        let lstm = try run("keras-bench", ["--model", "imdb_lstm", "--threads", "1", "--steps", "1", "--json", json])
+        XCTAssertEqual(lstm.status, 0, lstm.err)
+        XCTAssertTrue(lstm.out.contains("missing layer: LSTM"), lstm.out)
+        let lrec = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [[String: Any]]
+        XCTAssertEqual(lrec.first?["status"] as? String, "missing layer: LSTM")
+    }
+}
