@@ -538,19 +538,93 @@ static void gemm_narrow(const ck_gemm_args *g) {
     ck_parallel_for((g->m + step - 1) / step, 2 * g->m * g->n * g->k < (1 << 21), narrow_task, &job);
 }
 
+/* ---- short A (m <= 4): one pass over B, no packing ----
+ *
+ * A handful of rows (one-sample prediction, a Dense layer at batch 1) makes
+ * packing B cost more than the product: B would be read, written and read
+ * again. Here B is streamed once. Each task owns SHORT_COLS columns of C and
+ * sums over K in order, so the result does not depend on the thread count. */
+#define SHORT_M 4
+#define SHORT_COLS 256
+
+CK_AVX2 static void short_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const ck_gemm_args *g = ctx;
+    const int64_t m = g->m, k = g->k;
+    for (int64_t t = begin; t < end; t++) {
+        const int64_t j0 = t * SHORT_COLS, w = g->n - j0 < SHORT_COLS ? g->n - j0 : SHORT_COLS;
+        float acc[SHORT_M][SHORT_COLS] __attribute__((aligned(32)));
+        if (!g->trans_b) {
+            /* B is K x N: acc[i, :] += A[i, p] * B[p, j0:j0+w] */
+            for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < w; j++) acc[i][j] = 0.0f;
+            const int64_t wv = w & ~(int64_t)7;
+            for (int64_t p = 0; p < k; p++) {
+                const float *brow = g->b + p * g->ldb + j0;
+                for (int64_t i = 0; i < m; i++) {
+                    const float a = g->trans_a ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
+                    const __m256 av = _mm256_set1_ps(a);
+                    float *ar = acc[i];
+                    for (int64_t j = 0; j < wv; j += 8)
+                        _mm256_store_ps(ar + j, _mm256_fmadd_ps(av, _mm256_loadu_ps(brow + j), _mm256_load_ps(ar + j)));
+                    for (int64_t j = wv; j < w; j++) ar[j] = fmaf(a, brow[j], ar[j]);
+                }
+            }
+        } else {
+            /* B is N x K: acc[i, j] = dot(A[i, :], B[j, :]) in a fixed lane order */
+            for (int64_t j = 0; j < w; j++) {
+                const float *brow = g->b + (j0 + j) * g->ldb;
+                for (int64_t i = 0; i < m; i++) {
+                    float sum;
+                    if (!g->trans_a) {
+                        const float *arow = g->a + i * g->lda;
+                        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+                        int64_t p = 0;
+                        for (; p + 16 <= k; p += 16) {
+                            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(arow + p), _mm256_loadu_ps(brow + p), s0);
+                            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(arow + p + 8), _mm256_loadu_ps(brow + p + 8), s1);
+                        }
+                        float lanes[8] __attribute__((aligned(32)));
+                        _mm256_store_ps(lanes, _mm256_add_ps(s0, s1));
+                        sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+                        for (; p < k; p++) sum = fmaf(arow[p], brow[p], sum);
+                    } else {
+                        sum = 0.0f;
+                        for (int64_t p = 0; p < k; p++) sum = fmaf(g->a[p * g->lda + i], brow[p], sum);
+                    }
+                    acc[i][j] = sum;
+                }
+            }
+        }
+        for (int64_t i = 0; i < m; i++) {
+            float *c = g->c + i * g->ldc + j0;
+            if (g->beta == 0.0f) for (int64_t j = 0; j < w; j++) c[j] = g->alpha * acc[i][j];
+            else for (int64_t j = 0; j < w; j++) c[j] = g->alpha * acc[i][j] + g->beta * c[j];
+        }
+        if (has_epilogue(g)) epilogue(g, 0, m, j0, w);
+    }
+}
+
+static int gemm_is_short(const ck_gemm_args *g) { return !g->user_pack_a && g->m >= 1 && g->m <= SHORT_M && g->n >= 1 && g->k > 0; }
+
+static void gemm_short(const ck_gemm_args *g) {
+    ck_parallel_for((g->n + SHORT_COLS - 1) / SHORT_COLS, 2 * g->m * g->n * g->k < (1 << 21), short_task, (void *)g);
+}
+
 /* Packing scratch is per pool thread, so callers on different OS threads take turns. */
 static pthread_mutex_t gemm_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
     (void)workspace;
     pthread_mutex_lock(&gemm_mu);
-    gemm_run(&impl_avx2, g);
+    if (gemm_is_short(g)) gemm_short(g);
+    else gemm_run(&impl_avx2, g);
     pthread_mutex_unlock(&gemm_mu);
 }
 static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
     (void)workspace;
     pthread_mutex_lock(&gemm_mu);
-    if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) gemm_narrow(g);
+    if (gemm_is_short(g)) gemm_short(g);
+    else if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) gemm_narrow(g);
     else gemm_run(&impl_avx512, g);
     pthread_mutex_unlock(&gemm_mu);
 }

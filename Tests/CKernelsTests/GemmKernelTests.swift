@@ -79,6 +79,24 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
+    /// A few rows of A (m <= 4: prediction at batch 1) stream B without
+    /// packing; around its 256-column task, the 16-wide dot loop (k = 17) and m = 5
+    /// where the blocked path takes over, with alpha/beta and padding.
+    func testShortAStreamsB() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(11)
+        for isa in optimizedISAs {
+            for m in 1...5 { for n in [1, 255, 257, 513] { for k in [1, 17, 300] {
+                for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let (alpha, beta): (Float, Float) = (m + n + k) % 2 == 0 ? (1, 0) : (0.5, -1)
+                    if let msg = run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: (n + k) % 3, rng: &rng) {
+                        XCTFail("gemm short \(String(cString: ck_isa_name(isa))) m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): \(msg)")
+                    }
+                }
+            } } }
+        }
+    }
+
     /// The same products on 1 and 2 threads are bitwise identical.
     func testOneAndTwoThreadsAreBitwiseIdentical() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
@@ -86,7 +104,7 @@ final class GemmKernelTests: XCTestCase {
         defer { _ = ck_threads_set(saved) }
         var rng = TestRNG(9)
         for isa in optimizedISAs {
-            for (m, n, k) in [(97, 131, 300), (128, 10, 512), (8, 300, 64), (300, 7, 33)] {
+            for (m, n, k) in [(97, 131, 300), (128, 10, 512), (8, 300, 64), (300, 7, 33), (1, 600, 784), (4, 1000, 300)] {
                 let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1)
                 var results: [[Float]] = []
                 for threads: Int32 in [1, 2] {
@@ -127,7 +145,8 @@ final class GemmKernelTests: XCTestCase {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(10)
         for isa in optimizedISAs {
-            for (m, n, k, ta, tb) in [(37, 45, 29, false, false), (64, 10, 40, false, true), (64, 7, 33, true, false), (40, 3, 20, false, false)] {
+            for (m, n, k, ta, tb) in [(37, 45, 29, false, false), (64, 10, 40, false, true), (64, 7, 33, true, false), (40, 3, 20, false, false),
+                                      (1, 300, 40, false, false), (3, 260, 21, false, true)] {
                 let rowsA = ta ? k : m, colsA = ta ? m : k, rowsB = tb ? n : k, colsB = tb ? k : n
                 let a = rng.floats(rowsA * colsA, -1, 1), b = rng.floats(rowsB * colsB, -1, 1)
                 let bias = rng.floats(n, -1, 1), res = rng.floats(m * n, -1, 1)
