@@ -251,6 +251,155 @@ static float w_backward(const void *ctx, int64_t row, int64_t col) {
     return v->w[(t * v->Cg + col) * v->OC + v->off + oc];
 }
 
+
+/* ---- few input channels: patches packed straight into GEMM micro-panels ----
+ *
+ * With one to four input channels (a network's first layer) each tap holds
+ * only C floats, so the indirect kernels spend their time on the pointer
+ * table, and backward-filter's channel tile (MR rows) is mostly empty. Here
+ * the GEMM's own blocked kernel runs with an A packer that gathers patch
+ * values (padding as zeros) directly into its micro-panels:
+ *   forward:         Y[p, oc]      = sum_(t,c) patch[p, (t,c)] * W[(t,c), oc]
+ *   backward-filter: dW[(t,c), oc] = sum_p     patch[p, (t,c)] * dY[p, oc]
+ * Pixel coordinates are decomposed once per pixel, never per element. */
+#define FEW_CHANNELS 4
+
+typedef struct patch_ctx {
+    const ck_conv_desc *d;
+    const float *x;
+    const int64_t *delta;  /* per (tap, channel): offset from a window's first element, for windows inside the input */
+} patch_ctx;
+
+/* An output pixel as coordinates, advanced one pixel at a time (no division per pixel). */
+typedef struct pixel_walk { int64_t n, o[3]; } pixel_walk;
+
+static inline pixel_walk walk_from(const ck_conv_desc *d, int64_t p) {
+    pixel_walk w;
+    w.o[2] = p % d->out_size[2]; p /= d->out_size[2];
+    w.o[1] = p % d->out_size[1]; p /= d->out_size[1];
+    w.o[0] = p % d->out_size[0]; w.n = p / d->out_size[0];
+    return w;
+}
+
+static inline void walk_next(const ck_conv_desc *d, pixel_walk *w) {
+    if (++w->o[2] == d->out_size[2]) { w->o[2] = 0; if (++w->o[1] == d->out_size[1]) { w->o[1] = 0; if (++w->o[0] == d->out_size[0]) { w->o[0] = 0; w->n++; } } }
+}
+
+/* The window's first input coordinate per axis; returns the first element's
+ * flat index when the whole window lies inside the input, else -1. */
+static inline int64_t window_start(const ck_conv_desc *d, const pixel_walk *w, int64_t b[3]) {
+    int inside = 1;
+    for (int a = 0; a < 3; a++) {
+        b[a] = w->o[a] * d->stride[a] - d->pad[a];
+        inside &= b[a] >= 0 && b[a] + (d->kernel[a] - 1) * d->dilation[a] < d->in_size[a];
+    }
+    return inside ? (((w->n * d->in_size[0] + b[0]) * d->in_size[1] + b[1]) * d->in_size[2] + b[2]) * d->in_channels : -1;
+}
+
+/* The tap's offset per axis (kernel position times dilation). */
+static inline void tap_offset(const ck_conv_desc *d, int64_t t, int64_t k[3]) {
+    int64_t k2 = t % d->kernel[2], u = t / d->kernel[2];
+    k[0] = (u / d->kernel[1]) * d->dilation[0];
+    k[1] = (u % d->kernel[1]) * d->dilation[1];
+    k[2] = k2 * d->dilation[2];
+}
+
+/* One patch element of a window that may reach into the padding. */
+static inline float patch_value(const ck_conv_desc *d, const float *x, int64_t n, const int64_t b[3], int64_t tc) {
+    int64_t k[3], C = d->in_channels;
+    tap_offset(d, tc / C, k);
+    int64_t i0 = b[0] + k[0], i1 = b[1] + k[1], i2 = b[2] + k[2];
+    if (i0 < 0 || i0 >= d->in_size[0] || i1 < 0 || i1 >= d->in_size[1] || i2 < 0 || i2 >= d->in_size[2]) return 0.0f;
+    return x[(((n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * C + tc % C];
+}
+
+/* A = patches (rows: output pixels, columns: (tap, channel)). */
+static void pack_patch_rows(const void *ctx, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int MR, float *dst) {
+    const patch_ctx *pc = ctx;
+    const ck_conv_desc *d = pc->d;
+    const int64_t *delta = pc->delta + k0;
+    pixel_walk w = walk_from(d, i0);
+    for (int64_t ir = 0; ir < mc; ir += MR, dst += (int64_t)MR * kc) {
+        int64_t mr = mc - ir < MR ? mc - ir : MR;
+        for (int64_t r = 0; r < MR; r++) {
+            if (r >= mr) { for (int64_t q = 0; q < kc; q++) dst[q * MR + r] = 0.0f; continue; }
+            int64_t b[3], first = window_start(d, &w, b);
+            if (first >= 0) {
+                const float *base = pc->x + first;
+                for (int64_t q = 0; q < kc; q++) dst[q * MR + r] = base[delta[q]];
+            } else {
+                for (int64_t q = 0; q < kc; q++) dst[q * MR + r] = patch_value(d, pc->x, w.n, b, k0 + q);
+            }
+            walk_next(d, &w);
+        }
+    }
+}
+
+/* A = patches transposed (rows: (tap, channel), columns: output pixels). */
+static void pack_patch_cols(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float *dst) {
+    const patch_ctx *pc = ctx;
+    const ck_conv_desc *d = pc->d;
+    for (int64_t ir = 0; ir < mc; ir += MR, dst += (int64_t)MR * kc) {
+        int64_t mr = mc - ir < MR ? mc - ir : MR;
+        const int64_t *delta = pc->delta + i0 + ir;
+        pixel_walk w = walk_from(d, p0);
+        for (int64_t q = 0; q < kc; q++, walk_next(d, &w)) {
+            float *col = dst + q * MR;
+            int64_t b[3], first = window_start(d, &w, b);
+            if (first >= 0) {
+                const float *base = pc->x + first;
+                for (int64_t r = 0; r < mr; r++) col[r] = base[delta[r]];
+            } else {
+                for (int64_t r = 0; r < mr; r++) col[r] = patch_value(d, pc->x, w.n, b, i0 + ir + r);
+            }
+            for (int64_t r = mr; r < MR; r++) col[r] = 0.0f;
+        }
+    }
+}
+
+/* Offsets of every (tap, channel) from a window's first element. */
+static const int64_t *patch_deltas(const ck_conv_desc *d) {
+    int64_t T = taps_of(d), C = d->in_channels;
+    int64_t *delta = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(T * C) * sizeof(int64_t));
+    for (int64_t t = 0; t < T; t++) {
+        int64_t k[3];
+        tap_offset(d, t, k);
+        for (int64_t c = 0; c < C; c++) delta[t * C + c] = ((k[0] * d->in_size[1] + k[1]) * d->in_size[2] + k[2]) * C + c;
+    }
+    return delta;
+}
+
+static int few_channels(const ck_conv_desc *d) { return d->groups == 1 && d->in_channels <= FEW_CHANNELS; }
+
+static pthread_mutex_t conv_mu;  /* defined below */
+
+static void few_channel_forward(ck_isa isa, const ck_conv_desc *d, const float *x, const float *w, float *y) {
+    pthread_mutex_lock(&conv_mu);
+    patch_ctx pc = {d, x, patch_deltas(d)};
+    ck_gemm_args g = {0};
+    g.m = d->batch * out_pixels(d); g.n = d->out_channels; g.k = taps_of(d) * d->in_channels;
+    g.alpha = 1; g.beta = 0;
+    g.b = w; g.ldb = d->out_channels;
+    g.c = y; g.ldc = d->out_channels;
+    g.user_pack_a = pack_patch_rows; g.user_pack_ctx = &pc;
+    ck_gemm_custom_a(isa, &g);
+    pthread_mutex_unlock(&conv_mu);
+}
+
+static void few_channel_backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    pthread_mutex_lock(&conv_mu);
+    patch_ctx pc = {d, x, patch_deltas(d)};
+    ck_gemm_args g = {0};
+    g.m = taps_of(d) * d->in_channels; g.n = d->out_channels; g.k = d->batch * out_pixels(d);
+    g.alpha = 1; g.beta = 0;
+    g.b = dy; g.ldb = d->out_channels;
+    g.c = dw; g.ldc = d->out_channels;
+    g.user_pack_a = pack_patch_cols; g.user_pack_ctx = &pc;
+    if (g.k == 0) for (int64_t i = 0; i < g.m * g.n; i++) dw[i] = 0.0f;
+    else ck_gemm_custom_a(isa, &g);
+    pthread_mutex_unlock(&conv_mu);
+}
+
 static pthread_mutex_t conv_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward, const float *src, const float *w, float *dst) {
@@ -274,8 +423,12 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
     pthread_mutex_unlock(&conv_mu);
 }
 
-static void ck_f32_conv_forward__avx2(const ck_conv_desc *d, const float *x, const float *w, float *y) { run_igemm(&igemm_avx2, d, 0, x, w, y); }
-static void ck_f32_conv_forward__avx512(const ck_conv_desc *d, const float *x, const float *w, float *y) { run_igemm(&igemm_avx512, d, 0, x, w, y); }
+static void ck_f32_conv_forward__avx2(const ck_conv_desc *d, const float *x, const float *w, float *y) {
+    if (few_channels(d)) few_channel_forward(CK_ISA_AVX2, d, x, w, y); else run_igemm(&igemm_avx2, d, 0, x, w, y);
+}
+static void ck_f32_conv_forward__avx512(const ck_conv_desc *d, const float *x, const float *w, float *y) {
+    if (few_channels(d)) few_channel_forward(CK_ISA_AVX512, d, x, w, y); else run_igemm(&igemm_avx512, d, 0, x, w, y);
+}
 static void ck_f32_conv_backward_data__avx2(const ck_conv_desc *d, const float *dy, const float *w, float *dx) { run_igemm(&igemm_avx2, d, 1, dy, w, dx); }
 static void ck_f32_conv_backward_data__avx512(const ck_conv_desc *d, const float *dy, const float *w, float *dx) { run_igemm(&igemm_avx512, d, 1, dy, w, dx); }
 
@@ -434,8 +587,12 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
     pthread_mutex_unlock(&conv_mu);
 }
 
-static void ck_f32_conv_backward_filter__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dw) { backward_filter(CK_ISA_AVX2, d, x, dy, dw); }
-static void ck_f32_conv_backward_filter__avx512(const ck_conv_desc *d, const float *x, const float *dy, float *dw) { backward_filter(CK_ISA_AVX512, d, x, dy, dw); }
+static void ck_f32_conv_backward_filter__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX2, d, x, dy, dw); else backward_filter(CK_ISA_AVX2, d, x, dy, dw);
+}
+static void ck_f32_conv_backward_filter__avx512(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX512, d, x, dy, dw); else backward_filter(CK_ISA_AVX512, d, x, dy, dw);
+}
 
 ck_f32_conv_fn ck_f32_conv_forward_kernel(ck_isa isa) {
     return isa == CK_ISA_REF ? ck_f32_conv_forward__ref : isa == CK_ISA_AVX512 ? ck_f32_conv_forward__avx512 : ck_f32_conv_forward__avx2;

@@ -409,9 +409,13 @@ static const gemm_impl impl_avx512_small[7] = {
 
 /* GEMM with a caller-supplied A packer (alpha 1, B not transposed), for
  * convolutions whose A is gathered on the fly. */
+static pthread_mutex_t gemm_mu;  /* defined below, with the ISA entry points */
+
 void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args) {
     const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
+    pthread_mutex_lock(&gemm_mu);
     gemm_run(im, args);
+    pthread_mutex_unlock(&gemm_mu);
 }
 
 /* ---- AVX-512 narrow outputs (n <= 14): no packing of the large operand ----

@@ -133,7 +133,7 @@ CK_AVX2 static void pool_rows(const pool_job *j, int64_t n) {
                         for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
                             for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
                                 __m256 v = _mm256_loadu_ps(j->x + IN_INDEX(d, n, i0, i1, i2) * C + c);
-                                if (j->kind == 0) acc = _mm256_blendv_ps(acc, v, _mm256_cmp_ps(v, acc, _CMP_NLE_UQ));
+                                if (j->kind == 0) acc = _mm256_blendv_ps(acc, v, _mm256_or_ps(_mm256_cmp_ps(v, acc, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
                                 else acc = _mm256_add_ps(acc, v);
                             }
                     if (j->kind == 1) acc = _mm256_mul_ps(acc, _mm256_set1_ps(inv));
@@ -169,6 +169,59 @@ static void ck_f32_avg_pool__avx2(const ck_conv_desc *d, const float *x, float *
 /* Backward: each batch item's dx is written by one thread, in the reference's order. */
 typedef struct pool_bwd_job { const ck_conv_desc *d; const float *x, *dy; float *dx; int max; } pool_bwd_job;
 
+/* Max-pool backward for one batch item, 8 channels at a time: the argmax of
+ * each window is tracked per lane with the reference's rule (first maximum;
+ * a NaN wins once seen), then dy is added at the argmax and 0 elsewhere, in
+ * the reference's output order, so dx is bitwise the reference's. */
+CK_AVX2 static void max_pool_bwd_item(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    const int64_t C = d->in_channels;
+    memset(dx, 0, (size_t)(d->in_size[0] * d->in_size[1] * d->in_size[2] * C) * sizeof(float));
+    for (int64_t o0 = 0; o0 < d->out_size[0]; o0++)
+        for (int64_t o1 = 0; o1 < d->out_size[1]; o1++)
+            for (int64_t o2 = 0; o2 < d->out_size[2]; o2++) {
+                int64_t oo[3] = {o0, o1, o2};
+                const int64_t p = (o0 * d->out_size[1] + o1) * d->out_size[2] + o2;
+                window w = window_of(d, oo);
+                if (count_of(&w) == 0) continue;
+                int64_t c = 0;
+                for (; c + 8 <= C; c += 8) {
+                    __m256 m = _mm256_setzero_ps();
+                    __m256i arg = _mm256_setzero_si256();
+                    int32_t k = 0;
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
+                                __m256 v = _mm256_loadu_ps(x + IN_INDEX(d, 0, i0, i1, i2) * C + c);
+                                if (k == 0) { m = v; continue; }
+                                __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ),
+                                                           _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
+                                m = _mm256_blendv_ps(m, v, take);
+                                arg = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(k)), take));
+                            }
+                    const __m256 g = _mm256_loadu_ps(dy + p * C + c);
+                    k = 0;
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
+                                __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(arg, _mm256_set1_epi32(k)));
+                                float *q = dx + IN_INDEX(d, 0, i0, i1, i2) * C + c;
+                                _mm256_storeu_ps(q, _mm256_add_ps(_mm256_loadu_ps(q), _mm256_and_ps(hit, g)));
+                            }
+                }
+                for (; c < C; c++) {
+                    float m = -INFINITY;
+                    int64_t best = -1;
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
+                                int64_t idx = IN_INDEX(d, 0, i0, i1, i2) * C + c;
+                                if (best < 0 || x[idx] > m || (x[idx] != x[idx] && m == m)) { m = x[idx]; best = idx; }
+                            }
+                    dx[best] += dy[p * C + c];
+                }
+            }
+}
+
 static void pool_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
     (void)thread;
     const pool_bwd_job *j = ctx;
@@ -177,7 +230,7 @@ static void pool_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
     int64_t inN = j->d->in_size[0] * j->d->in_size[1] * j->d->in_size[2] * j->d->in_channels;
     int64_t outN = j->d->out_size[0] * j->d->out_size[1] * j->d->out_size[2] * j->d->in_channels;
     for (int64_t n = begin; n < end; n++) {
-        if (j->max) ck_f32_max_pool_backward__ref(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
+        if (j->max) max_pool_bwd_item(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
         else ck_f32_avg_pool_backward__ref(&one, j->dy + n * outN, j->dx + n * inN);
     }
 }

@@ -46,6 +46,13 @@ final class ConvKernelTests: XCTestCase {
                           dilation: [1, 1, 2], pad: [1, 0, 1], padAfter: [0, 1, 1]))
         g.append(Geometry(rank: 2, batch: 1, c: 33, oc: 7, groups: 1, input: [3, 3], kernel: [1, 1], stride: [1, 1], dilation: [1, 1],
                           pad: [0, 0], padAfter: [0, 0]))
+        // few input channels (the patch-packing path): more pixels than the GEMM's K and M blocks, strides, padding
+        g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [1, 1], padAfter: [1, 1]))
+        g.append(Geometry(rank: 2, batch: 3, c: 1, oc: 32, groups: 1, input: [28, 28], kernel: [3, 3], stride: [2, 2], dilation: [1, 1],
+                          pad: [0, 0], padAfter: [1, 1]))
+        g.append(Geometry(rank: 2, batch: 2, c: 5, oc: 8, groups: 1, input: [9, 9], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [1, 1], padAfter: [1, 1]))
         return g
     }()
 
@@ -94,8 +101,10 @@ final class ConvKernelTests: XCTestCase {
         let saved = ck_threads_get()
         defer { _ = ck_threads_set(saved) }
         var rng = TestRNG(22)
-        let g = Geometry(rank: 2, batch: 4, c: 16, oc: 24, groups: 1, input: [12, 10], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
-                         pad: [1, 1], padAfter: [1, 1])
+        for g in [Geometry(rank: 2, batch: 4, c: 16, oc: 24, groups: 1, input: [12, 10], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                           pad: [1, 1], padAfter: [1, 1]),
+                  Geometry(rank: 2, batch: 8, c: 1, oc: 32, groups: 1, input: [28, 28], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                           pad: [0, 0], padAfter: [0, 0])] {
         var d = g.desc
         let x = rng.floats(g.xCount, -1, 1), w = rng.floats(g.wCount, -1, 1), dy = rng.floats(g.yCount, -1, 1)
         for isa in optimized(0) {
@@ -108,7 +117,8 @@ final class ConvKernelTests: XCTestCase {
                 ck_f32_conv_backward_filter_kernel(isa)(&d, x, dy, &dw)
                 outs.append((y + dx + dw).map(\.bitPattern))
             }
-            XCTAssertEqual(outs[0], outs[1], "conv at \(String(cString: ck_isa_name(isa)))")
+            XCTAssertEqual(outs[0], outs[1], "conv at \(String(cString: ck_isa_name(isa))) c=\(g.c)")
+        }
         }
     }
 }
@@ -123,15 +133,22 @@ final class PoolKernelTests: XCTestCase {
             Case(rank: 2, input: [5, 5], pool: [3, 3], stride: [1, 1], pad: [1, 1], padAfter: [1, 1], c: 17),
             Case(rank: 1, input: [9], pool: [3], stride: [2], pad: [1], padAfter: [1], c: 8),
             Case(rank: 3, input: [4, 5, 3], pool: [2, 2, 2], stride: [1, 2, 1], pad: [0, 1, 0], padAfter: [1, 0, 1], c: 3),
+            Case(rank: 2, input: [8, 8], pool: [2, 2], stride: [2, 2], pad: [0, 0], padAfter: [0, 0], c: 16),
+            Case(rank: 2, input: [7, 6], pool: [3, 2], stride: [1, 2], pad: [1, 0], padAfter: [1, 0], c: 11),
         ]
-        for c in cases {
+        for (caseIndex, c) in cases.enumerated() {
             var out: [Int] = []
             for a in 0..<c.rank { out.append((c.input[a] + c.pad[a] + c.padAfter[a] - c.pool[a]) / c.stride[a] + 1) }
             let g = ConvKernelTests.Geometry(rank: c.rank, batch: 3, c: c.c, oc: c.c, groups: 1, input: c.input, kernel: c.pool,
                                              stride: c.stride, dilation: [Int](repeating: 1, count: c.rank), pad: c.pad, padAfter: c.padAfter)
             var d = g.desc
             XCTAssertEqual(g.out, out)
-            let x = Guarded(rng.floats(g.xCount, -1, 1)), dy = Guarded(rng.floats(g.yCount, -1, 1))
+            var xs = rng.floats(g.xCount, -1, 1)
+            if caseIndex >= 4 {
+                // ties (values on a coarse grid) and NaNs: the argmax rule must match exactly
+                xs = xs.enumerated().map { $0.offset % 13 == 5 ? .nan : ($0.element * 2).rounded() / 2 }
+            }
+            let x = Guarded(xs), dy = Guarded(rng.floats(g.yCount, -1, 1))
             let kinds: [(String, ck_f32_pool_fn, ck_f32_pool_fn)] = [
                 ("max", ck_f32_max_pool_kernel(CK_ISA_AVX2)!, ck_f32_max_pool_kernel(CK_ISA_REF)!),
                 ("avg", ck_f32_avg_pool_kernel(CK_ISA_AVX2)!, ck_f32_avg_pool_kernel(CK_ISA_REF)!),
@@ -140,13 +157,17 @@ final class PoolKernelTests: XCTestCase {
                 let y = Guarded(g.yCount), r = Guarded(g.yCount)
                 fast(&d, x.pointer, y.pointer)
                 ref(&d, x.pointer, r.pointer)
-                if let m = compare(y.values, r.values, tol: 1e-6) { XCTFail("\(name) pool \(c): \(m)") }
+                if caseIndex >= 4 && name == "max" {
+                    let bad = zip(y.values, r.values).filter { $0.bitPattern != $1.bitPattern }.count
+                    XCTAssertEqual(bad, 0, "max pool with ties and NaNs \(c): \(bad) of \(y.values.count) outputs differ (a NaN in a window must win)")
+                } else if let m = compare(y.values, r.values, tol: 1e-6) { XCTFail("\(name) pool \(c): \(m)") }
                 XCTAssertTrue(y.intactCanaries)
             }
             let dx = Guarded(g.xCount), dr = Guarded(g.xCount)
             ck_f32_max_pool_backward_kernel(CK_ISA_AVX2)(&d, x.pointer, dy.pointer, dx.pointer)
             ck_f32_max_pool_backward_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, dr.pointer)
-            XCTAssertEqual(dx.values, dr.values, "max pool backward \(c)")
+            let badGrad = zip(dx.values, dr.values).filter { $0.bitPattern != $1.bitPattern }.count
+            XCTAssertEqual(badGrad, 0, "max pool backward \(c): \(badGrad) of \(dx.values.count) input gradients differ")
             ck_f32_avg_pool_backward_kernel(CK_ISA_AVX2)(&d, dy.pointer, dx.pointer)
             ck_f32_avg_pool_backward_kernel(CK_ISA_REF)(&d, dy.pointer, dr.pointer)
             XCTAssertEqual(dx.values, dr.values, "avg pool backward \(c)")
