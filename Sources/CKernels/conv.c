@@ -200,58 +200,6 @@ static void pack_panels(const void *ctx, elem_fn elem, int64_t rows, int64_t col
         }
 }
 
-typedef struct conv_pass {
-    const ck_conv_desc *d;
-    const igemm_impl *im;
-    const float *src;   /* rows the indirection points into */
-    int64_t src_ld;     /* floats per source pixel */
-    int64_t src_off;    /* channel offset (group) in a source pixel */
-    int64_t kc;         /* channels per tap */
-    const float *panels;
-    int64_t cols;       /* output columns this group writes */
-    float *dst;
-    int64_t dst_ld, dst_off;
-    int64_t rows;       /* output pixels */
-    int backward;       /* 0: forward_source, 1: backward_source */
-    const float *zero;
-} conv_pass;
-
-static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    const conv_pass *cp = ctx;
-    const ck_conv_desc *d = cp->d;
-    int MR = cp->im->mr, NR = cp->im->nr;
-    int64_t T = taps_of(d);
-    const float **ind = ck_thread_scratch(thread, (size_t)T * MR * sizeof(float *));
-    for (int64_t tile = begin; tile < end; tile++) {
-        int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
-        for (int64_t t = 0; t < T; t++)
-            for (int r = 0; r < MR; r++) {
-                int64_t p = p0 + (r < mr ? r : 0);
-                int64_t s = cp->backward ? backward_source(d, p, t) : forward_source(d, p, t);
-                ind[t * MR + r] = s < 0 ? cp->zero : cp->src + s * cp->src_ld + cp->src_off;
-            }
-        for (int64_t j = 0; j < cp->cols; j += NR) {
-            int64_t nr = cp->cols - j < NR ? cp->cols - j : NR;
-            cp->im->ukr(T, cp->kc, ind, cp->panels + j * T * cp->kc, cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr);
-        }
-    }
-}
-
-typedef struct weight_view { const float *w; int64_t Cg, OC, off, tapsTimesCg; int transposed; int64_t OCg; } weight_view;
-
-/* forward: row (t, c), column oc -> w[(t*Cg + c)*OC + off + oc] */
-static float w_forward(const void *ctx, int64_t row, int64_t col) {
-    const weight_view *v = ctx;
-    return v->w[row * v->OC + v->off + col];
-}
-/* backward data: row (t, oc), column c -> w[(t*Cg + c)*OC + off + oc] */
-static float w_backward(const void *ctx, int64_t row, int64_t col) {
-    const weight_view *v = ctx;
-    int64_t t = row / v->OCg, oc = row % v->OCg;
-    return v->w[(t * v->Cg + col) * v->OC + v->off + oc];
-}
-
-
 /* ---- few input channels: patches packed straight into GEMM micro-panels ----
  *
  * With one to four input channels (a network's first layer) each tap holds
@@ -370,6 +318,88 @@ static const int64_t *patch_deltas(const ck_conv_desc *d) {
 }
 
 static int few_channels(const ck_conv_desc *d) { return d->groups == 1 && d->in_channels <= FEW_CHANNELS; }
+
+typedef struct conv_pass {
+    const ck_conv_desc *d;
+    const igemm_impl *im;
+    const float *src;   /* rows the indirection points into */
+    int64_t src_ld;     /* floats per source pixel */
+    int64_t src_off;    /* channel offset (group) in a source pixel */
+    int64_t kc;         /* channels per tap */
+    const float *panels;
+    int64_t cols;       /* output columns this group writes */
+    float *dst;
+    int64_t dst_ld, dst_off;
+    int64_t rows;       /* output pixels */
+    int backward;       /* 0: forward_source, 1: backward_source */
+    const float *zero;
+} conv_pass;
+
+static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const conv_pass *cp = ctx;
+    const ck_conv_desc *d = cp->d;
+    int MR = cp->im->mr, NR = cp->im->nr;
+    int64_t T = taps_of(d);
+    const float **ind = ck_thread_scratch(thread, (size_t)T * MR * sizeof(float *));
+    /* Forward tables without a division per entry: tap offsets once, pixels walked. */
+    enum { MAX_WALK_TAPS = 64 };
+    int walk = !cp->backward && T <= MAX_WALK_TAPS;
+    int64_t koff[MAX_WALK_TAPS][3], dpix[MAX_WALK_TAPS];
+    if (walk)
+        for (int64_t t = 0; t < T; t++) {
+            tap_offset(d, t, koff[t]);
+            dpix[t] = (koff[t][0] * d->in_size[1] + koff[t][1]) * d->in_size[2] + koff[t][2];
+        }
+    for (int64_t tile = begin; tile < end; tile++) {
+        int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+        if (walk) {
+            pixel_walk w = walk_from(d, p0);
+            for (int r = 0; r < MR; r++) {
+                if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
+                int64_t b[3];
+                if (window_start(d, &w, b) >= 0) {
+                    int64_t pix = ((w.n * d->in_size[0] + b[0]) * d->in_size[1] + b[1]) * d->in_size[2] + b[2];
+                    const float *base = cp->src + pix * cp->src_ld + cp->src_off;
+                    for (int64_t t = 0; t < T; t++) ind[t * MR + r] = base + dpix[t] * cp->src_ld;
+                } else {
+                    for (int64_t t = 0; t < T; t++) {
+                        int64_t i0 = b[0] + koff[t][0], i1 = b[1] + koff[t][1], i2 = b[2] + koff[t][2];
+                        int inside = i0 >= 0 && i0 < d->in_size[0] && i1 >= 0 && i1 < d->in_size[1] && i2 >= 0 && i2 < d->in_size[2];
+                        ind[t * MR + r] = inside ? cp->src + (((w.n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * cp->src_ld + cp->src_off
+                                                 : cp->zero;
+                    }
+                }
+                walk_next(d, &w);
+            }
+        } else {
+            for (int64_t t = 0; t < T; t++)
+                for (int r = 0; r < MR; r++) {
+                    int64_t p = p0 + (r < mr ? r : 0);
+                    int64_t s = cp->backward ? backward_source(d, p, t) : forward_source(d, p, t);
+                    ind[t * MR + r] = s < 0 ? cp->zero : cp->src + s * cp->src_ld + cp->src_off;
+                }
+        }
+        for (int64_t j = 0; j < cp->cols; j += NR) {
+            int64_t nr = cp->cols - j < NR ? cp->cols - j : NR;
+            cp->im->ukr(T, cp->kc, ind, cp->panels + j * T * cp->kc, cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr);
+        }
+    }
+}
+
+typedef struct weight_view { const float *w; int64_t Cg, OC, off, tapsTimesCg; int transposed; int64_t OCg; } weight_view;
+
+/* forward: row (t, c), column oc -> w[(t*Cg + c)*OC + off + oc] */
+static float w_forward(const void *ctx, int64_t row, int64_t col) {
+    const weight_view *v = ctx;
+    return v->w[row * v->OC + v->off + col];
+}
+/* backward data: row (t, oc), column c -> w[(t*Cg + c)*OC + off + oc] */
+static float w_backward(const void *ctx, int64_t row, int64_t col) {
+    const weight_view *v = ctx;
+    int64_t t = row / v->OCg, oc = row % v->OCg;
+    return v->w[(t * v->Cg + col) * v->OC + v->off + oc];
+}
+
 
 static pthread_mutex_t conv_mu;  /* defined below */
 
