@@ -344,11 +344,13 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
     /* Forward tables without a division per entry: tap offsets once, pixels walked. */
     enum { MAX_WALK_TAPS = 64 };
     int walk = !cp->backward && T <= MAX_WALK_TAPS;
+    int walk_back = cp->backward && T <= MAX_WALK_TAPS && d->stride[0] == 1 && d->stride[1] == 1 && d->stride[2] == 1;
     int64_t koff[MAX_WALK_TAPS][3], dpix[MAX_WALK_TAPS];
-    if (walk)
+    if (walk || walk_back)
         for (int64_t t = 0; t < T; t++) {
             tap_offset(d, t, koff[t]);
-            dpix[t] = (koff[t][0] * d->in_size[1] + koff[t][1]) * d->in_size[2] + koff[t][2];
+            const int64_t *sz = walk ? d->in_size : d->out_size;  /* the walked-into tensor's pixel strides */
+            dpix[t] = (koff[t][0] * sz[1] + koff[t][1]) * sz[2] + koff[t][2];
         }
     for (int64_t tile = begin; tile < end; tile++) {
         int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
@@ -370,6 +372,33 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
                     }
                 }
                 walk_next(d, &w);
+            }
+        } else if (walk_back) {
+            /* stride 1: input pixel i receives from output pixel i + pad - k_t * dilation */
+            int64_t q = p0, i[3], n;
+            i[2] = q % d->in_size[2]; q /= d->in_size[2];
+            i[1] = q % d->in_size[1]; q /= d->in_size[1];
+            i[0] = q % d->in_size[0]; n = q / d->in_size[0];
+            for (int r = 0; r < MR; r++) {
+                if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
+                int64_t a[3];
+                int inside = 1;
+                for (int x = 0; x < 3; x++) {
+                    a[x] = i[x] + d->pad[x];  /* the tap-0 source; tap t subtracts koff[t] */
+                    inside &= a[x] - (d->kernel[x] - 1) * d->dilation[x] >= 0 && a[x] < d->out_size[x];
+                }
+                if (inside) {
+                    const float *base = cp->src + (((n * d->out_size[0] + a[0]) * d->out_size[1] + a[1]) * d->out_size[2] + a[2]) * cp->src_ld + cp->src_off;
+                    for (int64_t t = 0; t < T; t++) ind[t * MR + r] = base - dpix[t] * cp->src_ld;
+                } else {
+                    for (int64_t t = 0; t < T; t++) {
+                        int64_t a0 = a[0] - koff[t][0], a1 = a[1] - koff[t][1], a2 = a[2] - koff[t][2];
+                        int ok = a0 >= 0 && a0 < d->out_size[0] && a1 >= 0 && a1 < d->out_size[1] && a2 >= 0 && a2 < d->out_size[2];
+                        ind[t * MR + r] = ok ? cp->src + (((n * d->out_size[0] + a0) * d->out_size[1] + a1) * d->out_size[2] + a2) * cp->src_ld + cp->src_off
+                                             : cp->zero;
+                    }
+                }
+                if (++i[2] == d->in_size[2]) { i[2] = 0; if (++i[1] == d->in_size[1]) { i[1] = 0; if (++i[0] == d->in_size[0]) { i[0] = 0; n++; } } }
             }
         } else {
             for (int64_t t = 0; t < T; t++)

@@ -49,6 +49,8 @@ final class ConvKernelTests: XCTestCase {
         g.append(Geometry(rank: 3, batch: 2, c: 8, oc: 10, groups: 1, input: [5, 6, 4], kernel: [2, 3, 2], stride: [2, 1, 1],
                           dilation: [1, 1, 2], pad: [1, 1, 1], padAfter: [0, 1, 1]))
         g.append(Geometry(rank: 1, batch: 2, c: 9, oc: 5, groups: 1, input: [13], kernel: [3], stride: [3], dilation: [2], pad: [2], padAfter: [1]))
+        g.append(Geometry(rank: 2, batch: 2, c: 6, oc: 7, groups: 1, input: [7, 8], kernel: [3, 2], stride: [1, 1],
+                          dilation: [2, 3], pad: [2, 1], padAfter: [1, 2]))
         // few input channels (the patch-packing path): more pixels than the GEMM's K and M blocks, strides, padding
         g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                           pad: [1, 1], padAfter: [1, 1]))
