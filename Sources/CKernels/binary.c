@@ -4,6 +4,7 @@
  * (contiguous); ck_*_nd walks the outer dimensions. Comparisons write 1 or 0
  * in the operands' dtype. */
 #include "ck_internal.h"
+#include "ck_threads.h"
 
 /* ---- f32 reference ---- */
 
@@ -183,8 +184,35 @@ I32_OPS(AVX2_I32)
 #define E_F32_AVX2(OP, name) [OP] = ck_f32_##name##__avx2,
 #define E_I32_REF(OP, name) [OP] = ck_i32_##name##__ref,
 #define E_I32_AVX2(OP, name) [OP] = ck_i32_##name##__avx2,
+/* Large arrays: chunks across the pool (results do not depend on the split). */
+typedef struct binary_job { ck_f32_binary_fn fn; size_t n, sa, sb; const float *a, *b; float *y; } binary_job;
+
+static void binary_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const binary_job *j = ctx;
+    size_t lo = (size_t)begin * CK_ELEMENTWISE_CHUNK, hi = (size_t)end * CK_ELEMENTWISE_CHUNK;
+    if (hi > j->n) hi = j->n;
+    j->fn(hi - lo, j->a + lo * j->sa, j->sa, j->b + lo * j->sb, j->sb, j->y + lo);
+}
+
+static void binary_parallel(ck_f32_binary_fn fn, size_t n, const float *a, size_t sa, const float *b, size_t sb, float *y) {
+    if (n < 2 * CK_ELEMENTWISE_CHUNK) { fn(n, a, sa, b, sb, y); return; }
+    binary_job j = {fn, n, sa, sb, a, b, y};
+    ck_parallel_for((int64_t)((n + CK_ELEMENTWISE_CHUNK - 1) / CK_ELEMENTWISE_CHUNK), 0, binary_task, &j);
+}
+
+#define AVX2_F32_PARALLEL(OP, name)                                                                   \
+    static void ck_f32_##name##__avx2_par(size_t n, const float *a, size_t sa, const float *b,       \
+                                          size_t sb, float *y) {                                     \
+        binary_parallel(ck_f32_##name##__avx2, n, a, sa, b, sb, y);                                  \
+    }
+F32_OPS(AVX2_F32_PARALLEL)
+AVX2_F32_PARALLEL(CK_BINARY_POW, vpow)
+#undef E_F32_AVX2
+#define E_F32_AVX2(OP, name) [OP] = ck_f32_##name##__avx2_par,
+
 static const ck_f32_binary_fn f32_ref[CK_BINARY_COUNT] = {F32_OPS(E_F32_REF)[CK_BINARY_POW] = ck_f32_vpow__ref};
-static const ck_f32_binary_fn f32_avx2[CK_BINARY_COUNT] = {F32_OPS(E_F32_AVX2)[CK_BINARY_POW] = ck_f32_vpow__avx2};
+static const ck_f32_binary_fn f32_avx2[CK_BINARY_COUNT] = {F32_OPS(E_F32_AVX2)[CK_BINARY_POW] = ck_f32_vpow__avx2_par};
 static const ck_i32_binary_fn i32_ref[CK_BINARY_COUNT] = {I32_OPS(E_I32_REF)};
 static const ck_i32_binary_fn i32_avx2[CK_BINARY_COUNT] = {I32_OPS(E_I32_AVX2)};
 

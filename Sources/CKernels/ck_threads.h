@@ -14,4 +14,9 @@ void *ck_thread_scratch(int thread, size_t bytes);
 /* GEMM (alpha, beta as given; B as described) with A from args->user_pack_a. */
 void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args);
 
+/* Elementwise work is split into chunks of this many elements (a multiple
+ * of every vector width), fixed by the size alone, so a split never changes
+ * a result; arrays under two chunks run inline. */
+#define CK_ELEMENTWISE_CHUNK 32768
+
 #endif

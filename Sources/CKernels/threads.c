@@ -24,7 +24,8 @@ static struct {
     pthread_cond_t start;
     int workers;            /* worker threads created (threads 1..workers) */
     int active;             /* threads used by parallel_for, including the caller */
-    unsigned long generation;
+    atomic_ulong generation; /* bumped (release) after a job's fields are set */
+    int sleepers;            /* workers blocked on `start` (under mu) */
     ck_task_fn fn;
     void *ctx;
     int64_t tasks;
@@ -32,21 +33,47 @@ static struct {
     atomic_int remaining;
     scratch_t scratch[CK_MAX_THREADS + 2]; /* then CK_SCRATCH_EXTRA, CK_SCRATCH_EXTRA2 */
     pthread_mutex_t call_mu; /* one parallel_for at a time */
-} pool = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0, NULL, NULL, 0, 1, 0, {{0}},
+} pool = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0, 0, NULL, NULL, 0, 1, 0, {{0}},
           PTHREAD_MUTEX_INITIALIZER};
+
+/* Set while a thread runs a task, so a kernel called from inside a task
+ * (a GEMM epilogue's elementwise kernel, say) runs its loop inline on that
+ * thread, with that thread's scratch, instead of waiting for the pool. */
+static _Thread_local int in_task = 0, task_thread = 0;
 
 static void run_chunk(int t, int threads) {
     int64_t lo = pool.tasks * t / threads, hi = pool.tasks * (t + 1) / threads;
-    if (lo < hi) pool.fn(pool.ctx, lo, hi, t);
+    if (lo < hi) {
+        in_task = 1;
+        task_thread = t;
+        pool.fn(pool.ctx, lo, hi, t);
+        in_task = 0;
+    }
 }
+
+/* A worker spins briefly for the next job before sleeping: a training step
+ * is a long run of short kernels, and waking a sleeping thread costs more
+ * than many of them take. */
+#define CK_SPIN_ITERATIONS 20000
 
 static void *worker(void *arg) {
     int id = (int)(intptr_t)arg;
     unsigned long seen = 0;
     for (;;) {
+        for (int i = 0; i < CK_SPIN_ITERATIONS; i++) {
+            if (atomic_load_explicit(&pool.generation, memory_order_acquire) != seen) break;
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        /* The job's fields and its generation are read together under mu. */
         pthread_mutex_lock(&pool.mu);
-        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.mu);
-        seen = pool.generation;
+        if (atomic_load_explicit(&pool.generation, memory_order_relaxed) == seen) {
+            pool.sleepers++;
+            while (atomic_load_explicit(&pool.generation, memory_order_relaxed) == seen) pthread_cond_wait(&pool.start, &pool.mu);
+            pool.sleepers--;
+        }
+        seen = atomic_load_explicit(&pool.generation, memory_order_relaxed);
         int threads = pool.job_threads;
         pthread_mutex_unlock(&pool.mu);
         if (id < threads) {
@@ -105,6 +132,7 @@ int ck_threads_max(void) { return CK_MAX_THREADS; }
 
 void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx) {
     if (tasks <= 0) return;
+    if (in_task) { fn(ctx, 0, tasks, task_thread); return; }
     int threads = ck_threads_get();
     if (serial || threads <= 1 || tasks == 1) { fn(ctx, 0, tasks, 0); return; }
     if (threads > tasks) threads = (int)tasks;
@@ -117,8 +145,8 @@ void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx) {
     pool.tasks = tasks;
     pool.job_threads = threads;
     atomic_store(&pool.remaining, threads - 1);
-    pool.generation++;
-    pthread_cond_broadcast(&pool.start);
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    if (pool.sleepers > 0) pthread_cond_broadcast(&pool.start);
     pthread_mutex_unlock(&pool.mu);
     run_chunk(0, threads);
     int spins = 0;

@@ -2,6 +2,7 @@
  * loop per op. The AVX2 loops process 8 lanes at a time and finish the tail
  * with a masked load/store, so they never touch memory past n. */
 #include "ck_internal.h"
+#include "ck_threads.h"
 
 #define SELU_ALPHA 1.67326324235437728481f
 #define SELU_SCALE 1.05070098735548049342f
@@ -162,8 +163,32 @@ CK_AVX2 CK_INLINE __m256 avx2_unary(ck_unary_op op, __m256 x, const ck_unary_par
 UNARY_OPS(REF_KERNEL)
 UNARY_OPS(AVX2_KERNEL)
 
+/* Large arrays: chunks across the pool (results do not depend on the split). */
+typedef struct unary_job { ck_f32_unary_fn fn; size_t n; const float *x; float *y; const ck_unary_params *p; } unary_job;
+
+static void unary_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const unary_job *j = ctx;
+    size_t lo = (size_t)begin * CK_ELEMENTWISE_CHUNK, hi = (size_t)end * CK_ELEMENTWISE_CHUNK;
+    if (hi > j->n) hi = j->n;
+    j->fn(hi - lo, j->x + lo, j->y + lo, j->p);
+}
+
+static void unary_parallel(ck_f32_unary_fn fn, size_t n, const float *x, float *y, const ck_unary_params *p) {
+    if (n < 2 * CK_ELEMENTWISE_CHUNK) { fn(n, x, y, p); return; }
+    unary_job j = {fn, n, x, y, p};
+    ck_parallel_for((int64_t)((n + CK_ELEMENTWISE_CHUNK - 1) / CK_ELEMENTWISE_CHUNK), 0, unary_task, &j);
+}
+
+#define AVX2_PARALLEL(OP, name)                                                                       \
+    static void ck_f32_##name##__avx2_par(size_t n, const float *restrict x, float *restrict y,      \
+                                          const ck_unary_params *p) {                                \
+        unary_parallel(ck_f32_##name##__avx2, n, x, y, p);                                           \
+    }
+UNARY_OPS(AVX2_PARALLEL)
+
 #define ENTRY_REF(OP, name) [OP] = ck_f32_##name##__ref,
-#define ENTRY_AVX2(OP, name) [OP] = ck_f32_##name##__avx2,
+#define ENTRY_AVX2(OP, name) [OP] = ck_f32_##name##__avx2_par,
 #define ENTRY_NAME(OP, name) [OP] = #name,
 static const ck_f32_unary_fn ref_table[CK_UNARY_COUNT] = {UNARY_OPS(ENTRY_REF)};
 static const ck_f32_unary_fn avx2_table[CK_UNARY_COUNT] = {UNARY_OPS(ENTRY_AVX2)};
