@@ -127,3 +127,46 @@ final class DatasetTests: XCTestCase {
         assertThrows(try plotModel(m, to: temp(".png")), contains: [".png"])
     }
 }
+
+/// np.savez_compressed files (DEFLATE): fixed, dynamic and stored blocks, and
+/// corrupt data caught by the decoder or the CRC.
+final class CompressedNPZTests: XCTestCase {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/npz").path
+
+    func testReadsSavezCompressed() throws {
+        let arrays = try Datasets.readNPZ(Self.dir + "/compressed.npz")
+        XCTAssertEqual(arrays.map(\.0), ["x", "big", "labels"])
+        let x = arrays[0].1, big = arrays[1].1, labels = arrays[2].1
+        XCTAssertEqual(x.shape, [2, 3, 4])
+        XCTAssertEqual(x.floats.map(\.bitPattern), (0..<24).map { (Float($0) / 7).bitPattern })
+        XCTAssertEqual(big.shape, [300, 50])
+        XCTAssertEqual(big.floats.reduce(0, +), 112304)
+        XCTAssertEqual(Array(big.floats[0..<5]), [13, 10, 8, 4, 4])
+        XCTAssertEqual(Array(big.floats.suffix(3)), [2, 12, 0])
+        XCTAssertEqual(labels.shape, [5])
+        XCTAssertEqual(labels.floats, [3, 1, 4, 1, 5])
+    }
+
+    func testReadsDeflateStoredBlocks() throws {
+        let arrays = try Datasets.readNPZ(Self.dir + "/stored-blocks.npz")
+        XCTAssertEqual(arrays.map(\.0), ["ramp"])
+        XCTAssertEqual(arrays[0].1.floats, (0..<5000).map(Float.init))
+    }
+
+    func testCorruptCompressedEntriesAreNamed() throws {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.dir + "/compressed.npz")))
+        // flip bits inside big.npy's compressed stream (it starts after x.npy's local header and data)
+        for offset in [400, 2000, 9000] {
+            var bad = bytes
+            bad[offset] ^= 0x5A
+            let path = NSTemporaryDirectory() + "keras-npz-\(UUID().uuidString).npz"
+            try Data(bad).write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try Datasets.readNPZ(path)) { error in
+                let m = "\(error)"
+                XCTAssertTrue(m.contains(path) && m.contains("big.npy"), m)
+                XCTAssertTrue(m.contains("does not inflate") || m.contains("CRC-32"), m)
+            }
+        }
+    }
+}

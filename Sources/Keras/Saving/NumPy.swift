@@ -1,8 +1,8 @@
 import KerasIR
 import KerasRuntime
 
-/// NumPy's .npy format (version 1.0) and .npz archives of stored .npy
-/// entries: what `np.save` / `np.savez` write and `np.load` reads.
+/// NumPy's .npy format (version 1.0) and .npz archives: what `np.save`,
+/// `np.savez` and `np.savez_compressed` write (this writes stored entries).
 public enum NumPy {
     // MARK: .npy
 
@@ -97,7 +97,8 @@ public enum NumPy {
         return out
     }
 
-    /// The arrays of an .npz, in archive order. Compressed entries are rejected with a clear error.
+    /// The arrays of an .npz, in archive order: stored entries (`np.savez`) and
+    /// deflated ones (`np.savez_compressed`), each checked against its CRC-32.
     public static func decodeArchive(_ bytes: [UInt8], name: String = "archive") throws -> [(String, Tensor)] {
         func fail(_ m: String) -> KerasError { KerasError("\(name): not a valid .npz file: \(m)") }
         func u16(_ i: Int) throws -> Int {
@@ -117,17 +118,29 @@ public enum NumPy {
         var out: [(String, Tensor)] = []
         for _ in 0..<entries {
             guard try u32(p) == 0x02014b50 else { throw fail("bad central directory entry") }
-            let method = try u16(p + 10), compressed = try u32(p + 20), size = try u32(p + 24)
+            let method = try u16(p + 10), crc = try u32(p + 16), compressed = try u32(p + 20), size = try u32(p + 24)
             let nameLen = try u16(p + 28), extraLen = try u16(p + 30), commentLen = try u16(p + 32), local = try u32(p + 42)
             guard p + 46 + nameLen <= bytes.count else { throw fail("truncated") }
             let entry = String(decoding: bytes[(p + 46)..<(p + 46 + nameLen)], as: UTF8.self)
             p += 46 + nameLen + extraLen + commentLen
-            guard method == 0 else { throw fail("entry \(entry) is compressed (method \(method)); only stored entries are read") }
+            guard method == 0 || method == 8 else {
+                throw fail("entry \(entry) uses compression method \(method); stored (0) and deflate (8) entries are read")
+            }
             guard try u32(local) == 0x04034b50 else { throw fail("bad local header for \(entry)") }
             let start = local + 30 + (try u16(local + 26)) + (try u16(local + 28))
-            guard compressed == size, start + size <= bytes.count else { throw fail("entry \(entry) is truncated") }
+            guard start + compressed <= bytes.count, method == 8 || compressed == size else { throw fail("entry \(entry) is truncated") }
+            let data: [UInt8]
+            if method == 8 {
+                guard size <= 1 << 34 else { throw fail("entry \(entry) declares \(size) bytes") }
+                do { data = try Inflate.decompress(bytes, start: start, end: start + compressed, size: size) } catch let e as Inflate.Failure {
+                    throw fail("entry \(entry) does not inflate: \(e.message)")
+                }
+            } else {
+                data = Array(bytes[start..<(start + size)])
+            }
+            guard crc32(data) == UInt32(crc) else { throw fail("entry \(entry) fails its CRC-32 check (corrupt data)") }
             let key = entry.hasSuffix(".npy") ? String(entry.dropLast(4)) : entry
-            out.append((key, try decode(Array(bytes[start..<(start + size)]), name: "\(name)[\(key)]")))
+            out.append((key, try decode(data, name: "\(name)[\(key)]")))
         }
         return out
     }
