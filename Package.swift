@@ -125,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ToolTests",
-            dependencies: ["keras-demo", "keras-bench"],
+            dependencies: ["keras-demo", "keras-bench", "Keras"],
             path: "Tests/ToolTests"
         ),
         .testTarget(

@@ -9,7 +9,8 @@ let usage = """
 usage: keras-demo [--model cnn|mlp] [--epochs N] [--batch-size N] [--threads N] [--data PATH] [--out DIR]
 
   --data PATH   CSV (last column the label), MNIST-format IDX images (labels found
-                beside them), or .npz with x and y arrays. Default: Data/digits/digits.csv
+                beside them), .npz with x and y arrays (stored or compressed), or
+                x....npy with y....npy beside it. Default: Data/digits/digits.csv
   --out DIR     where history.svg, model.svg, model.dot and weights.npz go
                 (default: keras-demo-output)
 """
@@ -59,6 +60,14 @@ func defaultDataPath() -> String {
     return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
 }
 
+/// A class label read as a number: a whole number from 0 to 9999.
+func classLabel(_ v: Float, _ path: String) throws -> Int {
+    guard v.isFinite, v == v.rounded(), v >= 0, v < 10000 else {
+        throw DemoError(description: "\(path): a label is \(v); labels must be whole numbers from 0 (class indices)")
+    }
+    return Int(v)
+}
+
 /// Images as [n, side, side, 1] in [0, 1] and integer labels.
 func loadData(_ path: String) throws -> (Tensor, [Int]) {
     guard FileManager.default.fileExists(atPath: path) else { throw DemoError(description: "\(path): no such file") }
@@ -72,7 +81,19 @@ func loadData(_ path: String) throws -> (Tensor, [Int]) {
         n = x.shape.first ?? 0
         width = x.count / max(n, 1)
         features = x.floats
-        labels = y.floats.map { Int($0) }
+        labels = try y.floats.map { try classLabel($0, path) }
+    } else if path.hasSuffix(".npy") {
+        // images in one .npy, labels in its sibling named with y for x (x_train.npy -> y_train.npy)
+        let url = URL(fileURLWithPath: path)
+        let file = url.lastPathComponent
+        guard file.contains("x") else { throw DemoError(description: "\(path): cannot tell where the labels are (name the images x....npy and the labels y....npy)") }
+        let labelPath = url.deletingLastPathComponent().appendingPathComponent(file.replacingOccurrences(of: "x", with: "y")).path
+        guard FileManager.default.fileExists(atPath: labelPath) else { throw DemoError(description: "\(path): no labels file \(labelPath) beside it") }
+        let x = try Datasets.readNPY(path), y = try Datasets.readNPY(labelPath)
+        n = x.shape.first ?? 0
+        width = x.count / max(n, 1)
+        features = x.floats
+        labels = try y.floats.map { try classLabel($0, path) }
     } else if path.hasSuffix(".csv") {
         let csv = try Datasets.readCSV(path)
         guard csv.columns >= 2 else { throw DemoError(description: "\(path): needs feature columns and a label column") }
@@ -82,7 +103,7 @@ func loadData(_ path: String) throws -> (Tensor, [Int]) {
         labels = []
         for r in 0..<n {
             features += csv.values[(r * csv.columns)..<(r * csv.columns + width)]
-            labels.append(Int(csv.values[r * csv.columns + width]))
+            labels.append(try classLabel(csv.values[r * csv.columns + width], path))
         }
     } else {
         let images = try Datasets.readIDX(path)
@@ -92,7 +113,7 @@ func loadData(_ path: String) throws -> (Tensor, [Int]) {
         n = images.shape.first ?? 0
         width = images.count / max(n, 1)
         features = images.floats
-        labels = l.floats.map { Int($0) }
+        labels = try l.floats.map { try classLabel($0, labelPath) }
     }
     guard labels.count == n, n > 0 else { throw DemoError(description: "\(path): \(n) images but \(labels.count) labels") }
     let side = Int(Double(width).squareRoot().rounded())

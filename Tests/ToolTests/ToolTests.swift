@@ -1,4 +1,5 @@
 import Foundation
+import Keras
 import XCTest
 
 /// Runs the built keras-demo and keras-bench binaries: bad input ends in a
@@ -91,6 +92,41 @@ final class ToolTests: XCTestCase {
         }
         let svg = try String(contentsOfFile: out + "/history.svg", encoding: .utf8)
         XCTAssertTrue(svg.contains(">validation<") && svg.contains(">accuracy<"), svg)
+    }
+
+    /// Small random digit-like data in the .npz and .npy layouts the demo reads.
+    func writeDataset(labels: [Float]) throws -> (npz: String, npy: String) {
+        let n = labels.count
+        var rng = SystemRandomNumberGenerator()
+        let x = try Tensor((0..<(n * 64)).map { _ in Float.random(in: 0...16, using: &rng) }, shape: [n, 8, 8])
+        let y = try Tensor(labels, shape: [n])
+        let npz = temp(".npz")
+        try Datasets.writeNPZ([("x", x), ("y", y)], to: npz)
+        let dir = temp("")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Datasets.writeNPY(x, to: dir + "/x_small.npy")
+        try Datasets.writeNPY(y, to: dir + "/y_small.npy")
+        return (npz, dir + "/x_small.npy")
+    }
+
+    func testDemoReadsNPZAndNPY() throws {
+        let data = try writeDataset(labels: (0..<60).map { Float($0 % 3) })
+        for path in [data.npz, data.npy] {
+            let r = try run("keras-demo", ["--model", "mlp", "--epochs", "1", "--data", path, "--out", temp("")])
+            XCTAssertEqual(r.status, 0, "\(path): \(r.err)")
+            XCTAssertTrue(r.out.contains("60 images of 8x8, 3 classes"), r.out)
+        }
+    }
+
+    func testDemoRejectsBadLabels() throws {
+        for bad in [Float.nan, -1, 2.5, 1e20] {
+            let data = try writeDataset(labels: [0, 1, bad, 1])
+            try expectFailure("keras-demo", ["--data", data.npz], status: 1, mentions: [data.npz, "a label is"])
+        }
+        let lonely = temp("")
+        try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
+        try Datasets.writeNPY(try Tensor([Float](repeating: 0, count: 64), shape: [1, 8, 8]), to: lonely + "/x.npy")
+        try expectFailure("keras-demo", ["--data", lonely + "/x.npy"], status: 1, mentions: ["no labels file", "y.npy"])
     }
 
     // MARK: keras-bench
