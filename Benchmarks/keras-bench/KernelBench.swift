@@ -30,12 +30,12 @@ func now() -> Double {
 }
 
 /// Median wall time of `body` over `reps` runs after one warm-up, in seconds.
-func medianTime(reps: Int, _ body: () -> Void) -> Double {
-    body()
+func medianTime(reps: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
     var times: [Double] = []
     for _ in 0..<reps {
         let t0 = now()
-        body()
+        try body()
         times.append(now() - t0)
     }
     times.sort()

@@ -14,29 +14,21 @@ struct ModelSpec {
     /// Builds and compiles the model, or throws naming the missing piece.
     var build: () throws -> Model
     /// Random inputs and targets for one batch of `n` samples.
-    var data: (_ n: Int, _ rng: inout SplitMix) throws -> (Tensor, Tensor)
+    var data: (_ n: Int, _ rng: inout SplitMix64) throws -> (Tensor, Tensor)
 }
 
-/// A small deterministic generator for the random batches.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    /// Uniform in [0, 1) with 24 random bits.
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
 
-func randomImages(_ n: Int, _ shape: [Int], _ rng: inout SplitMix) throws -> Tensor {
+func randomImages(_ n: Int, _ shape: [Int], _ rng: inout SplitMix64) throws -> Tensor {
     let count = n * shape.reduce(1, *)
     return try Tensor((0..<count).map { _ in rng.uniform() }, shape: [n] + shape)
 }
 
-func randomOneHot(_ n: Int, classes: Int, _ rng: inout SplitMix) throws -> Tensor {
+func randomOneHot(_ n: Int, classes: Int, _ rng: inout SplitMix64) throws -> Tensor {
     try toCategorical((0..<n).map { _ in rng.below(classes) }, numClasses: classes)
 }
 
@@ -150,7 +142,7 @@ func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> Mo
     _ = ck_threads_set(Int32(threads))
     resetPeakRSS()
     RandomSeed.set(1234)
-    var rng = SplitMix(state: 42)
+    var rng = SplitMix64(seed: 42)
     do {
         let model = try spec.build()
         let (x, y) = try spec.data(spec.batch, &rng)
@@ -173,9 +165,9 @@ func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> Mo
         rec.gflops = Double(rec.trainFlops) / (rec.trainMs.median * 1e-3) / 1e9
         rec.pctPeak = 100 * rec.gflops / (peak * Double(threads))
         let reps = max(10, steps)
-        rec.predictMs = try medianThrowing(reps: reps) { _ = try model.predict(x, batchSize: spec.batch) } * 1e3
+        rec.predictMs = try medianTime(reps: reps) { _ = try model.predict(x, batchSize: spec.batch) } * 1e3
         let one = try x.gatherRows([0])
-        rec.predict1Ms = try medianThrowing(reps: reps) { _ = try model.predict(one, batchSize: 1) } * 1e3
+        rec.predict1Ms = try medianTime(reps: reps) { _ = try model.predict(one, batchSize: 1) } * 1e3
         rec.peakRSS = peakRSSBytes()
     } catch let missing as MissingLayer {
         rec.status = "missing layer: \(missing.layer)"
@@ -183,18 +175,6 @@ func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> Mo
         rec.status = "error: \(error)"
     }
     return rec
-}
-
-func medianThrowing(reps: Int, _ body: () throws -> Void) throws -> Double {
-    try body()
-    var times: [Double] = []
-    for _ in 0..<reps {
-        let t0 = now()
-        try body()
-        times.append(now() - t0)
-    }
-    times.sort()
-    return times[times.count / 2]
 }
 
 /// Runs the suite (or one model) at each thread count, printing a line per run.

@@ -620,17 +620,17 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
     float *zero = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(Cg + 32) * sizeof(float));
     memset(zero, 0, (size_t)(Cg + 32) * sizeof(float));
     int64_t *offsets = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)T * P * sizeof(int64_t));
-    /* Walk the output pixels with an odometer instead of dividing per element. */
+    /* Walk the output pixels instead of dividing per element. */
     for (int64_t t = 0; t < T; t++) {
-        int64_t k2 = t % d->kernel[2], u = t / d->kernel[2], k1 = u % d->kernel[1], k0 = u / d->kernel[1];
-        int64_t o[3] = {0, 0, 0}, n = 0;
-        for (int64_t p = 0; p < P; p++) {
-            int64_t i0 = o[0] * d->stride[0] + k0 * d->dilation[0] - d->pad[0];
-            int64_t i1 = o[1] * d->stride[1] + k1 * d->dilation[1] - d->pad[1];
-            int64_t i2 = o[2] * d->stride[2] + k2 * d->dilation[2] - d->pad[2];
+        int64_t k[3];
+        tap_offset(d, t, k);
+        pixel_walk w = {0, {0, 0, 0}};
+        for (int64_t p = 0; p < P; p++, walk_next(d, &w)) {
+            int64_t i0 = w.o[0] * d->stride[0] + k[0] - d->pad[0];
+            int64_t i1 = w.o[1] * d->stride[1] + k[1] - d->pad[1];
+            int64_t i2 = w.o[2] * d->stride[2] + k[2] - d->pad[2];
             int inside = i0 >= 0 && i0 < d->in_size[0] && i1 >= 0 && i1 < d->in_size[1] && i2 >= 0 && i2 < d->in_size[2];
-            offsets[t * P + p] = inside ? (((n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * C : -1;
-            if (++o[2] == d->out_size[2]) { o[2] = 0; if (++o[1] == d->out_size[1]) { o[1] = 0; if (++o[0] == d->out_size[0]) { o[0] = 0; n++; } } }
+            offsets[t * P + p] = inside ? (((w.n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * C : -1;
         }
     }
     for (int64_t g = 0; g < G; g++) {
