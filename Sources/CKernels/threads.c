@@ -38,7 +38,9 @@ static struct {
 
 /* Set while a thread runs a task, so a kernel called from inside a task
  * (a GEMM epilogue's elementwise kernel, say) runs its loop inline on that
- * thread, with that thread's scratch, instead of waiting for the pool. */
+ * thread instead of waiting for the pool. The inline call gets the same
+ * thread index, hence the same scratch, as the task around it: only kernels
+ * that take no per-thread scratch (elementwise ones) may be called there. */
 static _Thread_local int in_task = 0, task_thread = 0;
 
 static void run_chunk(int t, int threads) {
