@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KerasTests",
-            dependencies: ["Keras", "KerasConformance"],
+            dependencies: ["Keras", "KerasConformance", "CMallocCounter"],
             path: "Tests/KerasTests"
         ),
         .testTarget(

@@ -1,0 +1,71 @@
+import CMallocCounter
+import Foundation
+import XCTest
+@testable import Keras
+
+/// A convolutional training step, run as its compiled plan, allocates nothing
+/// once warm — the few-channel first layer, the indirect-GEMM second layer,
+/// pooling, dropout and Adam included — and gives bitwise the same weights on
+/// one and two threads.
+final class SteadyStateTests: XCTestCase {
+    func makeModel() throws -> Sequential {
+        RandomSeed.set(5)
+        let m = try Sequential([
+            Conv2D(8, 3, activation: "relu", inputShape: [20, 20, 1]), Conv2D(16, 3, padding: "same", activation: "relu"),
+            MaxPooling2D(2), Dropout(0.25), Flatten(), Dense(10, activation: "softmax"),
+        ], name: "steady_cnn")
+        try m.compile(optimizer: Adam(learningRate: 1e-3), loss: "categorical_crossentropy")
+        return m
+    }
+
+    func batch() throws -> (Tensor, Tensor) {
+        var g = SplitMix64(seed: 3)
+        // large enough that the first layer's GEMM and the elementwise kernels split across threads
+        let x = try Tensor((0..<(64 * 400)).map { _ in Float(g.next() % 1000) / 1000 }, shape: [64, 20, 20, 1])
+        let y = try toCategorical((0..<64).map { _ in Int(g.next() % 10) }, numClasses: 10)
+        return (x, y)
+    }
+
+    func testConvolutionalTrainingStepAllocatesNothing() throws {
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
+        let model = try makeModel()
+        let (x, y) = try batch()
+        let plan = try model.trainingPlan(x: [x], y: [y])
+        for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }  // warm: staging buffers, kernel scratch
+        try x.withRawBytes { try plan.setInput(model.inputNames[0], bytes: $0) }
+        try y.withRawBytes { try plan.setInput(model.outputNames[0] + "_target", bytes: $0) }
+        var counts: [Int64] = []
+        for _ in 0..<5 {
+            mc_start()
+            try plan.run()
+            counts.append(mc_stop())
+        }
+        XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state convolutional step")
+        XCTAssertTrue(plan.scalarOutput(0).isFinite)
+    }
+
+    func testConvolutionalTrainingIsBitwiseTheSameOnOneAndTwoThreads() throws {
+        let saved = KernelThreads.count
+        defer { _ = try? KernelThreads.set(saved) }
+        var results: [[UInt32]] = []
+        for threads in [1, 2] {
+            try KernelThreads.set(threads)
+            let model = try makeModel()
+            let (x, y) = try batch()
+            for _ in 0..<4 { _ = try model.trainOnBatch(x, y) }
+            results.append(model.getWeights().flatMap { $0.floats.map(\.bitPattern) })
+        }
+        XCTAssertEqual(results[0].count, results[1].count)
+        XCTAssertTrue(results[0] == results[1], "weights differ between 1 and 2 threads")
+    }
+
+    func testThreadCountIsCheckedAndRestored() throws {
+        let saved = KernelThreads.count
+        XCTAssertThrowsError(try KernelThreads.set(0)) { XCTAssertTrue("\($0)".contains("between 1 and"), "\($0)") }
+        XCTAssertThrowsError(try KernelThreads.set(KernelThreads.maximum + 1))
+        XCTAssertEqual(KernelThreads.count, saved, "a refused count changes nothing")
+        XCTAssertEqual(try KernelThreads.set(1), saved)
+        XCTAssertEqual(KernelThreads.count, 1)
+        try KernelThreads.set(saved)
+    }
+}
