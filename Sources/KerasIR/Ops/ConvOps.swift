@@ -168,6 +168,14 @@ private struct RefConv {
 
 // MARK: - Ops
 
+/// One call of a convolution-family kernel (forward, backward-data and
+/// backward-filter share the C signature: descriptor, two inputs, output).
+private func convKernel(_ ctx: LoweringContext, _ name: String, _ fn: ck_f32_conv_fn, _ d: ck_conv_desc) -> Kernel {
+    let keep = ParamsBox(d), box = keep.pointer
+    let a = ctx.f32(0), b = ctx.f32(1), out = ctx.f32Out
+    return Kernel(name: "\(name)__\(isaSuffix(ctx.isa))") { _ = keep; fn(box, a, b, out); return 0 }
+}
+
 let convOps: [OpDef] = [
     OpDef("conv", arity: .exactly(2),
           shape: { ctx in
@@ -200,12 +208,7 @@ let convOps: [OpDef] = [
               let g = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv")
               let d = g.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(yt.shape[1..<(1 + rank)]),
                              kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: wt.shape.last!)
-              let box = UnsafeMutablePointer<ck_conv_desc>.allocate(capacity: 1)
-              box.initialize(to: d)
-              let keep = ParamsBox(box)
-              let fn = ck_f32_conv_forward_kernel(ctx.isa)!
-              let x = ctx.f32(0), w = ctx.f32(1), y = ctx.f32Out
-              return Kernel(name: "ck_f32_conv_forward__\(isaSuffix(ctx.isa))") { _ = keep; fn(box, x, w, y); return 0 }
+              return convKernel(ctx, "ck_f32_conv_forward", ck_f32_conv_forward_kernel(ctx.isa)!, d)
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2
@@ -257,12 +260,7 @@ let convOps: [OpDef] = [
               let g = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv_backward_data")
               let d = g.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(dyt.shape[1..<(1 + rank)]),
                              kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: wt.shape.last!)
-              let box = UnsafeMutablePointer<ck_conv_desc>.allocate(capacity: 1)
-              box.initialize(to: d)
-              let keep = ParamsBox(box)
-              let fn = ck_f32_conv_backward_data_kernel(ctx.isa)!
-              let dy = ctx.f32(0), w = ctx.f32(1), dx = ctx.f32Out
-              return Kernel(name: "ck_f32_conv_backward_data__\(isaSuffix(ctx.isa))") { _ = keep; fn(box, dy, w, dx); return 0 }
+              return convKernel(ctx, "ck_f32_conv_backward_data", ck_f32_conv_backward_data_kernel(ctx.isa)!, d)
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2
@@ -315,12 +313,7 @@ let convOps: [OpDef] = [
               let g = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv_backward_filter")
               let d = g.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(dyt.shape[1..<(1 + rank)]),
                              kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: dyt.shape.last!)
-              let box = UnsafeMutablePointer<ck_conv_desc>.allocate(capacity: 1)
-              box.initialize(to: d)
-              let keep = ParamsBox(box)
-              let fn = ck_f32_conv_backward_filter_kernel(ctx.isa)!
-              let x = ctx.f32(0), dy = ctx.f32(1), dw = ctx.f32Out
-              return Kernel(name: "ck_f32_conv_backward_filter__\(isaSuffix(ctx.isa))") { _ = keep; fn(box, x, dy, dw); return 0 }
+              return convKernel(ctx, "ck_f32_conv_backward_filter", ck_f32_conv_backward_filter_kernel(ctx.isa)!, d)
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2

@@ -10,9 +10,7 @@ private func lowerBinary(_ op: ck_binary_op, _ opName: String) -> Lowering {
     .kernel { ctx in
         let isa = ctx.vectorISA
         let walk = try binaryWalk(out: ctx.outputType.shape, a: ctx.inputTypes[0].shape, b: ctx.inputTypes[1].shape)
-        let box = UnsafeMutablePointer<ck_nd3>.allocate(capacity: 1)
-        box.initialize(to: walk)
-        let keep = ParamsBox(box)
+        let keep = ParamsBox(walk), box = keep.pointer
         let a = ctx.input(0), b = ctx.input(1), y = ctx.output
         let name = "ck_\(ctx.inputTypes[0].dtype.rawValue)_\(String(cString: ck_binary_op_name(op)))__\(isaSuffix(isa))"
         if ctx.inputTypes[0].dtype == .f32 {
@@ -127,9 +125,7 @@ let comparisonOps: [OpDef] = [
               let isa = ctx.vectorISA
               let walk = try ternaryWalk(out: ctx.outputType.shape, ctx.inputTypes[0].shape,
                                          ctx.inputTypes[1].shape, ctx.inputTypes[2].shape)
-              let box = UnsafeMutablePointer<ck_nd3>.allocate(capacity: 1)
-              box.initialize(to: walk)
-              let keep = ParamsBox(box)
+              let keep = ParamsBox(walk), box = keep.pointer
               let condF32 = ctx.inputTypes[0].dtype == .f32
               guard let fn = ck_x32_select_kernel(condF32 ? 1 : 0, isa) else { throw IRError("select: no kernel") }
               let c = UnsafeRawPointer(ctx.input(0))

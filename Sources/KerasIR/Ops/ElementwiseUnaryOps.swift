@@ -145,9 +145,7 @@ private func makeUnaryOp(_ spec: UnarySpec) -> OpDef {
             }
             let params = ck_unary_params(alpha: spec.alphaAttr.map { alpha(ctx.node.attrs, $0.0, $0.1) } ?? 0, beta: 0)
             let n = ctx.outCount, x = ctx.f32(0), y = ctx.f32Out
-            let box = UnsafeMutablePointer<ck_unary_params>.allocate(capacity: 1)
-            box.initialize(to: params)
-            let keep = ParamsBox(box)
+            let keep = ParamsBox(params), box = keep.pointer
             return Kernel(name: "ck_f32_v\(spec.name)__\(isaSuffix(isa))") {
                 _ = keep
                 fn(n, x, y, box)
@@ -158,9 +156,14 @@ private func makeUnaryOp(_ spec: UnarySpec) -> OpDef {
 }
 
 /// Owns a parameter struct captured by a kernel closure for the plan's life.
+/// A kernel's parameter struct at a fixed address, freed when the kernel
+/// closure that holds the box goes away.
 final class ParamsBox<T> {
     let pointer: UnsafeMutablePointer<T>
-    init(_ p: UnsafeMutablePointer<T>) { pointer = p }
+    init(_ value: T) {
+        pointer = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        pointer.initialize(to: value)
+    }
     deinit { pointer.deinitialize(count: 1); pointer.deallocate() }
 }
 

@@ -97,9 +97,7 @@ let fusedOps: [OpDef] = [
                   args.activation = Int32(op.rawValue) + 1
                   args.act_params = ck_unary_params(alpha: alpha, beta: 0)
               }
-              let box = UnsafeMutablePointer<ck_gemm_args>.allocate(capacity: 1)
-              box.initialize(to: args)
-              let keep = ParamsBox(box)
+              let keep = ParamsBox(args), box = keep.pointer
               let fn = ck_f32_gemm_kernel(ctx.isa)!
               var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
               ck_f32_gemm_tile(ctx.isa, &mr, &nr, &kc)

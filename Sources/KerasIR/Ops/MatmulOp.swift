@@ -122,9 +122,7 @@ let matmulOps: [OpDef] = [
             args.ldb = Int64(ctx.inputTypes[1].shape.last!)
             args.ldc = Int64(d.n)
             let a = ctx.f32(0), b = ctx.f32(1), c = ctx.f32Out
-            let box = UnsafeMutablePointer<ck_gemm_args>.allocate(capacity: 1)
-            box.initialize(to: args)
-            let keep = ParamsBox(box)
+            let keep = ParamsBox(args), box = keep.pointer
             let aStride = d.m * d.k, bStride = d.bBatched ? d.k * d.n : 0, cStride = d.m * d.n
             var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
             ck_f32_gemm_tile(isa, &mr, &nr, &kc)

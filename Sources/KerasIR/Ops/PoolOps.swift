@@ -86,10 +86,9 @@ private func poolShape(_ ctx: ShapeContext) throws -> (PoolGeometry, [Int]) {
 private func lowerPool(_ ctx: LoweringContext, input: TensorType, output: TensorType) throws -> (UnsafeMutablePointer<ck_conv_desc>, ParamsBox<ck_conv_desc>) {
     let rank = input.rank - 2
     let g = try PoolGeometry(ctx.node.attrs, rank: rank, op: ctx.node.op)
-    let box = UnsafeMutablePointer<ck_conv_desc>.allocate(capacity: 1)
-    box.initialize(to: g.desc(batch: input.shape[0], inSpatial: Array(input.shape[1..<(1 + rank)]),
-                              outSpatial: Array(output.shape[1..<(1 + rank)]), channels: input.shape.last!))
-    return (box, ParamsBox(box))
+    let keep = ParamsBox(g.desc(batch: input.shape[0], inSpatial: Array(input.shape[1..<(1 + rank)]),
+                                outSpatial: Array(output.shape[1..<(1 + rank)]), channels: input.shape.last!))
+    return (keep.pointer, keep)
 }
 
 private let poolCost: CostRule = { ins, out, attrs in

@@ -104,9 +104,7 @@ private func copyKernel(_ ctx: LoweringContext, shape: [Int], src: UnsafeMutable
     let isa = ctx.vectorISA
     let fn = ck_x32_copy_kernel(isa)!
     let desc = try makeCopyDesc(shape, src: srcStrides, dst: dstStrides)
-    let box = UnsafeMutablePointer<ck_copy_desc>.allocate(capacity: 1)
-    box.initialize(to: desc)
-    let keep = ParamsBox(box)
+    let keep = ParamsBox(desc), box = keep.pointer
     let s = src.assumingMemoryBound(to: UInt32.self), d = dst.assumingMemoryBound(to: UInt32.self)
     return { _ = keep; fn(box, s, d) }
 }
