@@ -14,13 +14,13 @@ public class BaseConv: Layer {
     public let groups: Int
     public let useBias: Bool
     let activationSpec: ActivationConvertible?
-    public private(set) var activation: ActivationFunction = .linear
+    public internal(set) var activation: ActivationFunction = .linear
     let kernelInitSpec: InitializerConvertible
     let biasInitSpec: InitializerConvertible
     public var kernelRegularizer: Regularizer?, biasRegularizer: Regularizer?
     public var kernelConstraint: Constraint?, biasConstraint: Constraint?
     public private(set) var kernel: Variable?
-    public private(set) var bias: Variable?
+    public internal(set) var bias: Variable?
 
     init(rank: Int, filters: Int, kernelSize: [Int], strides: [Int], padding: String, dataFormat: String?, dilationRate: [Int],
          groups: Int, activation: ActivationConvertible?, useBias: Bool, kernelInitializer: InitializerConvertible,
@@ -111,15 +111,21 @@ public class BaseConv: Layer {
         return try b.emit("conv", [x, w], ["strides": .ints(st), "dilation": .ints(dl), "pads": .ints(pads), "groups": .int(g)])
     }
 
-    public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
+    /// What every convolution layer does around its own product: channels-first
+    /// data in and out through transposes (the optimizer cancels adjacent
+    /// pairs), then bias and activation.
+    func convolutionFrame(_ input: Value, _ context: CallContext, product: (Value) throws -> Value) throws -> [Value] {
         let b = context.builder
-        var x = inputs[0]
-        if dataFormat == "channels_first" { x = try ConvArithmetic.toChannelsLast(x, b) }
-        var y = try convolve(x, context.read(kernel!), groups: groups, b)
+        let x = dataFormat == "channels_first" ? try ConvArithmetic.toChannelsLast(input, b) : input
+        var y = try product(x)
         if let bias { y = try b.add(y, context.read(bias)) }
         y = try activation(y, b)
         if dataFormat == "channels_first" { y = try ConvArithmetic.toChannelsFirst(y, b) }
         return [y]
+    }
+
+    public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
+        try convolutionFrame(inputs[0], context) { x in try convolve(x, context.read(kernel!), groups: groups, context.builder) }
     }
 
     public override var config: JSON {

@@ -27,26 +27,19 @@ public final class DepthwiseConv2D: BaseConv {
         depthwiseKernel = try addWeight(name: "kernel", shape: kernelSize + [c, depthMultiplier], initializer: kernelInitSpec.resolveInitializer(),
                                         regularizer: kernelRegularizer, constraint: kernelConstraint)
         if useBias {
-            biasVariable = try addWeight(name: "bias", shape: [c * depthMultiplier], initializer: biasInitSpec.resolveInitializer(),
+            bias = try addWeight(name: "bias", shape: [c * depthMultiplier], initializer: biasInitSpec.resolveInitializer(),
                                          regularizer: biasRegularizer, constraint: biasConstraint)
         }
-        activationResolved = try activationSpec?.resolveActivation() ?? .linear
+        activation = try activationSpec?.resolveActivation() ?? .linear
     }
-
-    var biasVariable: Variable?
-    var activationResolved: ActivationFunction = .linear
 
     public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
         let b = context.builder
-        var x = inputs[0]
-        if dataFormat == "channels_first" { x = try ConvArithmetic.toChannelsLast(x, b) }
-        let c = b.type(of: x).shape.last!
-        let w = try b.reshape(context.read(depthwiseKernel!), kernelSize + [1, c * depthMultiplier])
-        var y = try convolve(x, w, groups: c, b)
-        if let bv = biasVariable { y = try b.add(y, context.read(bv)) }
-        y = try activationResolved(y, b)
-        if dataFormat == "channels_first" { y = try ConvArithmetic.toChannelsFirst(y, b) }
-        return [y]
+        return try convolutionFrame(inputs[0], context) { x in
+            let c = b.type(of: x).shape.last!
+            let w = try b.reshape(context.read(depthwiseKernel!), kernelSize + [1, c * depthMultiplier])
+            return try convolve(x, w, groups: c, b)
+        }
     }
 
     public override var config: JSON {
@@ -75,9 +68,6 @@ public final class SeparableConv2D: BaseConv {
     let pointwiseInitSpec: InitializerConvertible
     public private(set) var depthwiseKernel: Variable?
     public private(set) var pointwiseKernel: Variable?
-    var biasVariable: Variable?
-    var activationResolved: ActivationFunction = .linear
-
     public init(filters: Int, kernelSize: [Int], strides: [Int] = [1, 1], padding: String = "valid", dataFormat: String? = nil,
                 dilationRate: [Int] = [1, 1], depthMultiplier: Int = 1, activation: ActivationConvertible? = nil, useBias: Bool = true,
                 depthwiseInitializer: InitializerConvertible = "glorot_uniform", pointwiseInitializer: InitializerConvertible = "glorot_uniform",
@@ -96,23 +86,19 @@ public final class SeparableConv2D: BaseConv {
         let c = splitShape(shapes[0], format: dataFormat).2!
         depthwiseKernel = try addWeight(name: "depthwise_kernel", shape: kernelSize + [c, depthMultiplier], initializer: kernelInitSpec.resolveInitializer())
         pointwiseKernel = try addWeight(name: "pointwise_kernel", shape: [1, 1, c * depthMultiplier, filters], initializer: pointwiseInitSpec.resolveInitializer())
-        if useBias { biasVariable = try addWeight(name: "bias", shape: [filters], initializer: biasInitSpec.resolveInitializer()) }
-        activationResolved = try activationSpec?.resolveActivation() ?? .linear
+        if useBias { bias = try addWeight(name: "bias", shape: [filters], initializer: biasInitSpec.resolveInitializer()) }
+        activation = try activationSpec?.resolveActivation() ?? .linear
     }
 
     public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
         let b = context.builder
-        var x = inputs[0]
-        if dataFormat == "channels_first" { x = try ConvArithmetic.toChannelsLast(x, b) }
-        let c = b.type(of: x).shape.last!
-        let dw = try b.reshape(context.read(depthwiseKernel!), kernelSize + [1, c * depthMultiplier])
-        let mid = try convolve(x, dw, groups: c, b)
-        var y = try b.emit("conv", [mid, context.read(pointwiseKernel!)],
-                           ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([0, 0, 0, 0]), "groups": .int(1)])
-        if let bv = biasVariable { y = try b.add(y, context.read(bv)) }
-        y = try activationResolved(y, b)
-        if dataFormat == "channels_first" { y = try ConvArithmetic.toChannelsFirst(y, b) }
-        return [y]
+        return try convolutionFrame(inputs[0], context) { x in
+            let c = b.type(of: x).shape.last!
+            let dw = try b.reshape(context.read(depthwiseKernel!), kernelSize + [1, c * depthMultiplier])
+            let mid = try convolve(x, dw, groups: c, b)
+            return try b.emit("conv", [mid, context.read(pointwiseKernel!)],
+                              ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([0, 0, 0, 0]), "groups": .int(1)])
+        }
     }
 
     public override var config: JSON {
@@ -154,9 +140,6 @@ public final class Conv2DTranspose: BaseConv {
     }
 
     var transposedKernel: Variable?
-    var biasVariable: Variable?
-    var activationResolved: ActivationFunction = .linear
-
     public override func build(_ shapes: [Shape]) throws {
         guard filters > 0 else {
             throw KerasError("\(name): invalid value for argument `filters`; expected a strictly positive value, received filters=\(filters)")
@@ -174,10 +157,10 @@ public final class Conv2DTranspose: BaseConv {
         transposedKernel = try addWeight(name: "kernel", shape: kernelSize + [filters, c], initializer: kernelInitSpec.resolveInitializer(),
                                          regularizer: kernelRegularizer, constraint: kernelConstraint)
         if useBias {
-            biasVariable = try addWeight(name: "bias", shape: [filters], initializer: biasInitSpec.resolveInitializer(),
+            bias = try addWeight(name: "bias", shape: [filters], initializer: biasInitSpec.resolveInitializer(),
                                          regularizer: biasRegularizer, constraint: biasConstraint)
         }
-        activationResolved = try activationSpec?.resolveActivation() ?? .linear
+        activation = try activationSpec?.resolveActivation() ?? .linear
     }
 
     /// (output length, padding before, padding after) of the equivalent forward convolution.
@@ -206,22 +189,18 @@ public final class Conv2DTranspose: BaseConv {
 
     public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
         let b = context.builder
-        var x = inputs[0]
-        if dataFormat == "channels_first" { x = try ConvArithmetic.toChannelsLast(x, b) }
-        let spatial = Array(b.type(of: x).shape.dropFirst().dropLast())
-        var outSize: [Int] = [], pads: [Int] = []
-        for a in 0..<2 {
-            let (len, pb, pa) = try geometry(input: spatial[a], axis: a)
-            outSize.append(len)
-            pads += [pb, pa]
+        return try convolutionFrame(inputs[0], context) { x in
+            let spatial = Array(b.type(of: x).shape.dropFirst().dropLast())
+            var outSize: [Int] = [], pads: [Int] = []
+            for a in 0..<2 {
+                let (len, pb, pa) = try geometry(input: spatial[a], axis: a)
+                outSize.append(len)
+                pads += [pb, pa]
+            }
+            return try b.emit("conv_backward_data", [x, context.read(transposedKernel!)],
+                              ["strides": .ints(strides), "dilation": .ints(dilationRate), "pads": .ints(pads), "groups": .int(1),
+                               "input_shape": .ints(outSize)])
         }
-        var y = try b.emit("conv_backward_data", [x, context.read(transposedKernel!)],
-                           ["strides": .ints(strides), "dilation": .ints(dilationRate), "pads": .ints(pads), "groups": .int(1),
-                            "input_shape": .ints(outSize)])
-        if let bv = biasVariable { y = try b.add(y, context.read(bv)) }
-        y = try activationResolved(y, b)
-        if dataFormat == "channels_first" { y = try ConvArithmetic.toChannelsFirst(y, b) }
-        return [y]
     }
 
     public override var config: JSON {
