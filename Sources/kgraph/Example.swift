@@ -7,27 +7,7 @@ import KerasRuntime
 /// and a short training run on a synthetic problem.
 enum Example {
     static func run(steps: Int, batch: Int) throws {
-        let b = GraphBuilder(name: "mlp_train")
-        let x = try b.input("x", .f32([-1, 784]))
-        let y = try b.input("y", .f32([-1, 10]))
-        let w1 = try b.parameter("dense.kernel", .f32([784, 64]))
-        let b1 = try b.parameter("dense.bias", .f32([64]))
-        let w2 = try b.parameter("dense_1.kernel", .f32([64, 10]))
-        let b2 = try b.parameter("dense_1.bias", .f32([10]))
-        let h = try b.withLayer("dense") { try b.relu(b.add(b.matmul(x, w1), b1)) }
-        let logits = try b.withLayer("dense_1") { try b.add(b.matmul(h, w2), b2) }
-        let loss = try b.withLayer("loss") {
-            try b.neg(b.reduceMean(b.reduceSum(b.mul(y, b.logSoftmax(logits)), axes: [1]), axes: [0]))
-        }
-        var g = b.graph
-        let params = [w1, b1, w2, b2]
-        let grads = try Autodiff.gradients(of: loss, wrt: params, in: &g)
-        let ub = GraphBuilder(extending: g)
-        try ub.withLayer("sgd") {
-            for (p, d) in zip(params, grads) { _ = try ub.assign(p, ub.sub(p, ub.mul(d, 0.1))) }
-        }
-        ub.setOutputs([loss])
-        g = ub.graph
+        let g = try ExampleGraphs.mlpTraining(learningRate: 0.1, hidden: 64)
         print("== graph as built (\(g.nodes.count) nodes) ==")
         print(g, terminator: "")
 

@@ -13,6 +13,12 @@ public protocol LearningRateSchedule {
     var config: JSON { get }
 }
 
+/// step / decaySteps, floored when `staircase` (Keras's decay schedules).
+private func decayProgress(_ step: Int, _ decaySteps: Int, _ staircase: Bool) -> Double {
+    let p = Double(step) / Double(decaySteps)
+    return staircase ? p.rounded(.down) : p
+}
+
 /// lr0 * rate^(step / decaySteps), the exponent floored when `staircase`.
 public struct ExponentialDecay: LearningRateSchedule {
     public static let className = "ExponentialDecay"
@@ -22,9 +28,7 @@ public struct ExponentialDecay: LearningRateSchedule {
         self.decayRate = decayRate; self.staircase = staircase
     }
     public func rate(at step: Int) -> Float {
-        var p = Double(step) / Double(decaySteps)
-        if staircase { p = p.rounded(.down) }
-        return Float(Double(initialLearningRate) * pow(Double(decayRate), p))
+        Float(Double(initialLearningRate) * pow(Double(decayRate), decayProgress(step, decaySteps, staircase)))
     }
     public var config: JSON {
         ["initial_learning_rate": JSON(initialLearningRate), "decay_steps": JSON(decaySteps), "decay_rate": JSON(decayRate),
@@ -58,9 +62,7 @@ public struct InverseTimeDecay: LearningRateSchedule {
         self.decayRate = decayRate; self.staircase = staircase
     }
     public func rate(at step: Int) -> Float {
-        var p = Double(step) / Double(decaySteps)
-        if staircase { p = p.rounded(.down) }
-        return Float(Double(initialLearningRate) / (1 + Double(decayRate) * p))
+        Float(Double(initialLearningRate) / (1 + Double(decayRate) * decayProgress(step, decaySteps, staircase)))
     }
     public var config: JSON {
         ["initial_learning_rate": JSON(initialLearningRate), "decay_steps": JSON(decaySteps), "decay_rate": JSON(decayRate), "staircase": JSON(staircase)]
