@@ -39,6 +39,21 @@ static inline int64_t count_of(const window *w) {
 
 #define IN_INDEX(d, n, i0, i1, i2) ((((n) * (d)->in_size[0] + (i0)) * (d)->in_size[1] + (i1)) * (d)->in_size[2] + (i2))
 
+/* Flat index (times channels, plus c) of channel c's maximum in a window:
+ * the first maximum, except that a NaN wins once seen; -1 for an empty window. */
+static inline int64_t window_argmax(const ck_conv_desc *d, const float *x, int64_t n, const window *w, int64_t c) {
+    const int64_t C = d->in_channels;
+    float m = -INFINITY;
+    int64_t arg = -1;
+    for (int64_t i0 = w->lo[0]; i0 < w->hi[0]; i0++)
+        for (int64_t i1 = w->lo[1]; i1 < w->hi[1]; i1++)
+            for (int64_t i2 = w->lo[2]; i2 < w->hi[2]; i2++) {
+                int64_t idx = IN_INDEX(d, n, i0, i1, i2) * C + c;
+                if (arg < 0 || x[idx] > m || (x[idx] != x[idx] && m == m)) { m = x[idx]; arg = idx; }
+            }
+    return arg;
+}
+
 /* ---- reference ---- */
 
 static void ck_f32_max_pool__ref(const ck_conv_desc *d, const float *x, float *y) {
@@ -82,14 +97,7 @@ static void ck_f32_max_pool_backward__ref(const ck_conv_desc *d, const float *x,
         int64_t oo[3] = {o0, o1, o2};
         window w = window_of(d, oo);
         for (int64_t c = 0; c < C; c++) {
-            float m = -INFINITY;
-            int64_t arg = -1;
-            for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
-                for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
-                    for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
-                        int64_t idx = IN_INDEX(d, n, i0, i1, i2) * C + c;
-                        if (arg < 0 || x[idx] > m || (x[idx] != x[idx] && m == m)) { m = x[idx]; arg = idx; }
-                    }
+            int64_t arg = window_argmax(d, x, n, &w, c);
             if (arg >= 0) dx[arg] += dy[p * C + c];
         }
     }
@@ -208,17 +216,7 @@ CK_AVX2 static void max_pool_bwd_item(const ck_conv_desc *d, const float *x, con
                                 _mm256_storeu_ps(q, _mm256_add_ps(_mm256_loadu_ps(q), _mm256_and_ps(hit, g)));
                             }
                 }
-                for (; c < C; c++) {
-                    float m = -INFINITY;
-                    int64_t best = -1;
-                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
-                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
-                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++) {
-                                int64_t idx = IN_INDEX(d, 0, i0, i1, i2) * C + c;
-                                if (best < 0 || x[idx] > m || (x[idx] != x[idx] && m == m)) { m = x[idx]; best = idx; }
-                            }
-                    dx[best] += dy[p * C + c];
-                }
+                for (; c < C; c++) dx[window_argmax(d, x, 0, &w, c)] += dy[p * C + c];
             }
 }
 
