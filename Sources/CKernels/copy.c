@@ -79,8 +79,10 @@ ck_x32_fill_fn ck_x32_fill_kernel(ck_isa isa) {
 
 /* ---- casts ---- */
 
+/* Truncating, saturating; NaN becomes INT32_MIN (x86's "integer indefinite"),
+ * so a NaN id is out of range for every gather instead of silently id 0. */
 static inline int32_t f32_to_i32(float x) {
-    if (x != x) return 0;
+    if (x != x) return INT32_MIN;
     if (x >= 2147483647.0f) return INT32_MAX;
     if (x <= -2147483648.0f) return INT32_MIN;
     return (int32_t)x;
@@ -107,7 +109,7 @@ CK_AVX2 static void ck_cast_f32_i32__avx2(size_t n, const void *x, void *y) {
         __m256i r = _mm256_cvttps_epi32(v);
         r = _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MAX), _mm256_castps_si256(_mm256_cmp_ps(v, hi, _CMP_GE_OQ)));
         r = _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MIN), _mm256_castps_si256(_mm256_cmp_ps(v, lo, _CMP_LE_OQ)));
-        r = _mm256_blendv_epi8(r, _mm256_setzero_si256(), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+        r = _mm256_blendv_epi8(r, _mm256_set1_epi32(INT32_MIN), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
         _mm256_storeu_si256((__m256i *)(b + i), r);
     }
     for (; i < n; i++) b[i] = f32_to_i32(a[i]);

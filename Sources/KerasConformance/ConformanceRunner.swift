@@ -27,8 +27,15 @@ public struct ConformanceRunner {
 
     /// Case folders (relative paths) in index.json order, or found by walking two levels.
     public func casePaths() throws -> [String] {
-        if let index = try? readJSON(root + "/index.json"), let cases = index["cases"]?.arrayValue {
-            return cases.compactMap { $0["path"]?.stringValue }
+        if fileExists(root + "/index.json") {
+            let index = try readJSON(root + "/index.json")
+            guard let cases = index["cases"]?.arrayValue else { throw KerasError("\(root)/index.json: needs a list 'cases'") }
+            return try cases.enumerated().map { k, c in
+                guard let p = c["path"]?.stringValue, !p.isEmpty, !p.hasPrefix("/"), !p.split(separator: "/").contains("..") else {
+                    throw KerasError("\(root)/index.json: cases[\(k)] needs a 'path' string inside the folder, got \(abbreviated(c.serialized(), limit: 120))")
+                }
+                return p
+            }
         }
         var paths: [String] = []
         for family in listDirectory(root).sorted() {

@@ -22,7 +22,10 @@ struct LayerCaseRunner {
             return .skip("\(missing) not implemented")
         }
         let training = json["training"]?.boolValue ?? false
-        let inputs = try (json["inputs"]?.arrayValue ?? []).map { try TensorFile($0).load(from: dir) }
+        guard let inputDescs = json["inputs"]?.arrayValue, !inputDescs.isEmpty else {
+            return .fail("case.json key 'inputs' must be a non-empty list of tensor descriptors")
+        }
+        let inputs = try inputDescs.map { try TensorFile($0).load(from: dir) }
 
         let b = GraphBuilder(name: "case")
         let xs = try inputs.enumerated().map { try b.input("x\($0.offset)", $0.element.type) }
@@ -68,13 +71,19 @@ struct LayerCaseRunner {
             var wants: [(Tensor, String)] = []
             for g in json["grad_inputs"]?.arrayValue ?? [] {
                 let i = try g.int("input_index", default: 0)
+                guard i >= 0 && i < xs.count else {
+                    return .fail("grad_inputs: input_index \(i) is outside the case's \(xs.count) input(s)")
+                }
                 wrt.append(xs[i])
                 wants.append((try TensorFile(g).load(from: dir), "grad_input_\(i)"))
             }
             let ws = layer.weights
             for g in json["grad_weights"]?.arrayValue ?? [] {
                 let i = try g.int("weight_index", default: 0)
-                guard i < ws.count, let p = ctx.parameter(of: ws[i]) else { return .fail("weight \(i) is not used by the layer's graph") }
+                guard i >= 0 && i < ws.count else {
+                    return .fail("grad_weights: weight_index \(i) is outside the layer's \(ws.count) weight(s)")
+                }
+                guard let p = ctx.parameter(of: ws[i]) else { return .fail("weight \(i) is not used by the layer's graph") }
                 wrt.append(p)
                 wants.append((try TensorFile(g).load(from: dir), "grad_weight_\(i)"))
             }

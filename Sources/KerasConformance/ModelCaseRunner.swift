@@ -36,7 +36,7 @@ struct ModelCaseRunner {
         if let p = json["predict"] {
             let xs = try load(p["inputs"])
             let want = try load(p["outputs"])
-            let got = try model.predict(xs, batchSize: xs.first?.shape.first ?? 1)
+            let got = try model.predict(xs, batchSize: max(xs.first?.shape.first ?? 1, 1))
             for (k, (g, w)) in zip(got, want).enumerated() {
                 if let f = compare(g, w, tol: tolerance, what: "predict_output_\(k)") { failures.append(f) }
             }
@@ -45,13 +45,18 @@ struct ModelCaseRunner {
         guard let t = json["training"] else { return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; ")) }
         guard let opt = t["optimizer"], let lossName = t["loss"]?.stringValue else { return .fail("training block lacks optimizer or loss") }
         let x = try load(t["x"]), y = try load(t["y"])
+        guard let n = x.first?.shape.first, n > 0, !y.isEmpty else {
+            return .fail("training: 'x' and 'y' must be non-empty lists of arrays with at least one sample")
+        }
         let batch = try t.int("batch_size", default: 32), epochs = try t.int("epochs", default: 1)
+        guard batch > 0 else { return .fail("training: batch_size must be positive, got \(batch)") }
+        guard epochs >= 0 && epochs <= 10_000 else { return .fail("training: epochs must be in [0, 10000], got \(epochs)") }
 
         // One step from the initial weights.
         if let first = t["first_step"] {
             let m = try buildModel()
             try m.compile(optimizer: try Optimizers.get(opt), loss: lossName)
-            let n = min(batch, x[0].shape[0])
+            let n = min(batch, n)
             let out = try m.trainOnBatch(x: try x.map { try $0.rows(0..<n) }, y: try y.map { try $0.rows(0..<n) })
             if let wantLoss = first["loss"]?.doubleValue, abs(Double(out[0]) - wantLoss) > 1e-4 * max(1, abs(wantLoss)) {
                 failures.append("first step loss \(out[0]) != \(wantLoss)")

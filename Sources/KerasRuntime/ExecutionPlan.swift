@@ -39,6 +39,7 @@ public final class ExecutionPlan {
     /// Compiles `graph` with the given shapes for its inputs (by name).
     public init(_ graph: Graph, inputShapes: [String: [Int]], store: ParameterStore,
                 isa: ck_isa = ck_best_isa(), pipeline: PassPipeline? = .standard()) throws {
+        try checkISASetting()
         var g = try specialize(graph, inputShapes: inputShapes)
         if var p = pipeline {
             try p.run(&g)
@@ -47,15 +48,23 @@ public final class ExecutionPlan {
         self.graph = g
         self.store = store
         self.isa = isa
-        // Parameters first, so a type conflict fails before anything is built.
+        // Parameters first, so a type conflict or an impossible size fails
+        // before anything is allocated.
+        var newParameterBytes = 0
+        for v in g.parameters where !store.contains(g[v].name ?? "v\(v.id)") {
+            let t = g.type(of: v)
+            let bytes = try MemoryLimit.check("parameter %\(g[v].name ?? "v\(v.id)")", shape: t.shape) * 4
+            newParameterBytes = MemoryLimit.saturatingSum(newParameterBytes, bytes)
+        }
+        try MemoryLimit.check("the parameters of @\(g.name)", count: newParameterBytes, elementBytes: 1)
         for v in g.parameters {
             try store.declare(g[v].name ?? "v\(v.id)", g.type(of: v))
         }
         memory = try MemoryPlan(g)
-        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-        guard memory.arenaBytes <= physical else {
-            throw IRError("plan @\(g.name) needs an arena of \(memory.arenaBytes) bytes, more than this machine's \(physical) bytes of memory")
-        }
+        // The arena, constants and the parameters this plan adds, together.
+        var planBytes = memory.arenaBytes
+        for v in g.nodes.indices where g.nodes[v].op == "constant" { planBytes = MemoryLimit.saturatingSum(planBytes, g.nodes[v].type.byteCount ?? 0) }
+        try MemoryLimit.check("plan @\(g.name) (arena and constants)", count: planBytes, elementBytes: 1)
         arena = alignedAllocate(bytes: memory.arenaBytes)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)
@@ -142,17 +151,22 @@ public final class ExecutionPlan {
                 case "input":
                     pointers.append(arena + memory.offset(of: i)!)
                     inputIndex[node.name ?? "v\(i)"] = i
-                default:  // constant
-                    let value = try registry.lookup("constant").reference!(
-                        ReferenceContext(inputs: [], attrs: node.attrs, type: node.type, randomCounter: 0))
-                    let p = alignedAllocate(bytes: node.type.byteCount!)
+                default:  // constant: its values, or one value filling the shape
+                    let count = try MemoryLimit.check("constant \(node.type)", shape: node.type.shape)
+                    let p = alignedAllocate(bytes: count * 4)
                     constants.append(p)
-                    if node.type.dtype == .f32 {
+                    switch node.attrs["value"] {
+                    case .floats(let v)?:
                         let f = p.assumingMemoryBound(to: Float.self)
-                        for (k, x) in value.data.enumerated() { f[k] = Float(x) }
-                    } else {
+                        for k in 0..<count { f[k] = v.count == 1 ? v[0] : v[k] }
+                    case .ints(let v)? where node.type.dtype == .f32:
+                        let f = p.assumingMemoryBound(to: Float.self)
+                        for k in 0..<count { f[k] = Float(v.count == 1 ? v[0] : v[k]) }
+                    case .ints(let v)?:  // the shape rule checked that every value fits in int32
                         let f = p.assumingMemoryBound(to: Int32.self)
-                        for (k, x) in value.data.enumerated() { f[k] = Int32(x) }
+                        for k in 0..<count { f[k] = Int32(truncatingIfNeeded: v.count == 1 ? v[0] : v[k]) }
+                    default:
+                        throw IRError.at(layer: node.layer, "constant \(node.type) has no value list")
                     }
                     pointers.append(p)
                 }
@@ -169,7 +183,10 @@ public final class ExecutionPlan {
                 throw IRError.at(layer: node.layer, "op \(node.op) has no lowering")
             }
         }
-        if workspaceBytes > 0 { workspace.base = alignedAllocate(bytes: workspaceBytes) }
+        if workspaceBytes > 0 {
+            try MemoryLimit.check("plan @\(g.name) workspace", count: workspaceBytes, elementBytes: 1)
+            workspace.base = alignedAllocate(bytes: workspaceBytes)
+        }
     }
 
     // MARK: Running
@@ -268,5 +285,15 @@ public final class ExecutionPlan {
             }
         }
         return total
+    }
+}
+
+/// KERAS_ISA caps the kernels' instruction set; a value the C dispatcher
+/// would ignore is a mistake worth reporting before anything runs.
+func checkISASetting() throws {
+    guard let p = getenv("KERAS_ISA") else { return }
+    let v = String(cString: p)
+    guard ["ref", "avx2", "avx512"].contains(v) else {
+        throw IRError("KERAS_ISA='\(abbreviated(v, limit: 40))' is not one of ref, avx2, avx512")
     }
 }

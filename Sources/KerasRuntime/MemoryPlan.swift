@@ -63,15 +63,31 @@ public struct MemoryPlan: CustomStringConvertible {
             unsharedBytes += size
         }
         order.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.value < $1.value }
+        // Placed buffers are indexed by the blocks of `blockSteps` schedule
+        // positions they are live in, so finding the ones live at the same time
+        // as a new buffer looks at its own blocks only (linear in practice,
+        // where comparing with every placed buffer was quadratic).
+        let blockSteps = 64
+        var blocks = [[Int]](repeating: [], count: n / blockSteps + 2)
         var placed: [Buffer] = []
-        for var b in order {
-            let conflicts = placed.filter { $0.first <= b.last && b.first <= $0.last }.sorted { $0.offset < $1.offset }
+        var seen = [Int](repeating: -1, count: order.count)
+        for (k, var b) in order.enumerated() {
+            var conflicts: [Buffer] = []
+            for blk in (b.first / blockSteps)...(b.last / blockSteps) {
+                for j in blocks[blk] where seen[j] != k {
+                    seen[j] = k
+                    let c = placed[j]
+                    if c.first <= b.last && b.first <= c.last { conflicts.append(c) }
+                }
+            }
+            conflicts.sort { $0.offset < $1.offset }
             var offset = 0
             for c in conflicts {
                 if offset + b.bytes <= c.offset { break }
                 offset = max(offset, c.offset + c.bytes)
             }
             b.offset = offset
+            for blk in (b.first / blockSteps)...(b.last / blockSteps) { blocks[blk].append(placed.count) }
             placed.append(b)
             buffers[b.value] = b
             arenaBytes = max(arenaBytes, offset + b.bytes)

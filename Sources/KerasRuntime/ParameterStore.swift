@@ -8,12 +8,16 @@ public final class ParameterStore {
     public final class Buffer {
         public let type: TensorType
         public let pointer: UnsafeMutableRawPointer
-        /// Zero-filled storage for a fully known type.
-        public init(_ type: TensorType) {
-            precondition(type.isFullyKnown, "parameter buffers need a known shape")
+        /// Zero-filled storage for a fully known type that fits in memory.
+        public init(_ type: TensorType) throws {
+            guard type.isFullyKnown else { throw IRError("a parameter buffer needs a known shape, got \(type)") }
+            let count = try MemoryLimit.check("parameter buffer \(type)", shape: type.shape)
             self.type = type
-            self.pointer = alignedAllocate(bytes: type.byteCount!)
+            self.pointer = alignedAllocate(bytes: count * 4)
         }
+
+        /// A scalar slot (optimizer step counters, learning rates).
+        public static func scalar() -> Buffer { try! Buffer(.f32([])) }
 
         public var tensor: Tensor { Tensor(type: type, copying: pointer) }
 
@@ -44,7 +48,8 @@ public final class ParameterStore {
             return b
         }
         guard type.isFullyKnown else { throw IRError("parameter %\(name) needs a known shape, got \(type)") }
-        let b = Buffer(type)
+        try MemoryLimit.check("parameter %\(name)", shape: type.shape)
+        let b = try Buffer(type)
         buffers[name] = b
         return b
     }

@@ -27,15 +27,14 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     /// A scalar.
     public init(_ value: Float) { shape = []; storage = .f32([value]) }
 
-    public init(zeros type: TensorType) {
-        let n = type.shape.reduce(1, *)
+    public init(zeros type: TensorType) throws {
+        let n = try MemoryLimit.check("zeros \(type)", shape: type.shape)
         shape = type.shape
         storage = type.dtype == .f32 ? .f32([Float](repeating: 0, count: n)) : .i32([Int32](repeating: 0, count: n))
     }
 
     private static func check(_ count: Int, _ shape: [Int]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw IRError("tensor shape \(shape) has a negative dimension") }
-        let n = shape.reduce(1, *)
+        let n = try MemoryLimit.elementCount(shape, "tensor")
         guard n == count else { throw IRError("tensor of shape \(shape) needs \(n) values, got \(count)") }
     }
 
@@ -53,10 +52,22 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The values as int32; a float that is not a whole int32 (NaN, 3e9, 0.5
+    /// truncates, as NumPy's astype does) is an error naming its index.
     public var ints: [Int32] {
-        switch storage {
-        case .i32(let v): return v
-        case .f32(let v): return v.map { Int32($0) }
+        get throws {
+            switch storage {
+            case .i32(let v): return v
+            case .f32(let v):
+                var out = [Int32](repeating: 0, count: v.count)
+                for i in v.indices {
+                    guard v[i].isFinite, let x = Int32(exactly: v[i].rounded(.towardZero)) else {
+                        throw IRError("value \(formatFloat(v[i])) at index \(i) of a \(type) tensor is not an int32")
+                    }
+                    out[i] = x
+                }
+                return out
+            }
         }
     }
 

@@ -44,7 +44,7 @@ let epochs = positive("--epochs", modelName == "cnn" ? 30 : 40)
 let batchSize = positive("--batch-size", 32)
 if options["--threads"] != nil {
     let t = positive("--threads", 1)
-    guard ck_threads_set(Int32(t)) >= 0 else { fail("--threads must be between 1 and \(ck_threads_max()), got \(t)", code: 2) }
+    do { try KernelThreads.set(t) } catch { fail("--threads must be between 1 and \(KernelThreads.maximum), got \(t)", code: 2) }
 }
 let outDir = options["--out"] ?? "keras-demo-output"
 
@@ -86,8 +86,9 @@ func loadData(_ path: String) throws -> (Tensor, [Int]) {
         // images in one .npy, labels in its sibling named with y for x (x_train.npy -> y_train.npy)
         let url = URL(fileURLWithPath: path)
         let file = url.lastPathComponent
-        guard file.contains("x") else { throw DemoError(description: "\(path): cannot tell where the labels are (name the images x....npy and the labels y....npy)") }
-        let labelPath = url.deletingLastPathComponent().appendingPathComponent(file.replacingOccurrences(of: "x", with: "y")).path
+        guard file.hasPrefix("x") else { throw DemoError(description: "\(path): cannot tell where the labels are (name the images x....npy and the labels y....npy)") }
+        // Only the leading x becomes y: x_xnan.npy -> y_xnan.npy.
+        let labelPath = url.deletingLastPathComponent().appendingPathComponent("y" + file.dropFirst()).path
         guard FileManager.default.fileExists(atPath: labelPath) else { throw DemoError(description: "\(path): no labels file \(labelPath) beside it") }
         let x = try Datasets.readNPY(path), y = try Datasets.readNPY(labelPath)
         n = x.shape.first ?? 0
@@ -116,6 +117,10 @@ func loadData(_ path: String) throws -> (Tensor, [Int]) {
         labels = try l.floats.map { try classLabel($0, labelPath) }
     }
     guard labels.count == n, n > 0 else { throw DemoError(description: "\(path): \(n) images but \(labels.count) labels") }
+    if let bad = features.firstIndex(where: { !$0.isFinite }) {
+        // CSV rows are counted from the first data row; columns from 1.
+        throw DemoError(description: "\(path): sample \(bad / max(width, 1)) (row \(bad / max(width, 1) + 1)), feature column \(bad % max(width, 1) + 1) is \(features[bad]); the data must be finite numbers")
+    }
     let side = Int(Double(width).squareRoot().rounded())
     guard side * side == width else { throw DemoError(description: "\(path): \(width) features per sample is not a square image") }
     let maxValue = max(features.max() ?? 1, 1)
@@ -139,8 +144,36 @@ func buildModel(_ kind: String, side: Int, classes: Int) throws -> Sequential {
     ], name: "digits_cnn")
 }
 
+/// Checks before training that `dir` can take the output files: creates it and
+/// writes and removes a probe file, so a bad --out fails in a second, not after training.
+func checkOutputFolder(_ dir: String) throws {
+    do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+        throw DemoError(description: "--out \(dir): cannot create the folder (\((error as NSError).localizedDescription))")
+    }
+    let probe = dir + "/.keras-demo-probe-\(getpid())"
+    guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
+        throw DemoError(description: "--out \(dir): the folder is not writable")
+    }
+    try? FileManager.default.removeItem(atPath: probe)
+}
+
+/// Writes every output file into a staging folder inside `dir`, then renames
+/// each into place: a failure leaves the folder as it was.
+func writeOutputs(_ dir: String, _ write: (String) throws -> Void) throws {
+    let staging = dir + "/.keras-demo-staging-\(getpid())"
+    try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: staging) }
+    try write(staging)
+    for name in try FileManager.default.contentsOfDirectory(atPath: staging) {
+        guard rename(staging + "/" + name, dir + "/" + name) == 0 else {
+            throw DemoError(description: "\(dir)/\(name): cannot move into place (\(String(cString: strerror(errno))))")
+        }
+    }
+}
+
 do {
     let start = Date()
+    try checkOutputFolder(outDir)
     RandomSeed.set(42)
     let path = options["--data"] ?? defaultDataPath()
     let (x, labels) = try loadData(path)
@@ -155,11 +188,12 @@ do {
                                 validationData: (split.xVal, split.yVal))
     let result = try model.evaluateDict(x: [split.xVal], y: [split.yVal])
     let seconds = Date().timeIntervalSince(start)
-    try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-    try HistoryChart.write(history, to: outDir + "/history.svg", title: "\(model.name) on \(URL(fileURLWithPath: path).lastPathComponent)")
-    try plotModel(model, to: outDir + "/model.svg")
-    try plotModel(model, to: outDir + "/model.dot")
-    try model.saveWeights(outDir + "/weights.npz")
+    try writeOutputs(outDir) { dir in
+        try HistoryChart.write(history, to: dir + "/history.svg", title: "\(model.name) on \(URL(fileURLWithPath: path).lastPathComponent)")
+        try plotModel(model, to: dir + "/model.svg")
+        try plotModel(model, to: dir + "/model.dot")
+        try model.saveWeights(dir + "/weights.npz")
+    }
     print("held-out accuracy: \(formatFixedDemo(Double(result["accuracy"]!) * 100))% (loss \(formatFixedDemo(Double(result["loss"]!), 4))) after \(epochs) epochs in \(formatFixedDemo(seconds, 1)) s on \(ck_threads_get()) thread(s)")
     print("wrote \(outDir)/history.svg, model.svg, model.dot, weights.npz")
 } catch {

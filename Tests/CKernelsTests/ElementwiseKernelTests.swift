@@ -153,11 +153,13 @@ final class ElementwiseKernelTests: XCTestCase {
             ck_x32_fill_kernel(CK_ISA_REF)(n, 7, &r)
             XCTAssertEqual(y, r, "fill n=\(n)")
             // casts
-            let fs = rng.floats(n, -3e9, 3e9) + [.nan, 2.5, -2.5]
+            // NaN and infinities at the front reach the vector loop, at the end the scalar tail.
+            let fs: [Float] = [.nan, .infinity, -.infinity, .nan, 1, 2, 3, 4] + rng.floats(n, -3e9, 3e9) + [.nan, 2.5, -2.5]
             var i1 = [Int32](repeating: 0, count: fs.count), i2 = i1
             ck_cast_kernel(1, CK_ISA_AVX2)(fs.count, fs, &i1)
             ck_cast_kernel(1, CK_ISA_REF)(fs.count, fs, &i2)
             XCTAssertEqual(i1, i2, "cast f32->i32 n=\(n)")
+            XCTAssertEqual(Array(i2.prefix(3)), [Int32.min, Int32.max, Int32.min], "NaN is Int32.min (never a valid index), infinities saturate")
             var f1 = [Float](repeating: 0, count: i1.count), f2 = f1
             ck_cast_kernel(0, CK_ISA_AVX2)(i1.count, i1, &f1)
             ck_cast_kernel(0, CK_ISA_REF)(i1.count, i1, &f2)

@@ -90,7 +90,7 @@ final class OpCheckTests: XCTestCase {
                 let got = try plan.run(try feeds.mapValues(toTensor))[0]
                 compiled += 1
                 XCTAssertEqual(got.shape, want.shape, "\(c): shape")
-                let gotD = got.dtype == .f32 ? got.floats.map(Double.init) : got.ints.map(Double.init)
+                let gotD = got.dtype == .f32 ? got.floats.map(Double.init) : (try got.ints).map(Double.init)
                 if let m = mismatch(gotD, want.data, tol: 1e-5) {
                     XCTFail("\(c) at \(String(cString: ck_isa_name(isa))): \(m)")
                 }

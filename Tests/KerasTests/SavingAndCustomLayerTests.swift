@@ -59,7 +59,7 @@ final class SavingAndCustomLayerTests: XCTestCase {
         let path = tempPath(".npz")
         try model.saveWeights(path)
         let saved = model.getWeights()
-        try model.setWeights(saved.map { Tensor(zeros: $0.type) })
+        try model.setWeights(saved.map { try Tensor(zeros: $0.type) })
         try model.loadWeights(path)
         XCTAssertEqual(model.getWeights(), saved)
         XCTAssertThrowsError(try model.saveWeights(tempPath(".weights.h5")))

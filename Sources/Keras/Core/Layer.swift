@@ -145,6 +145,13 @@ open class Layer: CustomStringConvertible {
     /// regularization loss. Used by models, Lambda and the conformance runner.
     public func emit(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> (outputs: [Value], masks: [Value?]) {
         let b = context.builder
+        guard !inputs.isEmpty else { throw KerasError("\(name): called with no inputs") }
+        guard masks.count == inputs.count else {
+            throw KerasError("\(name): called with \(inputs.count) input(s) and \(masks.count) mask(s); give one mask (or nil) per input")
+        }
+        for v in inputs + masks.compactMap({ $0 }) where v.id < 0 || v.id >= b.graph.nodes.count {
+            throw KerasError("\(name): input \(v) is not a value of graph @\(b.graph.name)")
+        }
         return try b.withLayer(name) {
             if !isBuilt { try ensureBuilt(inputs.map { kerasShape(b.type(of: $0).shape) }) }
             let outs = try call(inputs, masks: masks, context: context)

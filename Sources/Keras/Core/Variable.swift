@@ -19,8 +19,9 @@ public final class Variable: CustomStringConvertible {
 
     init(name: String, path: String, shape: [Int], dtype: DType = .f32, trainable: Bool,
          initializer: Initializer?, regularizer: Regularizer?, constraint: Constraint?) throws {
-        try TensorType(dtype, shape).checkSize()
         guard shape.allSatisfy({ $0 >= 0 }) else { throw KerasError("\(path): weight shape \(shape) must be known") }
+        try MemoryLimit.check(path, shape: shape)
+        do { try TensorType(dtype, shape).checkSize() } catch let e as ShapeError { throw KerasError("\(path): \(e.message)") }
         self.name = name
         self.path = path
         self.shape = shape
@@ -29,7 +30,7 @@ public final class Variable: CustomStringConvertible {
         self.initializer = initializer
         self.regularizer = regularizer
         self.constraint = constraint
-        self.buffer = ParameterStore.Buffer(TensorType(dtype, shape))
+        self.buffer = try ParameterStore.Buffer(TensorType(dtype, shape))
         if let initializer {
             let values = try initializer.values(shape: shape)
             try buffer.store(try Tensor(values, shape: shape))

@@ -4,30 +4,50 @@ import KerasRuntime
 /// Reading data sets: CSV, IDX (MNIST / Fashion-MNIST), NumPy .npy/.npz.
 /// Every failure is an error naming the file and what is wrong with it.
 public enum Datasets {
-    /// A numeric CSV file: rows of comma-separated numbers (a header row of
-    /// non-numbers is skipped). Returns the values and the column count.
+    /// A numeric CSV file: rows of comma-separated numbers. The first line is
+    /// a header (and skipped) only when every field in it is a non-empty
+    /// non-number; a UTF-8 byte-order mark is dropped. Returns the values and
+    /// the column count.
     public static func readCSV(_ path: String) throws -> (values: [Float], rows: Int, columns: Int) {
         guard let bytes = readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
-        let text = String(decoding: bytes, as: UTF8.self)
+        return try parseCSV(bytes, name: path)
+    }
+
+    /// CSV from bytes; errors name `name`, the line and the column. Empty
+    /// fields, non-numbers, NaN and infinities are errors, not silent values.
+    public static func parseCSV(_ bytes: [UInt8], name: String) throws -> (values: [Float], rows: Int, columns: Int) {
+        var body = bytes[...]
+        if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
         var values: [Float] = []
-        var columns = -1, rows = 0
-        for (lineNo, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            let trimmed = line.trimmingCharacters(in: " \r\t")
-            if trimmed.isEmpty { continue }
-            let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false)
-            let nums = fields.map { Float($0.trimmingCharacters(in: " \t")) }
-            if rows == 0 && values.isEmpty && nums.contains(where: { $0 == nil }) { continue }  // header
-            guard nums.allSatisfy({ $0 != nil }) else {
-                throw KerasError("\(path): line \(lineNo + 1) has a field that is not a number")
+        var columns = -1, rows = 0, lineNo = 0, sawFirst = false
+        for rawLine in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNo += 1
+            guard let line = String(validating: rawLine, as: UTF8.self) else {
+                throw KerasError("\(name): line \(lineNo) is not valid UTF-8 text")
             }
+            let trimmed = Substring(line).trimmingCharacters(in: " \r\t")
+            if trimmed.isEmpty { continue }
+            let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map { Substring($0).trimmingCharacters(in: " \t") }
+            let isFirst = !sawFirst
+            sawFirst = true
+            if isFirst && fields.allSatisfy({ !$0.isEmpty && Float($0) == nil }) { continue }  // header
             if columns < 0 { columns = fields.count }
             guard fields.count == columns else {
-                throw KerasError("\(path): line \(lineNo + 1) has \(fields.count) fields, earlier lines have \(columns)")
+                throw KerasError("\(name): line \(lineNo) has \(fields.count) fields, earlier lines have \(columns)")
             }
-            values += nums.map { $0! }
+            for (c, f) in fields.enumerated() {
+                guard !f.isEmpty else { throw KerasError("\(name): line \(lineNo), column \(c + 1) is empty") }
+                guard let v = Float(f) else {
+                    throw KerasError("\(name): line \(lineNo), column \(c + 1) is not a number: '\(abbreviated(f, limit: 40))'")
+                }
+                guard v.isFinite else {
+                    throw KerasError("\(name): line \(lineNo), column \(c + 1) is \(f); the data must be finite numbers")
+                }
+                values.append(v)
+            }
             rows += 1
         }
-        guard rows > 0 else { throw KerasError("\(path): no rows of numbers") }
+        guard rows > 0 else { throw KerasError("\(name): no rows of numbers") }
         return (values, rows, columns)
     }
 
@@ -35,6 +55,11 @@ public enum Datasets {
     /// then data of type TT (0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double).
     public static func readIDX(_ path: String) throws -> Tensor {
         guard let b = readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
+        return try parseIDX(b, name: path)
+    }
+
+    /// IDX from bytes; errors name `name`.
+    public static func parseIDX(_ b: [UInt8], name path: String) throws -> Tensor {
         guard b.count >= 4, b[0] == 0, b[1] == 0 else { throw KerasError("\(path): not an IDX file (bad magic number)") }
         let type = b[2], rank = Int(b[3])
         guard rank >= 1, b.count >= 4 + 4 * rank else { throw KerasError("\(path): truncated IDX header") }
@@ -43,7 +68,7 @@ public enum Datasets {
             let o = 4 + 4 * d
             shape.append(Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]))
         }
-        try TensorType(.f32, shape).checkSize()
+        do { try TensorType(.f32, shape).checkSize() } catch let e as ShapeError { throw KerasError("\(path): \(e.message)") }
         let width: Int
         switch type {
         case 0x08, 0x09: width = 1
@@ -56,6 +81,7 @@ public enum Datasets {
         guard b.count >= start + count * width else {
             throw KerasError("\(path): truncated: shape \(shape) needs \(count * width) data bytes, the file has \(b.count - start)")
         }
+        try MemoryLimit.check(path, shape: shape)
         func be(_ o: Int, _ n: Int) -> UInt64 { (0..<n).reduce(UInt64(0)) { $0 << 8 | UInt64(b[o + $1]) } }
         var out = [Float](repeating: 0, count: count)
         for i in 0..<count {
@@ -86,9 +112,14 @@ public enum Datasets {
 
 /// Keras's to_categorical: integer labels to one-hot rows.
 public func toCategorical(_ labels: [Int], numClasses: Int? = nil) throws -> Tensor {
-    let k = numClasses ?? ((labels.max() ?? -1) + 1)
-    guard k > 0 else { throw KerasError("to_categorical: no classes") }
-    var out = [Float](repeating: 0, count: labels.count * k)
+    if let bad = labels.enumerated().first(where: { $0.element < 0 }) {
+        throw KerasError("to_categorical: label \(bad.element) at index \(bad.offset) is negative")
+    }
+    let k = numClasses ?? MemoryLimit.saturatingSum(labels.max() ?? -1, 1)
+    guard k > 0 else { throw KerasError("to_categorical: no classes (num_classes \(k))") }
+    let n = try MemoryLimit.elementCount([labels.count, k], "to_categorical")
+    try MemoryLimit.check("to_categorical", count: n, shape: [labels.count, k])
+    var out = [Float](repeating: 0, count: n)
     for (i, l) in labels.enumerated() {
         guard l >= 0 && l < k else { throw KerasError("to_categorical: label \(l) at index \(i) is outside [0, \(k))") }
         out[i * k + l] = 1
@@ -110,7 +141,7 @@ extension Tensor {
 
     /// The same values with a new shape of the same size.
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
-        guard newShape.reduce(1, *) == count else { throw KerasError("cannot reshape an array of shape \(shape) to \(newShape)") }
+        guard try MemoryLimit.elementCount(newShape, "reshape") == count else { throw KerasError("cannot reshape an array of shape \(shape) to \(newShape)") }
         switch storage {
         case .f32(let v): return try Tensor(v, shape: newShape)
         case .i32(let v): return try Tensor(v, shape: newShape)
@@ -119,7 +150,9 @@ extension Tensor {
 }
 
 /// A seeded permutation of 0..<n (Fisher-Yates on SplitMix64).
-public func shuffledIndices(_ n: Int, seed: UInt64) -> [Int] {
+public func shuffledIndices(_ n: Int, seed: UInt64) throws -> [Int] {
+    guard n >= 0 else { throw KerasError("shuffledIndices: the count must not be negative, got \(n)") }
+    try MemoryLimit.check("shuffledIndices", count: n, elementBytes: MemoryLayout<Int>.size)
     var g = SplitMix64(seed: seed)
     var order = Array(0..<n)
     for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next() % UInt64(i + 1))) }
@@ -132,7 +165,7 @@ public func trainValidationSplit(x: Tensor, y: Tensor, validationFraction: Float
     -> (xTrain: Tensor, yTrain: Tensor, xVal: Tensor, yVal: Tensor) {
     guard let n = x.shape.first, y.shape.first == n else { throw KerasError("x and y must have the same number of rows, got \(x.shape) and \(y.shape)") }
     guard validationFraction > 0 && validationFraction < 1 else { throw KerasError("the validation fraction must be in (0, 1), got \(validationFraction)") }
-    let order = shuffledIndices(n, seed: seed)
+    let order = try shuffledIndices(n, seed: seed)
     let split = n - max(1, Int(Float(n) * validationFraction))
     guard split > 0 else { throw KerasError("\(n) rows are too few to split") }
     let train = Array(order[0..<split]), val = Array(order[split...])

@@ -11,7 +11,11 @@ struct ArraySet {
     init(_ tensors: [Tensor], dtypes: [DType]? = nil) throws {
         var ts = tensors
         if let dtypes {
-            for i in ts.indices where ts[i].dtype != dtypes[i] { ts[i] = ts[i].converted(to: dtypes[i]) }
+            for i in ts.indices where ts[i].dtype != dtypes[i] {
+                do { ts[i] = try ts[i].converted(to: dtypes[i]) } catch let e as IRError {
+                    throw KerasError("input \(i) (\(dtypes[i].rawValue) ids given as floats): \(e.message)")
+                }
+            }
         }
         self.tensors = ts
         count = ts.first?.shape.first ?? 0
@@ -25,9 +29,9 @@ struct ArraySet {
 
 extension Tensor {
     /// The same values in another dtype (int32 ids given as floats, ...).
-    public func converted(to dtype: DType) -> Tensor {
+    public func converted(to dtype: DType) throws -> Tensor {
         if dtype == self.dtype { return self }
-        return dtype == .f32 ? try! Tensor(ints.map(Float.init), shape: shape) : try! Tensor(floats.map { Int32($0) }, shape: shape)
+        return dtype == .f32 ? try Tensor(floats, shape: shape) : try Tensor(try ints, shape: shape)
     }
 
     /// Rows `range` of the first axis.
@@ -150,7 +154,7 @@ extension Model {
     }
 
     /// Per-sample weights from class weights (label = argmax of one-hot or the value) times sample weights.
-    func combinedWeights(_ y: [Tensor], classWeight: [Int: Float]?, sampleWeight: Tensor?) -> [Float]? {
+    func combinedWeights(_ y: [Tensor], classWeight: [Int: Float]?, sampleWeight: Tensor?) throws -> [Float]? {
         guard classWeight != nil || sampleWeight != nil else { return nil }
         let n = y[0].shape[0]
         var w = sampleWeight?.floats ?? [Float](repeating: 1, count: n)
@@ -164,7 +168,12 @@ extension Model {
                     var best = 0
                     for j in 1..<width where v[i * width + j] > v[i * width + best] { best = j }
                     label = best
-                } else { label = Int(v[i]) }
+                } else {
+                    guard v[i].isFinite, v[i] >= 0, v[i] == v[i].rounded(), let l = Int(exactly: v[i]) else {
+                        throw KerasError("\(name): class_weight needs class indices as targets; row \(i) has \(formatFloat(v[i]))")
+                    }
+                    label = l
+                }
                 w[i] *= cw[label] ?? 1
             }
         }
@@ -191,7 +200,7 @@ extension Model {
 
         let dtypes = inputs.map(\.dtype)
         var xs = try ArraySet(x, dtypes: dtypes), ys = try ArraySet(y)
-        var weights = combinedWeights(y, classWeight: classWeight, sampleWeight: sampleWeight)
+        var weights = try combinedWeights(y, classWeight: classWeight, sampleWeight: sampleWeight)
         var val: (ArraySet, ArraySet)? = nil
         if let (vx, vy) = validationData {
             try checkInputs(vx)
@@ -216,7 +225,7 @@ extension Model {
         let sig = signature(y, sampleWeights: weights != nil)
         var rng = SplitMix64(seed: RandomSeed.next())
         for c in all { try c.onTrainBegin(logs: [:]) }
-        let steps = (xs.count + bs - 1) / bs
+        let steps = (xs.count - 1) / bs + 1
         var epoch = initialEpoch
         while epoch < epochs && !stopTraining {
             if verbose > 0 { print("Epoch \(epoch + 1)/\(epochs)") }
@@ -228,7 +237,7 @@ extension Model {
             var acc = Accumulator(metrics: metricNames.count)
             let bar = Progbar(target: steps, verbose: verbose)
             for s in 0..<steps {
-                let lo = s * bs, hi = min(lo + bs, xs.count)
+                let lo = s * bs, hi = lo + min(bs, xs.count - lo)  // no overflow for batch_size Int.max
                 for c in all { try c.onTrainBatchBegin(s, logs: [:]) }
                 let plan = try self.plan(.train, batchSize: hi - lo, signature: sig)
                 state.optimizer.prepareStep()
@@ -272,7 +281,7 @@ extension Model {
         var lo = 0
         let order = Array(0..<x.count)
         while lo < x.count {
-            let hi = min(lo + batchSize, x.count)
+            let hi = lo + min(batchSize, x.count - lo)
             let plan = try self.plan(.test, batchSize: hi - lo, signature: sig)
             try runBatch(plan, key: "test|\(hi - lo)|\(sig.key)", x: x, y: y, sampleWeights: weights, indices: order[lo..<hi])
             acc.add(plan, batch: hi - lo)
@@ -288,12 +297,12 @@ extension Model {
         let state = try requireCompiled("evaluate()")
         let bs = batchSize ?? 32
         guard bs > 0 else { throw KerasError("\(name): batch_size must be positive, got \(bs)") }
-        let weights = combinedWeights(y, classWeight: nil, sampleWeight: sampleWeight)
+        let weights = try combinedWeights(y, classWeight: nil, sampleWeight: sampleWeight)
         let acc = try evaluateArrays(try ArraySet(x, dtypes: inputs.map(\.dtype)), try ArraySet(y), batchSize: bs, weights: weights,
                                      signature: signature(y, sampleWeights: weights != nil))
         let logs = acc.logs(state.metricNames(outputNames: outputNames))
         if verbose > 0 {
-            let steps = (x[0].shape[0] + bs - 1) / bs
+            let steps = (x[0].shape[0] - 1) / bs + 1
             Progbar(target: steps, verbose: verbose).update(steps, logs, final: true)
         }
         return Logs(uniqueKeysWithValues: logs)
@@ -324,7 +333,7 @@ extension Model {
         var lo = 0
         let order = Array(0..<xs.count)
         while lo < xs.count {
-            let hi = min(lo + bs, xs.count)
+            let hi = lo + min(bs, xs.count - lo)
             let plan = try self.plan(.predict, batchSize: hi - lo, signature: sig)
             try runBatch(plan, key: "predict|\(hi - lo)", x: xs, y: nil, sampleWeights: nil, indices: order[lo..<hi])
             if results.isEmpty {
@@ -335,7 +344,7 @@ extension Model {
             lo = hi
         }
         if verbose > 0 {
-            let steps = (xs.count + bs - 1) / bs
+            let steps = (xs.count - 1) / bs + 1
             Progbar(target: steps, verbose: verbose).update(steps, [], final: true)
         }
         return try results.enumerated().map { try Tensor($0.element, shape: [xs.count] + shapes[$0.offset]) }
@@ -371,7 +380,7 @@ extension Model {
         try checkInputs(x)
         try checkTargets(x, y, sampleWeight)
         let state = try requireCompiled("train_on_batch()")
-        let weights = combinedWeights(y, classWeight: classWeight, sampleWeight: sampleWeight)
+        let weights = try combinedWeights(y, classWeight: classWeight, sampleWeight: sampleWeight)
         let sig = signature(y, sampleWeights: weights != nil)
         let n = x[0].shape[0]
         let plan = try self.plan(.train, batchSize: n, signature: sig)

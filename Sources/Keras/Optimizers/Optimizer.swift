@@ -98,8 +98,8 @@ open class Optimizer {
     public var clipvalue: Float?
     public var globalClipnorm: Float?
     /// The number of steps taken (Keras's optimizer.iterations), as f32.
-    public let iterationsBuffer = ParameterStore.Buffer(.f32([]))
-    public let learningRateBuffer = ParameterStore.Buffer(.f32([]))
+    public let iterationsBuffer = ParameterStore.Buffer.scalar()
+    public let learningRateBuffer = ParameterStore.Buffer.scalar()
     var slots: [String: ParameterStore.Buffer] = [:]
 
     open class var kerasClassName: String { String(describing: self) }
@@ -171,7 +171,7 @@ open class Optimizer {
                 let ctx = UpdateContext(builder: b, learningRate: lr, localStep: localStep, slot: { slotName, initial in
                     let key = "\(self.name)/\(v.path)/\(slotName)"
                     if self.slots[key] == nil {
-                        let buf = ParameterStore.Buffer(v.type)
+                        let buf = try ParameterStore.Buffer(v.type)
                         if initial != 0 {
                             let p = buf.pointer.assumingMemoryBound(to: Float.self)
                             for i in 0..<buf.count { p[i] = initial }

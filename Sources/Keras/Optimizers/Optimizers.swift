@@ -173,7 +173,7 @@ public final class Adamax: Optimizer {
 /// Adam with Nesterov momentum and Keras's momentum schedule (decay 0.96).
 public final class Nadam: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float
-    let uProductBuffer = ParameterStore.Buffer(.f32([]))
+    let uProductBuffer = ParameterStore.Buffer.scalar()
 
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
                 clipnorm: Float? = nil, clipvalue: Float? = nil, name: String = "nadam") {

@@ -5,6 +5,10 @@
 enum Inflate {
     struct Failure: Error { var message: String }
 
+    /// The most DEFLATE can expand: a 258-byte match coded in one literal/length
+    /// and one distance code of one bit each, about 1032:1.
+    static let maxRatio = 1032
+
     /// Reads bits least-significant first, as DEFLATE packs them.
     private struct BitReader {
         let bytes: [UInt8]
@@ -87,7 +91,8 @@ enum Inflate {
     static func decompress(_ bytes: [UInt8], start: Int, end: Int, size: Int) throws -> [UInt8] {
         var r = BitReader(bytes, start: start, end: end)
         var out: [UInt8] = []
-        out.reserveCapacity(size)
+        // Grown as data arrives: a corrupt stream fails before its declared size is reached.
+        out.reserveCapacity(min(size, 4 * (end - start) + 1024))
         var last = 0
         while last == 0 {
             last = try r.bits(1)

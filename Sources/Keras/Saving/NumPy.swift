@@ -44,28 +44,36 @@ public enum NumPy {
               let q2 = d[d.index(after: q1)...].firstIndex(of: "'") else { throw fail("no descr") }
         let descr = String(d[d.index(after: q1)..<q2])
         if let f = field("fortran_order"), f.hasPrefix("True") { throw fail("Fortran-ordered arrays are not supported") }
-        guard let s = field("shape"), let open = s.firstIndex(of: "("), let close = s.firstIndex(of: ")") else { throw fail("no shape") }
+        guard let s = field("shape"), let open = s.firstIndex(of: "("), let close = s.firstIndex(of: ")"), open < close else {
+            throw fail("no shape tuple in the header \(abbreviated(header, limit: 120))")
+        }
         let dims = try s[s.index(after: open)..<close].split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty }.map { p -> Int in
-            guard let v = Int(p), v >= 0 else { throw fail("bad shape \(s[open...close])") }
+            guard let v = Int(p), v >= 0 else { throw fail("bad shape \(abbreviated(String(s[open...close]), limit: 120))") }
             return v
         }
-        try TensorType(.f32, dims).checkSize()
-        let count = dims.reduce(1, *)
-        let data = Array(bytes[(start + headerLen)...])
         let width: Int
         switch descr {
         case "<f4", "<i4": width = 4
         case "<f8", "<i8": width = 8
         case "|u1", "|b1", "<u1", "|i1": width = 1
-        default: throw fail("unsupported dtype '\(descr)' (float32, int32, float64, int64, uint8, bool)")
+        default: throw fail("unsupported dtype '\(abbreviated(descr, limit: 40))' (float32, int32, float64, int64, uint8, bool)")
         }
-        guard data.count >= count * width else { throw fail("holds \(data.count) data bytes, shape \(dims) needs \(count * width)") }
-        return try data.withUnsafeBytes { raw -> Tensor in
+        // The file must hold the data before anything is allocated for it.
+        let count = try MemoryLimit.elementCount(dims, name)
+        let dataStart = start + headerLen, available = bytes.count - dataStart
+        guard count <= available / width else {
+            throw fail("holds \(available) data bytes, shape \(dims) needs \(count.multipliedReportingOverflow(by: width).overflow ? "more than 8 EiB" : String(count * width))")
+        }
+        try MemoryLimit.check(name, count: count, elementBytes: 4, shape: dims)
+        do { try TensorType(.f32, dims).checkSize() } catch let e as ShapeError { throw fail(e.message) }
+        return try bytes.withUnsafeBytes { whole -> Tensor in
+            let raw = UnsafeRawBufferPointer(rebasing: whole[dataStart...])
             switch descr {
             case "<f4": return try Tensor((0..<count).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian) }, shape: dims)
             case "<i4": return try Tensor((0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self).littleEndian }, shape: dims)
             case "<f8": return try Tensor((0..<count).map { Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian)) }, shape: dims)
             case "<i8": return try Tensor((0..<count).map { Int32(clamping: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self).littleEndian) }, shape: dims)
+            case "|i1": return try Tensor((0..<count).map { Int32(Int8(bitPattern: raw[$0])) }, shape: dims)
             default: return try Tensor((0..<count).map { Int32(raw[$0]) }, shape: dims)
             }
         }
@@ -131,7 +139,13 @@ public enum NumPy {
             guard start + compressed <= bytes.count, method == 8 || compressed == size else { throw fail("entry \(entry) is truncated") }
             let data: [UInt8]
             if method == 8 {
-                guard size <= 1 << 34 else { throw fail("entry \(entry) declares \(size) bytes") }
+                // DEFLATE expands at most 1032:1 (258-byte matches in about two bits each);
+                // a larger declared size is corrupt, and nothing is allocated for it.
+                let (bound, o) = compressed.multipliedReportingOverflow(by: Inflate.maxRatio)
+                guard !o, size <= bound + 64 else {
+                    throw fail("entry \(entry) declares \(size) bytes from \(compressed) compressed bytes, more than DEFLATE can expand to")
+                }
+                try MemoryLimit.check("\(name)[\(entry)] inflated", count: size, elementBytes: 1)
                 do { data = try Inflate.decompress(bytes, start: start, end: start + compressed, size: size) } catch let e as Inflate.Failure {
                     throw fail("entry \(entry) does not inflate: \(e.message)")
                 }

@@ -130,7 +130,7 @@ public struct AttributeError: Error, CustomStringConvertible {
     public var expected: String
     public var found: AttrValue?
     public var description: String {
-        if let found { return "attribute '\(key)' must be \(expected), got \(found)" }
+        if let found { return "attribute '\(key)' must be \(expected), got \(abbreviated(found.description, limit: 200))" }
         return "missing attribute '\(key)' (\(expected))"
     }
 }

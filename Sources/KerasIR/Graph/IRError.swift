@@ -3,7 +3,9 @@
 /// "dense_2: matmul expects inner dimensions to agree, got f32[?,780] and f32[784,512]".
 public struct IRError: Error, CustomStringConvertible, Equatable, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// Messages quote user data (shapes, values, config text); a multi-megabyte
+    /// list is cut to its start and end.
+    public init(_ message: String) { self.message = abbreviated(message, limit: 2000) }
     public var description: String { message }
 
     /// Prefixes the message with the layer name (when known): the form users see.
@@ -16,6 +18,6 @@ public struct IRError: Error, CustomStringConvertible, Equatable, Sendable {
 /// Thrown by shape rules; the builder adds the layer name.
 public struct ShapeError: Error, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String) { self.message = abbreviated(message, limit: 2000) }
     public var description: String { message }
 }

@@ -19,7 +19,7 @@ struct ConvGeometry {
             throw ShapeError("\(op) expects \(rank) strides and dilations and \(2 * rank) pads, got \(strides), \(dilation), \(pads)")
         }
         guard strides.allSatisfy({ $0 >= 1 && $0 <= TensorType.maxDimension }), dilation.allSatisfy({ $0 >= 1 && $0 <= TensorType.maxDimension }),
-              pads.allSatisfy({ $0 >= 0 && $0 <= TensorType.maxDimension }), groups >= 1 else {
+              pads.allSatisfy({ $0 >= 0 && $0 <= TensorType.maxDimension }), groups >= 1, groups <= TensorType.maxDimension else {
             throw ShapeError("\(op) strides \(strides) and dilation \(dilation) must be positive, pads \(pads) non-negative, groups \(groups) positive")
         }
     }
@@ -73,14 +73,15 @@ private func checkConvOperands(_ x: TensorType, _ w: TensorType, op: String, gro
     }
     let groups = try groupsAttr.int("groups", default: 1)
     let c = x.shape.last!, cg = w.shape[rank], oc = w.shape[rank + 1]
-    guard c != U, groups >= 1, c == cg * groups, oc % groups == 0 else {
+    guard c != U, groups >= 1, groups <= TensorType.maxDimension, c == cg * groups, oc % groups == 0 else {
         throw ShapeError("\(op) expects input channels = kernel input channels x groups and output channels divisible by groups, got \(x), \(w) and groups=\(groups)")
     }
     return (rank, spatial, kernel, c, oc)
 }
 
 private func convFlops(_ n: Int, _ outSpatial: [Int], _ oc: Int, _ kernel: [Int], _ cg: Int) -> Int {
-    2 * max(n, 1) * outSpatial.reduce(1, *) * oc * kernel.reduce(1, *) * cg
+    // An estimate for reports: wrapping products never trap on huge shapes.
+    2 &* max(n, 1) &* outSpatial.reduce(1, &*) &* oc &* kernel.reduce(1, &*) &* cg
 }
 
 // MARK: - Reference (double precision, direct loops)

@@ -35,7 +35,11 @@ let fusedOps: [OpDef] = [
                   i += 1
               }
               if p.residual {
-                  guard ctx.inputs[i].shape.count == out.rank else { throw ctx.fail("expects a residual shaped like \(out), got \(ctx.inputs[i])") }
+                  // The kernel reads the residual with the output's row stride: same shape, no broadcast.
+                  let r = ctx.inputs[i]
+                  let same = r.dtype == .f32 && r.rank == out.rank
+                      && zip(r.shape, out.shape).allSatisfy { $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }
+                  guard same else { throw ctx.fail("expects a residual shaped like \(out), got \(r)") }
               }
               if let act = p.act, unaryKernel(act, p.actAttrs) == nil { throw ctx.fail("cannot apply '\(act)' in an epilogue") }
               return out

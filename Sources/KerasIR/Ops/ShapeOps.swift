@@ -110,7 +110,8 @@ private func copyKernel(_ ctx: LoweringContext, shape: [Int], src: UnsafeMutable
 }
 
 private func fillBits(_ dtype: DType, _ v: Float) -> UInt32 {
-    dtype == .f32 ? v.bitPattern : UInt32(bitPattern: Int32(v))
+    // pad's shape rule has checked that an i32 fill value is a whole int32.
+    dtype == .f32 ? v.bitPattern : UInt32(bitPattern: Int32(exactly: v) ?? 0)
 }
 
 // MARK: - Ops
@@ -302,7 +303,10 @@ let shapeOps: [OpDef] = [
           shape: { ctx in
               let x = ctx.inputs[0]
               let pairs = try padPairs(x, try ctx.attrs.ints("pads"), op: ctx.op)
-              _ = try ctx.attrs.float("value", default: 0)
+              let value = try ctx.attrs.float("value", default: 0)
+              if x.dtype == .i32 && Int32(exactly: value) == nil {
+                  throw ctx.fail("value \(formatFloat(value)) is not an int32, which \(x) needs")
+              }
               return TensorType(x.dtype, zip(x.shape, pairs).map { $0 == U ? U : $0 + $1.0 + $1.1 })
           },
           differentiability: .vjp { b, args, g in

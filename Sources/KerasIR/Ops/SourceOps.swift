@@ -32,7 +32,11 @@ let sourceOps: [OpDef] = [
               case .floats(let v)?:
                   guard t.dtype == .f32 || v.isEmpty else { throw ctx.fail("of type \(t) cannot hold float values") }
                   count = v.count
-              case .ints(let v)?: count = v.count
+              case .ints(let v)?:
+                  if t.dtype == .i32, let bad = v.first(where: { Int32(exactly: $0) == nil }) {
+                      throw ctx.fail("value \(bad) does not fit in \(t)")
+                  }
+                  count = v.count
               default: throw ctx.fail("needs a value list")
               }
               guard count == n || count == 1 else {
@@ -42,7 +46,9 @@ let sourceOps: [OpDef] = [
           },
           differentiability: noInputs,
           reference: { ctx in
-              let n = ctx.type.shape.reduce(1, *)
+              // Expanded in double precision: 8 bytes per element.
+              let n = try MemoryLimit.elementCount(ctx.type.shape, "constant \(ctx.type)")
+              try MemoryLimit.check("constant \(ctx.type)", count: n, elementBytes: 8, shape: ctx.type.shape)
               var data: [Double]
               switch ctx.attrs["value"] {
               case .floats(let v)?: data = v.map(Double.init)

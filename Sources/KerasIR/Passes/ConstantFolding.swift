@@ -14,7 +14,8 @@ public struct ConstantFolding: GraphPass {
                   let count = n.type.elementCount, count <= maxElements, let rule = def.reference else { continue }
             let inputs = n.inputs.map { graph.nodes[$0.id] }
             let foldable = n.op == "dim_size" ? inputs[0].type.isFullyKnown : !inputs.isEmpty && inputs.allSatisfy { $0.op == "constant" }
-            guard foldable else { continue }
+            // Inputs are expanded in full for the reference rule: cap them as well as the result.
+            guard foldable, inputs.allSatisfy({ ($0.type.elementCount ?? Int.max) <= maxElements }) || n.op == "dim_size" else { continue }
             let refInputs: [RefTensor]
             if n.op == "dim_size" {
                 refInputs = [RefTensor(inputs[0].type.dtype, inputs[0].type.shape, [])]

@@ -25,7 +25,8 @@ public struct RefTensor: Equatable, Sendable, CustomStringConvertible {
         var r = self
         switch dtype {
         case .f32: r.data = data.map { Double(Float($0)) }
-        case .i32: r.data = data.map { $0.isFinite ? Double(Int32(clamping: Int64($0.rounded(.towardZero)))) : 0 }
+        // Truncating and saturating as the cast kernel: NaN is Int32.min, ±inf the ends.
+        case .i32: r.data = data.map { $0.isNaN ? Double(Int32.min) : Swift.min(Swift.max($0.rounded(.towardZero), Double(Int32.min)), Double(Int32.max)) }
         }
         return r
     }

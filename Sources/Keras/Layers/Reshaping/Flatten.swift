@@ -80,13 +80,13 @@ public final class Reshape: Layer {
 
     public override func build(_ shapes: [Shape]) throws {
         let inferred = targetShape.filter { $0 == -1 }.count
-        guard inferred <= 1, targetShape.allSatisfy({ $0 == -1 || $0 > 0 }) else {
-            throw KerasError("\(name): target_shape \(targetShape) may hold positive sizes and at most one -1")
+        guard inferred <= 1, targetShape.allSatisfy({ $0 == -1 || ($0 > 0 && $0 <= TensorType.maxDimension) }) else {
+            throw KerasError("\(name): target_shape \(targetShape) may hold positive sizes up to \(TensorType.maxDimension) and at most one -1")
         }
         let rest = shapes[0].dropFirst()
+        let known = try MemoryLimit.elementCount(targetShape.filter { $0 != -1 }, "\(name): target_shape")
         if rest.allSatisfy({ $0 != nil }) {
-            let n = rest.reduce(1) { $0 * $1! }
-            let known = targetShape.filter { $0 != -1 }.reduce(1, *)
+            let n = try MemoryLimit.elementCount(rest.map { $0 ?? 0 }, "\(name): input shape")
             if inferred == 0 ? n != known : n % known != 0 {
                 throw KerasError("\(name): total size of the new array must be unchanged, input_shape = \(formatShape(Array(rest))), output_shape = \(formatShape(targetShape.map { Optional($0) }))")
             }

@@ -128,7 +128,7 @@ public class BaseUpSampling: Layer {
     }
     public override func build(_ shapes: [Shape]) throws {
         try ImageDataFormat.validate(dataFormat, layer: name)
-        guard shapes[0].count == rank + 2, size.count == rank, size.allSatisfy({ $0 > 0 }) else {
+        guard shapes[0].count == rank + 2, size.count == rank, size.allSatisfy({ $0 > 0 && $0 <= TensorType.maxDimension }) else {
             throw KerasError("\(name): expected an input of rank \(rank + 2) and \(rank) positive sizes, got \(formatShape(shapes[0])) and \(size)")
         }
         guard interpolation == "nearest" || (interpolation == "bilinear" && rank == 2) else {
@@ -154,7 +154,8 @@ public class BaseUpSampling: Layer {
     func interpolateAxis(_ x: Value, axis: Int, factor: Int, _ b: GraphBuilder) throws -> Value {
         let t = b.type(of: x)
         let n = t.shape[axis], m = n * factor
-        var w = [Float](repeating: 0, count: m * n)
+        let count = try MemoryLimit.check("\(name): bilinear interpolation matrix", shape: [m, n])
+        var w = [Float](repeating: 0, count: count)
         for i in 0..<m {
             let src = max((Double(i) + 0.5) / Double(factor) - 0.5, 0)
             let lo = min(Int(src), n - 1), hi = min(lo + 1, n - 1)

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one gate every allocation sized by a user goes through: a weight's
+/// shape, a tensor read from a file, a plan's arena, an inflated archive
+/// entry. Sizes are multiplied with overflow checks and compared with the
+/// machine's physical memory before anything is allocated, so a hostile size
+/// is a thrown error naming the thing, never an abort inside malloc.
+public enum MemoryLimit {
+    /// Physical memory of this machine in bytes.
+    public static let physicalBytes: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return Int.max }
+        let (b, o) = pages.multipliedReportingOverflow(by: size)
+        return o ? Int.max : b
+    }()
+
+    /// The limit in force: physical memory, or a smaller figure set by tests
+    /// (`withLimit`) to exercise the error paths with small inputs.
+    public private(set) nonisolated(unsafe) static var bytes: Int = physicalBytes
+
+    /// Runs `body` with a lower limit (tests only; not thread-safe).
+    public static func withLimit<T>(_ limit: Int, _ body: () throws -> T) rethrows -> T {
+        let saved = bytes
+        bytes = limit
+        defer { bytes = saved }
+        return try body()
+    }
+
+    /// The element count of `shape`, checked: every dimension non-negative
+    /// and the product without overflow. `what` names the tensor in errors.
+    public static func elementCount(_ shape: [Int], _ what: String) throws -> Int {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { throw IRError("\(what): shape \(formatDims(shape)) has a negative dimension") }
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            guard !o else { throw IRError("\(what): shape \(formatDims(shape)) has more elements than a 64-bit count holds") }
+            n = p
+        }
+        return n
+    }
+
+    /// Checks that `count` elements of `elementBytes` bytes fit in memory and
+    /// returns the byte count. The error reads
+    /// "dense/kernel: 784×2147483647 floats is 6.1 TiB, more than this machine's 23.4 GiB".
+    @discardableResult
+    public static func check(_ what: String, count: Int, elementBytes: Int = 4, shape: [Int]? = nil) throws -> Int {
+        let (b, o) = count.multipliedReportingOverflow(by: elementBytes)
+        let described = shape.map { formatDims($0, separator: "×") } ?? String(count)
+        let unit = elementBytes == 1 ? "bytes" : elementBytes == 4 ? "floats" : "elements of \(elementBytes) bytes"
+        guard count >= 0, !o, b <= bytes else {
+            let size = o ? "more than 8 EiB" : "is " + formatBytes(b)
+            throw IRError("\(what): \(described) \(unit) \(size), more than this machine's \(formatBytes(bytes))")
+        }
+        return b
+    }
+
+    /// a + b, or Int.max where it overflows (a total that is then too large).
+    public static func saturatingSum(_ a: Int, _ b: Int) -> Int {
+        let (s, o) = a.addingReportingOverflow(b)
+        return o ? Int.max : s
+    }
+
+    /// Checks a shape of 4-byte elements; returns its element count.
+    @discardableResult
+    public static func check(_ what: String, shape: [Int]) throws -> Int {
+        let n = try elementCount(shape, what)
+        try check(what, count: n, elementBytes: 4, shape: shape)
+        return n
+    }
+}
+
+/// "6.1 TiB", "23.4 GiB", "512 bytes".
+public func formatBytes(_ b: Int) -> String {
+    if b < 1024 { return "\(b) bytes" }
+    let units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var v = Double(b) / 1024, u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    let tenths = (v * 10).rounded() / 10
+    let text = tenths == tenths.rounded() ? String(Int(tenths)) : String(tenths)
+    return "\(text) \(units[u])"
+}
+
+func formatDims(_ shape: [Int], separator: String = ", ") -> String {
+    let shown = shape.prefix(8).map(String.init).joined(separator: separator)
+    return separator == ", " ? "[\(shown)\(shape.count > 8 ? ", …" : "")]" : shown + (shape.count > 8 ? "×…" : "")
+}
+
+/// Error text from user data is bounded: lists and strings longer than
+/// `limit` characters keep their start and end around a count of what was cut.
+public func abbreviated(_ s: String, limit: Int = 400) -> String {
+    guard s.count > limit else { return s }
+    let head = s.prefix(limit * 3 / 4), tail = s.suffix(limit / 8)
+    return "\(head) … (\(s.count - head.count - tail.count) characters omitted) … \(tail)"
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Keras
+import KerasConformance
+import XCTest
+
+/// Inputs a hostile or careless user gives the library (issue 9): each is a
+/// thrown error naming the thing and the numbers, never a trap, an abort in
+/// malloc or a silent wrong answer; state is unchanged where state exists.
+/// Every input is made here, small; sizes that would need gigabytes are
+/// declared, never allocated.
+final class HostileInputTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(5) }
+
+    func message(_ body: () throws -> Void) -> String {
+        do { try body() } catch { return "\(error)" }
+        return "no error"
+    }
+
+    func assertMessage(_ body: () throws -> Void, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        let m = message(body)
+        XCTAssertNotEqual(m, "no error", "expected an error mentioning \(parts)", file: file, line: line)
+        for p in parts { XCTAssertTrue(m.contains(p), "'\(m)' does not mention '\(p)'", file: file, line: line) }
+    }
+
+    // MARK: NumPy headers and archives (items 2, 3)
+
+    /// A .npy of one float32 [2, 2] array whose header text is replaced.
+    func npy(header: String, dataBytes: Int = 16) -> [UInt8] {
+        var h = header
+        h += String(repeating: " ", count: (64 - (10 + h.utf8.count + 1) % 64) % 64) + "\n"
+        let n = h.utf8.count
+        return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xff), UInt8(n >> 8)] + Array(h.utf8) + [UInt8](repeating: 0, count: dataBytes)
+    }
+
+    func testNumPyHeaderWithReversedParenthesesIsAnError() throws {
+        let bad = npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': )50, 64(, }")
+        assertMessage({ _ = try NumPy.decode(bad, name: "reversed.npy") }, contains: ["reversed.npy", "not a valid .npy", "shape"])
+        // Inside an archive, and as a weights file given to loadWeights.
+        let good = NumPy.encodeArchive([("dense/kernel", try Tensor([1, 2, 3, 4], shape: [2, 2]))])
+        let archive = replacing(Array(NumPy.encode(try Tensor([1, 2, 3, 4], shape: [2, 2]))), with: bad, in: good)
+        assertMessage({ _ = try NumPy.decodeArchive(archive, name: "w.npz") }, contains: ["w.npz", "shape"])
+        let path = NSTemporaryDirectory() + "hostile-\(UUID().uuidString).npz"
+        try Data(archive).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let layer = Dense(2)
+        _ = try layer.computeOutputShape([nil, 2])
+        let before = layer.getWeights()
+        assertMessage({ try layer.loadWeights(path) }, contains: [path, "shape"])
+        XCTAssertEqual(layer.getWeights(), before, "a failed load changes no weight")
+    }
+
+    /// The archive `good` with the entry bytes `old` swapped for `new` (sizes and CRC fixed).
+    func replacing(_ old: [UInt8], with new: [UInt8], in good: [UInt8]) -> [UInt8] {
+        // Rebuild: a stored archive of one entry named like the original.
+        var out: [UInt8] = [], central: [UInt8] = []
+        func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
+        func u32(_ v: UInt32, _ a: inout [UInt8]) { a += (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
+        let name = Array("dense/kernel.npy".utf8), crc = NumPy.crc32(new)
+        u32(0x04034b50, &out); u16(20, &out); u16(0, &out); u16(0, &out); u16(0, &out); u16(0x21, &out)
+        u32(crc, &out); u32(UInt32(new.count), &out); u32(UInt32(new.count), &out); u16(name.count, &out); u16(0, &out)
+        out += name + new
+        u32(0x02014b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(0, &central); u16(0, &central)
+        u16(0x21, &central); u32(crc, &central); u32(UInt32(new.count), &central); u32(UInt32(new.count), &central)
+        u16(name.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central); u32(0, &central)
+        central += name
+        let cd = out.count
+        out += central
+        u32(0x06054b50, &out); u16(0, &out); u16(0, &out); u16(1, &out); u16(1, &out)
+        u32(UInt32(central.count), &out); u32(UInt32(cd), &out); u16(0, &out)
+        return out
+    }
+
+    /// An archive of one DEFLATE entry (a stored block of `payload`) declaring `declaredSize`.
+    func deflatedArchive(_ payload: [UInt8], declaredSize: UInt32) -> [UInt8] {
+        let n = payload.count
+        let stream: [UInt8] = [0x01, UInt8(n & 0xff), UInt8(n >> 8), UInt8(~n & 0xff), UInt8((~n >> 8) & 0xff)] + payload
+        var out: [UInt8] = [], central: [UInt8] = []
+        func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
+        func u32(_ v: UInt32, _ a: inout [UInt8]) { a += (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
+        let name = Array("x.npy".utf8), crc = NumPy.crc32(payload)
+        u32(0x04034b50, &out); u16(20, &out); u16(0, &out); u16(8, &out); u16(0, &out); u16(0x21, &out)
+        u32(crc, &out); u32(UInt32(stream.count), &out); u32(declaredSize, &out); u16(name.count, &out); u16(0, &out)
+        out += name + stream
+        u32(0x02014b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(8, &central); u16(0, &central)
+        u16(0x21, &central); u32(crc, &central); u32(UInt32(stream.count), &central); u32(declaredSize, &central)
+        u16(name.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central); u32(0, &central)
+        central += name
+        let cd = out.count
+        out += central
+        u32(0x06054b50, &out); u16(0, &out); u16(0, &out); u16(1, &out); u16(1, &out)
+        u32(UInt32(central.count), &out); u32(UInt32(cd), &out); u16(0, &out)
+        return out
+    }
+
+    func testDeflatedEntryDeclaringGigabytesIsRejectedBeforeInflating() throws {
+        let payload = NumPy.encode(try Tensor([1, 2, 3, 4], shape: [2, 2]))
+        // The honest archive reads.
+        XCTAssertEqual(try NumPy.decodeArchive(deflatedArchive(payload, declaredSize: UInt32(payload.count)))[0].1.floats, [1, 2, 3, 4])
+        // ~4 GB declared from ~150 compressed bytes: more than DEFLATE can expand to.
+        assertMessage({ _ = try NumPy.decodeArchive(self.deflatedArchive(payload, declaredSize: 4_000_000_000), name: "bomb.npz") },
+                      contains: ["bomb.npz", "x.npy", "4000000000", "more than DEFLATE can expand to"])
+        // Within the ratio but over the memory limit.
+        try MemoryLimit.withLimit(100) {
+            assertMessage({ _ = try NumPy.decodeArchive(self.deflatedArchive(payload, declaredSize: UInt32(payload.count)), name: "big.npz") },
+                          contains: ["big.npz", "inflated", "more than this machine's 100 bytes"])
+        }
+    }
+
+    func testNumPyShapeLargerThanItsDataIsRejectedBeforeAllocating() throws {
+        let huge = npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }")
+        assertMessage({ _ = try NumPy.decode(huge, name: "huge.npy") }, contains: ["huge.npy", "holds 16 data bytes"])
+        let overflow = npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }")
+        assertMessage({ _ = try NumPy.decode(overflow, name: "overflow.npy") }, contains: ["overflow.npy"])
+        let complex = npy(header: "{'descr': '<c16', 'fortran_order': False, 'shape': (2,), }")
+        assertMessage({ _ = try NumPy.decode(complex, name: "c.npy") }, contains: ["c.npy", "unsupported dtype '<c16'"])
+    }
+
+    // MARK: sizes reaching malloc (item 4)
+
+    func testHugeWeightsAreANamedErrorAndNotAnAbort() throws {
+        // Dense(Int32.max) on 3 features: 3×2147483647 floats is 24 GiB.
+        assertMessage({ _ = try Sequential([Dense(Int(Int32.max), inputShape: [3])]) },
+                      contains: ["dense/kernel", "3×2147483647 floats", "more than this machine's"])
+        // A config asking for the same.
+        assertMessage({ _ = try Sequential([try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Dense", "config": {"units": 2147483647, "batch_input_shape": [null, 3]}}"#))]).predict(try Tensor([1, 2, 3], shape: [1, 3])) },
+                      contains: ["2147483647", "more than this machine's"])
+        // Under a small limit an ordinary layer reports it the same way.
+        try MemoryLimit.withLimit(1 << 20) {
+            assertMessage({ _ = try Dense(1000).computeOutputShape([nil, 1000]) }, contains: ["kernel", "1000×1000 floats is 3.8 MiB", "more than this machine's 1 MiB"])
+        }
+    }
+
+    func testHugeUpSamplingAndReshapeAreErrors() throws {
+        let x = Input(shape: [4, 4, 1])
+        assertMessage({ _ = try UpSampling2D(size: [1 << 40, 1])(x) }, contains: ["up_sampling2d", "positive sizes"])
+        assertMessage({ _ = try UpSampling2D(size: [1 << 20, 1 << 20], interpolation: "bilinear")(x) }, contains: ["up_sampling2d"])
+        assertMessage({ _ = try Reshape([1 << 32, 1 << 32])(Input(shape: [16])) }, contains: ["reshape"])
+        assertMessage({ _ = try Tensor([Float](), shape: [1 << 32, 1 << 32, 1 << 32]) }, contains: ["tensor", "64-bit"])
+        assertMessage({ _ = try Tensor([1, 2, 3, 4], shape: [2, 2]).reshaped([1 << 32, 1 << 32, 1 << 32]) }, contains: ["reshape"])
+        assertMessage({ _ = try Tensor(zeros: .f32([1 << 20, 1 << 20, 1 << 10])) }, contains: ["zeros", "more than this machine's"])
+    }
+
+    func testToCategoricalWithHugeClassCountIsAnError() throws {
+        assertMessage({ _ = try toCategorical([0, 1], numClasses: Int.max / 2) }, contains: ["to_categorical", "more than"])
+        assertMessage({ _ = try toCategorical([0, Int.max]) }, contains: ["to_categorical"])
+        assertMessage({ _ = try toCategorical([0, -3]) }, contains: ["to_categorical", "label -3"])
+    }
+
+    // MARK: conversions and arithmetic (item 5)
+
+    func testBatchSizeIntMaxDoesNotOverflow() throws {
+        let model = try Sequential([Dense(2, inputShape: [3])])
+        try model.compile(optimizer: "sgd", loss: "mse")
+        let x = try Tensor([Float](repeating: 0.5, count: 12), shape: [4, 3]), y = try Tensor([Float](repeating: 1, count: 8), shape: [4, 2])
+        _ = try model.fit(x, y, batchSize: Int.max, epochs: 1, verbose: 0)
+        XCTAssertEqual(try model.evaluate(x, y, batchSize: Int.max).count, 1)
+        XCTAssertEqual(try model.predict(x, batchSize: Int.max).shape, [4, 2])
+        _ = try model.evaluateDict(x: [x], y: [y], batchSize: Int.max, verbose: 0)
+    }
+
+    func testFloatsThatAreNotInt32sAreErrors() throws {
+        assertMessage({ _ = try Tensor([Float.nan], shape: [1]).ints }, contains: ["nan", "index 0", "not an int32"])
+        assertMessage({ _ = try Tensor([1, 3e9], shape: [2]).ints }, contains: ["3e+09", "index 1"])
+        XCTAssertEqual(try Tensor([1, -2.5, 7], shape: [3]).ints, [1, -2, 7], "whole parts, as NumPy's astype")
+        // Embedding ids given as floats.
+        let model = try Sequential([Embedding(inputDim: 10, outputDim: 2, inputLength: 2)])
+        try model.compile(optimizer: "sgd", loss: "mse")
+        let before = model.getWeights()
+        // The model's input is float32 (as in Keras); the graph's saturating cast makes
+        // 3e9 and NaN ids out of range, which the gather reports before any update.
+        for bad: Float in [3e9, .nan] {
+            assertMessage({ _ = try model.predict(try Tensor([1, bad], shape: [1, 2])) }, contains: ["embedding", "out of range [0, 10)"])
+            assertMessage({ _ = try model.fit(try Tensor([1, bad], shape: [1, 2]), try Tensor([Float](repeating: 0, count: 4), shape: [1, 2, 2]), verbose: 0) },
+                          contains: ["embedding", "out of range"])
+        }
+        XCTAssertEqual(model.getWeights(), before)
+        // An int32 input converts the floats first, and names the bad one.
+        let ids = Input(shape: [2], dtype: .i32)
+        let m2 = try Model(inputs: ids, outputs: try Embedding(inputDim: 10, outputDim: 2)(ids))
+        for bad: Float in [3e9, .nan] {
+            assertMessage({ _ = try m2.predict(try Tensor([1, bad], shape: [1, 2])) }, contains: ["index 1", "not an int32"])
+        }
+    }
+
+    func testClassWeightsWithNaNOrHugeLabelsAreErrors() throws {
+        let model = try Sequential([Dense(1, inputShape: [2])])
+        try model.compile(optimizer: "sgd", loss: "mse")
+        let before = model.getWeights()
+        let x = try Tensor([1, 2, 3, 4], shape: [2, 2])
+        for bad: Float in [.nan, 1e30, -1, 0.5] {
+            assertMessage({ _ = try model.fit(x, try Tensor([0, bad], shape: [2, 1]), verbose: 0, classWeight: [0: 1, 1: 2]) },
+                          contains: ["class_weight", "row 1"])
+        }
+        XCTAssertEqual(model.getWeights(), before)
+    }
+
+    // MARK: indices and ranges (item 6)
+
+    func testEmitWithNoInputsOrMismatchedMasksIsAnError() throws {
+        let b = GraphBuilder(name: "g")
+        let ctx = CallContext(builder: b, training: false)
+        let d = Dense(2)
+        assertMessage({ _ = try d.emit([], masks: [], context: ctx) }, contains: ["dense", "no inputs"])
+        let x = try b.input("x", .f32([-1, 3]))
+        assertMessage({ _ = try d.emit([x], masks: [], context: ctx) }, contains: ["dense", "1 input(s) and 0 mask(s)"])
+        assertMessage({ _ = try d.emit([Value(99)], masks: [nil], context: ctx) }, contains: ["dense", "v99"])
+    }
+
+    func testNegativeShuffleCountIsAnError() {
+        assertMessage({ _ = try shuffledIndices(-5, seed: 1) }, contains: ["shuffledIndices", "-5"])
+    }
+
+    // MARK: CSV (item 7)
+
+    func testCSVFirstRowIsAHeaderOnlyWhenItHasNoNumbers() throws {
+        XCTAssertEqual(try Datasets.parseCSV(Array("a,b,label\n1,2,0\n".utf8), name: "h.csv").rows, 1)
+        let bom = try Datasets.parseCSV([0xEF, 0xBB, 0xBF] + Array("1,2,0\n3,4,1\n".utf8), name: "bom.csv")
+        XCTAssertEqual(bom.rows, 2, "a byte-order mark is dropped, not taken for a header")
+        XCTAssertEqual(bom.values, [1, 2, 0, 3, 4, 1])
+        assertMessage({ _ = try Datasets.parseCSV(Array("1,,0\n3,4,1\n".utf8), name: "empty.csv") }, contains: ["empty.csv", "line 1, column 2 is empty"])
+        assertMessage({ _ = try Datasets.parseCSV([0x31, 0x2C, 0xFF, 0xFE, 0x0A] + Array("3,4\n".utf8), name: "bad.csv") },
+                      contains: ["bad.csv", "line 1", "UTF-8"])
+        assertMessage({ _ = try Datasets.parseCSV(Array("1,2\n3,nan\n".utf8), name: "nan.csv") }, contains: ["nan.csv", "line 2, column 2", "finite"])
+        assertMessage({ _ = try Datasets.parseCSV(Array("1,2\n-inf,1\n".utf8), name: "inf.csv") }, contains: ["line 2, column 1"])
+        XCTAssertEqual(try Datasets.parseCSV(Array("1,2\r\n3,4\r\n".utf8), name: "crlf.csv").values, [1, 2, 3, 4])
+    }
+
+    func testIDXShapesAreCheckedAgainstTheFile() {
+        let header: [UInt8] = [0, 0, 0x0D, 3, 0x7F, 0xFF, 0xFF, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF]
+        assertMessage({ _ = try Datasets.parseIDX(header, name: "big.idx") }, contains: ["big.idx"])
+    }
+
+    // MARK: error texts stay bounded (item 7)
+
+    func testErrorMessagesDoNotEchoHugeLists() throws {
+        let values = [Float](repeating: 1.5, count: 1_000_000)
+        let m = message { _ = try Tensor(values, shape: [3]) }
+        XCTAssertLessThan(m.count, 2100)
+        let b = GraphBuilder(name: "g")
+        let m2 = message { _ = try b.emit("reduce_sum", [try b.input("x", .f32([2]))], ["axes": .floats(values)]) }
+        XCTAssertTrue(m2.contains("axes"), m2)
+        XCTAssertLessThan(m2.count, 600, "the attribute value is abbreviated")
+    }
+}
