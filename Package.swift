@@ -125,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ToolTests",
-            dependencies: ["keras-demo", "keras-bench", "Keras"],
+            dependencies: ["keras-demo", "keras-bench", "keras-conformance", "Keras"],
             path: "Tests/ToolTests"
         ),
         .testTarget(

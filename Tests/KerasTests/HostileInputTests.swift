@@ -102,7 +102,7 @@ final class HostileInputTests: XCTestCase {
         // Within the ratio but over the memory limit.
         try MemoryLimit.withLimit(100) {
             assertMessage({ _ = try NumPy.decodeArchive(self.deflatedArchive(payload, declaredSize: UInt32(payload.count)), name: "big.npz") },
-                          contains: ["big.npz", "inflated", "more than this machine's 100 bytes"])
+                          contains: ["big.npz", "inflated", "more than the memory limit of 100 bytes"])
         }
     }
 
@@ -126,7 +126,7 @@ final class HostileInputTests: XCTestCase {
                       contains: ["2147483647", "more than this machine's"])
         // Under a small limit an ordinary layer reports it the same way.
         try MemoryLimit.withLimit(1 << 20) {
-            assertMessage({ _ = try Dense(1000).computeOutputShape([nil, 1000]) }, contains: ["kernel", "1000×1000 floats is 3.8 MiB", "more than this machine's 1 MiB"])
+            assertMessage({ _ = try Dense(1000).computeOutputShape([nil, 1000]) }, contains: ["kernel", "1000×1000 floats is 3.8 MiB", "more than the memory limit of 1 MiB"])
         }
     }
 
@@ -240,5 +240,76 @@ final class HostileInputTests: XCTestCase {
         let m2 = message { _ = try b.emit("reduce_sum", [try b.input("x", .f32([2]))], ["axes": .floats(values)]) }
         XCTAssertTrue(m2.contains("axes"), m2)
         XCTAssertLessThan(m2.count, 600, "the attribute value is abbreviated")
+    }
+}
+
+/// keras-conformance case files with missing keys, indices out of range and
+/// shapes that lie about their files: each a FAIL line naming the case and
+/// the key, never a trap of the runner.
+final class HostileConformanceCaseTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/conformance").path
+
+    /// A copy of `family/name` under a fresh root, with its case.json changed by `edit`.
+    func mutatedCase(_ family: String, _ name: String, _ edit: (inout [String: Any]) -> Void) throws -> (root: String, path: String) {
+        let root = NSTemporaryDirectory() + "hostile-conformance-\(UUID().uuidString)"
+        let dst = root + "/" + family + "/" + name
+        try FileManager.default.createDirectory(atPath: root + "/" + family, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/" + family + "/" + name, toPath: dst)
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dst + "/case.json"))) as! [String: Any]
+        edit(&json)
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dst + "/case.json"))
+        return (root, family + "/" + name)
+    }
+
+    func assertFails(_ family: String, _ name: String, mentioning parts: [String], file: StaticString = #filePath, line: UInt = #line,
+                     _ edit: (inout [String: Any]) -> Void) throws {
+        let (root, path) = try mutatedCase(family, name, edit)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let report = try ConformanceRunner(root: root).run()
+        XCTAssertEqual(report.failed, 1, report.lines.joined(separator: "\n"), file: file, line: line)
+        let text = report.lines.joined(separator: "\n")
+        XCTAssertTrue(text.hasPrefix("FAIL \(path)"), text, file: file, line: line)
+        for p in parts { XCTAssertTrue(text.contains(p), "'\(text)' does not mention '\(p)'", file: file, line: line) }
+    }
+
+    func testTheUnchangedCopyPasses() throws {
+        let (root, _) = try mutatedCase("core", "dense_linear") { _ in }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        XCTAssertEqual(try ConformanceRunner(root: root).run().passed, 1)
+    }
+
+    func testLayerCaseKeys() throws {
+        try assertFails("core", "dense_linear", mentioning: ["'inputs'"]) { $0.removeValue(forKey: "inputs") }
+        try assertFails("core", "dense_linear", mentioning: ["'inputs'"]) { $0["inputs"] = [Any]() }
+        for bad in [5, -1] {
+            try assertFails("core", "dense_linear", mentioning: ["input_index \(bad)"]) { j in
+                var g = (j["grad_inputs"] as! [[String: Any]]); g[0]["input_index"] = bad; j["grad_inputs"] = g
+            }
+        }
+        try assertFails("core", "dense_linear", mentioning: ["weight_index -1"]) { j in
+            var g = (j["grad_weights"] as! [[String: Any]]); g[0]["weight_index"] = -1; j["grad_weights"] = g
+        }
+    }
+
+    func testTensorDescriptorsThatLie() throws {
+        func editInput(_ change: @escaping (inout [String: Any]) -> Void) -> (inout [String: Any]) -> Void {
+            return { j in var ins = j["inputs"] as! [[String: Any]]; change(&ins[0]); j["inputs"] = ins }
+        }
+        try assertFails("core", "dense_linear", mentioning: ["dtype 'complex128'"], editInput { $0["dtype"] = "complex128" })
+        try assertFails("core", "dense_linear", mentioning: ["input_0.f32", "the file has 60 bytes", "needs 4398046511104"],
+                        editInput { $0["shape"] = [1 << 20, 1 << 20] })
+        try assertFails("core", "dense_linear", mentioning: ["input_0.f32", "64-bit"], editInput { $0["shape"] = [1 << 30, 1 << 30, 1 << 30] })
+        try assertFails("core", "dense_linear", mentioning: ["bad dimension"], editInput { $0["shape"] = [3, 5e20] })
+        try assertFails("core", "dense_linear", mentioning: ["inside the case folder"], editInput { $0["file"] = "../../../../etc/passwd" })
+    }
+
+    func testModelCaseTrainingKeys() throws {
+        try assertFails("models", "mlp_sgd_cce", mentioning: ["'x' and 'y'"]) { j in
+            var t = j["training"] as! [String: Any]; t["x"] = [Any](); j["training"] = t
+        }
+        try assertFails("models", "mlp_sgd_cce", mentioning: ["batch_size", "-1"]) { j in
+            var t = j["training"] as! [String: Any]; t["batch_size"] = -1; j["training"] = t
+        }
     }
 }

@@ -20,12 +20,13 @@ final class ToolTests: XCTestCase {
 
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func run(_ name: String, _ args: [String]) throws -> Result {
+    func run(_ name: String, _ args: [String], environment: [String: String] = [:]) throws -> Result {
         let url = Self.binary(name)
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: url.path), "\(name) not built at \(url.path)")
         let p = Process()
         p.executableURL = url
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.currentDirectoryURL = Self.packageRoot
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -47,8 +48,9 @@ final class ToolTests: XCTestCase {
 
     func temp(_ suffix: String) -> String { NSTemporaryDirectory() + "keras-tool-\(UUID().uuidString)" + suffix }
 
-    func expectFailure(_ name: String, _ args: [String], status: Int32, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try run(name, args)
+    func expectFailure(_ name: String, _ args: [String], status: Int32, mentions parts: [String], environment: [String: String] = [:],
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(name, args, environment: environment)
         XCTAssertEqual(r.status, status, "\(name) \(args): \(r.err)", file: file, line: line)
         for p in parts { XCTAssertTrue(r.err.contains(p), "\(name) \(args): stderr '\(r.err)' does not mention '\(p)'", file: file, line: line) }
     }
@@ -164,5 +166,67 @@ final class ToolTests: XCTestCase {
         XCTAssertTrue(lstm.out.contains("missing layer: LSTM"), lstm.out)
         let lrec = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [[String: Any]]
         XCTAssertEqual(lrec.first?["status"] as? String, "missing layer: LSTM")
+    }
+
+    // MARK: hostile input (issue 9)
+
+    func testDemoHostileFlagsAndData() throws {
+        try expectFailure("keras-demo", ["--threads", "2147483648"], status: 2, mentions: ["--threads", "2147483648"])
+        try expectFailure("keras-demo", ["--threads", "99999999999999999999"], status: 2, mentions: ["--threads"])
+        // A batch of Int.max is the whole data set (no overflow in the batch count).
+        let data = try writeDataset(labels: (0..<40).map { Float($0 % 2) })
+        let ok = try run("keras-demo", ["--model", "mlp", "--epochs", "1", "--batch-size", "9223372036854775807", "--data", data.npz, "--out", temp("")])
+        XCTAssertEqual(ok.status, 0, ok.err)
+        // NaN in the features: named with the sample and the column, before training.
+        let n = 4
+        var features = [Float](repeating: 1, count: n * 64)
+        features[2 * 64 + 5] = .nan
+        let nanPath = temp(".npz")
+        try Datasets.writeNPZ([("x", try Tensor(features, shape: [n, 8, 8])), ("y", try Tensor([0, 1, 0, 1], shape: [4]))], to: nanPath)
+        try expectFailure("keras-demo", ["--data", nanPath], status: 1, mentions: [nanPath, "sample 2", "column 6", "nan"])
+        // x_xnan.npy takes its labels from y_xnan.npy: only the leading x changes.
+        let dir = temp("")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Datasets.writeNPY(try Tensor([Float](repeating: 1, count: 4 * 64), shape: [4, 8, 8]), to: dir + "/x_xnan.npy")
+        try Datasets.writeNPY(try Tensor([0, 1, 0, 1], shape: [4]), to: dir + "/y_xnan.npy")
+        let pair = try run("keras-demo", ["--model", "mlp", "--epochs", "1", "--data", dir + "/x_xnan.npy", "--out", temp("")])
+        XCTAssertEqual(pair.status, 0, pair.err)
+        // A 300x300-pixel CSV for the CNN under a 400 MiB limit: a named error, not an abort.
+        let big = temp(".csv")
+        let row = String(repeating: "0.5,", count: 300 * 300)
+        try ((0..<3).map { row + String($0 % 2) }.joined(separator: "\n") + "\n").write(toFile: big, atomically: true, encoding: .utf8)
+        try expectFailure("keras-demo", ["--data", big, "--epochs", "1"], status: 1, mentions: ["kernel", "more than the memory limit of 400 MiB"],
+                          environment: ["KERAS_MEMORY_LIMIT": "400M"])
+        try expectFailure("keras-demo", ["--data", big], status: 1, mentions: ["KERAS_MEMORY_LIMIT='lots'"], environment: ["KERAS_MEMORY_LIMIT": "lots"])
+        // KERAS_ISA must name an ISA.
+        try expectFailure("keras-demo", ["--model", "mlp", "--epochs", "1"], status: 1, mentions: ["KERAS_ISA='bogus'"], environment: ["KERAS_ISA": "bogus"])
+    }
+
+    func testDemoChecksItsOutputFolderBeforeTraining() throws {
+        let file = temp(".txt")
+        try "not a folder".write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try run("keras-demo", ["--model", "mlp", "--epochs", "1", "--out", file + "/sub"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.err.contains("--out \(file)/sub"), r.err)
+        XCTAssertFalse(r.out.contains("Epoch 1/1"), "the folder is checked before training")
+        // A folder that already holds older results keeps them whole until the new ones are complete.
+        let out = temp("")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let ok = try run("keras-demo", ["--model", "mlp", "--epochs", "1", "--out", out])
+        XCTAssertEqual(ok.status, 0, ok.err)
+        let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        XCTAssertEqual(names, ["history.svg", "model.dot", "model.svg", "weights.npz"], "no staging or probe files are left behind")
+    }
+
+    func testConformanceRunnerHostileCases() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary("keras-conformance").path), "keras-conformance not built")
+        let help = try run("keras-conformance", ["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.out.contains("usage: keras-conformance DIR"), help.out)
+        try expectFailure("keras-conformance", ["--frobnicate"], status: 2, mentions: ["unknown option '--frobnicate'"])
+        let root = temp("")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try #"{"cases": [{"path": 7}, {"path": ["core"]}]}"#.write(toFile: root + "/index.json", atomically: true, encoding: .utf8)
+        try expectFailure("keras-conformance", [root], status: 2, mentions: ["index.json", "cases[0]", "'path'"])
     }
 }

@@ -18,9 +18,29 @@ public enum MemoryLimit {
         return o ? Int.max : b
     }()
 
-    /// The limit in force: physical memory, or a smaller figure set by tests
-    /// (`withLimit`) to exercise the error paths with small inputs.
-    public private(set) nonisolated(unsafe) static var bytes: Int = physicalBytes
+    /// `KERAS_MEMORY_LIMIT=BYTES` (a whole number, optionally with K, M or G
+    /// for KiB, MiB, GiB) lowers the limit, e.g. to share a machine or to try
+    /// the error paths; a value that does not read is reported by every check.
+    static let environment: (bytes: Int?, error: String?) = {
+        guard let p = getenv("KERAS_MEMORY_LIMIT") else { return (nil, nil) }
+        let text = String(cString: p)
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = Substring(text), scale = 1
+        if let u = digits.last, let m = units[u] { scale = m; digits = digits.dropLast() }
+        guard let v = Int(digits), v > 0, case let (b, o) = v.multipliedReportingOverflow(by: scale), !o else {
+            return (nil, "KERAS_MEMORY_LIMIT='\(abbreviated(text, limit: 40))' is not a positive number of bytes (e.g. 8G)")
+        }
+        return (b, nil)
+    }()
+
+    /// The limit in force: physical memory, or less when KERAS_MEMORY_LIMIT
+    /// or a test (`withLimit`) asks for less.
+    public private(set) nonisolated(unsafe) static var bytes: Int = min(physicalBytes, environment.bytes ?? Int.max)
+
+    /// How the limit is named in errors.
+    static var limitName: String {
+        bytes == physicalBytes ? "this machine's \(formatBytes(bytes))" : "the memory limit of \(formatBytes(bytes))"
+    }
 
     /// Runs `body` with a lower limit (tests only; not thread-safe).
     public static func withLimit<T>(_ limit: Int, _ body: () throws -> T) rethrows -> T {
@@ -51,9 +71,10 @@ public enum MemoryLimit {
         let (b, o) = count.multipliedReportingOverflow(by: elementBytes)
         let described = shape.map { formatDims($0, separator: "×") } ?? String(count)
         let unit = elementBytes == 1 ? "bytes" : elementBytes == 4 ? "floats" : "elements of \(elementBytes) bytes"
+        if let e = environment.error { throw IRError(e) }
         guard count >= 0, !o, b <= bytes else {
             let size = o ? "more than 8 EiB" : "is " + formatBytes(b)
-            throw IRError("\(what): \(described) \(unit) \(size), more than this machine's \(formatBytes(bytes))")
+            throw IRError("\(what): \(described) \(unit) \(size), more than \(limitName)")
         }
         return b
     }
