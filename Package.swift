@@ -128,6 +128,12 @@ let package = Package(
             dependencies: ["keras-demo", "keras-bench", "keras-conformance", "Keras"],
             path: "Tests/ToolTests"
         ),
+        // Mutation fuzzing of the file readers; runs only with KERAS_FUZZ_SECONDS set.
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: ["Keras", "KerasConformance"],
+            path: "Tests/FuzzTests"
+        ),
         .testTarget(
             name: "kgraphTests",
             dependencies: ["kgraph"],

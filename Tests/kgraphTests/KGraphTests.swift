@@ -138,4 +138,47 @@ final class KGraphTests: XCTestCase {
         XCTAssertTrue(r.out.contains("step 20: loss"), r.out)
         XCTAssertTrue(r.out.contains("reduced from"), r.out)
     }
+
+    /// Hostile graph files (issue 9): errors with the file, line and numbers, exit 1, no trap.
+    func testHostileGraphFiles() throws {
+        let cases: [(String, [String], String)] = [
+            ("""
+            graph @g(%x: f32[?,2], %big: f32[1048576,1048575] param) {
+              %0 = relu(%x) : f32[?,2]
+              return %0
+            }
+            """, ["plan", "--batch", "1"], "parameter %big: 1048576×1048575 floats is 4 TiB, more than"),
+            ("""
+            graph @g(%a: f32[64,64], %w: f32[64,64] param, %r: f32[1,1]) {
+              %0 = gemm_bias_act(%a, %w, %r) {residual=true} : f32[64,64]
+              return %0
+            }
+            """, ["plan", "--batch", "1"], ":2:8: error: gemm_bias_act expects a residual shaped like f32[64,64], got f32[1,1]"),
+            ("""
+            graph @g() {
+              %0 = constant {value=[99999999999]} : i32[]
+              return %0
+            }
+            """, ["dump"], "value 99999999999 does not fit in i32[]"),
+            ("""
+            graph @g(%x: i32[2]) {
+              %0 = pad(%x) {pads=[1,1], value=nan} : i32[4]
+              return %0
+            }
+            """, ["dump"], "not an int32"),
+            ("""
+            graph @g(%x: f32[?,3]) {
+              %0 = relu(%x) : f32[?,3]
+              return %0
+            }
+            """, ["plan", "--batch", "9223372036854775807"], "out of range"),
+        ]
+        for (text, command, fragment) in cases {
+            let path = try write(text)
+            let r = try kgraph([command[0], path] + command.dropFirst())
+            XCTAssertEqual(r.status, 1, "\(command): \(r.err)")
+            XCTAssertTrue(r.err.contains(fragment), "\(command): stderr '\(r.err)' should contain '\(fragment)'")
+        }
+    }
 }
+

@@ -1,0 +1,224 @@
+import Foundation
+import Keras
+import KerasConformance
+import XCTest
+
+/// Seeded mutation fuzzing of every reader that takes a user's file: the
+/// kgraph text format (parsed, compiled and run), NumPy .npy/.npz, CSV and
+/// IDX, and keras-conformance case folders. A reader may throw; it must never
+/// trap, abort or read out of bounds (run under AddressSanitizer for the C
+/// kernels). Skipped unless asked, because it runs for as long as it is told:
+///
+///     KERAS_FUZZ_SECONDS=600 [KERAS_FUZZ_SEED=1] swift test --filter Fuzz
+///
+/// Each target spends KERAS_FUZZ_SECONDS. The input under test is written to
+/// a file first (printed at the start), so a trap leaves the input behind.
+final class FuzzTests: XCTestCase {
+    struct Budget {
+        var seconds: Double
+        var seed: UInt64
+    }
+
+    func budget() throws -> Budget {
+        let env = ProcessInfo.processInfo.environment
+        guard let s = env["KERAS_FUZZ_SECONDS"], let seconds = Double(s), seconds > 0 else {
+            throw XCTSkip("fuzzing runs only when KERAS_FUZZ_SECONDS is set")
+        }
+        return Budget(seconds: seconds, seed: env["KERAS_FUZZ_SEED"].flatMap { UInt64($0) } ?? 1)
+    }
+
+    /// Runs `body` on mutants of `corpus` until the budget is spent; prints
+    /// how many inputs ran and how many each outcome had.
+    func fuzz(_ target: String, corpus: [[UInt8]], dictionary: [String], _ body: ([UInt8]) throws -> Void) throws {
+        let b = try budget()
+        var m = Mutator(seed: b.seed, dictionary: dictionary.map { Array($0.utf8) })
+        let current = NSTemporaryDirectory() + "keras-fuzz-\(target)-current"
+        print("fuzz \(target): seed \(b.seed), \(Int(b.seconds)) s, input under test kept at \(current)")
+        let start = Date()
+        var runs = 0, accepted = 0, rejected = 0
+        var errorKinds: [String: Int] = [:]
+        while Date().timeIntervalSince(start) < b.seconds {
+            let input = runs < corpus.count ? corpus[runs] : m.mutate(corpus[m.below(corpus.count)], corpus: corpus)
+            FileManager.default.createFile(atPath: current, contents: Data(input))
+            do {
+                try body(input)
+                accepted += 1
+            } catch {
+                rejected += 1
+                // Messages differ in their numbers (line, column, sizes); count their wording.
+                let kind = String("\(error)".filter { !$0.isNumber }.prefix(40))
+                errorKinds[kind, default: 0] += 1
+            }
+            runs += 1
+        }
+        try? FileManager.default.removeItem(atPath: current)
+        print("fuzz \(target): \(runs) inputs in \(String(format: "%.0f", Date().timeIntervalSince(start))) s, \(accepted) accepted, \(rejected) rejected with an error, no trap; \(errorKinds.count) distinct error openings")
+    }
+
+    // MARK: targets
+
+    func testFuzzGraphText() throws {
+        _ = try budget()
+        let corpus = try graphCorpus().map { Array($0.utf8) }
+        try fuzz("kgraph", corpus: corpus, dictionary: ["f32[", "i32[", "?", "param", "{", "}", "[", "]", "=", ",", "%0", "%1", "->", "(", ")",
+                                                        "groups=", "residual=true", "bias=true", "value=", "pads=", "axes=", "shape=", "perm=",
+                                                        "strides=", "dilation=", "input_shape=", "conv", "gather", "reshape", "pad", "concat",
+                                                        "transpose", "broadcast_to", "softmax", "gemm_bias_act", "matmul", "slice", "constant"]) { bytes in
+            guard let text = String(validating: bytes, as: UTF8.self) else { return }
+            let g = try GraphParser.parse(text)
+            try Verifier.verify(g)
+            try MemoryLimit.withLimit(64 << 20) {
+                let plan = try ExecutionPlan(g, batchSize: 2, store: ParameterStore())
+                var rng = SplitMix64(seed: 9)
+                for name in plan.inputNames {
+                    guard let t = plan.inputType(name), let n = t.elementCount else { continue }
+                    if t.dtype == .f32 {
+                        try plan.setInput(name, try Tensor((0..<n).map { _ in rng.uniform(-2, 2) }, shape: t.shape))
+                    } else {
+                        try plan.setInput(name, try Tensor((0..<n).map { _ in Int32(rng.next() % 4) }, shape: t.shape))
+                    }
+                }
+                try plan.run()
+            }
+        }
+    }
+
+    func testFuzzNumPy() throws {
+        _ = try budget()
+        let f = try Tensor((0..<24).map { Float($0) * 0.5 }, shape: [2, 3, 4]), i = try Tensor((0..<6).map { Int32($0) }, shape: [6])
+        var corpus = [NumPy.encode(f), NumPy.encode(i), NumPy.encode(Tensor(3)), NumPy.encodeArchive([("x", f), ("y", i)])]
+        for name in ["compressed.npz", "stored-blocks.npz"] {
+            corpus.append(Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("npz/" + name))))
+        }
+        try fuzz("numpy", corpus: corpus, dictionary: ["'shape': (", ")", "(", "'descr': '<f4'", "'<f8'", "'<i8'", "'|u1'", "'<c16'", "True", "False",
+                                                       "fortran_order", ",", "PK\u{03}\u{04}", "PK\u{01}\u{02}", "PK\u{05}\u{06}"]) { bytes in
+            if bytes.starts(with: [0x93]) { _ = try NumPy.decode(bytes, name: "fuzz.npy") } else { _ = try NumPy.decodeArchive(bytes, name: "fuzz.npz") }
+        }
+    }
+
+    func testFuzzCSVAndIDX() throws {
+        _ = try budget()
+        let digits = try String(contentsOf: Self.fixtures.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Data/digits/digits.csv"), encoding: .utf8)
+        let csv = digits.split(separator: "\n").prefix(6).joined(separator: "\n") + "\n"
+        let idx: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 3] + (0..<18).map { UInt8($0) }
+        let idxFloat: [UInt8] = [0, 0, 0x0D, 1, 0, 0, 0, 2, 0x3F, 0x80, 0, 0, 0x7F, 0xC0, 0, 0]
+        let corpus = [Array(csv.utf8), Array("a,b,label\r\n1,2,0\r\n3.5,-4e2,1\r\n".utf8), idx, idxFloat]
+        try fuzz("csv-idx", corpus: corpus, dictionary: [",", "\n", "\r\n", "nan", "inf", "\u{FEFF}", "e308", "-", "."]) { bytes in
+            if bytes.first == 0 {
+                _ = try Datasets.parseIDX(bytes, name: "fuzz.idx")
+            } else {
+                let t = try Datasets.parseCSV(bytes, name: "fuzz.csv")
+                XCTAssertEqual(t.values.count, t.rows * t.columns)
+                XCTAssertTrue(t.values.allSatisfy(\.isFinite))
+            }
+        }
+    }
+
+    func testFuzzConformanceCases() throws {
+        _ = try budget()
+        let cases = ["core/dense_linear", "core/embedding_mask_zero", "convolutional/conv2d_valid_stride2_groups2_cf_sigmoid",
+                     "pooling/maxpool2d_same_p3_s2_cf", "reshaping/cropping2d_int_cf", "models/mlp_sgd_cce"]
+            .filter { FileManager.default.fileExists(atPath: Self.fixtures.appendingPathComponent("conformance/" + $0 + "/case.json").path) }
+        XCTAssertGreaterThanOrEqual(cases.count, 3, "fuzz corpus cases exist")
+        let root = NSTemporaryDirectory() + "keras-fuzz-conformance-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var corpus: [[UInt8]] = []
+        for c in cases {
+            let family = String(c.split(separator: "/")[0])
+            try FileManager.default.createDirectory(atPath: root + "/" + family, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent("conformance/" + c).path, toPath: root + "/" + c)
+            // The case's index rides in front of its JSON so that mutants stay with their folder.
+            corpus.append([UInt8(corpus.count)] + Array(try Data(contentsOf: URL(fileURLWithPath: root + "/" + c + "/case.json"))))
+        }
+        let runner = ConformanceRunner(root: root)
+        try fuzz("conformance", corpus: corpus, dictionary: ["\"shape\": [", "\"input_index\": ", "\"weight_index\": ", "\"batch_size\": ", "\"dtype\": \"int32\"",
+                                                             "\"dtype\": \"complex128\"", "null", "[]", "{}", "\"file\": \"../", "-1", "1e300"]) { bytes in
+            guard let first = bytes.first else { return }
+            let c = cases[Int(first) % cases.count]
+            FileManager.default.createFile(atPath: root + "/" + c + "/case.json", contents: Data(bytes.dropFirst()))
+            if case .fail(let why) = MemoryLimit.withLimit(64 << 20, { runner.runCase(c) }) { throw KerasError(why) }
+        }
+    }
+
+    // MARK: corpus
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    /// Training graphs of three small models (dense, convolutional, embedding)
+    /// as the dump prints them, plus the IR's example MLP.
+    func graphCorpus() throws -> [String] {
+        RandomSeed.set(1)
+        var texts = [try ExampleGraphs.mlpTraining(hidden: 8).description]
+        let models: [(Model, Tensor, Tensor)] = [
+            (try Sequential([Dense(4, activation: "relu", inputShape: [3]), Dense(2, activation: "softmax")]),
+             try Tensor([Float](repeating: 0.5, count: 6), shape: [2, 3]), try Tensor([1, 0, 0, 1], shape: [2, 2])),
+            (try Sequential([Conv2D(2, 3, activation: "relu", inputShape: [6, 6, 1]), MaxPooling2D(2), Flatten(), Dense(2)]),
+             try Tensor([Float](repeating: 0.5, count: 72), shape: [2, 6, 6, 1]), try Tensor([1, 0, 0, 1], shape: [2, 2])),
+            (try Sequential([Embedding(inputDim: 5, outputDim: 3, inputLength: 4), Flatten(), Dense(1, activation: "sigmoid")]),
+             try Tensor([0, 1, 2, 3, 4, 3, 2, 1], shape: [2, 4]), try Tensor([1, 0], shape: [2, 1])),
+        ]
+        for (model, x, y) in models {
+            try model.compile(optimizer: "adam", loss: "mse")
+            texts.append(try model.trainingPlan(x: [x], y: [y]).graph.description)
+        }
+        return texts
+    }
+}
+
+/// Byte-level and token-level mutations, seeded.
+struct Mutator {
+    var rng: SplitMix64
+    let dictionary: [[UInt8]]
+    static let numbers = ["0", "-1", "1", "2", "3", "7", "64", "65535", "2147483647", "2147483648", "-2147483649", "4294967296", "1099511627776",
+                          "9223372036854775807", "-9223372036854775808", "99999999999999999999", "1e20", "-1e20", "1e-45", "nan", "inf",
+                          "-inf", "0.5", "3e9", "1048576"].map { Array($0.utf8) }
+    static let words: [UInt32] = [0, 1, 0xFF, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x0010_0000, 0xEF_FFFF]
+
+    init(seed: UInt64, dictionary: [[UInt8]]) {
+        rng = SplitMix64(seed: seed)
+        self.dictionary = dictionary
+    }
+
+    mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(rng.next() % UInt64(n)) }
+
+    mutating func mutate(_ input: [UInt8], corpus: [[UInt8]]) -> [UInt8] {
+        var b = input
+        for _ in 0...below(4) {
+            let i = below(b.count + 1)
+            switch below(9) {
+            case 0 where !b.isEmpty:  // flip a bit
+                let j = min(i, b.count - 1)
+                b[j] ^= UInt8(1 << below(8))
+            case 1 where !b.isEmpty:  // an interesting byte
+                b[min(i, b.count - 1)] = [0, 0xFF, 0x7F, 0x80, UInt8(below(256))][below(5)]
+            case 2 where !b.isEmpty:  // delete a range
+                let n = 1 + below(min(64, b.count))
+                b.removeSubrange(min(i, b.count - n)..<(min(i, b.count - n) + n))
+            case 3 where !b.isEmpty:  // duplicate a range somewhere
+                let from = below(b.count), n = 1 + below(min(64, b.count - from))
+                b.insert(contentsOf: b[from..<(from + n)], at: below(b.count + 1))
+            case 4 where !dictionary.isEmpty:  // insert a token
+                b.insert(contentsOf: dictionary[below(dictionary.count)], at: i)
+            case 5:  // replace a run of digits with an interesting number
+                if let start = (0..<b.count).dropFirst(below(b.count)).first(where: { b[$0] >= 0x30 && b[$0] <= 0x39 }) {
+                    var end = start
+                    while end < b.count && ((b[end] >= 0x30 && b[end] <= 0x39) || b[end] == 0x2E) { end += 1 }
+                    b.replaceSubrange(start..<end, with: Mutator.numbers[below(Mutator.numbers.count)])
+                }
+            case 6 where b.count >= 4:  // a little-endian 32-bit word (sizes, offsets in binary formats)
+                let j = below(b.count - 3), w = Mutator.words[below(Mutator.words.count)]
+                for k in 0..<4 { b[j + k] = UInt8((w >> (8 * UInt32(k))) & 0xFF) }
+            case 7:  // splice with another input
+                let other = corpus[below(corpus.count)]
+                if !other.isEmpty {
+                    let from = below(other.count)
+                    b = Array(b.prefix(i)) + Array(other[from...].prefix(1 + below(256)))
+                }
+            default:  // truncate
+                b = Array(b.prefix(i))
+            }
+        }
+        return b
+    }
+}
