@@ -22,9 +22,15 @@ public func computeFans(_ shape: [Int]) -> (Double, Double) {
     case 1: return (Double(shape[0]), Double(shape[0]))
     case 2: return (Double(shape[0]), Double(shape[1]))
     default:
-        let receptive = Double(shape.dropLast(2).reduce(1, *))
+        let receptive = shape.dropLast(2).reduce(1.0) { $0 * Double($1) }
         return (Double(shape[shape.count - 2]) * receptive, Double(shape[shape.count - 1]) * receptive)
     }
+}
+
+/// The number of values for `shape`, checked against overflow and memory
+/// before an initializer allocates them.
+func valueCount(_ shape: [Int]) throws -> Int {
+    try MemoryLimit.check("initial values", shape: shape)
 }
 
 /// A generator per call: the seed when given, else a fresh global draw.
@@ -52,14 +58,14 @@ extension SplitMix64 {
 public struct Zeros: Initializer {
     public static let className = "Zeros"
     public init() {}
-    public func values(shape: [Int]) -> [Float] { [Float](repeating: 0, count: shape.reduce(1, *)) }
+    public func values(shape: [Int]) throws -> [Float] { [Float](repeating: 0, count: try valueCount(shape)) }
     public var config: JSON { .object([]) }
 }
 
 public struct Ones: Initializer {
     public static let className = "Ones"
     public init() {}
-    public func values(shape: [Int]) -> [Float] { [Float](repeating: 1, count: shape.reduce(1, *)) }
+    public func values(shape: [Int]) throws -> [Float] { [Float](repeating: 1, count: try valueCount(shape)) }
     public var config: JSON { .object([]) }
 }
 
@@ -67,7 +73,7 @@ public struct Constant: Initializer {
     public static let className = "Constant"
     public var value: Float
     public init(value: Float = 0) { self.value = value }
-    public func values(shape: [Int]) -> [Float] { [Float](repeating: value, count: shape.reduce(1, *)) }
+    public func values(shape: [Int]) throws -> [Float] { [Float](repeating: value, count: try valueCount(shape)) }
     public var config: JSON { ["value": JSON(value)] }
 }
 
@@ -75,9 +81,9 @@ public struct RandomUniform: Initializer {
     public static let className = "RandomUniform"
     public var minval: Float, maxval: Float, seed: Int?
     public init(minval: Float = -0.05, maxval: Float = 0.05, seed: Int? = nil) { self.minval = minval; self.maxval = maxval; self.seed = seed }
-    public func values(shape: [Int]) -> [Float] {
+    public func values(shape: [Int]) throws -> [Float] {
         var g = generator(seed)
-        return (0..<shape.reduce(1, *)).map { _ in Float(Double(minval) + Double(maxval - minval) * g.unit()) }
+        return (0..<(try valueCount(shape))).map { _ in Float(Double(minval) + Double(maxval - minval) * g.unit()) }
     }
     public var config: JSON { ["minval": JSON(minval), "maxval": JSON(maxval), "seed": seed.map { JSON($0) } ?? .null] }
 }
@@ -86,9 +92,9 @@ public struct RandomNormal: Initializer {
     public static let className = "RandomNormal"
     public var mean: Float, stddev: Float, seed: Int?
     public init(mean: Float = 0, stddev: Float = 0.05, seed: Int? = nil) { self.mean = mean; self.stddev = stddev; self.seed = seed }
-    public func values(shape: [Int]) -> [Float] {
+    public func values(shape: [Int]) throws -> [Float] {
         var g = generator(seed)
-        return (0..<shape.reduce(1, *)).map { _ in Float(Double(mean) + Double(stddev) * g.normal()) }
+        return (0..<(try valueCount(shape))).map { _ in Float(Double(mean) + Double(stddev) * g.normal()) }
     }
     public var config: JSON { ["mean": JSON(mean), "stddev": JSON(stddev), "seed": seed.map { JSON($0) } ?? .null] }
 }
@@ -97,9 +103,9 @@ public struct TruncatedNormal: Initializer {
     public static let className = "TruncatedNormal"
     public var mean: Float, stddev: Float, seed: Int?
     public init(mean: Float = 0, stddev: Float = 0.05, seed: Int? = nil) { self.mean = mean; self.stddev = stddev; self.seed = seed }
-    public func values(shape: [Int]) -> [Float] {
+    public func values(shape: [Int]) throws -> [Float] {
         var g = generator(seed)
-        return (0..<shape.reduce(1, *)).map { _ in Float(Double(mean) + Double(stddev) * g.truncatedNormal()) }
+        return (0..<(try valueCount(shape))).map { _ in Float(Double(mean) + Double(stddev) * g.truncatedNormal()) }
     }
     public var config: JSON { ["mean": JSON(mean), "stddev": JSON(stddev), "seed": seed.map { JSON($0) } ?? .null] }
 }
@@ -121,12 +127,12 @@ public struct VarianceScaling: Initializer {
         self.scale = scale; self.mode = mode; self.distribution = distribution; self.seed = seed
     }
 
-    public func values(shape: [Int]) -> [Float] {
+    public func values(shape: [Int]) throws -> [Float] {
         let (fanIn, fanOut) = computeFans(shape)
         let n = mode == "fan_in" ? fanIn : mode == "fan_out" ? fanOut : (fanIn + fanOut) / 2
         let s = Double(scale) / max(1, n)
         var g = generator(seed)
-        let count = shape.reduce(1, *)
+        let count = try valueCount(shape)
         switch distribution {
         case "truncated_normal":
             let sd = s.squareRoot() / 0.87962566103423978
@@ -156,7 +162,7 @@ public struct NamedVarianceScaling: Initializer {
         kerasName = name
         inner = try! VarianceScaling(scale: scale, mode: mode, distribution: distribution, seed: seed)
     }
-    public func values(shape: [Int]) -> [Float] { inner.values(shape: shape) }
+    public func values(shape: [Int]) throws -> [Float] { try inner.values(shape: shape) }
     public var config: JSON { ["seed": seed.map { JSON($0) } ?? .null] }
     public var serialized: JSON { Keras.serialized(module: "keras.initializers", className: kerasName, config: config) }
 }
@@ -176,8 +182,9 @@ public struct Orthogonal: Initializer {
 
     public func values(shape: [Int]) throws -> [Float] {
         guard shape.count >= 2 else { throw KerasError("Orthogonal initializer needs a shape of rank 2 or more, got \(shape)") }
-        let cols = shape.last!, rows = shape.reduce(1, *) / max(cols, 1)
+        let cols = shape[shape.count - 1], rows = try valueCount(shape) / max(cols, 1)
         let m = max(rows, cols), n = min(rows, cols)
+        try MemoryLimit.check("Orthogonal initializer of \(shape)", count: m &* n, elementBytes: 8)
         var g = generator(seed)
         // columns of an m x n normal matrix, orthonormalized (modified Gram-Schmidt, twice for stability)
         // (Gram-Schmidt leaves R's diagonal positive, so no sign correction is needed.)
@@ -211,7 +218,7 @@ public struct Identity: Initializer {
     public init(gain: Float = 1) { self.gain = gain }
     public func values(shape: [Int]) throws -> [Float] {
         guard shape.count == 2 else { throw KerasError("Identity initializer needs a 2D shape, got \(shape)") }
-        var out = [Float](repeating: 0, count: shape[0] * shape[1])
+        var out = [Float](repeating: 0, count: try valueCount(shape))
         for i in 0..<min(shape[0], shape[1]) { out[i * shape[1] + i] = gain }
         return out
     }

@@ -366,7 +366,7 @@ extension Model {
         return (0..<n).map { i in
             var best = 0
             for j in 1..<width where v[i * width + j] > v[i * width + best] { best = j }
-            return Int32(best)
+            return Int32(clamping: best)  // best < width, a row of at most maxDimension values
         }
     }
 

@@ -114,7 +114,7 @@ open class Optimizer {
     }
 
     /// Steps taken so far.
-    public var iterations: Int { Int(iterationsBuffer.pointer.load(as: Float.self)) }
+    public var iterations: Int { Int(exactly: iterationsBuffer.pointer.load(as: Float.self).rounded(.towardZero)) ?? 0 }
 
     /// The learning rate the next step uses.
     public var currentLearningRate: Float {

@@ -47,8 +47,11 @@ public struct ReferenceEvaluator {
         let ok = t.dtype == type.dtype && t.shape.count == type.rank
             && zip(t.shape, type.shape).allSatisfy { $1 == TensorType.unknown || $0 == $1 }
         if !ok { throw IRError("reference evaluation: %\(name) expects \(type), got \(t.type)") }
-        if t.data.count != t.shape.reduce(1, *) {
+        if t.data.count != (try MemoryLimit.elementCount(t.shape, "reference evaluation: %\(name)")) {
             throw IRError("reference evaluation: %\(name) has \(t.data.count) values for shape \(t.type)")
+        }
+        if t.dtype == .i32, let bad = t.data.firstIndex(where: { Int32(exactly: $0) == nil }) {
+            throw IRError("reference evaluation: %\(name) is i32 but value \(t.data[bad]) at index \(bad) is not an int32")
         }
     }
 }

@@ -3,6 +3,11 @@ public struct ParseError: Error, CustomStringConvertible, Equatable {
     public var line: Int
     public var column: Int
     public var message: String
+    public init(line: Int, column: Int, message: String) {
+        self.line = line
+        self.column = column
+        self.message = abbreviated(message, limit: 2000)  // messages quote tokens of any length
+    }
     public var description: String { "\(line):\(column): \(message)" }
 }
 
@@ -173,7 +178,7 @@ public struct GraphParser {
         case .local(let s): return "'%\(s)'"
         case .int(let v): return "'\(v)'"
         case .float(let v): return "'\(formatFloat(v))'"
-        case .string(let s): return "\"\(s)\""
+        case .string(let s): return "\"\(abbreviated(s, limit: 80))\""
         case .comment: return "a comment"
         case .punct(let s): return "'\(s)'"
         case .end: return "the end of the text"

@@ -57,8 +57,10 @@ public class BaseConv: Layer {
         guard kernelSize.count == rank, strides.count == rank, dilationRate.count == rank else {
             throw KerasError("\(name): kernel_size \(kernelSize), strides \(strides) and dilation_rate \(dilationRate) must have \(rank) values each")
         }
-        guard kernelSize.allSatisfy({ $0 > 0 }), strides.allSatisfy({ $0 > 0 }), dilationRate.allSatisfy({ $0 > 0 }) else {
-            throw KerasError("\(name): kernel_size \(kernelSize), strides \(strides) and dilation_rate \(dilationRate) must be positive")
+        let inRange: (Int) -> Bool = { $0 > 0 && $0 <= TensorType.maxDimension }
+        guard kernelSize.allSatisfy(inRange), strides.allSatisfy(inRange), dilationRate.allSatisfy(inRange),
+              filters <= TensorType.maxDimension, groups <= TensorType.maxDimension else {
+            throw KerasError("\(name): kernel_size \(kernelSize), strides \(strides), dilation_rate \(dilationRate), filters \(filters) and groups \(groups) must be positive and at most \(TensorType.maxDimension)")
         }
         if strides.contains(where: { $0 != 1 }) && dilationRate.contains(where: { $0 != 1 }) {
             throw KerasError("\(name): `strides > 1` not supported in conjunction with `dilation_rate > 1`; received strides=\(strides) and dilation_rate=\(dilationRate)")

@@ -21,7 +21,7 @@ public final class DepthwiseConv2D: BaseConv {
     }
 
     public override func build(_ shapes: [Shape]) throws {
-        guard depthMultiplier > 0 else { throw KerasError("\(name): depth_multiplier must be positive, got \(depthMultiplier)") }
+        guard depthMultiplier > 0, depthMultiplier <= TensorType.maxDimension else { throw KerasError("\(name): depth_multiplier must be in [1, \(TensorType.maxDimension)], got \(depthMultiplier)") }
         try validate(shapes)
         let c = splitShape(shapes[0], format: dataFormat).2!
         depthwiseKernel = try addWeight(name: "kernel", shape: kernelSize + [c, depthMultiplier], initializer: kernelInitSpec.resolveInitializer(),
@@ -81,7 +81,7 @@ public final class SeparableConv2D: BaseConv {
     }
 
     public override func build(_ shapes: [Shape]) throws {
-        guard depthMultiplier > 0 else { throw KerasError("\(name): depth_multiplier must be positive, got \(depthMultiplier)") }
+        guard depthMultiplier > 0, depthMultiplier <= TensorType.maxDimension else { throw KerasError("\(name): depth_multiplier must be in [1, \(TensorType.maxDimension)], got \(depthMultiplier)") }
         try validate(shapes)
         let c = splitShape(shapes[0], format: dataFormat).2!
         depthwiseKernel = try addWeight(name: "depthwise_kernel", shape: kernelSize + [c, depthMultiplier], initializer: kernelInitSpec.resolveInitializer())

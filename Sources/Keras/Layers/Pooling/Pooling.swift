@@ -23,7 +23,7 @@ public class BasePooling: Layer {
 
     public override func build(_ shapes: [Shape]) throws {
         try ImageDataFormat.validate(dataFormat, layer: name)
-        guard poolSize.count == rank, strides.count == rank, poolSize.allSatisfy({ $0 > 0 }), strides.allSatisfy({ $0 > 0 }) else {
+        guard poolSize.count == rank, strides.count == rank, poolSize.allSatisfy({ $0 > 0 && $0 <= TensorType.maxDimension }), strides.allSatisfy({ $0 > 0 && $0 <= TensorType.maxDimension }) else {
             throw KerasError("\(name): pool_size \(poolSize) and strides \(strides) must hold \(rank) positive values")
         }
         guard padding == "valid" || padding == "same" else { throw KerasError("\(name): padding must be 'valid' or 'same', got '\(padding)'") }

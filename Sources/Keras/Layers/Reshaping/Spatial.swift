@@ -25,7 +25,7 @@ public class SpatialEdges: Layer {
     }
     public override func build(_ shapes: [Shape]) throws {
         try ImageDataFormat.validate(dataFormat, layer: name)
-        guard shapes[0].count == rank + 2, amounts.count == rank, amounts.allSatisfy({ $0.0 >= 0 && $0.1 >= 0 }) else {
+        guard shapes[0].count == rank + 2, amounts.count == rank, amounts.allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 <= TensorType.maxDimension && $0.1 <= TensorType.maxDimension }) else {
             throw KerasError("\(name): expected an input of rank \(rank + 2) and \(rank) non-negative (before, after) pairs")
         }
         if isCrop {
@@ -188,7 +188,7 @@ public class BaseUpSampling: Layer {
     }
     public override var config: JSON {
         var c = super.config
-        c.set("size", rank == 1 ? JSON(size[0]) : JSON(size))
+        c.set("size", rank == 1 && size.count == 1 ? JSON(size[0]) : JSON(size))
         if rank > 1 { c.set("data_format", .string(dataFormat)) }
         if rank == 2 { c.set("interpolation", .string(interpolation)) }
         return c
