@@ -29,7 +29,8 @@ final class FuzzTests: XCTestCase {
 
     /// Runs `body` on mutants of `corpus` until the budget is spent; prints
     /// how many inputs ran and how many each outcome had.
-    func fuzz(_ target: String, corpus: [[UInt8]], dictionary: [String], _ body: ([UInt8]) throws -> Void) throws {
+    func fuzz(_ target: String, corpus: [[UInt8]], structured: ((inout Mutator, [UInt8]) -> [UInt8]?)? = nil,
+              dictionary: [String], _ body: ([UInt8]) throws -> Void) throws {
         let b = try budget()
         var m = Mutator(seed: b.seed, dictionary: dictionary.map { Array($0.utf8) })
         let current = NSTemporaryDirectory() + "keras-fuzz-\(target)-current"
@@ -38,7 +39,11 @@ final class FuzzTests: XCTestCase {
         var runs = 0, accepted = 0, rejected = 0
         var errorKinds: [String: Int] = [:]
         while Date().timeIntervalSince(start) < b.seconds {
-            let input = runs < corpus.count ? corpus[runs] : m.mutate(corpus[m.below(corpus.count)], corpus: corpus)
+            var input = runs < corpus.count ? corpus[runs] : m.mutate(corpus[m.below(corpus.count)], corpus: corpus)
+            if runs >= corpus.count, let structured, m.below(2) == 0 {
+                // Half the mutants change the structure (a JSON value) instead of bytes.
+                input = structured(&m, corpus[m.below(corpus.count)]) ?? input
+            }
             FileManager.default.createFile(atPath: current, contents: Data(input))
             do {
                 try body(input)
@@ -117,10 +122,16 @@ final class FuzzTests: XCTestCase {
 
     func testFuzzConformanceCases() throws {
         _ = try budget()
-        let cases = ["core/dense_linear", "core/embedding_mask_zero", "convolutional/conv2d_valid_stride2_groups2_cf_sigmoid",
-                     "pooling/maxpool2d_same_p3_s2_cf", "reshaping/cropping2d_int_cf", "models/mlp_sgd_cce"]
-            .filter { FileManager.default.fileExists(atPath: Self.fixtures.appendingPathComponent("conformance/" + $0 + "/case.json").path) }
-        XCTAssertGreaterThanOrEqual(cases.count, 3, "fuzz corpus cases exist")
+        // Every layer case of the families that run today (their configs exercise
+        // every layer's from(config:)), and one model case.
+        let conformance = Self.fixtures.appendingPathComponent("conformance").path
+        var cases = ["models/mlp_sgd_cce"]
+        for family in ["activations", "convolutional", "core", "pooling", "regularization", "reshaping"] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: conformance + "/" + family)) ?? []
+            cases += names.sorted().map { family + "/" + $0 }
+        }
+        cases = Array(cases.filter { FileManager.default.fileExists(atPath: conformance + "/" + $0 + "/case.json") }.prefix(256))
+        XCTAssertGreaterThanOrEqual(cases.count, 50, "fuzz corpus cases exist")
         let root = NSTemporaryDirectory() + "keras-fuzz-conformance-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: root) }
         var corpus: [[UInt8]] = []
@@ -132,7 +143,13 @@ final class FuzzTests: XCTestCase {
             corpus.append([UInt8(corpus.count)] + Array(try Data(contentsOf: URL(fileURLWithPath: root + "/" + c + "/case.json"))))
         }
         let runner = ConformanceRunner(root: root)
-        try fuzz("conformance", corpus: corpus, dictionary: ["\"shape\": [", "\"input_index\": ", "\"weight_index\": ", "\"batch_size\": ", "\"dtype\": \"int32\"",
+        try fuzz("conformance", corpus: corpus, structured: { m, input in
+            guard let first = input.first, let json = try? JSONSerialization.jsonObject(with: Data(input.dropFirst()), options: [.fragmentsAllowed]) else { return nil }
+            var value = json
+            for _ in 0...m.below(3) { value = Mutator.mutateJSON(value, &m) }
+            guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) else { return nil }
+            return [first] + Array(data)
+        }, dictionary: ["\"shape\": [", "\"input_index\": ", "\"weight_index\": ", "\"batch_size\": ", "\"dtype\": \"int32\"",
                                                              "\"dtype\": \"complex128\"", "null", "[]", "{}", "\"file\": \"../", "-1", "1e300"]) { bytes in
             guard let first = bytes.first else { return }
             let c = cases[Int(first) % cases.count]
@@ -181,6 +198,33 @@ struct Mutator {
     }
 
     mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(rng.next() % UInt64(n)) }
+
+    /// Values that break assumptions in configs and case files.
+    static let jsonValues: [Any] = [Int.max, Int.min, -1, 0, 1, 2147483648, 1e300, -1e300, 0.5, "complex128", "", "same", "channels_first",
+                                    NSNull(), [Any](), [String: Any](), [1 << 40, 1], [-1, -1], [0], true, [Int](repeating: 3, count: 9)]
+
+    /// Replaces one value (or deletes one key) somewhere inside a JSON value.
+    static func mutateJSON(_ v: Any, _ m: inout Mutator) -> Any {
+        if var d = v as? [String: Any], !d.isEmpty, m.below(4) != 0 {
+            let keys = d.keys.sorted(), k = keys[m.below(keys.count)]
+            switch m.below(6) {
+            case 0: d.removeValue(forKey: k)
+            case 1: d[k] = jsonValues[m.below(jsonValues.count)]
+            default: d[k] = mutateJSON(d[k]!, &m)
+            }
+            return d
+        }
+        if var a = v as? [Any], !a.isEmpty, m.below(4) != 0 {
+            let i = m.below(a.count)
+            switch m.below(6) {
+            case 0: a.remove(at: i)
+            case 1: a.append(a[i])
+            default: a[i] = mutateJSON(a[i], &m)
+            }
+            return a
+        }
+        return jsonValues[m.below(jsonValues.count)]
+    }
 
     mutating func mutate(_ input: [UInt8], corpus: [[UInt8]]) -> [UInt8] {
         var b = input
