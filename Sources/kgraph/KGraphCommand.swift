@@ -20,6 +20,7 @@ enum KGraphCommand {
                                 synthetic data
 
     Environment: KERAS_DUMP=all|PASS,...  KERAS_DISABLE_PASSES=PASS,...  KERAS_ISA=ref|avx2|avx512
+                 KERAS_MEMORY_LIMIT=BYTES[K|M|G] (default: physical memory)
     """
 
     struct Failure: Error { var message: String }

@@ -126,9 +126,9 @@ private func lowerReduce(_ kind: ck_reduce_op, mean: Bool) -> Lowering {
         let inN = elementCount(ctx.inputTypes[0])
         let ws = calls.count > 1 ? ctx.workspace(bytes: 2 * inN * 4) : nil
         let x = ctx.f32(0), y = ctx.f32Out
-        let scale = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-        scale.initialize(to: 1 / Float(Swift.max(count, 1)))
-        let keep = ParamsBox(scale)
+        // The box owns the scale's storage for as long as the kernel lives.
+        let keep = ParamsBox(1 / Float(Swift.max(count, 1)))
+        let scale = keep.pointer
         let mulFn = ck_f32_binary_kernel(CK_BINARY_MUL, isa)!
         // One flat table of (outer, n, inner) triples, walked by index.
         let table = ContiguousArray(calls.flatMap { [$0.outer, $0.n, $0.inner] })
