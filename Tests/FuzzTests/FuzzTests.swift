@@ -35,6 +35,7 @@ final class FuzzTests: XCTestCase {
         var m = Mutator(seed: b.seed, dictionary: dictionary.map { Array($0.utf8) })
         let current = NSTemporaryDirectory() + "keras-fuzz-\(target)-current"
         print("fuzz \(target): seed \(b.seed), \(Int(b.seconds)) s, input under test kept at \(current)")
+        fflush(stdout)
         let start = Date()
         var runs = 0, accepted = 0, rejected = 0
         var errorKinds: [String: Int] = [:]
@@ -58,6 +59,7 @@ final class FuzzTests: XCTestCase {
         }
         try? FileManager.default.removeItem(atPath: current)
         print("fuzz \(target): \(runs) inputs in \(String(format: "%.0f", Date().timeIntervalSince(start))) s, \(accepted) accepted, \(rejected) rejected with an error, no trap; \(errorKinds.count) distinct error openings")
+        fflush(stdout)
     }
 
     // MARK: targets
