@@ -31,6 +31,9 @@ public struct ReferenceEvaluator {
             let ins = node.inputs.map { values[$0.id] }
             let concrete = try def.shape!(ShapeContext(op: node.op, inputs: ins.map(\.type), attrs: node.attrs,
                                                        declared: node.type))
+            // Reference values are doubles: 8 bytes per element.
+            try MemoryLimit.check("reference evaluation of \(node.op) \(concrete)",
+                                  count: try MemoryLimit.elementCount(concrete.shape, node.op), elementBytes: 8, shape: concrete.shape)
             let out = try rule(ReferenceContext(inputs: ins, attrs: node.attrs, type: concrete,
                                                 randomCounter: randomCounter))
             values.append(out)
