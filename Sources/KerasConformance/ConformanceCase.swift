@@ -46,7 +46,7 @@ struct TensorFile {
         guard !overflow, size == want else {
             throw KerasError("\(path): the file has \(size) bytes, shape \(shape) of \(dtype) needs \(overflow ? "more than 8 EiB" : String(want))")
         }
-        try MemoryLimit.check(path, shape: shape)
+        try MemoryLimit.check(path, shape: shape, copies: 2)  // the bytes read and the tensor made from them
         var bytes = [UInt8](repeating: 0, count: want)
         let read = bytes.withUnsafeMutableBytes { fread($0.baseAddress, 1, want, f) }
         guard read == want else { throw KerasError("\(path): expected \(want) bytes for shape \(shape), read \(read)") }

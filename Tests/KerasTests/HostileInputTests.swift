@@ -313,3 +313,73 @@ final class HostileConformanceCaseTests: XCTestCase {
         }
     }
 }
+
+/// Layer arguments a careless user (or a config file) gives: each call ends
+/// in a result or a thrown error, never a trap.
+final class HostileLayerArgumentTests: XCTestCase {
+    override func setUp() { Naming.reset() }
+
+    func testHostileArgumentsThrowOrWork() throws {
+        let big = Int.max, i32 = Int(Int32.max)
+        let image = { Input(shape: [6, 6, 2]) }, seq = { Input(shape: [5, 3]) }, flat = { Input(shape: [4]) }
+        // (case, a fragment its error must contain or nil where it may succeed, the call)
+        let cases: [(String, String?, () throws -> Any)] = [
+            ("Dense(-1)", "dense: units must be positive", { try Dense(-1)(flat()) }),
+            ("Dense(0)", "dense: units must be positive", { try Dense(0)(flat()) }),
+            ("Dense(Int.max)", "dense/kernel", { try Dense(big)(flat()) }),
+            ("Conv2D kernel Int.max", "conv2d: kernel_size", { try Conv2D(filters: 2, kernelSize: [big, 1])(image()) }),
+            ("Conv2D filters Int.max", "filters 9223372036854775807", { try Conv2D(filters: big, kernelSize: [1, 1])(image()) }),
+            ("Conv2D strides 0", "strides [0, 1]", { try Conv2D(filters: 2, kernelSize: [1, 1], strides: [0, 1])(image()) }),
+            ("Conv2D kernel []", "kernel_size []", { try Conv2D(filters: 2, kernelSize: [])(image()) }),
+            ("Conv2D dilation huge", "effective size 2147483648", { try Conv2D(filters: 2, kernelSize: [2, 2], dilationRate: [i32, 1])(image()) }),
+            ("Conv1D groups Int.max", "groups 9223372036854775807", { try Conv1D(filters: 2, kernelSize: 1, groups: big)(seq()) }),
+            ("DepthwiseConv2D multiplier Int.max", "depth_multiplier", { try DepthwiseConv2D(kernelSize: [1, 1], depthMultiplier: big)(image()) }),
+            ("SeparableConv2D multiplier huge", "separable_conv2d/depthwise_kernel", { try SeparableConv2D(filters: 2, kernelSize: [1, 1], depthMultiplier: i32)(image()) }),
+            ("Conv2DTranspose strides huge", "conv2d_transpose", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [i32, i32])(image()) }),
+            ("Conv2DTranspose output padding", "output_padding", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [2, 2], outputPadding: [big, 1])(image()) }),
+            ("MaxPooling2D pool Int.max", "max_pooling2d: pool_size", { try MaxPooling2D(poolSize: [big, 1])(image()) }),
+            ("AveragePooling2D strides 0", "strides [0, 0]", { try AveragePooling2D(poolSize: [2, 2], strides: [0, 0])(image()) }),
+            ("MaxPooling1D same huge", nil, { try MaxPooling1D(poolSize: i32, padding: "same")(seq()) }),
+            ("Cropping2D huge", "cropping2d", { try Cropping2D(cropping: [(big, big), (0, 0)])(image()) }),
+            ("Cropping1D negative", "cropping1d", { try Cropping1D(cropping: (-1, 0))(seq()) }),
+            ("ZeroPadding2D huge", "zero_padding2d", { try ZeroPadding2D(padding: [(big, big), (0, 0)])(image()) }),
+            ("ZeroPadding2D 2^30", "zero_padding2d", { try ZeroPadding2D(padding: [(1 << 30, 1 << 30), (1 << 30, 1 << 30)])(image()) }),
+            ("UpSampling1D 0", "up_sampling1d", { try UpSampling1D(size: 0)(seq()) }),
+            ("UpSampling3D huge", "up_sampling3d", { try UpSampling3D(size: [i32, i32, i32])(Input(shape: [2, 2, 2, 1])) }),
+            ("UpSampling2D []", "up_sampling2d", { try UpSampling2D(size: [])(image()) }),
+            ("Reshape [-1, -1]", "reshape: target_shape", { try Reshape([-1, -1])(flat()) }),
+            ("Reshape [0]", "reshape: target_shape", { try Reshape([0])(flat()) }),
+            ("Permute [5, 1]", "permute", { try Permute([5, 1])(seq()) }),
+            ("Permute [1, 1]", "permute", { try Permute([1, 1])(seq()) }),
+            ("Permute []", "permute", { try Permute([])(seq()) }),
+            ("RepeatVector -1", "repeat_vector", { try RepeatVector(-1)(flat()) }),
+            ("RepeatVector Int.max", "repeat_vector", { try RepeatVector(big)(flat()) }),
+            ("RepeatVector 2^31", "repeat_vector", { try RepeatVector(1 << 31)(flat()) }),
+            ("Embedding -1", "embedding", { try Embedding(inputDim: -1, outputDim: 2)(Input(shape: [3], dtype: .i32)) }),
+            ("Embedding huge", "embedding/embeddings", { try Embedding(inputDim: big, outputDim: big)(Input(shape: [3], dtype: .i32)) }),
+            ("Dropout NaN", "dropout: rate", { try Dropout(.nan)(flat()) }),
+            ("Dropout 2", "dropout: rate", { try Dropout(2)(flat()) }),
+            ("Dropout noise shape", nil, { try Dropout(0.5, noiseShape: [big, nil])(flat()) }),
+            ("GaussianNoise NaN", nil, { try GaussianNoise(.nan)(flat()) }),
+            ("Softmax axis 99", "softmax", { try Softmax(axis: 99)(flat()) }),
+            ("Softmax axes []", nil, { try Softmax(axes: [])(flat()) }),
+            ("ReLU NaN", "re_lu", { try ReLU(maxValue: .nan, negativeSlope: .nan)(flat()) }),
+            ("Flatten scalar-ish", nil, { try Flatten()(Input(shape: [Int]())) }),
+            ("GlobalMaxPooling2D on 1D", "global_max_pooling2d", { try GlobalMaxPooling2D()(seq()) }),
+            ("Masking on i32", "masking", { try Masking(maskValue: .nan)(Input(shape: [3], dtype: .i32)) }),
+            ("Input negative shape", "dense", { try Dense(2)(Input(shape: [-5])) }),
+            ("Input huge shape", "dense/kernel", { try Dense(2)(Input(shape: [big])) }),
+            ("Input 2^31 shape", "dense/kernel", { try Dense(2)(Input(shape: [1 << 31])) }),
+            ("Input batch negative", "dimension -2", { try Dense(2)(Input(shape: [3], batchSize: -2)) }),
+            ("Sequential empty predict", "sequential", { try Sequential([]).predict(try Tensor([1, 2], shape: [1, 2])) }),
+        ]
+        for (name, fragment, body) in cases {
+            Naming.reset()
+            var outcome = "ok"
+            do { _ = try body() } catch { outcome = "\(error)" }
+            if let fragment {
+                XCTAssertTrue(outcome.contains(fragment), "\(name): '\(outcome)' does not mention '\(fragment)'")
+            }
+        }
+    }
+}

@@ -20,7 +20,8 @@ public final class Variable: CustomStringConvertible {
     init(name: String, path: String, shape: [Int], dtype: DType = .f32, trainable: Bool,
          initializer: Initializer?, regularizer: Regularizer?, constraint: Constraint?) throws {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw KerasError("\(path): weight shape \(shape) must be known") }
-        try MemoryLimit.check(path, shape: shape)
+        // The initial values and the buffer exist together while it is initialized.
+        try MemoryLimit.check(path, shape: shape, copies: initializer == nil ? 1 : 2)
         do { try TensorType(dtype, shape).checkSize() } catch let e as ShapeError { throw KerasError("\(path): \(e.message)") }
         self.name = name
         self.path = path

@@ -66,8 +66,10 @@ public enum MemoryLimit {
     /// Checks that `count` elements of `elementBytes` bytes fit in memory and
     /// returns the byte count. The error reads
     /// "dense/kernel: 784×2147483647 floats is 6.1 TiB, more than this machine's 23.4 GiB".
+    /// `copies` counts the copies alive at once while the thing is made (a
+    /// weight's initial values beside its buffer): all of them must fit.
     @discardableResult
-    public static func check(_ what: String, count: Int, elementBytes: Int = 4, shape: [Int]? = nil) throws -> Int {
+    public static func check(_ what: String, count: Int, elementBytes: Int = 4, shape: [Int]? = nil, copies: Int = 1) throws -> Int {
         let (b, o) = count.multipliedReportingOverflow(by: elementBytes)
         let described = shape.map { formatDims($0, separator: "×") } ?? String(count)
         let unit = elementBytes == 1 ? "bytes" : elementBytes == 4 ? "floats" : "elements of \(elementBytes) bytes"
@@ -75,6 +77,10 @@ public enum MemoryLimit {
         guard count >= 0, !o, b <= bytes else {
             let size = o ? "more than 8 EiB" : "is " + formatBytes(b)
             throw IRError("\(what): \(described) \(unit) \(size), more than \(limitName)")
+        }
+        let (all, o2) = b.multipliedReportingOverflow(by: max(copies, 1))
+        guard !o2, all <= bytes else {
+            throw IRError("\(what): \(described) \(unit) is \(formatBytes(b)), and making it takes \(copies) copies (\(o2 ? "more than 8 EiB" : formatBytes(all))), more than \(limitName)")
         }
         return b
     }
@@ -87,9 +93,9 @@ public enum MemoryLimit {
 
     /// Checks a shape of 4-byte elements; returns its element count.
     @discardableResult
-    public static func check(_ what: String, shape: [Int]) throws -> Int {
+    public static func check(_ what: String, shape: [Int], copies: Int = 1) throws -> Int {
         let n = try elementCount(shape, what)
-        try check(what, count: n, elementBytes: 4, shape: shape)
+        try check(what, count: n, elementBytes: 4, shape: shape, copies: copies)
         return n
     }
 }
