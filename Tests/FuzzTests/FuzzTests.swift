@@ -12,19 +12,24 @@ import XCTest
 ///     KERAS_FUZZ_SECONDS=600 [KERAS_FUZZ_SEED=1] swift test --filter Fuzz
 ///
 /// Each target spends KERAS_FUZZ_SECONDS. The input under test is written to
-/// a file first (printed at the start), so a trap leaves the input behind.
+/// a file first (printed at the start), so a trap leaves the input behind;
+/// `KERAS_FUZZ_REPLAY=FILE swift test --filter FuzzTests/testFuzzX` runs it again.
 final class FuzzTests: XCTestCase {
     struct Budget {
         var seconds: Double
         var seed: UInt64
+        /// KERAS_FUZZ_REPLAY=FILE runs each target once on that input (a kept crash).
+        var replay: String?
     }
 
     func budget() throws -> Budget {
         let env = ProcessInfo.processInfo.environment
-        guard let s = env["KERAS_FUZZ_SECONDS"], let seconds = Double(s), seconds > 0 else {
-            throw XCTSkip("fuzzing runs only when KERAS_FUZZ_SECONDS is set")
+        let replay = env["KERAS_FUZZ_REPLAY"]
+        let seconds = env["KERAS_FUZZ_SECONDS"].flatMap(Double.init) ?? 0
+        guard seconds > 0 || replay != nil else {
+            throw XCTSkip("fuzzing runs only when KERAS_FUZZ_SECONDS (or KERAS_FUZZ_REPLAY) is set")
         }
-        return Budget(seconds: seconds, seed: env["KERAS_FUZZ_SEED"].flatMap { UInt64($0) } ?? 1)
+        return Budget(seconds: seconds, seed: env["KERAS_FUZZ_SEED"].flatMap { UInt64($0) } ?? 1, replay: replay)
     }
 
     /// Runs `body` on mutants of `corpus` until the budget is spent; prints
@@ -32,6 +37,11 @@ final class FuzzTests: XCTestCase {
     func fuzz(_ target: String, corpus: [[UInt8]], structured: ((inout Mutator, [UInt8]) -> [UInt8]?)? = nil,
               dictionary: [String], _ body: ([UInt8]) throws -> Void) throws {
         let b = try budget()
+        if let replay = b.replay {
+            let input = Array(try Data(contentsOf: URL(fileURLWithPath: replay)))
+            do { try body(input); print("replay \(target): accepted") } catch { print("replay \(target): \(error)") }
+            return
+        }
         var m = Mutator(seed: b.seed, dictionary: dictionary.map { Array($0.utf8) })
         let current = NSTemporaryDirectory() + "keras-fuzz-\(target)-current"
         print("fuzz \(target): seed \(b.seed), \(Int(b.seconds)) s, input under test kept at \(current)")

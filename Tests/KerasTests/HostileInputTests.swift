@@ -336,6 +336,11 @@ final class HostileLayerArgumentTests: XCTestCase {
             ("DepthwiseConv2D multiplier Int.max", "depth_multiplier", { try DepthwiseConv2D(kernelSize: [1, 1], depthMultiplier: big)(image()) }),
             ("SeparableConv2D multiplier huge", "separable_conv2d/depthwise_kernel", { try SeparableConv2D(filters: 2, kernelSize: [1, 1], depthMultiplier: i32)(image()) }),
             ("Conv2DTranspose strides huge", "conv2d_transpose", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [i32, i32])(image()) }),
+            ("Conv2DTranspose output padding [1]", "output_padding [1]", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [2, 2], outputPadding: [1])(image()) }),
+            ("Conv2DTranspose strides [2]", nil, { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [2])(image()) }),
+            ("Conv2DTranspose kernel [2]", nil, { try Conv2DTranspose(filters: 2, kernelSize: [2])(image()) }),
+            // Found by the conformance fuzzer: a config with dilation_rate [] indexed past the list.
+            ("Conv2DTranspose dilation []", "dilation_rate []", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], dilationRate: [])(image()) }),
             ("Conv2DTranspose output padding", "output_padding", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [2, 2], outputPadding: [big, 1])(image()) }),
             ("MaxPooling2D pool Int.max", "max_pooling2d: pool_size", { try MaxPooling2D(poolSize: [big, 1])(image()) }),
             ("AveragePooling2D strides 0", "strides [0, 0]", { try AveragePooling2D(poolSize: [2, 2], strides: [0, 0])(image()) }),

@@ -145,7 +145,15 @@ public final class Conv2DTranspose: BaseConv {
             throw KerasError("\(name): invalid value for argument `filters`; expected a strictly positive value, received filters=\(filters)")
         }
         guard padding == "valid" || padding == "same" else { throw KerasError("\(name): padding must be 'valid' or 'same', got '\(padding)'") }
+        let inRange: (Int) -> Bool = { $0 > 0 && $0 <= TensorType.maxDimension }
+        guard kernelSize.count == 2, strides.count == 2, dilationRate.count == 2,
+              kernelSize.allSatisfy(inRange), strides.allSatisfy(inRange), dilationRate.allSatisfy(inRange), filters <= TensorType.maxDimension else {
+            throw KerasError("\(name): kernel_size \(kernelSize), strides \(strides) and dilation_rate \(dilationRate) must hold 2 values each in [1, \(TensorType.maxDimension)], filters \(filters) at most that")
+        }
         if let op = outputPadding {
+            guard op.count == 2, op.allSatisfy({ $0 >= 0 }) else {
+                throw KerasError("\(name): output_padding \(op) must hold 2 non-negative values")
+            }
             for a in 0..<2 where op[a] >= strides[a] {
                 throw KerasError("\(name): output_padding \(op) must be smaller than the strides \(strides)")
             }
