@@ -85,15 +85,7 @@ func compare(_ got: Tensor, _ want: Tensor, tol: Float, what: String) -> String?
 }
 
 func readJSON(_ path: String) throws -> JSON {
-    guard let f = fopen(path, "rb") else { throw KerasError("\(path): cannot open") }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes.append(contentsOf: buf[0..<n])
-    }
+    guard let bytes = try readBinaryFile(path) else { throw KerasError("\(path): cannot open") }
     do { return try JSON.parse(String(decoding: bytes, as: UTF8.self)) } catch {
         throw KerasError("\(path): \(error)")
     }

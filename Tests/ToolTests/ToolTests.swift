@@ -198,6 +198,9 @@ final class ToolTests: XCTestCase {
         try expectFailure("keras-demo", ["--data", big, "--epochs", "1"], status: 1, mentions: ["kernel", "more than the memory limit of 400 MiB"],
                           environment: ["KERAS_MEMORY_LIMIT": "400M"])
         try expectFailure("keras-demo", ["--data", big], status: 1, mentions: ["KERAS_MEMORY_LIMIT='lots'"], environment: ["KERAS_MEMORY_LIMIT": "lots"])
+        // A device that never ends is read up to a bound, not until memory runs out.
+        try expectFailure("keras-demo", ["--data", "/dev/zero"], status: 1, mentions: ["/dev/zero", "larger than half the memory limit"],
+                          environment: ["KERAS_MEMORY_LIMIT": "64M"])
         // KERAS_ISA must name an ISA.
         try expectFailure("keras-demo", ["--model", "mlp", "--epochs", "1"], status: 1, mentions: ["KERAS_ISA='bogus'"], environment: ["KERAS_ISA": "bogus"])
     }

@@ -9,16 +9,9 @@ func getenvString(_ key: String) -> String? {
     return String(cString: p)
 }
 
-/// The whole file as UTF-8 text, or nil when it cannot be read.
+/// The whole file as UTF-8 text, or nil when it cannot be read (or is larger
+/// than the memory limit allows).
 func readTextFile(_ path: String) -> String? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        bytes.append(contentsOf: buf[0..<n])
-    }
+    guard let bytes = (try? readBinaryFile(path)) ?? nil else { return nil }
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -9,7 +9,7 @@ public enum Datasets {
     /// non-number; a UTF-8 byte-order mark is dropped. Returns the values and
     /// the column count.
     public static func readCSV(_ path: String) throws -> (values: [Float], rows: Int, columns: Int) {
-        guard let bytes = readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
+        guard let bytes = try readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
         return try parseCSV(bytes, name: path)
     }
 
@@ -54,7 +54,7 @@ public enum Datasets {
     /// An IDX file (MNIST format): magic 0x0000 TT DD, big-endian dimensions,
     /// then data of type TT (0x08 ubyte, 0x09 byte, 0x0B short, 0x0C int, 0x0D float, 0x0E double).
     public static func readIDX(_ path: String) throws -> Tensor {
-        guard let b = readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
+        guard let b = try readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
         return try parseIDX(b, name: path)
     }
 

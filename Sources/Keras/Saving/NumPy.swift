@@ -145,7 +145,8 @@ public enum NumPy {
                 guard !o, size <= bound + 64 else {
                     throw fail("entry \(entry) declares \(size) bytes from \(compressed) compressed bytes, more than DEFLATE can expand to")
                 }
-                try MemoryLimit.check("\(name)[\(entry)] inflated", count: size, elementBytes: 1)
+                // The inflated bytes and the array decoded from them exist together.
+                try MemoryLimit.check("\(name)[\(entry)] inflated", count: size, elementBytes: 1, copies: 2)
                 do { data = try Inflate.decompress(bytes, start: start, end: start + compressed, size: size) } catch let e as Inflate.Failure {
                     throw fail("entry \(entry) does not inflate: \(e.message)")
                 }
@@ -186,6 +187,6 @@ private extension Substring {
 
 /// The whole file as bytes.
 func readFileBytes(_ path: String) throws -> [UInt8] {
-    guard let text = readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
+    guard let text = try readBinaryFile(path) else { throw KerasError("\(path): cannot read the file") }
     return text
 }

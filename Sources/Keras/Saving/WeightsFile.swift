@@ -4,8 +4,10 @@ import KerasRuntime
 import Glibc
 #endif
 
-/// The whole file as bytes, or nil when it cannot be read.
-func readBinaryFile(_ path: String) -> [UInt8]? {
+/// The whole file as bytes, or nil when it cannot be opened. Reading stops
+/// with an error past the memory limit, so a device (/dev/zero) or a growing
+/// file cannot exhaust memory.
+public func readBinaryFile(_ path: String) throws -> [UInt8]? {
     guard let f = fopen(path, "rb") else { return nil }
     defer { fclose(f) }
     var bytes: [UInt8] = []
@@ -13,6 +15,9 @@ func readBinaryFile(_ path: String) -> [UInt8]? {
     while true {
         let n = fread(&buf, 1, buf.count, f)
         if n <= 0 { break }
+        guard bytes.count + n <= MemoryLimit.bytes / 2 else {
+            throw KerasError("\(path): the file is larger than half the memory limit (\(formatBytes(MemoryLimit.bytes / 2))); it cannot be read whole")
+        }
         bytes.append(contentsOf: buf[0..<n])
     }
     return bytes
