@@ -107,15 +107,11 @@ enum KGraphCommand {
         guard let path = args.first else { throw Failure(message: "missing graph FILE") }
         let opts = try options(Array(args.dropFirst()), allowed: ["--of", "--wrt", "--batch"])
         let text: String
-        if path == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        } else {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw Failure(message: "\(path): cannot read the file")
-            }
-            guard let s = String(data: data, encoding: .utf8) else { throw Failure(message: "\(path): not UTF-8 text") }
-            text = s
-        }
+        let bytes: [UInt8]?
+        do { bytes = try MemoryLimit.readFile(path) } catch let e as IRError { throw Failure(message: e.message) }
+        guard let bytes else { throw Failure(message: "\(path): cannot read the file") }
+        guard let s = String(validating: bytes, as: UTF8.self) else { throw Failure(message: "\(path): not UTF-8 text") }
+        text = s
         do {
             let g = try GraphParser.parse(text)
             do { try Verifier.verify(g) } catch let e as IRError { throw Failure(message: "\(path): \(e.message)") }

@@ -16,10 +16,11 @@ final class KGraphTests: XCTestCase {
         return dir.appendingPathComponent("kgraph")
     }
 
-    func kgraph(_ args: [String], stdin: String? = nil) throws -> Result {
+    func kgraph(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -173,6 +174,9 @@ final class KGraphTests: XCTestCase {
             }
             """, ["plan", "--batch", "9223372036854775807"], "out of range"),
         ]
+        let endless = try kgraph(["dump", "/dev/zero"], environment: ["KERAS_MEMORY_LIMIT": "64M"])
+        XCTAssertEqual(endless.status, 1)
+        XCTAssertTrue(endless.err.contains("/dev/zero: larger than half the memory limit (32 MiB)"), endless.err)
         for (text, command, fragment) in cases {
             let path = try write(text)
             let r = try kgraph([command[0], path] + command.dropFirst())

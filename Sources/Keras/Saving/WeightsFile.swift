@@ -4,23 +4,10 @@ import KerasRuntime
 import Glibc
 #endif
 
-/// The whole file as bytes, or nil when it cannot be opened. Reading stops
-/// with an error past the memory limit, so a device (/dev/zero) or a growing
-/// file cannot exhaust memory.
+/// The whole file as bytes, or nil when it cannot be opened; bounded by the
+/// memory limit (`MemoryLimit.readFile`).
 public func readBinaryFile(_ path: String) throws -> [UInt8]? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        guard bytes.count + n <= MemoryLimit.bytes / 2 else {
-            throw KerasError("\(path): the file is larger than half the memory limit (\(formatBytes(MemoryLimit.bytes / 2))); it cannot be read whole")
-        }
-        bytes.append(contentsOf: buf[0..<n])
-    }
-    return bytes
+    try MemoryLimit.readFile(path == "-" ? "./-" : path)  // a file named "-", not standard input
 }
 
 extension Layer {

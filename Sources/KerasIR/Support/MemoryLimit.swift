@@ -100,6 +100,31 @@ public enum MemoryLimit {
     }
 }
 
+extension MemoryLimit {
+    /// The whole file (or standard input for "-") as bytes, or nil when it
+    /// cannot be opened. Reading stops with an error past half the memory
+    /// limit, so a device (/dev/zero) or an endless pipe cannot exhaust memory.
+    public static func readFile(_ path: String) throws -> [UInt8]? {
+        let f: UnsafeMutablePointer<FILE>
+        if path == "-" { f = stdin } else {
+            guard let opened = fopen(path, "rb") else { return nil }
+            f = opened
+        }
+        defer { if path != "-" { fclose(f) } }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            guard bytes.count + n <= MemoryLimit.bytes / 2 else {
+                throw IRError("\(path == "-" ? "standard input" : path): larger than half the memory limit (\(formatBytes(MemoryLimit.bytes / 2))); it cannot be read whole")
+            }
+            bytes.append(contentsOf: buf[0..<n])
+        }
+        return bytes
+    }
+}
+
 /// "6.1 TiB", "23.4 GiB", "512 bytes".
 public func formatBytes(_ b: Int) -> String {
     if b < 1024 { return "\(b) bytes" }
