@@ -206,6 +206,19 @@ final class HostileInputTests: XCTestCase {
         assertMessage({ _ = try d.emit([Value(99)], masks: [nil], context: ctx) }, contains: ["dense", "v99"])
     }
 
+    func testFunctionalConfigWithNegativeTensorIndexIsAnError() throws {
+        func config(history: Int, output: Int) -> String {
+            #"{"class_name": "Functional", "config": {"name": "f", "layers": ["#
+                + #"{"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [null, 3]}, "inbound_nodes": []},"#
+                + #"{"class_name": "Dense", "config": {"name": "d", "units": 2}, "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "#
+                + #""config": {"shape": [null, 3], "dtype": "float32", "keras_history": ["in", 0, \#(history)]}}], "kwargs": {}}]}],"#
+                + #""input_layers": [["in", 0, 0]], "output_layers": [["d", 0, \#(output)]]}}"#
+        }
+        XCTAssertNoThrow(try LayerRegistry.deserialize(try JSON.parse(config(history: 0, output: 0))))
+        assertMessage({ _ = try LayerRegistry.deserialize(try JSON.parse(config(history: -1, output: 0))) }, contains: ["cannot resolve the inputs of d"])
+        assertMessage({ _ = try LayerRegistry.deserialize(try JSON.parse(config(history: 0, output: -1))) }, contains: ["bad tensor reference", "output_layers"])
+    }
+
     func testNegativeShuffleCountIsAnError() {
         assertMessage({ _ = try shuffledIndices(-5, seed: 1) }, contains: ["shuffledIndices", "-5"])
     }

@@ -298,7 +298,7 @@ extension Model {
             // nil: not a tensor reference; .some(nil): not computed yet
             guard ref["class_name"]?.stringValue == "__keras_tensor__", let h = ref["config"]?["keras_history"]?.arrayValue, h.count == 3,
                   let name = h[0].stringValue, let node = h[1].intValue, let idx = h[2].intValue else { return nil }
-            guard let outs = tensors["\(name)#\(node)"], idx < outs.count else { return .some(nil) }
+            guard let outs = tensors["\(name)#\(node)"], idx >= 0, idx < outs.count else { return .some(nil) }
             return .some(outs[idx])
         }
 
@@ -332,7 +332,7 @@ extension Model {
             if list.count == 3, list[0].stringValue != nil { list = [.array(list)] }
             return try list.map { r in
                 guard let a = r.arrayValue, a.count == 3, let n = a[0].stringValue, let node = a[1].intValue, let i = a[2].intValue,
-                      let outs = tensors["\(n)#\(node)"], i < outs.count else {
+                      let outs = tensors["\(n)#\(node)"], i >= 0, i < outs.count else {
                     throw KerasError("Functional config: bad tensor reference \(r.serialized()) in \(key)")
                 }
                 return outs[i]
