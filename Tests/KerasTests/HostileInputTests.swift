@@ -219,6 +219,21 @@ final class HostileInputTests: XCTestCase {
         assertMessage({ _ = try LayerRegistry.deserialize(try JSON.parse(config(history: 0, output: -1))) }, contains: ["bad tensor reference", "output_layers"])
     }
 
+    func testCheckpointFileNameFieldsAreBounded() throws {
+        let model = try Sequential([Dense(1, inputShape: [2])])
+        try model.compile(optimizer: "sgd", loss: "mse")
+        let dir = NSTemporaryDirectory() + "hostile-ckpt-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let x = try Tensor([1, 2, 3, 4], shape: [2, 2]), y = try Tensor([1, 0], shape: [2, 1])
+        // A huge zero-padded width and precision: a name too long for the file system, reported, not a trap.
+        let huge = try ModelCheckpoint(dir + "/w-{epoch:0999999999999d}-{loss:.99999999999f}.npz", monitor: "loss")
+        assertMessage({ _ = try model.fit(x, y, epochs: 1, verbose: 0, callbacks: [huge]) }, contains: ["cannot create"])
+        // Ordinary fields still work.
+        _ = try model.fit(x, y, epochs: 1, verbose: 0, callbacks: [try ModelCheckpoint(dir + "/w-{epoch:03d}.npz", monitor: "loss")])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/w-001.npz"))
+    }
+
     func testNegativeShuffleCountIsAnError() {
         assertMessage({ _ = try shuffledIndices(-5, seed: 1) }, contains: ["shuffledIndices", "-5"])
     }

@@ -77,11 +77,12 @@ public final class ModelCheckpoint: Callback {
                 let key = parts.first ?? ""
                 let fmt = parts.count > 1 ? parts[1] : ""
                 if key == "epoch" {
-                    let width = Int(fmt.drop { $0 == "0" }.dropLast()) ?? 0
+                    // A file name holds at most 255 bytes: wider fields cannot name a file.
+                    let width = min(Int(fmt.drop { $0 == "0" }.dropLast()) ?? 0, 255)
                     let s = String(epoch + 1)
                     out += String(repeating: "0", count: max(0, width - s.count)) + s
                 } else if let v = logs[key] {
-                    let digits = fmt.hasPrefix(".") ? Int(fmt.dropFirst().dropLast()) ?? 4 : 4
+                    let digits = min(max(fmt.hasPrefix(".") ? Int(fmt.dropFirst().dropLast()) ?? 4 : 4, 0), 17)
                     out += formatFixed(Double(v), digits)
                 } else {
                     out += String(filepath[i...close])
