@@ -146,4 +146,17 @@ final class HostileGraphTests: XCTestCase {
         setenv("KERAS_ISA", "avx2", 1)
         XCTAssertNoThrow(try ExecutionPlan(g, batchSize: 1, store: ParameterStore()))
     }
+
+    func testUnknownPassNamesInTheEnvironmentAreReported() throws {
+        let g = try GraphParser.parse("graph @g(%x: f32[2]) {\n  %0 = relu(%x) : f32[2]\n  return %0\n}")
+        for key in ["KERAS_DUMP", "KERAS_DISABLE_PASSES"] {
+            setenv(key, "cse,fusoin", 1)
+            defer { unsetenv(key) }
+            XCTAssertEqual(message { _ = try ExecutionPlan(g, batchSize: 1, store: ParameterStore()) },
+                           "\(key) names an unknown pass 'fusoin' (passes: canonicalize, fusion, schedule, simplify, constant-fold, cse, dce\(key == "KERAS_DUMP" ? ", all" : ""))")
+        }
+        setenv("KERAS_DISABLE_PASSES", "cse", 1)
+        defer { unsetenv("KERAS_DISABLE_PASSES") }
+        XCTAssertNoThrow(try ExecutionPlan(g, batchSize: 1, store: ParameterStore()))
+    }
 }

@@ -64,7 +64,19 @@ public struct PassPipeline {
         PassPipeline(passes: [Canonicalize(), Fusion(), Schedule()], registry: registry)
     }
 
+    /// Every name KERAS_DUMP and KERAS_DISABLE_PASSES may use.
+    public var knownPassNames: [String] {
+        passes.map(\.name) + (passes.contains { $0 is Canonicalize } ? Canonicalize.subpassNames : [])
+    }
+
     public mutating func run(_ graph: inout Graph) throws {
+        // A misspelt pass name would silently dump or disable nothing.
+        let known = Set(knownPassNames)
+        for (setting, names) in [("KERAS_DISABLE_PASSES", disabled), ("KERAS_DUMP", dumpAfter.subtracting(["all"]))] {
+            if let bad = names.sorted().first(where: { !known.contains($0) }) {
+                throw IRError("\(setting) names an unknown pass '\(abbreviated(bad, limit: 40))' (passes: \(knownPassNames.joined(separator: ", "))\(setting == "KERAS_DUMP" ? ", all" : ""))")
+            }
+        }
         if verify { try Verifier.verify(graph, registry: registry) }
         for pass in passes where !disabled.contains(pass.name) {
             let before = graph.nodes.count
@@ -92,8 +104,11 @@ public struct Canonicalize: GraphPass {
     public var disabled: Set<String> = PassPipeline.environmentList("KERAS_DISABLE_PASSES")
     public init() {}
 
+    static let subpasses: [GraphPass] = [Simplify(), ConstantFolding(), CommonSubexpressionElimination(), DeadCodeElimination()]
+    static var subpassNames: [String] { subpasses.map(\.name) }
+
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
-        let subpasses: [GraphPass] = [Simplify(), ConstantFolding(), CommonSubexpressionElimination(), DeadCodeElimination()]
+        let subpasses = Canonicalize.subpasses
         var any = false
         for _ in 0..<maxRounds {
             var changed = false
