@@ -369,6 +369,11 @@ final class HostileLayerArgumentTests: XCTestCase {
             ("Conv2DTranspose kernel [2]", nil, { try Conv2DTranspose(filters: 2, kernelSize: [2])(image()) }),
             // Found by the conformance fuzzer: a config with dilation_rate [] indexed past the list.
             ("Conv2DTranspose dilation []", "dilation_rate []", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], dilationRate: [])(image()) }),
+            // Found by the conformance fuzzer: a pooling config with pool_size [] was read at index 0.
+            ("AveragePooling1D config pool_size []", "must not be empty",
+             { try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "AveragePooling1D", "config": {"pool_size": []}}"#)) }),
+            ("MaxPooling1D config strides []", "must not be empty",
+             { try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "MaxPooling1D", "config": {"strides": []}}"#)) }),
             ("Conv2DTranspose output padding", "output_padding", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [2, 2], outputPadding: [big, 1])(image()) }),
             ("MaxPooling2D pool Int.max", "max_pooling2d: pool_size", { try MaxPooling2D(poolSize: [big, 1])(image()) }),
             ("AveragePooling2D strides 0", "strides [0, 0]", { try AveragePooling2D(poolSize: [2, 2], strides: [0, 0])(image()) }),

@@ -61,8 +61,12 @@ public class BasePooling: Layer {
     }
 
     static func args(_ c: JSON) throws -> ([Int], [Int]?, String, String?, String?) {
-        (try c.ints("pool_size") ?? [2], try c.ints("strides"), try c.string("padding", default: "valid"), c["data_format"]?.stringValue,
-         c["name"]?.stringValue)
+        let pool = try c.ints("pool_size") ?? [2], strides = try c.ints("strides")
+        // An empty list cannot name a size (a config with pool_size [] was read past its end).
+        guard !pool.isEmpty, strides.map({ !$0.isEmpty }) ?? true else {
+            throw KerasError("\(c["name"]?.stringValue ?? "pooling"): pool_size \(pool) and strides \(strides.map { "\($0)" } ?? "None") must not be empty")
+        }
+        return (pool, strides, try c.string("padding", default: "valid"), c["data_format"]?.stringValue, c["name"]?.stringValue)
     }
 }
 
