@@ -177,6 +177,7 @@ open class Layer: CustomStringConvertible {
     /// Records a call in the functional graph. The output shapes come from
     /// emitting the call into a scratch graph, so shape errors surface here,
     /// naming this layer.
+    @_disfavoredOverload
     public func callAsFunction(_ xs: [KerasTensor], training: Bool? = nil) throws -> [KerasTensor] {
         guard !xs.isEmpty else { throw KerasError("\(name): called with no inputs") }
         try ensureBuilt(xs.map(\.shape))

@@ -55,6 +55,32 @@ public final class ELU: Layer {
     public override class func from(config c: JSON) throws -> Layer { ELU(alpha: try c.float("alpha", default: 1), name: c["name"]?.stringValue) }
 }
 
+/// Keras 2's ThresholdedReLU: x where x > theta, else 0 (Keras 3 dropped it;
+/// configs written by Keras 2 still name it).
+public final class ThresholdedReLU: Layer {
+    public let theta: Float
+    public init(theta: Float = 1, name: String? = nil) {
+        self.theta = theta
+        super.init(name: name)
+        supportsMasking = true
+    }
+    public override func build(_ shapes: [Shape]) throws {
+        guard theta.isFinite, theta >= 0 else { throw KerasError("\(name): theta of a ThresholdedReLU layer must be a non-negative number, got \(theta)") }
+    }
+    public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
+        let b = context.builder, x = inputs[0]
+        return [try b.select(b.greater(x, b.scalar(theta)), x, b.scalar(0))]
+    }
+    public override var config: JSON {
+        var c = super.config
+        c.set("theta", JSON(theta))
+        return c
+    }
+    public override class func from(config c: JSON) throws -> Layer {
+        ThresholdedReLU(theta: try c.float("theta", default: 1), name: c["name"]?.stringValue)
+    }
+}
+
 /// Leaky relu; the layer's default slope is 0.3 (the activation's is 0.2).
 /// Keras 2's `alpha` is accepted for `negative_slope`.
 public final class LeakyReLU: Layer {

@@ -4,7 +4,7 @@ import KerasIR
 /// must match. Masks: an input without one counts as all ones, a mask of
 /// lower rank is spread over the features, and the output mask is the
 /// concatenation reduced with `any` over the last axis, as Keras does.
-public final class Concatenate: Layer {
+public final class Concatenate: Layer, MergingLayer {
     public let axis: Int
 
     public init(axis: Int = -1, name: String? = nil) {

@@ -4,7 +4,7 @@ import KerasIR
 /// the output keeps the first input's other axes, then the second's other
 /// non-batch axes, and has at least rank 2. With `normalize` the inputs are
 /// L2-normalized along those axes first (cosine proximity).
-public final class Dot: Layer {
+public final class Dot: Layer, MergingLayer {
     public let axes: [Int]
     public let normalize: Bool
 

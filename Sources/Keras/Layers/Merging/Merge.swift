@@ -1,11 +1,23 @@
 import KerasIR
 
+/// Layers called on a list of tensors that return one tensor (Add, Concatenate,
+/// Dot, ...): `Add()([a, b])` is a tensor, as in Keras.
+public protocol MergingLayer: Layer {}
+
+extension MergingLayer {
+    public func callAsFunction(_ xs: [KerasTensor], training: Bool? = nil) throws -> KerasTensor {
+        let outs: [KerasTensor] = try callAsFunction(xs, training: training)
+        guard outs.count == 1 else { throw KerasError("\(name): returned \(outs.count) tensors where one was expected") }
+        return outs[0]
+    }
+}
+
 /// The elementwise merge layers (Add, Subtract, Multiply, Average, Maximum,
 /// Minimum) share Keras's rules: batch sizes agree; the other dimensions
 /// broadcast from the right (a 1 stretches, an unknown matches anything);
 /// an input of lower rank is expanded at axis 1 until the ranks agree; the
 /// output mask is the OR of the input masks when every input has one.
-open class Merge: Layer {
+open class Merge: Layer, MergingLayer {
     /// Fewest and most inputs the layer takes.
     open var inputCountRange: ClosedRange<Int> { 1...Int.max }
 
