@@ -95,6 +95,19 @@ struct LayerCaseRunner {
             }
         }
 
+        // State a training call updates (moving statistics), compared after the run.
+        if !ctx.updates.isEmpty { try ctx.emitUpdates() }
+        var updateChecks: [(Variable, Tensor, String)] = []
+        let ws = layer.weights
+        for u in json["updated_weights"]?.arrayValue ?? [] {
+            let i = try u.int("weight_index", default: 0)
+            guard i >= 0 && i < ws.count else {
+                return .fail("updated_weights: weight_index \(i) is outside the layer's \(ws.count) weight(s)")
+            }
+            updateChecks.append((ws[i], try TensorFile(u).load(from: dir), "updated_weight_\(i)"))
+        }
+        if !updateChecks.isEmpty && ctx.updates.isEmpty { return .fail("the layer updated no weight (updated_weights)") }
+
         b.setOutputs(outputsToCheck.map(\.0) + gradChecks.map { Value($0.0) })
         let store = ParameterStore()
         for v in ctx.variablesRead { try store.adopt(v.path, v.buffer) }
@@ -107,6 +120,9 @@ struct LayerCaseRunner {
         }
         for (k, (_, want, what)) in gradChecks.enumerated() {
             if let f = compare(results[outputsToCheck.count + k], want, tol: tolerance, what: what) { failures.append(f) }
+        }
+        for (v, want, what) in updateChecks {
+            if let f = compare(v.value, want, tol: tolerance, what: what) { failures.append(f) }
         }
         return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }

@@ -73,3 +73,49 @@ final class MergeAndNormalizationTests: XCTestCase {
         XCTAssertLessThan(losses.last!, losses.first! * 0.5, "loss falls from \(losses.first!) to \(losses.last!)")
     }
 }
+
+/// BatchNormalization beyond the fixtures: the moving statistics follow the
+/// batches in fit, inference uses them, a frozen layer neither updates them
+/// nor uses batch statistics, and summary counts them as non-trainable.
+final class BatchNormalizationTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(12) }
+
+    func testMovingStatisticsFollowTheBatchesInFit() throws {
+        let bn = BatchNormalization(momentum: 0.5)
+        let model = try Sequential([Dense(2, kernelInitializer: "ones", inputShape: [2]), bn])
+        try model.compile(optimizer: SGD(learningRate: 0), loss: "mse")  // weights stay; only the statistics move
+        let x = try Tensor([1, 3, 5, 7], shape: [2, 2]), y = try Tensor([0, 0, 0, 0], shape: [2, 2])
+        // Dense with ones and zero bias: both features are x0 + x1 = 4 and 12: mean 8, variance 16.
+        _ = try model.fit(x, y, batchSize: 2, epochs: 1, verbose: 0, shuffle: false)
+        XCTAssertEqual(bn.movingMean!.value.floats, [4, 4], "0.5 * 0 + 0.5 * 8")
+        XCTAssertEqual(bn.movingVariance!.value.floats, [8.5, 8.5], "0.5 * 1 + 0.5 * 16")
+        _ = try model.fit(x, y, batchSize: 2, epochs: 1, verbose: 0, shuffle: false)
+        XCTAssertEqual(bn.movingMean!.value.floats, [6, 6])
+        // Inference normalizes with the moving statistics: (4 - 6) / sqrt(12.25 + 0.001).
+        let p = try model.predict(x)
+        XCTAssertEqual(p.floats[0], -2 / (12.25 as Float + 0.001).squareRoot(), accuracy: 1e-5)
+        XCTAssertEqual(model.nonTrainableWeights.count, 2)
+    }
+
+    func testFrozenLayerUsesMovingStatisticsAndUpdatesNothing() throws {
+        let bn = BatchNormalization(momentum: 0.5)
+        let model = try Sequential([bn], name: "frozen")
+        try model.build(inputShape: [2])
+        bn.trainable = false
+        try model.compile(optimizer: "sgd", loss: "mse")
+        let before = model.getWeights()
+        let x = try Tensor([1, 3, 5, 7], shape: [2, 2])
+        _ = try model.fit(x, x, batchSize: 2, epochs: 1, verbose: 0)
+        XCTAssertEqual(model.getWeights(), before, "a frozen BatchNormalization keeps every weight")
+    }
+
+    func testBadAxisAndConfigRoundTrip() throws {
+        XCTAssertThrowsError(try BatchNormalization(axis: 3, name: "bn")(Input(shape: [4])))
+        let layer = BatchNormalization(axis: 1, momentum: 0.9, epsilon: 1e-5, center: false)
+        let again = try LayerRegistry.deserialize(["class_name": "BatchNormalization", "config": layer.config])
+        XCTAssertEqual(again.config.serialized(), layer.config.serialized())
+        // Keras 2 configs wrote the axis as a list of one.
+        let k2 = try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "BatchNormalization", "config": {"axis": [3]}}"#))
+        XCTAssertEqual((k2 as? BatchNormalization)?.axis, 3)
+    }
+}

@@ -15,7 +15,7 @@ public enum LayerRegistry {
                      Cropping1D.self, Cropping2D.self, Cropping3D.self, ZeroPadding1D.self, ZeroPadding2D.self, ZeroPadding3D.self,
                      UpSampling1D.self, UpSampling2D.self, UpSampling3D.self,
                      Add.self, Subtract.self, Multiply.self, Average.self, Maximum.self, Minimum.self, Concatenate.self, Dot.self,
-                     LayerNormalization.self, ThresholdedReLU.self,
+                     LayerNormalization.self, BatchNormalization.self, ThresholdedReLU.self,
                      Sequential.self, Model.self] as [Layer.Type] {
             t[type.kerasClassName] = type
         }

@@ -10,6 +10,7 @@ public final class CallContext {
         var parameters: [ObjectIdentifier: Value] = [:]
         var variablesRead: [Variable] = []
         var addedLosses: [Value] = []
+        var updates: [(Variable, Value)] = []
         var seedCounter: UInt64 = 0
     }
 
@@ -58,6 +59,24 @@ public final class CallContext {
 
     /// Adds a scalar to the model's loss (activity regularization).
     public func addLoss(_ v: Value) { state.addedLosses.append(v) }
+
+    /// Asks for `variable` to take `value` at the end of a training step
+    /// (BatchNormalization's moving statistics). The training graph assigns
+    /// it after the optimizer's updates, so a failed step changes nothing.
+    public func addUpdate(_ variable: Variable, _ value: Value) throws {
+        guard builder.type(of: value) == variable.type else {
+            throw KerasError("\(variable.path): an update of type \(builder.type(of: value)) for a weight of type \(variable.type)")
+        }
+        state.updates.append((variable, value))
+    }
+
+    /// The updates asked for so far, in call order.
+    public var updates: [(Variable, Value)] { state.updates }
+
+    /// Emits an assign for every update (into the graph being built).
+    public func emitUpdates() throws {
+        for (v, value) in state.updates { _ = try builder.assign(try read(v), value) }
+    }
 
     /// A seed for a random op: fixed per position in the graph, so a
     /// retraced graph draws the same way; the layer's own seed when it has one.

@@ -174,6 +174,11 @@ extension Model {
                 cache[name] = p
                 return p
             }
+            // Layer state (moving statistics) after the optimizer's updates.
+            for (v, value) in ctx.updates {
+                guard let p = ctx.parameter(of: v) else { continue }
+                _ = try ub.assign(p, value)
+            }
             graph = ub.graph
         }
         graph.outputs = [loss!] + metricOutputs
