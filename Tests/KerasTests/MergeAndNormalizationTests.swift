@@ -119,3 +119,60 @@ final class BatchNormalizationTests: XCTestCase {
         XCTAssertEqual((k2 as? BatchNormalization)?.axis, 3)
     }
 }
+
+/// SpatialDropout1D/2D/3D and AlphaDropout: identity at inference; in
+/// training whole feature maps drop together, and AlphaDropout keeps a
+/// standard normal input near mean 0 and variance 1.
+final class NoiseLayerTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(13) }
+
+    /// Runs one call of `layer` on `x` in training or inference mode.
+    func run(_ layer: Layer, _ x: Tensor, training: Bool) throws -> Tensor {
+        let b = GraphBuilder(name: "noise")
+        let input = try b.input("x", x.type)
+        let ctx = CallContext(builder: b, training: training)
+        let (outs, _) = try layer.emit([input], masks: [nil], context: ctx)
+        b.setOutputs(outs)
+        let plan = try ExecutionPlan(b.graph, inputShapes: ["x": x.shape], store: ParameterStore())
+        return try plan.run(["x": x])[0]
+    }
+
+    func testSpatialDropoutDropsWholeFeatureMaps() throws {
+        var rng = SplitMix64(seed: 5)
+        let x = try Tensor((0..<(8 * 5 * 5 * 16)).map { _ in rng.uniform(1, 2) }, shape: [8, 5, 5, 16])
+        XCTAssertEqual(try run(SpatialDropout2D(0.5), x, training: false), x, "identity at inference")
+        let y = try run(SpatialDropout2D(0.5, seed: 3), x, training: true).floats, v = x.floats
+        var dropped = 0
+        for n in 0..<8 {
+            for c in 0..<16 {
+                let ratios = (0..<25).map { p in y[(n * 25 + p) * 16 + c] / v[(n * 25 + p) * 16 + c] }
+                XCTAssertTrue(ratios.allSatisfy { $0 == ratios[0] } && (ratios[0] == 0 || abs(ratios[0] - 2) < 1e-6),
+                              "sample \(n) channel \(c): one draw for the whole map, got \(ratios.prefix(3))")
+                if ratios[0] == 0 { dropped += 1 }
+            }
+        }
+        XCTAssertTrue((32...96).contains(dropped), "about half of 128 maps dropped, got \(dropped)")
+        // SpatialDropout1D shares the draw over the steps of each channel.
+        let cf = try run(SpatialDropout1D(0.5, seed: 4), try Tensor([Float](repeating: 1, count: 2 * 7 * 3), shape: [2, 7, 3]), training: true).floats
+        for n in 0..<2 { for c in 0..<3 { XCTAssertEqual(Set((0..<7).map { cf[(n * 7 + $0) * 3 + c] }).count, 1) } }
+        XCTAssertThrowsError(try run(SpatialDropout3D(0.5), x, training: true), "SpatialDropout3D needs rank 5")
+    }
+
+    func testAlphaDropoutKeepsMeanAndVariance() throws {
+        var rng = SplitMix64(seed: 6)
+        // Standard normal values by Box-Muller.
+        let n = 40_000
+        let values: [Float] = (0..<n).map { _ in
+            let u1 = max(rng.unit(), 1e-12), u2 = rng.unit()
+            return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
+        }
+        let x = try Tensor(values, shape: [n / 100, 100])
+        XCTAssertEqual(try run(AlphaDropout(0.2), x, training: false), x)
+        let y = try run(AlphaDropout(0.2, seed: 9), x, training: true).floats
+        let mean = y.reduce(0, +) / Float(n)
+        let variance = y.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(n)
+        XCTAssertEqual(mean, 0, accuracy: 0.05)
+        XCTAssertEqual(variance, 1, accuracy: 0.08)
+        XCTAssertThrowsError(try run(AlphaDropout(1), x, training: true), "rate 1 is outside [0, 1)")
+    }
+}
