@@ -176,3 +176,30 @@ final class NoiseLayerTests: XCTestCase {
         XCTAssertThrowsError(try run(AlphaDropout(1), x, training: true), "rate 1 is outside [0, 1)")
     }
 }
+
+final class TimeDistributedTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(14) }
+
+    func testShapesWeightsAndErrors() throws {
+        let td = TimeDistributed(Conv2D(filters: 4, kernelSize: [3, 3]))
+        XCTAssertEqual(try td(Input(shape: [5, 8, 8, 1])).shape, [nil, 5, 6, 6, 4], "a Conv2D over every step")
+        XCTAssertEqual(td.weights.count, 2, "the wrapped layer's kernel and bias")
+        XCTAssertThrowsError(try TimeDistributed(Dense(2), name: "td")(Input(shape: [3]))) { e in
+            XCTAssertTrue("\(e)".contains("td: `TimeDistributed` should be passed an input with at least 3 dimensions"), "\(e)")
+        }
+        XCTAssertThrowsError(try TimeDistributed(Conv2D(filters: 2, kernelSize: [3, 3]), name: "td2")(Input(shape: [4, 3]))) { e in
+            XCTAssertTrue("\(e)".contains("conv2d"), "the wrapped layer names the mismatch: \(e)")
+        }
+        // The config nests the wrapped layer and rebuilds it.
+        let again = try LayerRegistry.deserialize(["class_name": "TimeDistributed", "config": td.config])
+        XCTAssertEqual((again as? TimeDistributed)?.layer.kerasClassName, "Conv2D")
+    }
+
+    func testEveryStepSharesTheWeights() throws {
+        let model = try Sequential([TimeDistributed(Dense(2, kernelInitializer: "ones"), name: "td")], name: "m")
+        try model.build(inputShape: [3, 2])
+        let y = try model.predict(try Tensor([1, 2, 3, 4, 5, 6], shape: [1, 3, 2]))
+        XCTAssertEqual(y.shape, [1, 3, 2])
+        XCTAssertEqual(y.floats, [3, 3, 7, 7, 11, 11])
+    }
+}

@@ -16,7 +16,7 @@ public enum LayerRegistry {
                      UpSampling1D.self, UpSampling2D.self, UpSampling3D.self,
                      Add.self, Subtract.self, Multiply.self, Average.self, Maximum.self, Minimum.self, Concatenate.self, Dot.self,
                      LayerNormalization.self, BatchNormalization.self, ThresholdedReLU.self,
-                     SpatialDropout1D.self, SpatialDropout2D.self, SpatialDropout3D.self, AlphaDropout.self,
+                     SpatialDropout1D.self, SpatialDropout2D.self, SpatialDropout3D.self, AlphaDropout.self, TimeDistributed.self,
                      Sequential.self, Model.self] as [Layer.Type] {
             t[type.kerasClassName] = type
         }
