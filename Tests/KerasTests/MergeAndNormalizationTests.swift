@@ -203,3 +203,63 @@ final class TimeDistributedTests: XCTestCase {
         XCTAssertEqual(y.floats, [3, 3, 7, 7, 11, 11])
     }
 }
+
+/// SimpleRNN, LSTM, GRU and Bidirectional beyond the fixtures: output and
+/// state shapes, the errors for inputs they cannot take, and a sequence
+/// model that learns.
+final class RecurrentLayerTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(15) }
+
+    func testShapesAndStates() throws {
+        let x = Input(shape: [7, 3])
+        XCTAssertEqual(try LSTM(4)(x).shape, [nil, 4])
+        XCTAssertEqual(try GRU(5, returnSequences: true)(x).shape, [nil, 7, 5])
+        let outs: [KerasTensor] = try LSTM(2, returnState: true)([x])
+        XCTAssertEqual(outs.map(\.shape), [[nil, 2], [nil, 2], [nil, 2]], "output, h and c")
+        XCTAssertEqual(try Bidirectional(SimpleRNN(3, returnSequences: true))(x).shape, [nil, 7, 6], "concat of both directions")
+        let lstm = LSTM(4)
+        _ = try lstm(x)
+        XCTAssertEqual(lstm.weights.map(\.shape), [[3, 16], [4, 16], [16]])
+        XCTAssertEqual(Array(lstm.bias!.value.floats[4..<8]), [1, 1, 1, 1], "unit_forget_bias starts the forget gate at 1")
+        let gru = GRU(2)
+        _ = try gru(x)
+        XCTAssertEqual(gru.bias!.shape, [2, 6], "reset_after keeps an input and a recurrent bias row")
+    }
+
+    func testErrors() {
+        XCTAssertThrowsError(try LSTM(4, name: "l")(Input(shape: [3]))) { e in XCTAssertTrue("\(e)".contains("l: expected an input of shape (batch, time, features)"), "\(e)") }
+        XCTAssertThrowsError(try LSTM(4, stateful: true, name: "s")(Input(shape: [2, 3]))) { e in XCTAssertTrue("\(e)".contains("stateful"), "\(e)") }
+        XCTAssertThrowsError(try GRU(0)(Input(shape: [2, 3])))
+        XCTAssertThrowsError(try Bidirectional(LSTM(2), mergeMode: "max")) { e in XCTAssertTrue("\(e)".contains("merge_mode"), "\(e)") }
+        XCTAssertThrowsError(try Bidirectional(LSTM(2), backwardLayer: LSTM(2))) { e in XCTAssertTrue("\(e)".contains("go_backwards"), "\(e)") }
+    }
+
+    func testConfigsRoundTrip() throws {
+        for layer in [SimpleRNN(3, activation: "relu", goBackwards: true), LSTM(2, unitForgetBias: false, returnSequences: true),
+                      GRU(4, resetAfter: false)] as [Layer] {
+            let again = try LayerRegistry.deserialize(["class_name": .string(layer.kerasClassName), "config": layer.config])
+            XCTAssertEqual(again.config.serialized(), layer.config.serialized(), layer.kerasClassName)
+        }
+        let bi = try Bidirectional(LSTM(2), mergeMode: "sum")
+        let again = try LayerRegistry.deserialize(["class_name": "Bidirectional", "config": bi.config]) as? Bidirectional
+        XCTAssertEqual(again?.forwardLayer.name, bi.forwardLayer.name, "no second forward_ prefix")
+        XCTAssertEqual(again?.mergeMode, "sum")
+        // Keras 2 names: output_dim, inner_activation, dropout_W / dropout_U.
+        let k2 = try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "LSTM", "config": {"output_dim": 5, "inner_activation": "hard_sigmoid", "dropout_W": 0.1, "dropout_U": 0.2}}"#)) as? LSTM
+        XCTAssertEqual(k2?.units, 5)
+        XCTAssertEqual(k2?.dropout, 0.1)
+        XCTAssertEqual(k2?.recurrentDropout, 0.2)
+    }
+
+    func testAnLSTMLearnsToSumASequence() throws {
+        let model = try Sequential([LSTM(8, inputShape: [5, 1]), Dense(1)], name: "summer")
+        try model.compile(optimizer: Adam(learningRate: 0.02), loss: "mse")
+        var rng = SplitMix64(seed: 8)
+        let xs = (0..<(64 * 5)).map { _ in rng.uniform(0, 1) }
+        let x = try Tensor(xs, shape: [64, 5, 1])
+        let y = try Tensor((0..<64).map { i in (0..<5).map { xs[i * 5 + $0] }.reduce(0, +) / 5 }, shape: [64, 1])
+        let h = try model.fit(x, y, batchSize: 16, epochs: 40, verbose: 0)
+        let losses = h.history["loss"] ?? []
+        XCTAssertLessThan(losses.last!, losses.first! * 0.2, "loss falls from \(losses.first!) to \(losses.last!)")
+    }
+}
