@@ -263,3 +263,34 @@ final class RecurrentLayerTests: XCTestCase {
         XCTAssertLessThan(losses.last!, losses.first! * 0.2, "loss falls from \(losses.first!) to \(losses.last!)")
     }
 }
+
+/// Masks into recurrent layers: a padded step carries the states over, so a
+/// padded sequence gives what the unpadded one gives.
+final class RecurrentMaskTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(16) }
+
+    func testPaddedStepsAreSkipped() throws {
+        for make in [{ LSTM(3) as RecurrentLayer }, { GRU(3) }, { SimpleRNN(3) }, { LSTM(3, goBackwards: true) }] {
+            let padded = try Sequential([Embedding(inputDim: 10, outputDim: 4, maskZero: true, inputLength: 5), make()], name: "padded")
+            let short = try Sequential([Embedding(inputDim: 10, outputDim: 4, inputLength: 2), make()], name: "short")
+            try short.setWeights(padded.getWeights())
+            let p = try padded.predict(try Tensor([3, 7, 0, 0, 0, 5, 0, 0, 0, 0] as [Int32], shape: [2, 5]))
+            let s = try short.predict(try Tensor([3, 7, 5, 5] as [Int32], shape: [2, 2]))
+            let want = s.floats
+            // Row 2 of `short` is [5, 5]; the padded row 2 is [5] alone: compare row 1 exactly, row 2 against a one-step run.
+            for j in 0..<3 { XCTAssertEqual(p.floats[j], want[j], accuracy: 1e-6, "\(padded.layers[1].kerasClassName) row 1 unit \(j)") }
+            let one = try Sequential([Embedding(inputDim: 10, outputDim: 4, inputLength: 1), make()], name: "one")
+            try one.setWeights(padded.getWeights())
+            let o = try one.predict(try Tensor([5] as [Int32], shape: [1, 1]))
+            for j in 0..<3 { XCTAssertEqual(p.floats[3 + j], o.floats[j], accuracy: 1e-6, "\(padded.layers[1].kerasClassName) row 2 unit \(j)") }
+        }
+    }
+
+    func testSequenceOutputsKeepTheMask() throws {
+        let ids = Input(shape: [4], dtype: .i32)
+        let seq = try LSTM(2, returnSequences: true)(try Embedding(inputDim: 5, outputDim: 3, maskZero: true)(ids))
+        XCTAssertNotNil(seq.maskType, "return_sequences passes the mask on")
+        let last = try LSTM(2)(try Embedding(inputDim: 5, outputDim: 3, maskZero: true)(ids))
+        XCTAssertNil(last.maskType)
+    }
+}

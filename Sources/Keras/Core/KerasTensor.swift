@@ -10,7 +10,8 @@ public final class KerasTensor: CustomStringConvertible {
     let node: LayerNode
     let index: Int
     /// The type of the mask travelling with this tensor, if any.
-    let maskType: TensorType?
+    /// The type of the mask this tensor carries (Embedding(mask_zero), Masking, ...), nil when none.
+    public let maskType: TensorType?
 
     init(shape: Shape, dtype: DType, node: LayerNode, index: Int, maskType: TensorType?) {
         self.shape = shape

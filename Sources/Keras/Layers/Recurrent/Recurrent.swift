@@ -5,7 +5,8 @@ import KerasIR
 /// kernel); each step then adds its recurrent product and applies the gates,
 /// emitted as ordinary ops, so gradients and kernels come from the graph.
 /// (The steps are unrolled into the graph for every `unroll` setting; a fused
-/// whole-sequence op with its own kernel is the next step for speed.)
+/// whole-sequence op with its own kernel is the next step for speed.) A mask
+/// makes a masked step carry the previous states over.
 public class RecurrentLayer: Layer {
     public let units: Int
     public let returnSequences: Bool
@@ -17,6 +18,10 @@ public class RecurrentLayer: Layer {
     public let dropout: Float
     public let recurrentDropout: Float
     public let seed: Int?
+    /// With a mask, a masked step outputs zeros instead of repeating the last
+    /// output (the states carry over either way). Bidirectional sets it for
+    /// sequences, as Keras does.
+    public var zeroOutputForMask = false
     public private(set) var activation: ActivationFunction = .tanh
     public private(set) var recurrentActivation: ActivationFunction = .sigmoid
     let activationSpec: ActivationConvertible
@@ -67,6 +72,7 @@ public class RecurrentLayer: Layer {
         super.init(name: name)
         self.activityRegularizer = activityRegularizer
         declaredInputShape = declaredShape(inputShape: inputShape, inputDim: nil)
+        supportsMasking = true
     }
 
     /// The bias's shape and initial values (GRU with reset_after keeps two rows).
@@ -123,10 +129,16 @@ public class RecurrentLayer: Layer {
         guard shape.count == 3, shape[1] != TensorType.unknown else {
             throw KerasError("\(name): needs a known number of time steps, got \(formatShape(kerasShape(shape)))")
         }
-        if masks.first.flatMap({ $0 }) != nil {
-            throw KerasError("\(name): masked sequences are not supported yet (the mask would be ignored)")
-        }
         let time = shape[1], width = gateCount * units
+        // A [batch, time] mask: a masked step keeps the previous states (Keras's RNN with mask).
+        var mask: Value? = nil
+        if let m = masks.first ?? nil {
+            let mt = b.type(of: m)
+            guard mt.rank == 2, mt.shape[1] == time else {
+                throw KerasError("\(name): the mask must have shape (batch, \(time)), got \(formatShape(kerasShape(mt.shape)))")
+            }
+            mask = mt.dtype == .f32 ? m : try b.cast(m, to: .f32)
+        }
         // Dropout masks are drawn once per sequence, as Keras does.
         if context.training && dropout > 0 {
             let template = try b.reduceMax(x, axes: [1], keepDims: true)
@@ -150,17 +162,24 @@ public class RecurrentLayer: Layer {
             let xt = try b.reshape(b.emit("slice", [projected], ["begin": .ints([0, t, 0]), "size": .ints([-1, 1, width])]), [-1, width])
             var inStates = states
             if let r = recurrentKeep { inStates[0] = try b.mul(inStates[0], r) }
-            let next = try step(xt, inStates, u, b)
+            var next = try step(xt, inStates, u, b)
+            var out = next[0]
+            if let mask {
+                let keep = try b.emit("slice", [mask], ["begin": .ints([0, t]), "size": .ints([-1, 1])])
+                next = try zip(next, states).map { try b.select(keep, $0, $1) }
+                out = zeroOutputForMask ? try b.select(keep, next[0], zero) : next[0]
+            }
             // Only the hidden state is dropped; the carried states are the undropped ones.
             states = next
-            if returnSequences { outputs.append(try b.reshape(next[0], [-1, 1, units])) }
+            if returnSequences { outputs.append(try b.reshape(out, [-1, 1, units])) }
         }
         let output = returnSequences ? (outputs.count == 1 ? outputs[0] : try b.emit("concat", outputs, ["axis": .int(1)])) : states[0]
         return returnState ? [output] + states : [output]
     }
 
+    /// A sequence output keeps the input mask; a last output and the states have none.
     public override func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
-        outputs.map { _ in nil }
+        outputs.enumerated().map { i, _ in i == 0 && returnSequences ? (masks.first ?? nil) : nil }
     }
 
     public override var config: JSON {
@@ -170,6 +189,7 @@ public class RecurrentLayer: Layer {
         c.set("go_backwards", .bool(goBackwards))
         c.set("stateful", .bool(stateful))
         c.set("unroll", .bool(unroll))
+        c.set("zero_output_for_mask", .bool(zeroOutputForMask))
         c.set("units", JSON(units))
         c.set("activation", activationJSON((try? activationSpec.resolveActivation()) ?? activation))
         c.set("use_bias", .bool(useBias))
@@ -258,6 +278,7 @@ public final class SimpleRNN: RecurrentLayer {
                           returnState: a.returnState, goBackwards: a.goBackwards, stateful: a.stateful, unroll: a.unroll, seed: a.seed,
                           name: a.name)
         l.trainable = try c.bool("trainable", default: true)
+        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
         try l.applyInputShape(from: c)
         return l
     }
@@ -320,6 +341,7 @@ public final class LSTM: RecurrentLayer {
                      returnState: a.returnState, goBackwards: a.goBackwards, stateful: a.stateful, unroll: a.unroll, seed: a.seed,
                      name: a.name)
         l.trainable = try c.bool("trainable", default: true)
+        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
         try l.applyInputShape(from: c)
         return l
     }
@@ -420,6 +442,7 @@ public final class GRU: RecurrentLayer {
                     returnSequences: a.returnSequences, returnState: a.returnState, goBackwards: a.goBackwards, stateful: a.stateful,
                     unroll: a.unroll, resetAfter: try c.bool("reset_after", default: true), seed: a.seed, name: a.name)
         l.trainable = try c.bool("trainable", default: true)
+        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
         try l.applyInputShape(from: c)
         return l
     }

@@ -30,6 +30,7 @@ public final class Bidirectional: Layer {
             self.backwardLayer = try Bidirectional.copy(layer, name: "backward_" + base, goBackwards: !layer.goBackwards)
         }
         super.init(name: name)
+        supportsMasking = true
     }
 
     /// A fresh layer of the same class and arguments, renamed.
@@ -40,6 +41,8 @@ public final class Bidirectional: Layer {
         guard let l = try LayerRegistry.deserialize(["class_name": .string(layer.kerasClassName), "config": c]) as? RecurrentLayer else {
             throw KerasError("Bidirectional: cannot copy \(layer.name)")
         }
+        // Keras zeroes masked outputs of sequences so that the two directions line up.
+        l.zeroOutputForMask = layer.returnSequences
         return l
     }
 
@@ -79,8 +82,9 @@ public final class Bidirectional: Layer {
         return try b.emit("concat", steps, ["axis": .int(1)])
     }
 
+    /// A sequence output keeps the input mask (Keras's Bidirectional.compute_mask).
     public override func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
-        outputs.map { _ in nil }
+        outputs.enumerated().map { i, _ in forwardLayer.returnSequences && (i == 0 || (mergeMode == nil && i == 1)) ? (masks.first ?? nil) : nil }
     }
 
     public override var config: JSON {
