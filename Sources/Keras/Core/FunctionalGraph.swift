@@ -26,7 +26,7 @@ struct FunctionalGraph {
             }
             if state[id] == 1 { throw KerasError("the layer graph has a cycle at \(n.layer.name)") }
             state[id] = 1
-            for x in n.inputs { try visit(x) }
+            for x in n.inputs + n.masks.compactMap({ $0 }) { try visit(x) }
             state[id] = 2
             order.append(n)
         }
@@ -50,8 +50,14 @@ struct FunctionalGraph {
                 guard let v = env[ObjectIdentifier(t)] else { throw KerasError("\(n.layer.name): input \(t) was not computed") }
                 return v
             }
+            // A mask given at call time replaces the one the input carries.
+            let argMasks = try zip(args, n.masks).map { arg, explicit -> Value? in
+                guard let m = explicit else { return arg.1 }
+                guard let v = env[ObjectIdentifier(m)] else { throw KerasError("\(n.layer.name): mask \(m) was not computed") }
+                return v.0
+            }
             let ctx = n.training.map { t in t == context.training ? context : context.with(training: t) } ?? context
-            let (outs, masks) = try n.layer.emit(args.map(\.0), masks: args.map(\.1), context: ctx)
+            let (outs, masks) = try n.layer.emit(args.map(\.0), masks: argMasks, context: ctx)
             guard outs.count == n.outputCount else {
                 throw KerasError("\(n.layer.name): returned \(outs.count) outputs, \(n.outputCount) when it was called")
             }

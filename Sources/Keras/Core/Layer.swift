@@ -177,20 +177,27 @@ open class Layer: CustomStringConvertible {
     /// Records a call in the functional graph. The output shapes come from
     /// emitting the call into a scratch graph, so shape errors surface here,
     /// naming this layer.
+    /// `masks` gives a tensor to use as the mask of each input (Keras's
+    /// `layer(x, mask=m)`); nil entries keep the mask an input carries.
     @_disfavoredOverload
-    public func callAsFunction(_ xs: [KerasTensor], training: Bool? = nil) throws -> [KerasTensor] {
+    public func callAsFunction(_ xs: [KerasTensor], training: Bool? = nil, masks explicit: [KerasTensor?]? = nil) throws -> [KerasTensor] {
         guard !xs.isEmpty else { throw KerasError("\(name): called with no inputs") }
+        if let explicit, explicit.count != xs.count {
+            throw KerasError("\(name): called with \(xs.count) input(s) and \(explicit.count) mask(s)")
+        }
         try ensureBuilt(xs.map(\.shape))
         let b = GraphBuilder(name: "trace_\(name)")
         var values: [Value] = []
         var masks: [Value?] = []
         for (i, x) in xs.enumerated() {
             values.append(try b.input("in\(i)", TensorType(x.dtype, irShape(x.shape))))
-            masks.append(try x.maskType.map { try b.input("mask\(i)", $0) })
+            let maskType = explicit?[i].map { TensorType($0.dtype, irShape($0.shape)) } ?? x.maskType
+            masks.append(try maskType.map { try b.input("mask\(i)", $0) })
         }
         let ctx = CallContext(builder: b, training: training ?? false, isTracing: true)
         let (outs, outMasks) = try emit(values, masks: masks, context: ctx)
-        let node = LayerNode(layer: self, inputs: xs, training: training, index: nodeRefs.count)
+        let node = LayerNode(layer: self, inputs: xs, training: training, index: nodeRefs.count,
+                             masks: explicit ?? xs.map { _ in nil })
         let tensors = outs.enumerated().map { i, v in
             KerasTensor(shape: kerasShape(b.type(of: v).shape), dtype: b.type(of: v).dtype, node: node, index: i,
                         maskType: outMasks[i].map { b.type(of: $0) })
@@ -293,11 +300,14 @@ final class LayerNode {
     /// The training argument given at call time, if any (it overrides the model's).
     let training: Bool?
     let index: Int
+    /// Tensors given as the inputs' masks at call time (nil: the input's own).
+    let masks: [KerasTensor?]
 
-    init(layer: Layer, inputs: [KerasTensor], training: Bool?, index: Int) {
+    init(layer: Layer, inputs: [KerasTensor], training: Bool?, index: Int, masks: [KerasTensor?]? = nil) {
         self.layer = layer
         self.inputs = inputs
         self.training = training
         self.index = index
+        self.masks = masks ?? inputs.map { _ in nil }
     }
 }

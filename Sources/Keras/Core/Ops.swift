@@ -12,6 +12,13 @@ final class OperationLayer: Layer {
         supportsMasking = false
     }
 
+    /// An operation node read from a functional config, under its saved name.
+    init(named name: String, _ body: @escaping ([Value], GraphBuilder) throws -> Value) {
+        self.body = body
+        super.init(name: name)
+        supportsMasking = false
+    }
+
     override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
         [try body(inputs, context.builder)]
     }

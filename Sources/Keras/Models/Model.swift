@@ -283,16 +283,15 @@ extension Model {
     /// then replays the recorded calls (inbound_nodes) in dependency order.
     static func functional(config c: JSON) throws -> Model {
         guard let layerList = c["layers"]?.arrayValue else { throw KerasError("Functional config needs layers") }
-        var layers: [String: Layer] = [:]
-        var order: [(Layer, [JSON])] = []
+        // Layers, and the keras.ops nodes Keras writes for masks (built per call below).
+        var order: [(Layer?, JSON, [JSON])] = []
         for entry in layerList {
-            let l = try LayerRegistry.deserialize(entry)
-            layers[l.name] = l
-            order.append((l, entry["inbound_nodes"]?.arrayValue ?? []))
+            let l = OperationNodes.isOperation(entry) ? nil : try LayerRegistry.deserialize(entry)
+            order.append((l, entry, entry["inbound_nodes"]?.arrayValue ?? []))
         }
         // tensors[(layer name, node index)] = outputs of that call
         var tensors: [String: [KerasTensor]] = [:]
-        for (l, _) in order { if let i = l as? InputLayer { tensors["\(i.name)#0"] = [i.tensor] } }
+        for (l, _, _) in order { if let i = l as? InputLayer { tensors["\(i.name)#0"] = [i.tensor] } }
 
         func resolve(_ ref: JSON) -> KerasTensor?? {
             // nil: not a tensor reference; .some(nil): not computed yet
@@ -302,13 +301,14 @@ extension Model {
             return .some(outs[idx])
         }
 
-        var pending: [(Layer, Int, JSON)] = order.flatMap { l, nodes in
-            l is InputLayer ? [] : nodes.enumerated().map { (l, $0.offset, $0.element) }
+        var pending: [(Layer?, JSON, Int, JSON)] = order.flatMap { l, entry, nodes in
+            l is InputLayer ? [] : nodes.enumerated().map { (l, entry, $0.offset, $0.element) }
         }
+        func entryName(_ l: Layer?, _ entry: JSON) -> String { l?.name ?? entry["name"]?.stringValue ?? entry["config"]?["name"]?.stringValue ?? "?" }
         while !pending.isEmpty {
             var progressed = false
-            var rest: [(Layer, Int, JSON)] = []
-            for (l, k, node) in pending {
+            var rest: [(Layer?, JSON, Int, JSON)] = []
+            for (l, entry, k, node) in pending {
                 let args = node["args"]?.arrayValue ?? []
                 var inputs: [KerasTensor] = []
                 var ready = true
@@ -316,14 +316,34 @@ extension Model {
                 for a in flat {
                     if let r = resolve(a) { if let t = r { inputs.append(t) } else { ready = false } }
                 }
-                if !ready || inputs.isEmpty { rest.append((l, k, node)); continue }
+                // kwargs mask: a tensor (or one per input) used as the inputs' masks.
+                var masks: [KerasTensor?]? = nil
+                if let m = node["kwargs"]?["mask"], !m.isNull {
+                    let refs = m.arrayValue ?? [m]
+                    var resolved: [KerasTensor?] = []
+                    for r in refs {
+                        if r.isNull { resolved.append(nil); continue }
+                        guard let t = resolve(r) else { throw KerasError("Functional config: \(entryName(l, entry)) has a mask that is not a tensor") }
+                        if let t { resolved.append(t) } else { ready = false }
+                    }
+                    masks = resolved
+                }
+                if !ready || inputs.isEmpty { rest.append((l, entry, k, node)); continue }
                 let training = node["kwargs"]?["training"]?.boolValue
-                let outs = try l(inputs, training: training)
-                tensors["\(l.name)#\(k)"] = outs
+                let outs: [KerasTensor]
+                if let l {
+                    if let masks, masks.count != inputs.count {
+                        throw KerasError("Functional config: \(l.name) has \(inputs.count) input(s) and \(masks.count) mask(s)")
+                    }
+                    outs = try l(inputs, training: training, masks: masks)
+                } else {
+                    outs = try OperationNodes.layer(entry, args: args, node: k)(inputs, training: training)
+                }
+                tensors["\(entryName(l, entry))#\(k)"] = outs
                 progressed = true
             }
             if !progressed {
-                throw KerasError("Functional config: cannot resolve the inputs of " + rest.map { "\($0.0.name)" }.joined(separator: ", "))
+                throw KerasError("Functional config: cannot resolve the inputs of " + rest.map { entryName($0.0, $0.1) }.joined(separator: ", "))
             }
             pending = rest
         }
