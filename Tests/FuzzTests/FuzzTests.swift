@@ -103,7 +103,7 @@ final class FuzzTests: XCTestCase {
     func testFuzzNumPy() throws {
         _ = try budget()
         let f = try Tensor((0..<24).map { Float($0) * 0.5 }, shape: [2, 3, 4]), i = try Tensor((0..<6).map { Int32($0) }, shape: [6])
-        var corpus = [NumPy.encode(f), NumPy.encode(i), NumPy.encode(Tensor(3)), NumPy.encodeArchive([("x", f), ("y", i)])]
+        var corpus = [NumPy.encode(f), NumPy.encode(i), NumPy.encode(Tensor(3)), try NumPy.encodeArchive([("x", f), ("y", i)])]
         for name in ["compressed.npz", "stored-blocks.npz"] {
             corpus.append(Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("npz/" + name))))
         }

@@ -36,7 +36,7 @@ final class HostileInputTests: XCTestCase {
         let bad = npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': )50, 64(, }")
         assertMessage({ _ = try NumPy.decode(bad, name: "reversed.npy") }, contains: ["reversed.npy", "not a valid .npy", "shape"])
         // Inside an archive, and as a weights file given to loadWeights.
-        let good = NumPy.encodeArchive([("dense/kernel", try Tensor([1, 2, 3, 4], shape: [2, 2]))])
+        let good = try NumPy.encodeArchive([("dense/kernel", try Tensor([1, 2, 3, 4], shape: [2, 2]))])
         let archive = replacing(Array(NumPy.encode(try Tensor([1, 2, 3, 4], shape: [2, 2]))), with: bad, in: good)
         assertMessage({ _ = try NumPy.decodeArchive(archive, name: "w.npz") }, contains: ["w.npz", "shape"])
         let path = NSTemporaryDirectory() + "hostile-\(UUID().uuidString).npz"
@@ -419,5 +419,18 @@ final class HostileLayerArgumentTests: XCTestCase {
                 XCTAssertTrue(outcome.contains(fragment), "\(name): '\(outcome)' does not mention '\(fragment)'")
             }
         }
+    }
+}
+
+final class ArchiveWriterLimitTests: XCTestCase {
+    func testNamesAndCountsPastZipFieldsAreErrors() throws {
+        let t = try Tensor([1], shape: [1])
+        XCTAssertThrowsError(try NumPy.encodeArchive([(String(repeating: "n", count: 70_000), t)])) { e in
+            XCTAssertTrue("\(e)".contains("too long"), "\(e)")
+        }
+        XCTAssertThrowsError(try NumPy.encodeArchive([(String, Tensor)](repeating: ("a", t), count: 70_000))) { e in
+            XCTAssertTrue("\(e)".contains("65535"), "\(e)")
+        }
+        XCTAssertEqual(try NumPy.decodeArchive(try NumPy.encodeArchive([("a", t)]))[0].1, t)
     }
 }

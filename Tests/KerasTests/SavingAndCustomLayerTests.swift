@@ -37,7 +37,7 @@ final class SavingAndCustomLayerTests: XCTestCase {
     func testNpzRoundTripAndErrors() throws {
         let a = try Tensor([1.5, -2, 3, 4, 5, 6], shape: [2, 3])
         let b = try Tensor([Int32(7), 8, 9], shape: [3])
-        let bytes = NumPy.encodeArchive([("a", a), ("dir/b", b)])
+        let bytes = try NumPy.encodeArchive([("a", a), ("dir/b", b)])
         let back = try NumPy.decodeArchive(bytes)
         XCTAssertEqual(back.map(\.0), ["a", "dir/b"])
         XCTAssertEqual(back[0].1, a)

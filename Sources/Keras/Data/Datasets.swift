@@ -107,7 +107,7 @@ public enum Datasets {
     }
 
     public static func writeNPY(_ t: Tensor, to path: String) throws { try writeFileAtomically(path, NumPy.encode(t)) }
-    public static func writeNPZ(_ arrays: [(String, Tensor)], to path: String) throws { try writeFileAtomically(path, NumPy.encodeArchive(arrays)) }
+    public static func writeNPZ(_ arrays: [(String, Tensor)], to path: String) throws { try writeFileAtomically(path, try NumPy.encodeArchive(arrays)) }
 }
 
 /// Keras's to_categorical: integer labels to one-hot rows.

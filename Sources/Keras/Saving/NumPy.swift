@@ -82,7 +82,18 @@ public enum NumPy {
     // MARK: .npz
 
     /// A zip of stored (uncompressed) `<name>.npy` entries, in the given order.
-    public static func encodeArchive(_ arrays: [(String, Tensor)]) -> [UInt8] {
+    /// Sizes past the classic zip fields (4 GiB, 65,535 entries or name
+    /// bytes) are an error: this writer does not write ZIP64.
+    public static func encodeArchive(_ arrays: [(String, Tensor)]) throws -> [UInt8] {
+        guard arrays.count <= 0xFFFF else { throw KerasError("npz: \(arrays.count) arrays, more than the 65535 a zip without ZIP64 holds") }
+        var total = 0
+        for (name, t) in arrays {
+            guard name.utf8.count + 4 <= 0xFFFF else { throw KerasError("npz: an array name of \(name.utf8.count) bytes is too long") }
+            total = MemoryLimit.saturatingSum(total, MemoryLimit.saturatingSum(t.count.multipliedReportingOverflow(by: 4).partialValue, 256 + 2 * name.utf8.count))
+        }
+        guard total < Int(UInt32.max) else {
+            throw KerasError("npz: \(formatBytes(total)) of arrays, more than the 4 GiB a zip without ZIP64 holds")
+        }
         var out: [UInt8] = [], central: [UInt8] = []
         func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
         func u32(_ v: UInt32, _ a: inout [UInt8]) { a += (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }

@@ -18,7 +18,7 @@ extension Layer {
         guard path.hasSuffix(".npz") else {
             throw KerasError("\(name): saveWeights writes NumPy .npz archives; '\(path)' should end in .npz (.weights.h5 is not written yet)")
         }
-        try writeFileAtomically(path, NumPy.encodeArchive(weights.map { ($0.path, $0.value) }))
+        try writeFileAtomically(path, try NumPy.encodeArchive(weights.map { ($0.path, $0.value) }))
     }
 
     /// Reads weights written by saveWeights (or np.savez with arrays in
