@@ -294,3 +294,14 @@ final class RecurrentMaskTests: XCTestCase {
         XCTAssertNil(last.maskType)
     }
 }
+
+final class EmbeddingConfigTests: XCTestCase {
+    func testInputDimIsTheVocabularyNotTheInputShape() throws {
+        let e = try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Embedding", "config": {"input_dim": 1000, "output_dim": 8}}"#))
+        XCTAssertNil(e.declaredInputShape, "input_dim names the vocabulary")
+        let k2 = try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Embedding", "config": {"input_dim": 1000, "output_dim": 8, "input_length": 12}}"#))
+        XCTAssertEqual(k2.declaredInputShape, [12], "Keras 2's input_length is the sequence length")
+        let model = try Sequential([k2])
+        XCTAssertEqual(try model.predict(try Tensor([Int32](repeating: 3, count: 12), shape: [1, 12])).shape, [1, 12, 8])
+    }
+}

@@ -71,7 +71,16 @@ public final class Embedding: Layer {
                           embeddingsConstraint: try Constraints.get(c["embeddings_constraint"]),
                           maskZero: try c.bool("mask_zero", default: false), name: c["name"]?.stringValue)
         l.trainable = try c.bool("trainable", default: true)
-        try l.applyInputShape(from: c)
+        // input_dim is the vocabulary, not the input shape: only the shape keys and
+        // Keras 2's input_length say how long a sequence is.
+        if let s = try c.shape("batch_input_shape") ?? c.shape("batch_shape") {
+            l.declaredBatchSize = s.first ?? nil
+            l.declaredInputShape = Array(s.dropFirst())
+        } else if let s = try c.shape("input_shape") {
+            l.declaredInputShape = s
+        } else if let n = try c.optionalInt("input_length") {
+            l.declaredInputShape = [n]
+        }
         return l
     }
 }
