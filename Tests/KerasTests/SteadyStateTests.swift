@@ -69,3 +69,56 @@ final class SteadyStateTests: XCTestCase {
         try KernelThreads.set(saved)
     }
 }
+
+/// The recurrent model of the benchmark suite (Embedding → LSTM → Dense
+/// sigmoid, Adam) at test size: a warm training step allocates nothing and
+/// training is bitwise the same on one and two threads.
+final class RecurrentSteadyStateTests: XCTestCase {
+    func makeModel() throws -> Model {
+        RandomSeed.set(6)
+        let ids = Input(shape: [12], dtype: .i32)
+        let h = try LSTM(32)(try Embedding(inputDim: 200, outputDim: 16)(ids))
+        let m = try Model(inputs: ids, outputs: try Dense(1, activation: "sigmoid")(h), name: "steady_lstm")
+        try m.compile(optimizer: Adam(learningRate: 1e-3), loss: "binary_crossentropy")
+        return m
+    }
+
+    func batch() throws -> (Tensor, Tensor) {
+        var g = SplitMix64(seed: 4)
+        let x = try Tensor((0..<(64 * 12)).map { _ in Int32(g.next() % 200) }, shape: [64, 12])
+        let y = try Tensor((0..<64).map { _ in Float(g.next() % 2) }, shape: [64, 1])
+        return (x, y)
+    }
+
+    func testLSTMTrainingStepAllocatesNothing() throws {
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
+        let model = try makeModel()
+        let (x, y) = try batch()
+        let plan = try model.trainingPlan(x: [x], y: [y])
+        for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }
+        try x.withRawBytes { try plan.setInput(model.inputNames[0], bytes: $0) }
+        try y.withRawBytes { try plan.setInput(model.outputNames[0] + "_target", bytes: $0) }
+        var counts: [Int64] = []
+        for _ in 0..<5 {
+            mc_start()
+            try plan.run()
+            counts.append(mc_stop())
+        }
+        XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state LSTM step")
+        XCTAssertTrue(plan.scalarOutput(0).isFinite)
+    }
+
+    func testLSTMTrainingIsBitwiseTheSameOnOneAndTwoThreads() throws {
+        let saved = KernelThreads.count
+        defer { _ = try? KernelThreads.set(saved) }
+        var results: [[UInt32]] = []
+        for threads in [1, 2] {
+            try KernelThreads.set(threads)
+            let model = try makeModel()
+            let (x, y) = try batch()
+            for _ in 0..<4 { _ = try model.trainOnBatch(x, y) }
+            results.append(model.getWeights().flatMap { $0.floats.map(\.bitPattern) })
+        }
+        XCTAssertTrue(results[0] == results[1], "weights differ between 1 and 2 threads")
+    }
+}
