@@ -305,3 +305,21 @@ final class EmbeddingConfigTests: XCTestCase {
         XCTAssertEqual(try model.predict(try Tensor([Int32](repeating: 3, count: 12), shape: [1, 12])).shape, [1, 12, 8])
     }
 }
+
+final class LegacyMergeTests: XCTestCase {
+    func testKeras1MergeModes() throws {
+        Naming.reset()
+        let a = Input(shape: [3]), b = Input(shape: [3])
+        XCTAssertEqual(try merge([a, b], mode: "concat").shape, [nil, 6])
+        XCTAssertEqual(try merge([a, b], mode: "cos", dotAxes: [1]).shape, [nil, 1])
+        let m = try Model(inputs: [a, b], outputs: [try merge([a, b], mode: "sum"), try merge([a, b], mode: "mul"),
+                                                      try merge([a, b], mode: "ave"), try merge([a, b], mode: "max"),
+                                                      try merge([a, b], mode: "dot", dotAxes: [1])])
+        let x = try Tensor([1, 2, 3], shape: [1, 3]), y = try Tensor([4, -5, 6], shape: [1, 3])
+        let outs = try m.predict([x, y])
+        XCTAssertEqual(outs.map(\.floats), [[5, -3, 9], [4, -10, 18], [2.5, -1.5, 4.5], [4, 2, 6], [12]])
+        XCTAssertThrowsError(try merge([a, b], mode: "xor")) { e in XCTAssertTrue("\(e)".contains("unknown mode 'xor'"), "\(e)") }
+        let fromConfig = try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Merge", "config": {"mode": "concat", "concat_axis": 1, "name": "m1"}}"#))
+        XCTAssertEqual((fromConfig as? Concatenate)?.axis, 1)
+    }
+}

@@ -40,6 +40,8 @@ public enum LayerRegistry {
         guard let cls = json["class_name"]?.stringValue else {
             throw KerasError("cannot read a layer from \(json.serialized().prefix(200))")
         }
+        // Keras 1's Merge layer names its operation in `mode`.
+        if cls == "Merge" && types[cls] == nil { return try LegacyMerge.from(config: json["config"] ?? .object([])) }
         guard let type = types[cls] else { throw KerasError("unknown layer class '\(cls)'") }
         let layer = try type.from(config: json["config"] ?? .object([]))
         return layer
