@@ -323,3 +323,74 @@ final class LegacyMergeTests: XCTestCase {
         XCTAssertEqual((fromConfig as? Concatenate)?.axis, 1)
     }
 }
+
+/// LocallyConnected1D/2D against loops written from Keras 2's definition:
+/// y[b, position, f] = sum over the patch of x * kernel[position] + bias[position].
+final class LocallyConnectedTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(17) }
+
+    func random(_ n: Int, _ g: inout SplitMix64) -> [Float] { (0..<n).map { _ in g.uniform(-1, 1) } }
+
+    func test1DMatchesItsDefinition() throws {
+        var g = SplitMix64(seed: 1)
+        let (n, t, c, f, k, s) = (2, 7, 4, 3, 2, 2)
+        let layer = LocallyConnected1D(filters: f, kernelSize: k, strides: s)
+        let model = try Sequential([layer], name: "lc1")
+        try model.build(inputShape: [t, c])
+        let l = (t - k) / s + 1
+        XCTAssertEqual(layer.weights.map(\.shape), [[l, k * c, f], [l, f]])
+        let w = random(l * k * c * f, &g), bias = random(l * f, &g)
+        try model.setWeights([try Tensor(w, shape: [l, k * c, f]), try Tensor(bias, shape: [l, f])])
+        let x = random(n * t * c, &g)
+        let y = try model.predict(try Tensor(x, shape: [n, t, c])).floats
+        for b in 0..<n { for p in 0..<l { for o in 0..<f {
+            var acc = bias[p * f + o]
+            for kk in 0..<k { for ch in 0..<c { acc += x[(b * t + p * s + kk) * c + ch] * w[(p * k * c + kk * c + ch) * f + o] } }
+            XCTAssertEqual(y[(b * l + p) * f + o], acc, accuracy: 1e-5, "b \(b) position \(p) filter \(o)")
+        } } }
+    }
+
+    func test2DMatchesItsDefinitionInBothDataFormats() throws {
+        var g = SplitMix64(seed: 2)
+        let (n, h, wd, c, f) = (2, 5, 7, 3, 2), (kh, kw) = (2, 3), (sh, sw) = (1, 2)
+        let lh = (h - kh) / sh + 1, lw = (wd - kw) / sw + 1
+        let kernel = random(lh * lw * kh * kw * c * f, &g), bias = random(lh * lw * f, &g)
+        let x = random(n * h * wd * c, &g)
+        var want = [Float](repeating: 0, count: n * lh * lw * f)
+        for b in 0..<n { for i in 0..<lh { for j in 0..<lw { for o in 0..<f {
+            var acc = bias[(i * lw + j) * f + o]
+            for u in 0..<kh { for v in 0..<kw { for ch in 0..<c {
+                acc += x[((b * h + i * sh + u) * wd + j * sw + v) * c + ch] * kernel[((i * lw + j) * kh * kw * c + (u * kw + v) * c + ch) * f + o]
+            } } }
+            want[((b * lh + i) * lw + j) * f + o] = acc
+        } } } }
+        let weights = [try Tensor(kernel, shape: [lh * lw, kh * kw * c, f]), try Tensor(bias, shape: [lh, lw, f])]
+        let last = try Sequential([LocallyConnected2D(filters: f, kernelSize: [kh, kw], strides: [sh, sw], dataFormat: "channels_last")], name: "cl")
+        try last.build(inputShape: [h, wd, c])
+        try last.setWeights(weights)
+        let y = try last.predict(try Tensor(x, shape: [n, h, wd, c])).floats
+        for i in want.indices { XCTAssertEqual(y[i], want[i], accuracy: 1e-5, "channels_last index \(i)") }
+        // channels_first: the same numbers with the channel axis moved.
+        let first = try Sequential([LocallyConnected2D(filters: f, kernelSize: [kh, kw], strides: [sh, sw], dataFormat: "channels_first")], name: "cf")
+        try first.build(inputShape: [c, h, wd])
+        try first.setWeights(weights)
+        var xcf = [Float](repeating: 0, count: x.count)
+        for b in 0..<n { for r in 0..<h { for q in 0..<wd { for ch in 0..<c { xcf[((b * c + ch) * h + r) * wd + q] = x[((b * h + r) * wd + q) * c + ch] } } } }
+        let ycf = try first.predict(try Tensor(xcf, shape: [n, c, h, wd])).floats
+        for b in 0..<n { for i in 0..<lh { for j in 0..<lw { for o in 0..<f {
+            XCTAssertEqual(ycf[((b * f + o) * lh + i) * lw + j], want[((b * lh + i) * lw + j) * f + o], accuracy: 1e-5)
+        } } } }
+    }
+
+    func testConfigsAndErrors() throws {
+        let k1 = try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "LocallyConnected1D", "config": {"nb_filter": 4, "filter_length": 3, "border_mode": "valid", "implementation": 2}}"#))
+        XCTAssertEqual((k1 as? LocallyConnected1D)?.filters, 4)
+        XCTAssertEqual(k1.kerasClassName, "LocallyConnected1D")
+        XCTAssertThrowsError(try LocallyConnected1D(filters: 2, kernelSize: 3, padding: "same")(Input(shape: [5, 2])))
+        XCTAssertThrowsError(try LocallyConnected2D(filters: 2, kernelSize: [9, 9])(Input(shape: [4, 4, 1])))
+        let l2 = LocallyConnected2D(filters: 3, kernelSize: [2, 2])
+        _ = try l2(Input(shape: [4, 4, 1]))
+        let again = try LayerRegistry.deserialize(["class_name": "LocallyConnected2D", "config": l2.config])
+        XCTAssertEqual(again.config.serialized(), l2.config.serialized())
+    }
+}

@@ -17,7 +17,7 @@ public enum LayerRegistry {
                      Add.self, Subtract.self, Multiply.self, Average.self, Maximum.self, Minimum.self, Concatenate.self, Dot.self,
                      LayerNormalization.self, BatchNormalization.self, ThresholdedReLU.self,
                      SpatialDropout1D.self, SpatialDropout2D.self, SpatialDropout3D.self, AlphaDropout.self, TimeDistributed.self,
-                     SimpleRNN.self, LSTM.self, GRU.self, Bidirectional.self,
+                     SimpleRNN.self, LSTM.self, GRU.self, Bidirectional.self, LocallyConnected1D.self, LocallyConnected2D.self,
                      Sequential.self, Model.self] as [Layer.Type] {
             t[type.kerasClassName] = type
         }
