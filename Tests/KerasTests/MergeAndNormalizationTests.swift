@@ -228,7 +228,9 @@ final class RecurrentLayerTests: XCTestCase {
 
     func testErrors() {
         XCTAssertThrowsError(try LSTM(4, name: "l")(Input(shape: [3]))) { e in XCTAssertTrue("\(e)".contains("l: expected an input of shape (batch, time, features)"), "\(e)") }
-        XCTAssertThrowsError(try LSTM(4, stateful: true, name: "s")(Input(shape: [2, 3]))) { e in XCTAssertTrue("\(e)".contains("stateful"), "\(e)") }
+        XCTAssertThrowsError(try LSTM(4, stateful: true, name: "s")(Input(shape: [2, 3]))) { e in
+            XCTAssertTrue("\(e)".contains("s: a stateful RNN needs a fixed batch size"), "\(e)")
+        }
         XCTAssertThrowsError(try GRU(0)(Input(shape: [2, 3])))
         XCTAssertThrowsError(try Bidirectional(LSTM(2), mergeMode: "max")) { e in XCTAssertTrue("\(e)".contains("merge_mode"), "\(e)") }
         XCTAssertThrowsError(try Bidirectional(LSTM(2), backwardLayer: LSTM(2))) { e in XCTAssertTrue("\(e)".contains("go_backwards"), "\(e)") }
@@ -392,5 +394,32 @@ final class LocallyConnectedTests: XCTestCase {
         _ = try l2(Input(shape: [4, 4, 1]))
         let again = try LayerRegistry.deserialize(["class_name": "LocallyConnected2D", "config": l2.config])
         XCTAssertEqual(again.config.serialized(), l2.config.serialized())
+    }
+}
+
+/// A stateful LSTM carries its states from one batch to the next (predict and
+/// trainOnBatch alike) until resetStates().
+final class StatefulRecurrentTests: XCTestCase {
+    override func setUp() { Naming.reset(); RandomSeed.set(18) }
+
+    func testStatesCarryAcrossBatchesUntilReset() throws {
+        let input = Input(shape: [3, 2], batchSize: 2)
+        let lstm = LSTM(4, stateful: true)
+        let model = try Model(inputs: input, outputs: try Dense(1)(try lstm(input)))
+        try model.compile(optimizer: "sgd", loss: "mse")
+        let x = try Tensor((0..<12).map { Float($0) / 12 }, shape: [2, 3, 2]), y = try Tensor([0.5, -0.5], shape: [2, 1])
+        XCTAssertEqual(lstm.stateVariables.map(\.shape), [[2, 4], [2, 4]])
+        let first = try model.predict(x, batchSize: 2)
+        let second = try model.predict(x, batchSize: 2)
+        XCTAssertNotEqual(first.floats, second.floats, "the second batch starts from the first one's states")
+        try model.resetStates()
+        XCTAssertEqual(lstm.stateVariables[0].value.floats, [Float](repeating: 0, count: 8))
+        XCTAssertEqual(try model.predict(x, batchSize: 2).floats, first.floats, "after reset the sequence starts from zero states again")
+        try model.resetStates()
+        _ = try model.trainOnBatch(x, y)
+        XCTAssertNotEqual(lstm.stateVariables[0].value.floats, [Float](repeating: 0, count: 8), "trainOnBatch carries the states too")
+        XCTAssertThrowsError(try model.predict(try Tensor([Float](repeating: 0, count: 18), shape: [3, 3, 2]), batchSize: 3)) { e in
+            XCTAssertTrue("\(e)".contains("expects f32[2,3,2]"), "a batch of 3 is refused: \(e)")
+        }
     }
 }

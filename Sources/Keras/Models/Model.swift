@@ -63,6 +63,16 @@ open class Model: Layer {
         return l
     }
 
+    /// Zeroes the carried states of every stateful recurrent layer (Keras's reset_states).
+    public func resetStates() throws {
+        func visit(_ l: Layer) throws {
+            if let r = l as? RecurrentLayer { try r.resetStates() }
+            for s in l.sublayers { try visit(s) }
+            if let m = l as? Model { for inner in m.layers where inner !== m { try visit(inner) } }
+        }
+        for l in layers { try visit(l) }
+    }
+
     public func getLayer(index: Int) throws -> Layer {
         guard index >= 0 && index < layers.count else {
             throw KerasError("\(name): was asked to retrieve layer at index \(index) but model only has \(layers.count) layers")

@@ -99,6 +99,8 @@ extension Model {
         }
         let (outs, outMasks) = try g.emit(inputValues: xs, inputMasks: xs.map { _ in nil }, context: ctx)
         if kind == .predict {
+            // State a call carries forward (a stateful RNN's last states) is kept in every kind of step.
+            try ctx.emitUpdates()
             b.setOutputs(outs)
             return b.graph
         }
@@ -160,6 +162,7 @@ extension Model {
                 }
             }
         }
+        if kind != .train { try ctx.emitUpdates() }
         var graph = b.graph
         if kind == .train {
             let trainable = ctx.variablesRead.filter { $0.trainable && model(owns: $0) }

@@ -34,6 +34,8 @@ public class RecurrentLayer: Layer {
     public private(set) var kernel: Variable?
     public private(set) var recurrentKernel: Variable?
     public private(set) var bias: Variable?
+    /// A stateful layer's carried states (h, and c for LSTM), one row per sample.
+    public private(set) var stateVariables: [Variable] = []
 
     /// Gate blocks in the kernel (1, 4 for LSTM's i f c o, 3 for GRU's z r h).
     var gateCount: Int { 1 }
@@ -85,11 +87,17 @@ public class RecurrentLayer: Layer {
         guard dropout >= 0 && dropout <= 1, recurrentDropout >= 0 && recurrentDropout <= 1 else {
             throw KerasError("\(name): dropout (\(dropout)) and recurrent_dropout (\(recurrentDropout)) must be in [0, 1]")
         }
-        guard !stateful else {
-            throw KerasError("\(name): stateful recurrent layers (state kept between batches) are not available yet; use stateful=False")
-        }
         guard s.count == 3, let features = s[2] else {
             throw KerasError("\(name): expected an input of shape (batch, time, features) with known features, got \(formatShape(s))")
+        }
+        if stateful {
+            // The carried states have one row per sample of a fixed batch.
+            guard let batch = s[0] ?? declaredBatchSize else {
+                throw KerasError("\(name): a stateful RNN needs a fixed batch size; give the input a batch size (Input(shape:batchSize:) or batch_input_shape)")
+            }
+            stateVariables = try (0..<stateCount).map { i in
+                try addWeight(name: stateCount == 1 ? "state" : ["state_h", "state_c"][i], shape: [batch, units], initializer: Zeros(), trainable: false)
+            }
         }
         activation = try activationSpec.resolveActivation()
         recurrentActivation = try recurrentActivationSpec.resolveActivation()
@@ -151,6 +159,13 @@ public class RecurrentLayer: Layer {
         let first = try b.reshape(b.emit("slice", [projected], ["begin": .ints([0, 0, 0]), "size": .ints([-1, 1, units])]), [-1, units])
         let zero = try b.mul(first, 0)
         var states = [Value](repeating: zero, count: stateCount)
+        if stateful {
+            let batch = stateVariables.first?.shape[0] ?? -1
+            guard shape[0] == batch else {
+                throw KerasError("\(name): this stateful RNN was built for batches of \(batch), got \(shape[0] == TensorType.unknown ? "an unknown batch size" : String(shape[0]))")
+            }
+            states = try stateVariables.map { try context.read($0) }
+        }
         var recurrentKeep: Value? = nil
         if context.training && recurrentDropout > 0 {
             let keep = try b.emit("random_bernoulli", [zero], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - recurrentDropout)])
@@ -173,6 +188,8 @@ public class RecurrentLayer: Layer {
             states = next
             if returnSequences { outputs.append(try b.reshape(out, [-1, 1, units])) }
         }
+        // A stateful layer starts the next batch where this one ended.
+        for (v, value) in zip(stateVariables, states) { try context.addUpdate(v, value) }
         let output = returnSequences ? (outputs.count == 1 ? outputs[0] : try b.emit("concat", outputs, ["axis": .int(1)])) : states[0]
         return returnState ? [output] + states : [output]
     }
@@ -180,6 +197,11 @@ public class RecurrentLayer: Layer {
     /// A sequence output keeps the input mask; a last output and the states have none.
     public override func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
         outputs.enumerated().map { i, _ in i == 0 && returnSequences ? (masks.first ?? nil) : nil }
+    }
+
+    /// Zeroes a stateful layer's carried states (Keras's reset_states).
+    public func resetStates() throws {
+        for v in stateVariables { try v.assign(try Tensor(zeros: v.type)) }
     }
 
     public override var config: JSON {
