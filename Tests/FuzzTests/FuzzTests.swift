@@ -137,8 +137,8 @@ final class FuzzTests: XCTestCase {
         // Every layer case of the families that run today (their configs exercise
         // every layer's from(config:)), and one model case.
         let conformance = Self.fixtures.appendingPathComponent("conformance").path
-        var cases = ["models/mlp_sgd_cce"]
-        for family in ["activations", "convolutional", "core", "pooling", "regularization", "reshaping"] {
+        var cases = ["models/mlp_sgd_cce", "models/embedding_lstm_sgd_mse"]
+        for family in ["activations", "convolutional", "core", "merging", "normalization", "pooling", "regularization", "reshaping", "rnn"] {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: conformance + "/" + family)) ?? []
             cases += names.sorted().map { family + "/" + $0 }
         }
