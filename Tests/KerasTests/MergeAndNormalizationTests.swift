@@ -423,3 +423,21 @@ final class StatefulRecurrentTests: XCTestCase {
         }
     }
 }
+
+final class InitialStateTests: XCTestCase {
+    func testInitialStatesFollowTheSequence() throws {
+        Naming.reset(); RandomSeed.set(19)
+        let x = Input(shape: [4, 3]), h0 = Input(shape: [2]), c0 = Input(shape: [2])
+        let lstm = LSTM(2)
+        let model = try Model(inputs: [x, h0, c0], outputs: try lstm([x, h0, c0])[0])
+        let xs = try Tensor((0..<12).map { Float($0) / 10 }, shape: [1, 4, 3])
+        let zeros = try Tensor([0, 0], shape: [1, 2]), ones = try Tensor([1, 1], shape: [1, 2])
+        let fromZero = try model.predict([xs, zeros, zeros])[0]
+        let plain = try Sequential([LSTM(2, inputShape: [4, 3])], name: "plain")
+        try plain.setWeights(lstm.getWeights())
+        XCTAssertEqual(fromZero.floats, try plain.predict(xs).floats, "zero initial states are the default")
+        XCTAssertNotEqual(try model.predict([xs, ones, ones])[0].floats, fromZero.floats)
+        XCTAssertThrowsError(try LSTM(2, name: "bad")([x, h0])) { e in XCTAssertTrue("\(e)".contains("optionally 2 initial state(s)"), "\(e)") }
+        XCTAssertThrowsError(try GRU(2, name: "bad2")([x, Input(shape: [5])])) { e in XCTAssertTrue("\(e)".contains("(batch, 2)"), "\(e)") }
+    }
+}

@@ -90,6 +90,16 @@ public class RecurrentLayer: Layer {
         guard s.count == 3, let features = s[2] else {
             throw KerasError("\(name): expected an input of shape (batch, time, features) with known features, got \(formatShape(s))")
         }
+        // Initial states follow the sequence: layer([x, h0]) or, for LSTM, layer([x, h0, c0]).
+        guard shapes.count == 1 || shapes.count == 1 + stateCount else {
+            throw KerasError("\(name): takes a sequence and optionally \(stateCount) initial state(s), got \(shapes.count) inputs")
+        }
+        for st in shapes.dropFirst() where st.count != 2 || (st[1] != nil && st[1] != units) {
+            throw KerasError("\(name): an initial state must have shape (batch, \(units)), got \(formatShape(st))")
+        }
+        guard !(stateful && shapes.count > 1) else {
+            throw KerasError("\(name): a stateful RNN carries its own states; it takes no initial state")
+        }
         if stateful {
             // The carried states have one row per sample of a fixed batch.
             guard let batch = s[0] ?? declaredBatchSize else {
@@ -166,6 +176,7 @@ public class RecurrentLayer: Layer {
             }
             states = try stateVariables.map { try context.read($0) }
         }
+        if inputs.count == 1 + stateCount { states = Array(inputs.dropFirst()) }
         var recurrentKeep: Value? = nil
         if context.training && recurrentDropout > 0 {
             let keep = try b.emit("random_bernoulli", [zero], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - recurrentDropout)])
