@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 import XCTest
 
@@ -280,13 +281,45 @@ final class ElementwiseKernelTests: XCTestCase {
         XCTAssertTrue(b.allSatisfy { $0 == 0 || $0 == 1 })
     }
 
+    /// The LSTM cell kernels (cell state, hidden state) against their
+    /// reference around the vector width, with unaligned buffers and canaries.
+    func testLSTMCellKernelsMatchReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(21)
+        for op: Int32 in [0, 1] {
+            let name = op == 0 ? "ck_f32_lstm_cell_state" : "ck_f32_lstm_hidden"
+            for units in sizesAround(8) where units <= 40 {
+                for rows in [1, 3] {
+                    let z = Guarded(rng.floats(rows * 4 * units, -6, 6)), state = Guarded(rng.floats(rows * units, -3, 3))
+                    let y = Guarded(rows * units), r = Guarded(rows * units)
+                    ck_f32_lstm_kernel(op, CK_ISA_AVX2)(Int64(rows), Int64(units), z.pointer, state.pointer, y.pointer)
+                    ck_f32_lstm_kernel(op, CK_ISA_REF)(Int64(rows), Int64(units), z.pointer, state.pointer, r.pointer)
+                    if let m = compare(y.values, r.values, tol: 2e-6) { XCTFail("\(name)__avx2 rows \(rows) units \(units): \(m)") }
+                    XCTAssertTrue(y.intactCanaries, "\(name)__avx2 rows \(rows) units \(units) wrote outside its output")
+                    // The reference against the definition in double precision.
+                    let zv = z.values, sv = state.values, rv = r.values
+                    for row in 0..<rows {
+                        for j in 0..<units {
+                            func sg(_ x: Float) -> Double { 1 / (1 + Foundation.exp(-Double(x))) }
+                            let zr = row * 4 * units
+                            let want = op == 0
+                                ? sg(zv[zr + units + j]) * Double(sv[row * units + j]) + sg(zv[zr + j]) * Foundation.tanh(Double(zv[zr + 2 * units + j]))
+                                : sg(zv[zr + 3 * units + j]) * Foundation.tanh(Double(sv[row * units + j]))
+                            XCTAssertEqual(Double(rv[row * units + j]), want, accuracy: (abs(want) + 1) * 1e-6, "\(name)__ref row \(row) unit \(j)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Every optimized kernel in the table belongs to a family these tests drive.
     func testEveryTableKernelIsCovered() {
         var n = 0
         let t = ck_kernel_table(&n)!
         let covered: Set<UInt32> = [CK_FAMILY_UNARY, CK_FAMILY_BINARY_F32, CK_FAMILY_BINARY_I32, CK_FAMILY_SELECT,
                                     CK_FAMILY_COPY, CK_FAMILY_FILL, CK_FAMILY_CAST, CK_FAMILY_REDUCE, CK_FAMILY_SOFTMAX,
-                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL].map(\.rawValue).reduce(into: []) { $0.insert($1) }
+                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM].map(\.rawValue).reduce(into: []) { $0.insert($1) }
         for i in 0..<n {
             XCTAssertTrue(covered.contains(t[i].family.rawValue), "\(kernelName(t[i])) is in no tested family")
             // every optimized kernel has a reference twin in the table

@@ -150,6 +150,11 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
     OpCase(op: "cast", inputs: [.fixed([4], .exactly([1.7, -2.5, 0, 3]))], attrs: ["dtype": .string("i32")], label: "f32 to i32"),
     OpCase(op: "cast", inputs: [.i32([3], [-4, 0, 9])], attrs: ["dtype": .string("f32")], label: "i32 to f32"),
     OpCase(op: "gather", inputs: [.f32([5, 3]), .i32([2, 2], [4, 0, 4, 2])]),
+    // units 3 (not a multiple of the vector width) and 9 (one vector and a tail)
+    OpCase(op: "lstm_cell_state", inputs: [.f32([2, 12], .uniform(-3, 3)), .f32([2, 3], .uniform(-2, 2))]),
+    OpCase(op: "lstm_cell_state", inputs: [.f32([3, 36], .uniform(-3, 3)), .f32([3, 9], .uniform(-2, 2))], label: "units 9"),
+    OpCase(op: "lstm_hidden", inputs: [.f32([2, 12], .uniform(-3, 3)), .f32([2, 3], .uniform(-2, 2))]),
+    OpCase(op: "lstm_hidden", inputs: [.f32([3, 36], .uniform(-3, 3)), .f32([3, 9], .uniform(-2, 2))], label: "units 9"),
     OpCase(op: "scatter_add", inputs: [.f32([4, 3]), .i32([4], [1, 3, 1, 0])], attrs: ["rows": .int(5)]),
     OpCase(op: "dim_size", inputs: [.fixed([2, 3, 4], .uniform(0, 1))], attrs: ["axes": .ints([0, 2])]),
     OpCase(op: "random_uniform", inputs: [.fixed([3, 5], .uniform(0, 1))], attrs: ["seed": .int(3), "minval": .float(-1), "maxval": .float(2)]),

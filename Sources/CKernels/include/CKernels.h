@@ -304,6 +304,13 @@ void ck_threads_prepare_scratch(size_t bytes);
 size_t ck_f32_gemm_scratch_bytes(ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
+/* LSTM cell (pointwise part; recurrent.c): op 0 the cell state from z [rows,
+ * 4*units] (gates i f c o) and c_prev, op 1 the hidden state from z and c. */
+typedef void (*ck_f32_lstm_fn)(int64_t rows, int64_t units, const float *restrict z,
+                               const float *restrict state, float *restrict out);
+ck_f32_lstm_fn ck_f32_lstm_kernel(int op, ck_isa isa);
+
+/* ------------------------------------------------------------------------ */
 /* FMA peak probe (benchmarks): run `iterations` rounds of independent FMAs;
  * each round is ck_fma_peak_flops_per_iteration(isa) flops. */
 float ck_fma_peak_run(ck_isa isa, int64_t iterations);
@@ -329,6 +336,7 @@ typedef enum ck_family {
     CK_FAMILY_ARGMAX,
     CK_FAMILY_CONV,        /* op: 0 forward, 1 backward data, 2 backward filter */
     CK_FAMILY_POOL,        /* op: 0 max, 1 avg, 2 max backward, 3 avg backward */
+    CK_FAMILY_LSTM,        /* op: 0 cell state, 1 hidden state */
     CK_FAMILY_COUNT
 } ck_family;
 

@@ -350,6 +350,11 @@ public final class LSTM: RecurrentLayer {
 
     override func step(_ xt: Value, _ states: [Value], _ u: Value, _ b: GraphBuilder) throws -> [Value] {
         let z = try b.add(xt, b.matmul(states[0], u))
+        if activation.name == "tanh" && recurrentActivation.name == "sigmoid" {
+            // Keras's defaults: the fused cell kernels (one pass over z for c, one for h).
+            let c = try b.emit("lstm_cell_state", [z, states[1]])
+            return [try b.emit("lstm_hidden", [z, c]), c]
+        }
         let i = try recurrentActivation(try gate(z, 0, b), b), f = try recurrentActivation(try gate(z, 1, b), b)
         let g = try activation(try gate(z, 2, b), b), o = try recurrentActivation(try gate(z, 3, b), b)
         let c = try b.add(b.mul(f, states[1]), b.mul(i, g))
