@@ -441,3 +441,19 @@ final class InitialStateTests: XCTestCase {
         XCTAssertThrowsError(try GRU(2, name: "bad2")([x, Input(shape: [5])])) { e in XCTAssertTrue("\(e)".contains("(batch, 2)"), "\(e)") }
     }
 }
+
+final class InitialWeightsTests: XCTestCase {
+    func testKeras2WeightsArgument() throws {
+        Naming.reset()
+        let table = try Tensor((0..<12).map { Float($0) }, shape: [4, 3])
+        let model = try Sequential([Embedding(inputDim: 4, outputDim: 3, inputLength: 2, weights: [table])], name: "pretrained")
+        XCTAssertEqual(try model.predict(try Tensor([2, 0] as [Int32], shape: [1, 2])).floats, [6, 7, 8, 0, 1, 2])
+        let wrong = Dense(2)
+        wrong.initialWeights = [try Tensor([1, 2, 3], shape: [3])]
+        XCTAssertThrowsError(try Sequential([wrong], name: "w").build(inputShape: [5])) { e in
+            XCTAssertTrue("\(e)".contains("setWeights expects 2 arrays"), "\(e)")
+        }
+        XCTAssertEqual(wrong.weights.count, 0, "a failed build leaves no weights behind")
+        XCTAssertFalse(wrong.isBuilt)
+    }
+}

@@ -127,10 +127,22 @@ open class Layer: CustomStringConvertible {
 
     // MARK: Building and emitting
 
+    /// Keras 2's `weights=`: values every weight takes once the layer is built,
+    /// in `getWeights()` order (checked like `setWeights`).
+    public var initialWeights: [Tensor]?
+
     /// Builds once, for the first input shapes seen.
     public func ensureBuilt(_ shapes: [Shape]) throws {
         if isBuilt { return }
-        try build(shapes)
+        // A failed build (or initial weights that do not fit) leaves no half-made weights behind.
+        let before = ownVariables.count
+        do {
+            try build(shapes)
+            if let w = initialWeights { try setWeights(w) }
+        } catch {
+            ownVariables.removeSubrange(before...)
+            throw error
+        }
         builtInputShapes = shapes
         isBuilt = true
     }

@@ -13,7 +13,8 @@ public final class Embedding: Layer {
 
     public init(inputDim: Int, outputDim: Int, embeddingsInitializer: InitializerConvertible = "uniform",
                 embeddingsRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
-                embeddingsConstraint: Constraint? = nil, maskZero: Bool = false, inputLength: Int? = nil, name: String? = nil) {
+                embeddingsConstraint: Constraint? = nil, maskZero: Bool = false, inputLength: Int? = nil,
+                weights: [Tensor]? = nil, name: String? = nil) {
         self.inputDim = inputDim
         self.outputDim = outputDim
         self.maskZero = maskZero
@@ -23,6 +24,7 @@ public final class Embedding: Layer {
         super.init(name: name)
         self.activityRegularizer = activityRegularizer
         if let inputLength { declaredInputShape = [inputLength] }
+        initialWeights = weights
     }
 
     public override func build(_ shapes: [Shape]) throws {
