@@ -70,7 +70,7 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(message { try plan.setInput("ids", Tensor([Float(1), 2], shape: [2])) }, "input %ids expects i32[3], got f32[2]")
         XCTAssertEqual(message { try plan.setInput("nope", Tensor([Int32(1)], shape: [1])) }, "plan for @emb has no input %nope (inputs: ids)")
         try plan.setInput("ids", Tensor([Int32(0), 9, 2], shape: [3]))
-        XCTAssertEqual(message { try plan.run() }, "embedding: gather: 1 of 3 indices out of range [0, 4)")
+        XCTAssertEqual(message { try plan.run() }, "embedding: gather: index 9 at position 1; 1 of 3 indices out of range [0, 4)")
         XCTAssertEqual(try store.tensor("embedding.embeddings").floats, initial, "a failed run changed a parameter")
 
         try plan.setInput("ids", Tensor([Int32(0), 3, 0], shape: [3]))

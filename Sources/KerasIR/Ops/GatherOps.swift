@@ -36,7 +36,12 @@ let gatherOps: [OpDef] = [
               let nidx = elementCount(ctx.inputTypes[1])
               let t = ctx.f32(0), idx = ctx.input(1).assumingMemoryBound(to: Int32.self), y = ctx.f32Out
               return Kernel(name: "ck_f32_gather_rows__\(isaSuffix(ctx.vectorISA))",
-                            failure: { "gather: \($0) of \(nidx) indices out of range [0, \(rows))" }) {
+                            failure: { bad in
+                                // Name the first offending index (the kernel counts them and writes nothing wild).
+                                var first = ""
+                                for p in 0..<nidx where idx[p] < 0 || Int(idx[p]) >= rows { first = "index \(idx[p]) at position \(p); "; break }
+                                return "gather: \(first)\(bad) of \(nidx) indices out of range [0, \(rows))"
+                            }) {
                   Int(fn(nidx, idx, t, rows, width, y))
               }
           },
