@@ -457,3 +457,76 @@ final class InitialWeightsTests: XCTestCase {
         XCTAssertFalse(wrong.isBuilt)
     }
 }
+
+/// The recurrent layers' gradients against central finite differences of
+/// the float64 reference evaluation: all three cells, masked and unmasked,
+/// forwards and go_backwards, with and without initial states.
+final class RecurrentGradientTests: XCTestCase {
+    struct Setup { var layer: RecurrentLayer; var masked: Bool; var initialState: Bool }
+
+    func check(_ s: Setup, file: StaticString = #filePath, line: UInt = #line) throws {
+        Naming.reset(); RandomSeed.set(20)
+        let (n, t, f) = (2, 4, 3)
+        let b = GraphBuilder(name: "fd")
+        var g = SplitMix64(seed: 7)
+        func values(_ count: Int, _ lo: Double = -1, _ hi: Double = 1) -> [Double] { (0..<count).map { _ in lo + (hi - lo) * g.unit() } }
+        let x = try b.input("x", .f32([n, t, f]))
+        var feeds: [String: RefTensor] = ["x": RefTensor(.f32, [n, t, f], values(n * t * f))]
+        var inputs = [x]
+        if s.initialState {
+            for k in 0..<s.layer.stateCount {
+                inputs.append(try b.input("s\(k)", .f32([n, s.layer.units])))
+                feeds["s\(k)"] = RefTensor(.f32, [n, s.layer.units], values(n * s.layer.units))
+            }
+        }
+        var mask: Value? = nil
+        if s.masked {
+            mask = try b.input("m", .f32([n, t]))
+            feeds["m"] = RefTensor(.f32, [n, t], [1, 1, 0, 1, 0, 1, 1, 0])
+        }
+        let ctx = CallContext(builder: b, training: false)
+        let shapes: [Shape] = inputs.map { b.type(of: $0).shape.map { $0 == TensorType.unknown ? nil : $0 } }
+        try s.layer.ensureBuilt(shapes)
+        let (outs, _) = try s.layer.emit(inputs, masks: [mask] + inputs.dropFirst().map { _ in nil }, context: ctx)
+        let out = outs[0]
+        let cot = try b.constant(values(b.type(of: out).elementCount!).map(Float.init), shape: b.type(of: out).shape)
+        let loss = try b.reduceSum(b.mul(out, cot), axes: Array(0..<b.type(of: out).rank))
+        for v in ctx.variablesRead { feeds[v.path] = RefTensor(.f32, v.shape, v.value.floats.map(Double.init)) }
+        var graph = b.graph
+        let wrt = inputs + ctx.variablesRead.compactMap { ctx.parameter(of: $0) }
+        let names = ["x"] + (s.initialState ? (0..<s.layer.stateCount).map { "s\($0)" } : []) + ctx.variablesRead.map(\.path)
+        let grads = try Autodiff.gradients(of: loss, wrt: wrt, in: &graph)
+        graph.outputs = [loss] + grads
+        let eval = ReferenceEvaluator()
+        let analytic = try eval.evaluate(graph, feeds: feeds)
+        var lossOnly = graph
+        lossOnly.outputs = [loss]
+        let eps = 1e-6
+        for (k, name) in names.enumerated() {
+            let base = feeds[name]!
+            for idx in Set((0..<4).map { _ in Int(g.next() % UInt64(base.count)) }) {
+                var plus = feeds, minus = feeds
+                plus[name]!.data[idx] += eps
+                minus[name]!.data[idx] -= eps
+                let numeric = (try eval.evaluate(lossOnly, feeds: plus)[0].data[0] - (try eval.evaluate(lossOnly, feeds: minus)[0].data[0])) / (2 * eps)
+                let got = analytic[1 + k].data[idx]
+                XCTAssertEqual(got, numeric, accuracy: 1e-6 * (1 + abs(numeric)),
+                               "\(s.layer.kerasClassName) masked=\(s.masked) backwards=\(s.layer.goBackwards) initial=\(s.initialState): d loss / d \(name)[\(idx)]",
+                               file: file, line: line)
+            }
+        }
+    }
+
+    func testAllCellsMaskedAndUnmaskedBothDirectionsWithAndWithoutInitialStates() throws {
+        for masked in [false, true] {
+            for backwards in [false, true] {
+                for initial in [false, true] {
+                    try check(Setup(layer: SimpleRNN(3, goBackwards: backwards), masked: masked, initialState: initial))
+                    try check(Setup(layer: LSTM(3, returnSequences: true, goBackwards: backwards), masked: masked, initialState: initial))
+                    try check(Setup(layer: GRU(3, goBackwards: backwards), masked: masked, initialState: initial))
+                    try check(Setup(layer: GRU(2, goBackwards: backwards, resetAfter: false), masked: masked, initialState: initial))
+                }
+            }
+        }
+    }
+}

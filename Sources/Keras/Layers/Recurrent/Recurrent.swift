@@ -40,7 +40,7 @@ public class RecurrentLayer: Layer {
     /// Gate blocks in the kernel (1, 4 for LSTM's i f c o, 3 for GRU's z r h).
     var gateCount: Int { 1 }
     /// The number of state tensors (LSTM carries h and c).
-    var stateCount: Int { 1 }
+    public var stateCount: Int { 1 }
     /// Weight name prefix, as Keras's cell ("lstm_cell").
     class var cellName: String { "simple_rnn_cell" }
 
@@ -322,7 +322,7 @@ public final class SimpleRNN: RecurrentLayer {
 public final class LSTM: RecurrentLayer {
     public let unitForgetBias: Bool
     override var gateCount: Int { 4 }
-    override var stateCount: Int { 2 }
+    public override var stateCount: Int { 2 }
     override class var cellName: String { "lstm_cell" }
 
     public init(_ units: Int, activation: ActivationConvertible = "tanh", recurrentActivation: ActivationConvertible = "sigmoid",
