@@ -530,3 +530,23 @@ final class RecurrentGradientTests: XCTestCase {
         }
     }
 }
+
+final class LambdaMaskTests: XCTestCase {
+    func testLambdaMaskFunctionFeedsTheNextLayer() throws {
+        Naming.reset(); RandomSeed.set(21)
+        // The mask is computed from the input: steps whose first feature is 0 are skipped by the LSTM.
+        let x = Input(shape: [4, 2])
+        let masked = try Lambda({ $0 }, mask: { input, _ in try ops.max(ops.abs(input), axis: -1) })(x)
+        let lstm = LSTM(3)
+        let model = try Model(inputs: x, outputs: try lstm(masked))
+        let plain = try Sequential([LSTM(3, inputShape: [2, 2])], name: "short")
+        try plain.setWeights(lstm.getWeights())
+        let padded = try Tensor([0.5, -1, 0.25, 2, 0, 0, 0, 0], shape: [1, 4, 2])
+        let short = try Tensor([0.5, -1, 0.25, 2], shape: [1, 2, 2])
+        let a = try model.predict(padded).floats, b = try plain.predict(short).floats
+        for j in 0..<3 { XCTAssertEqual(a[j], b[j], accuracy: 1e-6) }
+        // Without mask: the LSTM runs over every step, and the result differs.
+        let unmasked = try Model(inputs: x, outputs: try lstm(try Lambda({ $0 })(x)))
+        XCTAssertNotEqual(try unmasked.predict(padded).floats, a)
+    }
+}

@@ -8,7 +8,10 @@ public final class Lambda: Layer {
     let function: Function
     /// Output shape (without the batch) or a function of the input shape; kept for the config and checked against the trace.
     public let outputShapeSpec: OutputShape?
-    let maskFunction: ((KerasTensor, KerasTensor?) throws -> KerasTensor?)?
+    /// Keras's `mask=`: the output mask as a function of the input and its
+    /// mask (traced like the function); nil drops masks, as Keras does.
+    public typealias MaskFunction = (KerasTensor, KerasTensor?) throws -> KerasTensor?
+    let maskFunction: MaskFunction?
     public let arguments: [String: JSON]
 
     public enum OutputShape {
@@ -17,10 +20,10 @@ public final class Lambda: Layer {
     }
 
     public init(_ function: @escaping (KerasTensor) throws -> KerasTensor, outputShape: OutputShape? = nil,
-                arguments: [String: JSON] = [:], name: String? = nil) {
+                mask: MaskFunction? = nil, arguments: [String: JSON] = [:], name: String? = nil) {
         self.function = { xs in try function(xs[0]) }
         self.outputShapeSpec = outputShape
-        self.maskFunction = nil
+        self.maskFunction = mask
         self.arguments = arguments
         super.init(name: name)
     }
@@ -57,6 +60,21 @@ public final class Lambda: Layer {
         let graph = try FunctionalGraph(inputs: placeholders, outputs: [result])
         let (outs, _) = try graph.emit(inputValues: inputs, inputMasks: inputs.map { _ in nil }, context: context)
         return outs
+    }
+
+    public override func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
+        guard let maskFunction else { return outputs.map { _ in nil } }
+        let b = context.builder
+        func placeholder(_ v: Value, _ suffix: String) -> KerasTensor {
+            let s = kerasShape(b.type(of: v).shape)
+            return InputLayer(shape: Array(s.dropFirst()), batchSize: s.first ?? nil, dtype: b.type(of: v).dtype, name: "\(name)_\(suffix)").tensor
+        }
+        let x = placeholder(inputs[0], "arg"), m = (masks.first ?? nil).map { placeholder($0, "mask") }
+        guard let result = try maskFunction(x, m) else { return outputs.map { _ in nil } }
+        let graph = try FunctionalGraph(inputs: [x] + (m.map { [$0] } ?? []), outputs: [result])
+        let values = [inputs[0]] + ((masks.first ?? nil).map { [$0] } ?? [])
+        let (outs, _) = try graph.emit(inputValues: values, inputMasks: values.map { _ in nil }, context: context)
+        return [outs[0]] + outputs.dropFirst().map { _ in nil }
     }
 
     public override var config: JSON {
