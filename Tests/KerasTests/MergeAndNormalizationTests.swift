@@ -550,3 +550,23 @@ final class LambdaMaskTests: XCTestCase {
         XCTAssertNotEqual(try unmasked.predict(padded).floats, a)
     }
 }
+
+final class MaskPropertyTests: XCTestCase {
+    func testInputAndOutputMasksAsTensors() throws {
+        Naming.reset()
+        let ids = Input(shape: [3], dtype: .i32)
+        let emb = Embedding(inputDim: 5, outputDim: 2, maskZero: true)
+        let e = try emb(ids)
+        let lstm = LSTM(2, returnSequences: true)
+        let seq = try lstm(e)  // kept: a layer refers to its calls weakly
+        XCTAssertNil(try emb.inputMask, "the ids carry no mask")
+        let m = try XCTUnwrap(try emb.outputMask)
+        XCTAssertEqual(m.shape, [nil, 3])
+        XCTAssertNotNil(try lstm.inputMask)
+        // The mask tensor computes: 1 where the id is not 0.
+        let model = try Model(inputs: ids, outputs: m)
+        XCTAssertEqual(try model.predict(try Tensor([2, 0, 4] as [Int32], shape: [1, 3])).floats, [1, 0, 1])
+        XCTAssertThrowsError(try Dense(2).outputMask, "never called")
+        withExtendedLifetime(seq) {}
+    }
+}

@@ -265,6 +265,15 @@ open class Layer: CustomStringConvertible {
     public func inputShapeAt(_ i: Int) throws -> Shape { try node(i, "input_shape").inputs[0].shape }
     public func outputShapeAt(_ i: Int) throws -> Shape { try node(i, "output_shape").outputShapes[0] }
 
+    /// The mask of the layer's input / output as a tensor (Keras 2's
+    /// `input_mask` / `output_mask`), nil when it carries none. Like `input`
+    /// and `output`, an error when the layer was never called or was called
+    /// several times.
+    public var inputMask: KerasTensor? { get throws { try MaskOf.tensor(try input) } }
+    public var outputMask: KerasTensor? { get throws { try MaskOf.tensor(try output) } }
+    public func inputMaskAt(_ i: Int) throws -> KerasTensor? { try MaskOf.tensor(try inputAt(i)) }
+    public func outputMaskAt(_ i: Int) throws -> KerasTensor? { try MaskOf.tensor(try outputAt(i)) }
+
     public var description: String { "<\(kerasClassName) name=\(name), built=\(isBuilt)>" }
 
     // MARK: Config helpers for subclasses
@@ -321,5 +330,21 @@ final class LayerNode {
         self.training = training
         self.index = index
         self.masks = masks ?? inputs.map { _ in nil }
+    }
+}
+
+/// A graph node whose value is its input's mask, so a mask can be used as a
+/// tensor (`layer.outputMask`).
+final class MaskOf: Layer {
+    override class var kerasClassName: String { "MaskOf" }
+
+    static func tensor(_ t: KerasTensor) throws -> KerasTensor? {
+        guard t.maskType != nil else { return nil }
+        return try MaskOf(name: Naming.unique("mask_of"))(t)
+    }
+
+    override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
+        guard let m = masks.first ?? nil else { throw KerasError("\(name): the input carries no mask") }
+        return [m]
     }
 }
