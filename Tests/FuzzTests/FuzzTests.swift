@@ -43,7 +43,8 @@ final class FuzzTests: XCTestCase {
             return
         }
         var m = Mutator(seed: b.seed, dictionary: dictionary.map { Array($0.utf8) })
-        let current = NSTemporaryDirectory() + "keras-fuzz-\(target)-current"
+        // One file per process: two fuzzing runs at once must not share (or remove) each other's input.
+        let current = NSTemporaryDirectory() + "keras-fuzz-\(target)-\(ProcessInfo.processInfo.processIdentifier)-current"
         print("fuzz \(target): seed \(b.seed), \(Int(b.seconds)) s, input under test kept at \(current)")
         fflush(stdout)
         let start = Date()

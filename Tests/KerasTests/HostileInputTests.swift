@@ -372,6 +372,11 @@ final class HostileLayerArgumentTests: XCTestCase {
             // Found by the conformance fuzzer: a pooling config with pool_size [] was read at index 0.
             ("AveragePooling1D config pool_size []", "must not be empty",
              { try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "AveragePooling1D", "config": {"pool_size": []}}"#)) }),
+            // Found by the conformance fuzzer in the final run: a Conv1D config with kernel_size [].
+            ("Conv1D config kernel_size []", "must not be empty",
+             { try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Conv1D", "config": {"filters": 2, "kernel_size": []}}"#)) }),
+            ("Conv2D config strides []", "must not be empty",
+             { try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Conv2D", "config": {"filters": 2, "kernel_size": [3, 3], "strides": []}}"#)) }),
             ("MaxPooling1D config strides []", "must not be empty",
              { try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "MaxPooling1D", "config": {"strides": []}}"#)) }),
             ("Conv2DTranspose output padding", "output_padding", { try Conv2DTranspose(filters: 2, kernelSize: [2, 2], strides: [2, 2], outputPadding: [big, 1])(image()) }),

@@ -166,6 +166,10 @@ public class BaseConv: Layer {
             dataFormat = c["data_format"]?.stringValue
             dilation = try c.ints("dilation_rate") ?? [1]
             groups = try c.int("groups", default: 1)
+            // An empty list names no size (a config with kernel_size [] was read at index 0; found by the fuzzer).
+            guard !kernelSize.isEmpty, !strides.isEmpty, !dilation.isEmpty else {
+                throw KerasError("\(c["name"]?.stringValue ?? "conv"): kernel_size \(kernelSize), strides \(strides) and dilation_rate \(dilation) must not be empty")
+            }
             activation = try ActivationFunction.get(c["activation"])
             useBias = try c.bool("use_bias", default: true)
             kernelInit = AnyInitializer(try c["kernel_initializer"].map(Initializers.get) ?? GlorotUniform())
