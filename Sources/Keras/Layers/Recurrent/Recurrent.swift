@@ -159,8 +159,7 @@ public class RecurrentLayer: Layer {
         }
         // Dropout masks are drawn once per sequence, as Keras does.
         if context.training && dropout > 0 {
-            let template = try b.reduceMax(x, axes: [1], keepDims: true)
-            let keep = try b.emit("random_bernoulli", [template], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - dropout)])
+            let keep = try keepMask(x, sharedAxes: [1], keep: 1 - dropout, seed: seed, context)
             x = try b.mul(x, b.mul(keep, 1 / (1 - dropout)))
         }
         var projected = try b.matmul(x, context.read(kernel))
@@ -179,7 +178,7 @@ public class RecurrentLayer: Layer {
         if inputs.count == 1 + stateCount { states = Array(inputs.dropFirst()) }
         var recurrentKeep: Value? = nil
         if context.training && recurrentDropout > 0 {
-            let keep = try b.emit("random_bernoulli", [zero], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - recurrentDropout)])
+            let keep = try keepMask(zero, sharedAxes: [], keep: 1 - recurrentDropout, seed: seed, context)
             recurrentKeep = try b.mul(keep, 1 / (1 - recurrentDropout))
         }
         var outputs: [Value] = []

@@ -1,5 +1,18 @@
 import KerasIR
 
+/// A 0/1 mask keeping each position of `x` with probability `keep`, one draw
+/// shared along `sharedAxes` (reduced to size 1): what every dropout draws.
+func keepMask(_ x: Value, sharedAxes: [Int], keep: Float, seed: Int?, _ context: CallContext) throws -> Value {
+    let b = context.builder
+    let template = sharedAxes.isEmpty ? x : try b.reduceMax(x, axes: sharedAxes, keepDims: true)
+    return try b.emit("random_bernoulli", [template], ["seed": .int(context.nextSeed(seed)), "p": .float(keep)])
+}
+
+/// The axes where a Keras noise_shape has size 1 (one draw shared along them).
+func sharedAxes(_ noiseShape: Shape?) -> [Int] {
+    noiseShape.map { ns in ns.enumerated().filter { $0.element == 1 }.map(\.offset) } ?? []
+}
+
 /// Zeroes a fraction `rate` of the inputs while training and scales the rest
 /// by 1/(1-rate); the identity at inference. `noiseShape` (None = the input's
 /// dimension) shares one draw across axes of size 1.
@@ -28,13 +41,7 @@ public final class Dropout: Layer {
         guard context.training, rate > 0 else { return [x] }
         let b = context.builder
         if rate >= 1 { return [try b.mul(x, b.scalar(0))] }
-        // A template shaped like the noise: the input reduced over axes where the noise has size 1.
-        var template = x
-        if let ns = noiseShape {
-            let axes = ns.enumerated().filter { $0.element == 1 }.map(\.offset)
-            if !axes.isEmpty { template = try b.reduceMax(x, axes: axes, keepDims: true) }
-        }
-        let keep = try b.emit("random_bernoulli", [template], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - rate)])
+        let keep = try keepMask(x, sharedAxes: sharedAxes(noiseShape), keep: 1 - rate, seed: seed, context)
         return [try b.mul(x, b.mul(keep, 1 / (1 - rate)))]
     }
 

@@ -32,8 +32,7 @@ public class SpatialDropout: Layer {
         let b = context.builder
         if rate >= 1 { return [try b.mul(x, b.scalar(0))] }
         let spatial = dataFormat == "channels_first" ? Array(2..<(rank + 2)) : Array(1...rank)
-        let template = try b.reduceMax(x, axes: spatial, keepDims: true)
-        let keep = try b.emit("random_bernoulli", [template], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - rate)])
+        let keep = try keepMask(x, sharedAxes: spatial, keep: 1 - rate, seed: seed, context)
         return [try b.mul(x, b.mul(keep, 1 / (1 - rate)))]
     }
 
@@ -108,12 +107,7 @@ public final class AlphaDropout: Layer {
         guard context.training, rate > 0 else { return [x] }
         let b = context.builder
         let alphaP: Float = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
-        var template = x
-        if let ns = noiseShape {
-            let axes = ns.enumerated().filter { $0.element == 1 }.map(\.offset)
-            if !axes.isEmpty { template = try b.reduceMax(x, axes: axes, keepDims: true) }
-        }
-        let kept = try b.emit("random_bernoulli", [template], ["seed": .int(context.nextSeed(seed)), "p": .float(1 - rate)])
+        let kept = try keepMask(x, sharedAxes: sharedAxes(noiseShape), keep: 1 - rate, seed: seed, context)
         let a = 1 / ((1 - rate) * (1 + rate * alphaP * alphaP)).squareRoot()
         let shift = -a * alphaP * rate
         // x * kept + alphaP * (1 - kept), then a * (.) + shift.
