@@ -36,8 +36,9 @@ final class HostileInputTests: XCTestCase {
         let bad = npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': )50, 64(, }")
         assertMessage({ _ = try NumPy.decode(bad, name: "reversed.npy") }, contains: ["reversed.npy", "not a valid .npy", "shape"])
         // Inside an archive, and as a weights file given to loadWeights.
-        let good = try NumPy.encodeArchive([("dense/kernel", try Tensor([1, 2, 3, 4], shape: [2, 2]))])
-        let archive = replacing(Array(NumPy.encode(try Tensor([1, 2, 3, 4], shape: [2, 2]))), with: bad, in: good)
+        let honest = zipArchive(entry: "dense/kernel.npy", data: NumPy.encode(try Tensor([1, 2, 3, 4], shape: [2, 2])))
+        XCTAssertEqual(try NumPy.decodeArchive(honest)[0].1.floats, [1, 2, 3, 4], "the same archive with a good header reads")
+        let archive = zipArchive(entry: "dense/kernel.npy", data: bad)
         assertMessage({ _ = try NumPy.decodeArchive(archive, name: "w.npz") }, contains: ["w.npz", "shape"])
         let path = NSTemporaryDirectory() + "hostile-\(UUID().uuidString).npz"
         try Data(archive).write(to: URL(fileURLWithPath: path))
@@ -49,20 +50,24 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(layer.getWeights(), before, "a failed load changes no weight")
     }
 
-    /// The archive `good` with the entry bytes `old` swapped for `new` (sizes and CRC fixed).
-    func replacing(_ old: [UInt8], with new: [UInt8], in good: [UInt8]) -> [UInt8] {
-        // Rebuild: a stored archive of one entry named like the original.
+    /// A zip of one entry: `data` stored (method 0), or as a DEFLATE stream of
+    /// one stored block (method 8); the sizes written are the real ones unless
+    /// `declaredSize` says otherwise, the CRC-32 is that of `data`.
+    func zipArchive(entry name: String, data: [UInt8], deflate: Bool = false, declaredSize: UInt32? = nil) -> [UInt8] {
+        let n = data.count
+        let body: [UInt8] = deflate ? [0x01, UInt8(n & 0xff), UInt8(n >> 8), UInt8(~n & 0xff), UInt8((~n >> 8) & 0xff)] + data : data
+        let method = deflate ? 8 : 0, size = declaredSize ?? UInt32(n)
         var out: [UInt8] = [], central: [UInt8] = []
         func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
         func u32(_ v: UInt32, _ a: inout [UInt8]) { a += (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
-        let name = Array("dense/kernel.npy".utf8), crc = NumPy.crc32(new)
-        u32(0x04034b50, &out); u16(20, &out); u16(0, &out); u16(0, &out); u16(0, &out); u16(0x21, &out)
-        u32(crc, &out); u32(UInt32(new.count), &out); u32(UInt32(new.count), &out); u16(name.count, &out); u16(0, &out)
-        out += name + new
-        u32(0x02014b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(0, &central); u16(0, &central)
-        u16(0x21, &central); u32(crc, &central); u32(UInt32(new.count), &central); u32(UInt32(new.count), &central)
-        u16(name.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central); u32(0, &central)
-        central += name
+        let file = Array(name.utf8), crc = NumPy.crc32(data)
+        u32(0x04034b50, &out); u16(20, &out); u16(0, &out); u16(method, &out); u16(0, &out); u16(0x21, &out)
+        u32(crc, &out); u32(UInt32(body.count), &out); u32(size, &out); u16(file.count, &out); u16(0, &out)
+        out += file + body
+        u32(0x02014b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(method, &central); u16(0, &central)
+        u16(0x21, &central); u32(crc, &central); u32(UInt32(body.count), &central); u32(size, &central)
+        u16(file.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central); u32(0, &central)
+        central += file
         let cd = out.count
         out += central
         u32(0x06054b50, &out); u16(0, &out); u16(0, &out); u16(1, &out); u16(1, &out)
@@ -72,24 +77,7 @@ final class HostileInputTests: XCTestCase {
 
     /// An archive of one DEFLATE entry (a stored block of `payload`) declaring `declaredSize`.
     func deflatedArchive(_ payload: [UInt8], declaredSize: UInt32) -> [UInt8] {
-        let n = payload.count
-        let stream: [UInt8] = [0x01, UInt8(n & 0xff), UInt8(n >> 8), UInt8(~n & 0xff), UInt8((~n >> 8) & 0xff)] + payload
-        var out: [UInt8] = [], central: [UInt8] = []
-        func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
-        func u32(_ v: UInt32, _ a: inout [UInt8]) { a += (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
-        let name = Array("x.npy".utf8), crc = NumPy.crc32(payload)
-        u32(0x04034b50, &out); u16(20, &out); u16(0, &out); u16(8, &out); u16(0, &out); u16(0x21, &out)
-        u32(crc, &out); u32(UInt32(stream.count), &out); u32(declaredSize, &out); u16(name.count, &out); u16(0, &out)
-        out += name + stream
-        u32(0x02014b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(8, &central); u16(0, &central)
-        u16(0x21, &central); u32(crc, &central); u32(UInt32(stream.count), &central); u32(declaredSize, &central)
-        u16(name.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central); u32(0, &central); u32(0, &central)
-        central += name
-        let cd = out.count
-        out += central
-        u32(0x06054b50, &out); u16(0, &out); u16(0, &out); u16(1, &out); u16(1, &out)
-        u32(UInt32(central.count), &out); u32(UInt32(cd), &out); u16(0, &out)
-        return out
+        zipArchive(entry: "x.npy", data: payload, deflate: true, declaredSize: declaredSize)
     }
 
     func testDeflatedEntryDeclaringGigabytesIsRejectedBeforeInflating() throws {

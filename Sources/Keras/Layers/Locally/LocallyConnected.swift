@@ -161,6 +161,7 @@ public class LocallyConnected: Layer {
                                    kernelConstraint: kernelCon, biasConstraint: biasCon, implementation: implementation, name: name)
         }
         l.trainable = try c.bool("trainable", default: true)
+        try l.applyInputShape(from: c)
         return l
     }
 }
@@ -177,11 +178,7 @@ public final class LocallyConnected1D: LocallyConnected {
                    kernelConstraint: kernelConstraint, biasConstraint: biasConstraint, implementation: implementation,
                    inputShape: inputShape, name: name)
     }
-    public override class func from(config c: JSON) throws -> Layer {
-        let l = try make(c, rank: 1)
-        try l.applyInputShape(from: c)
-        return l
-    }
+    public override class func from(config c: JSON) throws -> Layer { try make(c, rank: 1) }
 }
 
 public final class LocallyConnected2D: LocallyConnected {
@@ -196,9 +193,5 @@ public final class LocallyConnected2D: LocallyConnected {
                    kernelConstraint: kernelConstraint, biasConstraint: biasConstraint, implementation: implementation,
                    inputShape: inputShape, name: name)
     }
-    public override class func from(config c: JSON) throws -> Layer {
-        let l = try make(c, rank: 2)
-        try l.applyInputShape(from: c)
-        return l
-    }
+    public override class func from(config c: JSON) throws -> Layer { try make(c, rank: 2) }
 }

@@ -241,6 +241,14 @@ public class RecurrentLayer: Layer {
         return c
     }
 
+    /// The keys every recurrent config sets after construction.
+    static func configured(_ l: RecurrentLayer, _ c: JSON) throws -> RecurrentLayer {
+        l.trainable = try c.bool("trainable", default: true)
+        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
+        try l.applyInputShape(from: c)
+        return l
+    }
+
     /// The arguments every recurrent config shares, with Keras 1/2 names accepted.
     struct Arguments {
         var units: Int, activation: ActivationFunction, recurrentActivation: ActivationFunction, useBias: Bool
@@ -309,10 +317,7 @@ public final class SimpleRNN: RecurrentLayer {
                           dropout: a.dropout, recurrentDropout: a.recurrentDropout, returnSequences: a.returnSequences,
                           returnState: a.returnState, goBackwards: a.goBackwards, stateful: a.stateful, unroll: a.unroll, seed: a.seed,
                           name: a.name)
-        l.trainable = try c.bool("trainable", default: true)
-        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
-        try l.applyInputShape(from: c)
-        return l
+        return try configured(l, c)
     }
 }
 
@@ -377,10 +382,7 @@ public final class LSTM: RecurrentLayer {
                      dropout: a.dropout, recurrentDropout: a.recurrentDropout, returnSequences: a.returnSequences,
                      returnState: a.returnState, goBackwards: a.goBackwards, stateful: a.stateful, unroll: a.unroll, seed: a.seed,
                      name: a.name)
-        l.trainable = try c.bool("trainable", default: true)
-        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
-        try l.applyInputShape(from: c)
-        return l
+        return try configured(l, c)
     }
 }
 
@@ -478,9 +480,6 @@ public final class GRU: RecurrentLayer {
                     biasConstraint: a.biasCon, dropout: a.dropout, recurrentDropout: a.recurrentDropout,
                     returnSequences: a.returnSequences, returnState: a.returnState, goBackwards: a.goBackwards, stateful: a.stateful,
                     unroll: a.unroll, resetAfter: try c.bool("reset_after", default: true), seed: a.seed, name: a.name)
-        l.trainable = try c.bool("trainable", default: true)
-        l.zeroOutputForMask = try c.bool("zero_output_for_mask", default: false)
-        try l.applyInputShape(from: c)
-        return l
+        return try configured(l, c)
     }
 }
