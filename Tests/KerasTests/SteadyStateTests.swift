@@ -28,33 +28,14 @@ final class SteadyStateTests: XCTestCase {
 
     func testConvolutionalTrainingStepAllocatesNothing() throws {
         try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
-        let model = try makeModel()
         let (x, y) = try batch()
-        let plan = try model.trainingPlan(x: [x], y: [y])
-        for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }  // warm: staging buffers, kernel scratch
-        try x.withRawBytes { try plan.setInput(model.inputNames[0], bytes: $0) }
-        try y.withRawBytes { try plan.setInput(model.outputNames[0] + "_target", bytes: $0) }
-        var counts: [Int64] = []
-        for _ in 0..<5 {
-            mc_start()
-            try plan.run()
-            counts.append(mc_stop())
-        }
+        let (counts, loss) = try steadyStepAllocations(try makeModel(), x, y)
         XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state convolutional step")
-        XCTAssertTrue(plan.scalarOutput(0).isFinite)
+        XCTAssertTrue(loss.isFinite)
     }
 
     func testConvolutionalTrainingIsBitwiseTheSameOnOneAndTwoThreads() throws {
-        let saved = KernelThreads.count
-        defer { _ = try? KernelThreads.set(saved) }
-        var results: [[UInt32]] = []
-        for threads in [1, 2] {
-            try KernelThreads.set(threads)
-            let model = try makeModel()
-            let (x, y) = try batch()
-            for _ in 0..<4 { _ = try model.trainOnBatch(x, y) }
-            results.append(model.getWeights().flatMap { $0.floats.map(\.bitPattern) })
-        }
+        let results = try weightsAfterTrainingOnOneAndTwoThreads(makeModel, batch)
         XCTAssertEqual(results[0].count, results[1].count)
         XCTAssertTrue(results[0] == results[1], "weights differ between 1 and 2 threads")
     }
@@ -92,33 +73,46 @@ final class RecurrentSteadyStateTests: XCTestCase {
 
     func testLSTMTrainingStepAllocatesNothing() throws {
         try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
-        let model = try makeModel()
         let (x, y) = try batch()
-        let plan = try model.trainingPlan(x: [x], y: [y])
-        for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }
-        try x.withRawBytes { try plan.setInput(model.inputNames[0], bytes: $0) }
-        try y.withRawBytes { try plan.setInput(model.outputNames[0] + "_target", bytes: $0) }
-        var counts: [Int64] = []
-        for _ in 0..<5 {
-            mc_start()
-            try plan.run()
-            counts.append(mc_stop())
-        }
+        let (counts, loss) = try steadyStepAllocations(try makeModel(), x, y)
         XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state LSTM step")
-        XCTAssertTrue(plan.scalarOutput(0).isFinite)
+        XCTAssertTrue(loss.isFinite)
     }
 
     func testLSTMTrainingIsBitwiseTheSameOnOneAndTwoThreads() throws {
-        let saved = KernelThreads.count
-        defer { _ = try? KernelThreads.set(saved) }
-        var results: [[UInt32]] = []
-        for threads in [1, 2] {
-            try KernelThreads.set(threads)
-            let model = try makeModel()
-            let (x, y) = try batch()
-            for _ in 0..<4 { _ = try model.trainOnBatch(x, y) }
-            results.append(model.getWeights().flatMap { $0.floats.map(\.bitPattern) })
-        }
+        let results = try weightsAfterTrainingOnOneAndTwoThreads(makeModel, batch)
+        XCTAssertEqual(results[0].count, results[1].count)
         XCTAssertTrue(results[0] == results[1], "weights differ between 1 and 2 threads")
     }
+}
+
+/// Heap allocations of each of `runs` warm training steps of `model` on (x, y),
+/// run as its compiled plan.
+func steadyStepAllocations(_ model: Model, _ x: Tensor, _ y: Tensor, runs: Int = 5) throws -> (counts: [Int64], loss: Float) {
+    let plan = try model.trainingPlan(x: [x], y: [y])
+    for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }  // warm: staging buffers, kernel scratch
+    try x.withRawBytes { try plan.setInput(model.inputNames[0], bytes: $0) }
+    try y.withRawBytes { try plan.setInput(model.outputNames[0] + "_target", bytes: $0) }
+    var counts: [Int64] = []
+    for _ in 0..<runs {
+        mc_start()
+        try plan.run()
+        counts.append(mc_stop())
+    }
+    return (counts, plan.scalarOutput(0))
+}
+
+/// The weights' bit patterns after four training steps on 1 and on 2 threads.
+func weightsAfterTrainingOnOneAndTwoThreads(_ make: () throws -> Model, _ batch: () throws -> (Tensor, Tensor)) throws -> [[UInt32]] {
+    let saved = KernelThreads.count
+    defer { _ = try? KernelThreads.set(saved) }
+    var results: [[UInt32]] = []
+    for threads in [1, 2] {
+        try KernelThreads.set(threads)
+        let model = try make()
+        let (x, y) = try batch()
+        for _ in 0..<4 { _ = try model.trainOnBatch(x, y) }
+        results.append(model.getWeights().flatMap { $0.floats.map(\.bitPattern) })
+    }
+    return results
 }
