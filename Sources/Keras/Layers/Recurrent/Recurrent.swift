@@ -124,15 +124,16 @@ public class RecurrentLayer: Layer {
     }
 
     /// One step: the projected input x_t [batch, gates*units] (input bias
-    /// included), the states, the recurrent kernel; returns the new states
-    /// (the output is the first).
-    func step(_ xt: Value, _ states: [Value], _ u: Value, _ b: GraphBuilder) throws -> [Value] {
+    /// included), the states, the recurrent kernel and the recurrent bias
+    /// (GRU with reset_after); returns the new states (the output is the first).
+    func step(_ xt: Value, _ states: [Value], _ u: Value, recurrentBias: Value?, _ b: GraphBuilder) throws -> [Value] {
         let h = try activation(try b.add(xt, b.matmul(states[0], u)), b)
         return [h]
     }
 
-    /// The input bias added to the projection of every step.
-    func inputBias(_ bias: Value, _ b: GraphBuilder) throws -> Value { bias }
+    /// The bias split into the part added to every step's input projection
+    /// and the part added to every recurrent product (none but for GRU's reset_after).
+    func splitBias(_ bias: Value, _ b: GraphBuilder) throws -> (input: Value, recurrent: Value?) { (bias, nil) }
 
     /// Columns [k*units, (k+1)*units) of a [batch, n] value.
     func gate(_ v: Value, _ k: Int, _ b: GraphBuilder) throws -> Value {
@@ -163,7 +164,8 @@ public class RecurrentLayer: Layer {
             x = try b.mul(x, b.mul(keep, 1 / (1 - dropout)))
         }
         var projected = try b.matmul(x, context.read(kernel))
-        if let bias { projected = try b.add(projected, inputBias(try context.read(bias), b)) }
+        let biases = try bias.map { try splitBias(try context.read($0), b) }
+        if let biases { projected = try b.add(projected, biases.input) }
         let u = try context.read(recurrentKernel)
         let first = try b.reshape(b.emit("slice", [projected], ["begin": .ints([0, 0, 0]), "size": .ints([-1, 1, units])]), [-1, units])
         let zero = try b.mul(first, 0)
@@ -187,7 +189,7 @@ public class RecurrentLayer: Layer {
             let xt = try b.reshape(b.emit("slice", [projected], ["begin": .ints([0, t, 0]), "size": .ints([-1, 1, width])]), [-1, width])
             var inStates = states
             if let r = recurrentKeep { inStates[0] = try b.mul(inStates[0], r) }
-            var next = try step(xt, inStates, u, b)
+            var next = try step(xt, inStates, u, recurrentBias: biases?.recurrent, b)
             var out = next[0]
             if let mask {
                 let keep = try b.emit("slice", [mask], ["begin": .ints([0, t]), "size": .ints([-1, 1])])
@@ -352,7 +354,7 @@ public final class LSTM: RecurrentLayer {
         return unitForgetBias ? ForgetGateBias(base: base, units: units) : base
     }
 
-    override func step(_ xt: Value, _ states: [Value], _ u: Value, _ b: GraphBuilder) throws -> [Value] {
+    override func step(_ xt: Value, _ states: [Value], _ u: Value, recurrentBias: Value?, _ b: GraphBuilder) throws -> [Value] {
         let z = try b.add(xt, b.matmul(states[0], u))
         if activation.name == "tanh" && recurrentActivation.name == "sigmoid" {
             // Keras's defaults: the fused cell kernels (one pass over z for c, one for h).
@@ -427,28 +429,22 @@ public final class GRU: RecurrentLayer {
 
     override func biasShape() -> [Int] { resetAfter ? [2, 3 * units] : [3 * units] }
 
-    /// The recurrent bias row (reset_after), read once per call.
-    private var recurrentBiasRow: Value?
-
-    override func inputBias(_ bias: Value, _ b: GraphBuilder) throws -> Value {
-        guard resetAfter else { return bias }
-        recurrentBiasRow = try b.reshape(b.emit("slice", [bias], ["begin": .ints([1, 0]), "size": .ints([1, -1])]), [3 * units])
-        return try b.reshape(b.emit("slice", [bias], ["begin": .ints([0, 0]), "size": .ints([1, -1])]), [3 * units])
+    /// reset_after keeps the input bias in row 0 and the recurrent bias in row 1.
+    override func splitBias(_ bias: Value, _ b: GraphBuilder) throws -> (input: Value, recurrent: Value?) {
+        guard resetAfter else { return (bias, nil) }
+        func row(_ r: Int) throws -> Value {
+            try b.reshape(b.emit("slice", [bias], ["begin": .ints([r, 0]), "size": .ints([1, -1])]), [3 * units])
+        }
+        return (try row(0), try row(1))
     }
 
-    public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
-        recurrentBiasRow = nil
-        defer { recurrentBiasRow = nil }
-        return try super.call(inputs, masks: masks, context: context)
-    }
-
-    override func step(_ xt: Value, _ states: [Value], _ u: Value, _ b: GraphBuilder) throws -> [Value] {
+    override func step(_ xt: Value, _ states: [Value], _ u: Value, recurrentBias: Value?, _ b: GraphBuilder) throws -> [Value] {
         let h = states[0]
         let xz = try gate(xt, 0, b), xr = try gate(xt, 1, b), xh = try gate(xt, 2, b)
         let candidate: Value, z: Value
         if resetAfter {
             var inner = try b.matmul(h, u)
-            if let rb = recurrentBiasRow { inner = try b.add(inner, rb) }
+            if let rb = recurrentBias { inner = try b.add(inner, rb) }
             z = try recurrentActivation(try b.add(xz, gate(inner, 0, b)), b)
             let r = try recurrentActivation(try b.add(xr, gate(inner, 1, b)), b)
             candidate = try activation(try b.add(xh, b.mul(r, gate(inner, 2, b))), b)
