@@ -79,7 +79,7 @@ private func comparisonCases() -> [OpCase] {
     }
 }
 
-let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
+let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recurrentSequenceCases() + [
     OpCase(op: "select", inputs: [.fixed([2, 3], .exactly([1, 0, 1, 0, 0, 1])), .f32([2, 3]), .f32([3])]),
     OpCase(op: "select", inputs: [.i32([3], [0, 5, 1]), .f32([2, 3]), .f32([])], label: "i32 condition"),
 
@@ -161,6 +161,36 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + [
     OpCase(op: "random_normal", inputs: [], attrs: ["seed": .int(4), "shape": .ints([4, 3]), "mean": .float(1), "stddev": .float(0.5)]),
     OpCase(op: "random_bernoulli", inputs: [.fixed([17], .uniform(0, 1))], attrs: ["seed": .int(5), "p": .float(0.3)]),
 ]
+
+/// rnn_sequence for every cell: units 3 (scalar lanes only) and 9 (one AVX2
+/// vector and a tail), masked and not, forward and go_backwards, with a
+/// random initial state and with zeros (a layer without initial_state); and
+/// one rnn_sequence_grad row per cell on arbitrary states.
+private func recurrentSequenceCases() -> [OpCase] {
+    let cells: [(String, gates: Int, states: Int, gradWidth: Int)] =
+        [("simple_rnn", 1, 1, 2), ("lstm", 4, 2, 5), ("gru", 3, 1, 7), ("gru_reset_before", 3, 1, 5)]
+    let batch = 2, time = 3
+    var out: [OpCase] = []
+    for (cell, gates, states, gradWidth) in cells {
+        for (units, masked, backwards, zeroState) in [(3, false, false, false), (3, true, true, false), (9, true, false, true), (9, false, true, false)] {
+            let n = units, gn = gates * units
+            let h: InputSpec = zeroState ? .f32([batch, n], .exactly(Array(repeating: 0, count: batch * n))) : .f32([batch, n], .uniform(-1, 1))
+            var ins: [InputSpec] = [.f32([batch, time, gn], .uniform(-1.5, 1.5)), .f32([n, gn], .uniform(-0.6, 0.6)), h]
+            if states == 2 { ins.append(zeroState ? h : .f32([batch, n], .uniform(-1, 1))) }
+            if masked { ins.append(.fixed([batch, time], .exactly([1, 0, 1, 0, 1, 1]))) }
+            if cell == "gru" { ins.append(.f32([gn], .uniform(-0.5, 0.5))) }
+            let attrs: Attributes = ["cell": .string(cell), "go_backwards": .bool(backwards), "masked": .bool(masked)]
+            let label = "\(cell) units \(units)\(masked ? " masked" : "")\(backwards ? " backwards" : "")\(zeroState ? " zero state" : "")"
+            out.append(OpCase(op: "rnn_sequence", inputs: ins, attrs: attrs, label: label))
+            if units == 9 && masked {
+                let st: InputSpec = .fixed([batch, time, states * n], .uniform(-1, 1))
+                out.append(OpCase(op: "rnn_sequence_grad", inputs: [st, st] + ins, attrs: attrs, label: label))
+                _ = gradWidth
+            }
+        }
+    }
+    return out
+}
 
 /// Ops without inputs or with effects, exercised by the runtime tests.
 let structuralOps: Set<String> = ["input", "parameter", "constant", "assign"]

@@ -311,6 +311,39 @@ typedef void (*ck_f32_lstm_fn)(int64_t rows, int64_t units, const float *restric
 ck_f32_lstm_fn ck_f32_lstm_kernel(int op, ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
+/* Whole-sequence recurrent layers (rnn_sequence.c). Shapes, with G gates
+ * (ck_rnn_gates), S states (ck_rnn_state_width), n units:
+ *   xp [batch, time, G n]  the input projections (input bias included)
+ *   u [n, G n]  rb [G n] (GRU reset_after's recurrent bias, else NULL)
+ *   h0, c0 [batch, n] (c0 LSTM only)  mask [batch, time] or NULL (0 = skip)
+ *   states [batch, time, S n]: h (and c) after each step, in processing order
+ * The backward writes grad [batch, time + 1, W n] (W = ck_rnn_grad_width):
+ * row t < time holds, for the step that read input t, the input-side
+ * pre-activation cotangent [G n], the state that step read [n], and for GRU
+ * reset_after the recurrent-side cotangent [G n], for GRU reset_before r*h [n];
+ * row `time` holds dh0 [n] and dc0 [n], then zeros. */
+typedef enum ck_rnn_cell {
+    CK_RNN_SIMPLE = 0,
+    CK_RNN_LSTM = 1,
+    CK_RNN_GRU = 2,                /* reset_after (Keras 3's default) */
+    CK_RNN_GRU_RESET_BEFORE = 3,
+} ck_rnn_cell;
+typedef struct ck_rnn_desc {
+    int32_t cell, go_backwards;
+    int64_t batch, time, units;
+} ck_rnn_desc;
+int64_t ck_rnn_gates(int32_t cell);
+int64_t ck_rnn_state_width(int32_t cell);
+int64_t ck_rnn_grad_width(int32_t cell);
+size_t ck_f32_rnn_forward_workspace_bytes(const ck_rnn_desc *d);
+size_t ck_f32_rnn_backward_workspace_bytes(const ck_rnn_desc *d);
+void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
+                        const float *h0, const float *c0, const float *mask, float *states, void *workspace);
+void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
+                         const float *h0, const float *c0, const float *mask, const float *states,
+                         const float *dstates, float *grad, void *workspace);
+
+/* ------------------------------------------------------------------------ */
 /* FMA peak probe (benchmarks): run `iterations` rounds of independent FMAs;
  * each round is ck_fma_peak_flops_per_iteration(isa) flops. */
 float ck_fma_peak_run(ck_isa isa, int64_t iterations);

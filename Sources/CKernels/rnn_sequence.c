@@ -1,0 +1,268 @@
+/* Whole-sequence recurrent layers (SimpleRNN, LSTM, GRU both ways): the
+ * forward pass and its backward through time, each one call. The input
+ * projection of every step arrives precomputed (one GEMM in the graph); per
+ * step there is one GEMM on the state, with the step's input added in its
+ * epilogue, then one pass of the cell's pointwise body over the batch rows.
+ * The backward pass recomputes every step's pre-activations with one large
+ * GEMM, then walks the steps in reverse: the cell's backward body, then one
+ * GEMM carrying dh to the previous step. A masked row (mask == 0) carries its
+ * states (and their cotangents) through the step unchanged.
+ *
+ * The pointwise bodies live in rnn_cells.h, compiled twice: scalar (the
+ * `__ref` twin) and AVX2. An ISA of CK_ISA_REF runs the scalar bodies and the
+ * reference GEMM; the others run the AVX2 bodies (scalar for the last
+ * units % 8 lanes) and that ISA's GEMM. */
+#include "ck_internal.h"
+
+typedef struct rnn_row {
+    int64_t units;
+    const float *z;        /* pre-activations [gates*units] (recurrent part only for GRU reset_after) */
+    const float *x;        /* GRU reset_after: the input projection */
+    const float *hp, *cp;  /* states before the step */
+    float *h, *c;          /* forward: states after the step */
+    float *rh;             /* GRU reset_before: r * h_prev */
+    const float *hs, *cs;  /* backward: the states the forward step produced */
+    float *dh, *dc;        /* backward: in, the states' cotangents; out, the part carried past the GEMM */
+    float *dz, *drec;      /* backward: pre-activation cotangents, input side and (GRU reset_after) recurrent side */
+    const float *t;        /* backward, GRU reset_before: the cotangent of rh */
+} rnn_row;
+
+typedef void (*rnn_body)(const rnn_row *a, int64_t j);
+
+/* ---- the scalar twin ---- */
+#define ATTR
+#define V float
+#define LANES 1
+#define FN(name) name##__ref
+#define LD(p) (*(p))
+#define ST(p, v) (*(p) = (v))
+#define SET1(x) (x)
+#define ADD(a, b) ((a) + (b))
+#define SUB(a, b) ((a) - (b))
+#define MUL(a, b) ((a) * (b))
+#define SIG(x) (1.0f / (1.0f + expf(-(x))))
+#define TANH(x) tanhf(x)
+#include "rnn_cells.h"
+#undef ATTR
+#undef V
+#undef LANES
+#undef FN
+#undef LD
+#undef ST
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef SIG
+#undef TANH
+
+/* ---- AVX2 ---- */
+#define ATTR CK_AVX2
+#define V __m256
+#define LANES 8
+#define FN(name) name##__avx2
+#define LD(p) _mm256_loadu_ps(p)
+#define ST(p, v) _mm256_storeu_ps((p), (v))
+#define SET1(x) _mm256_set1_ps(x)
+#define ADD(a, b) _mm256_add_ps((a), (b))
+#define SUB(a, b) _mm256_sub_ps((a), (b))
+#define MUL(a, b) _mm256_mul_ps((a), (b))
+#define SIG(x) ck256_sigmoid(x)
+#define TANH(x) ck256_tanh(x)
+#include "rnn_cells.h"
+#undef ATTR
+#undef V
+#undef LANES
+#undef FN
+#undef LD
+#undef ST
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef SIG
+#undef TANH
+
+/* One body over a row: eight lanes at a time, the rest one at a time. */
+typedef struct { rnn_body ref, avx2; } rnn_bodies;
+#define BODIES(name) ((rnn_bodies){name##__ref, name##__avx2})
+
+static void run_row(rnn_bodies b, ck_isa isa, const rnn_row *a) {
+    int64_t j = 0;
+    if (isa != CK_ISA_REF)
+        for (; j + 8 <= a->units; j += 8) b.avx2(a, j);
+    for (; j < a->units; j++) b.ref(a, j);
+}
+
+int64_t ck_rnn_gates(int32_t cell) { return cell == CK_RNN_LSTM ? 4 : cell == CK_RNN_SIMPLE ? 1 : 3; }
+int64_t ck_rnn_state_width(int32_t cell) { return cell == CK_RNN_LSTM ? 2 : 1; }
+int64_t ck_rnn_grad_width(int32_t cell) {
+    int64_t g = ck_rnn_gates(cell);
+    return cell == CK_RNN_GRU ? 2 * g + 1 : cell == CK_RNN_GRU_RESET_BEFORE ? g + 2 : g + 1;
+}
+
+static int rnn_valid(const ck_rnn_desc *d) {
+    return d->cell >= CK_RNN_SIMPLE && d->cell <= CK_RNN_GRU_RESET_BEFORE && d->batch >= 0 && d->time >= 0 && d->units > 0;
+}
+
+size_t ck_f32_rnn_forward_workspace_bytes(const ck_rnn_desc *d) {
+    if (!rnn_valid(d)) return 0;
+    return (size_t)(d->batch * d->units * (ck_rnn_gates(d->cell) + 1)) * sizeof(float);
+}
+
+size_t ck_f32_rnn_backward_workspace_bytes(const ck_rnn_desc *d) {
+    if (!rnn_valid(d)) return 0;
+    int64_t rows = d->batch * d->time, n = d->units, g = ck_rnn_gates(d->cell);
+    return (size_t)(rows * n * (g + 2) + 3 * d->batch * n) * sizeof(float);
+}
+
+/* C[m x n] = A B (+ residual) (+ bias), A and B not transposed unless `tb`. */
+static void gemm(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                 int tb, float beta, float *c, int64_t ldc, const float *residual, int64_t ld_residual, const float *bias) {
+    ck_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.trans_b = tb;
+    g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = beta;
+    g.a = a; g.lda = lda; g.b = b; g.ldb = ldb; g.c = c; g.ldc = ldc;
+    g.residual = residual; g.ld_residual = ld_residual; g.bias = bias;
+    fn(&g, NULL);
+}
+
+static int row_on(const ck_rnn_desc *d, const float *mask, int64_t b, int64_t t) {
+    return mask == NULL || mask[b * d->time + t] != 0.0f;
+}
+
+void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
+                        const float *h0, const float *c0, const float *mask, float *states, void *workspace) {
+    if (!rnn_valid(d)) return;
+    const int64_t B = d->batch, T = d->time, n = d->units, G = ck_rnn_gates(d->cell), S = ck_rnn_state_width(d->cell);
+    const int64_t gn = G * n, lds = T * S * n;
+    ck_f32_gemm_fn fn = ck_f32_gemm_kernel(isa);
+    float *z = workspace, *rh = z + B * gn;
+    for (int64_t k = 0; k < T; k++) {
+        const int64_t t = d->go_backwards ? T - 1 - k : k;
+        const float *hp = k == 0 ? h0 : states + (k - 1) * S * n;
+        const int64_t ldh = k == 0 ? n : lds;
+        const float *xt = xp + t * gn;
+        rnn_row a = {.units = n, .z = NULL};
+        switch (d->cell) {
+        case CK_RNN_SIMPLE:
+        case CK_RNN_LSTM: gemm(fn, B, gn, n, hp, ldh, u, gn, 0, 0, z, gn, xt, T * gn, NULL); break;
+        case CK_RNN_GRU: gemm(fn, B, gn, n, hp, ldh, u, gn, 0, 0, z, gn, NULL, 0, rb); break;
+        case CK_RNN_GRU_RESET_BEFORE:
+            gemm(fn, B, 2 * n, n, hp, ldh, u, gn, 0, 0, z, gn, xt, T * gn, NULL);
+            for (int64_t b = 0; b < B; b++) {
+                a.z = z + b * gn; a.hp = hp + b * ldh; a.rh = rh + b * n;
+                run_row(BODIES(gru_rb_reset), isa, &a);
+            }
+            gemm(fn, B, n, n, rh, n, u + 2 * n, gn, 0, 0, z + 2 * n, gn, xt + 2 * n, T * gn, NULL);
+            break;
+        }
+        for (int64_t b = 0; b < B; b++) {
+            a.z = z + b * gn; a.x = xt + b * T * gn;
+            a.hp = hp + b * ldh;
+            a.h = states + b * lds + k * S * n;
+            if (S == 2) { a.cp = k == 0 ? c0 + b * n : hp + b * ldh + n; a.c = a.h + n; }
+            if (!row_on(d, mask, b, t)) {
+                memcpy(a.h, a.hp, (size_t)n * sizeof(float));
+                if (S == 2) memcpy(a.c, a.cp, (size_t)n * sizeof(float));
+                continue;
+            }
+            switch (d->cell) {
+            case CK_RNN_SIMPLE: run_row(BODIES(simple_forward), isa, &a); break;
+            case CK_RNN_LSTM: run_row(BODIES(lstm_forward), isa, &a); break;
+            case CK_RNN_GRU: run_row(BODIES(gru_forward), isa, &a); break;
+            case CK_RNN_GRU_RESET_BEFORE: run_row(BODIES(gru_rb_forward), isa, &a); break;
+            }
+        }
+    }
+}
+
+void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
+                         const float *h0, const float *c0, const float *mask, const float *states,
+                         const float *dstates, float *grad, void *workspace) {
+    if (!rnn_valid(d)) return;
+    const int64_t B = d->batch, T = d->time, n = d->units, G = ck_rnn_gates(d->cell), S = ck_rnn_state_width(d->cell);
+    const int64_t gn = G * n, lds = T * S * n, W = ck_rnn_grad_width(d->cell) * n, ldg = (T + 1) * W;
+    ck_f32_gemm_fn fn = ck_f32_gemm_kernel(isa);
+    float *hprev = workspace, *z = hprev + B * T * n, *rh = z + B * T * gn;
+    float *dh = rh + B * T * n, *dc = dh + B * n, *tt = dc + B * n;
+    /* Step k reads the states of step k - 1; row (b, t) of hprev holds what the step at time t read. */
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t k = d->go_backwards ? T - 1 - t : t;
+            const float *src = k == 0 ? h0 + b * n : states + b * lds + (k - 1) * S * n;
+            memcpy(hprev + (b * T + t) * n, src, (size_t)n * sizeof(float));
+            memcpy(grad + b * ldg + t * W + gn, src, (size_t)n * sizeof(float));
+        }
+    /* Every step's pre-activations at once. */
+    switch (d->cell) {
+    case CK_RNN_SIMPLE:
+    case CK_RNN_LSTM: gemm(fn, B * T, gn, n, hprev, n, u, gn, 0, 0, z, gn, xp, gn, NULL); break;
+    case CK_RNN_GRU: gemm(fn, B * T, gn, n, hprev, n, u, gn, 0, 0, z, gn, NULL, 0, rb); break;
+    case CK_RNN_GRU_RESET_BEFORE: {
+        gemm(fn, B * T, 2 * n, n, hprev, n, u, gn, 0, 0, z, gn, xp, gn, NULL);
+        rnn_row a = {.units = n};
+        for (int64_t r = 0; r < B * T; r++) {
+            a.z = z + r * gn; a.hp = hprev + r * n; a.rh = rh + r * n;
+            run_row(BODIES(gru_rb_reset), isa, &a);
+            memcpy(grad + (r / T) * ldg + (r % T) * W + gn + n, a.rh, (size_t)n * sizeof(float));
+        }
+        gemm(fn, B * T, n, n, rh, n, u + 2 * n, gn, 0, 0, z + 2 * n, gn, xp + 2 * n, gn, NULL);
+        break;
+    }
+    }
+    memset(dh, 0, (size_t)(B * n) * sizeof(float));
+    memset(dc, 0, (size_t)(B * n) * sizeof(float));
+    for (int64_t k = T - 1; k >= 0; k--) {
+        const int64_t t = d->go_backwards ? T - 1 - k : k;
+        for (int64_t b = 0; b < B; b++) {
+            const float *ds = dstates + b * lds + k * S * n;
+            for (int64_t j = 0; j < n; j++) dh[b * n + j] += ds[j];
+            if (S == 2) for (int64_t j = 0; j < n; j++) dc[b * n + j] += ds[n + j];
+            rnn_row a = {.units = n};
+            const int64_t r = b * T + t;
+            a.z = z + r * gn; a.x = xp + r * gn; a.hp = hprev + r * n;
+            a.hs = states + b * lds + k * S * n; a.cs = a.hs + n;
+            if (S == 2) a.cp = k == 0 ? c0 + b * n : a.hs - S * n + n;
+            a.dh = dh + b * n; a.dc = dc + b * n;
+            a.dz = grad + b * ldg + t * W;
+            a.drec = a.dz + gn + n;
+            if (!row_on(d, mask, b, t)) {
+                memset(a.dz, 0, (size_t)gn * sizeof(float));
+                if (d->cell == CK_RNN_GRU) memset(a.drec, 0, (size_t)gn * sizeof(float));
+                continue;
+            }
+            switch (d->cell) {
+            case CK_RNN_SIMPLE: run_row(BODIES(simple_backward), isa, &a); break;
+            case CK_RNN_LSTM: run_row(BODIES(lstm_backward), isa, &a); break;
+            case CK_RNN_GRU: run_row(BODIES(gru_backward), isa, &a); break;
+            case CK_RNN_GRU_RESET_BEFORE: run_row(BODIES(gru_rb_backward), isa, &a); break;
+            }
+        }
+        float *dzt = grad + t * W;
+        switch (d->cell) {
+        case CK_RNN_SIMPLE:
+        case CK_RNN_LSTM: gemm(fn, B, n, gn, dzt, ldg, u, gn, 1, 1, dh, n, NULL, 0, NULL); break;
+        case CK_RNN_GRU: gemm(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, 1, dh, n, NULL, 0, NULL); break;
+        case CK_RNN_GRU_RESET_BEFORE:
+            gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, tt, n, NULL, 0, NULL);
+            for (int64_t b = 0; b < B; b++) {
+                const int64_t r = b * T + t;
+                if (!row_on(d, mask, b, t)) continue;
+                rnn_row a = {.units = n, .z = z + r * gn, .hp = hprev + r * n, .t = tt + b * n,
+                             .dh = dh + b * n, .dz = grad + b * ldg + t * W};
+                run_row(BODIES(gru_rb_backward_reset), isa, &a);
+            }
+            gemm(fn, B, n, 2 * n, dzt, ldg, u, gn, 1, 1, dh, n, NULL, 0, NULL);
+            break;
+        }
+    }
+    /* The last row: dh0 and dc0. */
+    for (int64_t b = 0; b < B; b++) {
+        float *last = grad + b * ldg + T * W;
+        memset(last, 0, (size_t)W * sizeof(float));
+        memcpy(last, dh + b * n, (size_t)n * sizeof(float));
+        if (S == 2) memcpy(last + n, dc + b * n, (size_t)n * sizeof(float));
+    }
+}
