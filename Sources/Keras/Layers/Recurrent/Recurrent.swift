@@ -2,11 +2,11 @@ import KerasIR
 
 /// SimpleRNN, LSTM and GRU: Keras 3's cells and layer arguments. The input
 /// projection of every time step is one GEMM ([batch, time, features] x
-/// kernel); each step then adds its recurrent product and applies the gates,
-/// emitted as ordinary ops, so gradients and kernels come from the graph.
-/// (The steps are unrolled into the graph for every `unroll` setting; a fused
-/// whole-sequence op with its own kernel is the next step for speed.) A mask
-/// makes a masked step carry the previous states over.
+/// kernel). With Keras's default activations the steps are then one
+/// rnn_sequence op (one GEMM and one fused cell kernel per step, backward
+/// through time in one kernel); `unroll: true`, recurrent dropout in training
+/// and other activations unroll the steps into the graph instead, as Keras
+/// unrolls. A mask makes a masked step carry the previous states over.
 public class RecurrentLayer: Layer {
     public let units: Int
     public let returnSequences: Bool
@@ -148,7 +148,7 @@ public class RecurrentLayer: Layer {
         guard shape.count == 3, shape[1] != TensorType.unknown else {
             throw KerasError("\(name): needs a known number of time steps, got \(formatShape(kerasShape(shape)))")
         }
-        let time = shape[1], width = gateCount * units
+        let time = shape[1]
         // A [batch, time] mask: a masked step keeps the previous states (Keras's RNN with mask).
         var mask: Value? = nil
         if let m = masks.first ?? nil {
@@ -183,13 +183,56 @@ public class RecurrentLayer: Layer {
             let keep = try keepMask(zero, sharedAxes: [], keep: 1 - recurrentDropout, seed: seed, context)
             recurrentKeep = try b.mul(keep, 1 / (1 - recurrentDropout))
         }
+        let output: Value
+        if let cell = fusedCell, !unroll, recurrentKeep == nil {
+            (output, states) = try fusedSequence(cell: cell, projected, u, states, mask: mask, recurrentBias: biases?.recurrent, b)
+        } else {
+            (output, states) = try unrolledSequence(projected, u, states, mask: mask, zero: zero, recurrentKeep: recurrentKeep,
+                                                    recurrentBias: biases?.recurrent, b)
+        }
+        // A stateful layer starts the next batch where this one ended.
+        for (v, value) in zip(stateVariables, states) { try context.addUpdate(v, value) }
+        return returnState ? [output] + states : [output]
+    }
+
+    /// The rnn_sequence cell for this layer's activations, or nil where only
+    /// the unrolled graph computes them (other activations).
+    var fusedCell: String? { activation.name == "tanh" ? "simple_rnn" : nil }
+
+    /// The whole sequence as one rnn_sequence op: returns the output (the
+    /// sequence or the last output) and the final states.
+    func fusedSequence(cell: String, _ projected: Value, _ u: Value, _ initial: [Value], mask: Value?, recurrentBias: Value?,
+                       _ b: GraphBuilder) throws -> (Value, [Value]) {
+        let time = b.type(of: projected).shape[1]
+        var ins = [projected, u] + initial
+        if let mask { ins.append(mask) }
+        if cell == "gru" { ins.append(try recurrentBias ?? b.constant([Float](repeating: 0, count: gateCount * units), shape: [gateCount * units])) }
+        let seq = try b.emit("rnn_sequence", ins, ["cell": .string(cell), "go_backwards": .bool(goBackwards), "masked": .bool(mask != nil)])
+        let finals = try (0..<stateCount).map { i in
+            try b.reshape(b.emit("slice", [seq], ["begin": .ints([0, time - 1, i * units]), "size": .ints([-1, 1, units])]), [-1, units])
+        }
+        guard returnSequences else { return (finals[0], finals) }
+        var out = stateCount == 1 ? seq : try b.emit("slice", [seq], ["begin": .ints([0, 0, 0]), "size": .ints([-1, -1, units])])
+        if zeroOutputForMask, let mask {
+            // The outputs are in processing order, so the mask is too.
+            let m = try b.reshape(goBackwards ? reverseTime(mask, b) : mask, [-1, time, 1])
+            out = try b.mul(out, m)
+        }
+        return (out, finals)
+    }
+
+    /// Every step in the graph: the path for `unroll`, recurrent dropout and activations the fused op lacks.
+    func unrolledSequence(_ projected: Value, _ u: Value, _ initial: [Value], mask: Value?, zero: Value, recurrentKeep: Value?,
+                          recurrentBias: Value?, _ b: GraphBuilder) throws -> (Value, [Value]) {
+        let time = b.type(of: projected).shape[1], width = gateCount * units
+        var states = initial
         var outputs: [Value] = []
         for k in 0..<time {
             let t = goBackwards ? time - 1 - k : k
             let xt = try b.reshape(b.emit("slice", [projected], ["begin": .ints([0, t, 0]), "size": .ints([-1, 1, width])]), [-1, width])
             var inStates = states
             if let r = recurrentKeep { inStates[0] = try b.mul(inStates[0], r) }
-            var next = try step(xt, inStates, u, recurrentBias: biases?.recurrent, b)
+            var next = try step(xt, inStates, u, recurrentBias: recurrentBias, b)
             var out = next[0]
             if let mask {
                 let keep = try b.emit("slice", [mask], ["begin": .ints([0, t]), "size": .ints([-1, 1])])
@@ -200,10 +243,8 @@ public class RecurrentLayer: Layer {
             states = next
             if returnSequences { outputs.append(try b.reshape(out, [-1, 1, units])) }
         }
-        // A stateful layer starts the next batch where this one ended.
-        for (v, value) in zip(stateVariables, states) { try context.addUpdate(v, value) }
         let output = returnSequences ? (outputs.count == 1 ? outputs[0] : try b.emit("concat", outputs, ["axis": .int(1)])) : states[0]
-        return returnState ? [output] + states : [output]
+        return (output, states)
     }
 
     /// A sequence output keeps the input mask; a last output and the states have none.
@@ -367,6 +408,8 @@ public final class LSTM: RecurrentLayer {
         return [try b.mul(o, activation(c, b)), c]
     }
 
+    override var fusedCell: String? { activation.name == "tanh" && recurrentActivation.name == "sigmoid" ? "lstm" : nil }
+
     public override var config: JSON {
         var c = super.config
         c.set("recurrent_activation", activationJSON(recurrentActivation))
@@ -460,6 +503,10 @@ public final class GRU: RecurrentLayer {
         return [try b.add(b.mul(z, h), b.mul(b.sub(b.scalar(1), z), candidate))]
     }
 
+    override var fusedCell: String? {
+        activation.name == "tanh" && recurrentActivation.name == "sigmoid" ? (resetAfter ? "gru" : "gru_reset_before") : nil
+    }
+
     public override var config: JSON {
         var c = super.config
         c.set("recurrent_activation", activationJSON(recurrentActivation))
@@ -478,4 +525,16 @@ public final class GRU: RecurrentLayer {
                     unroll: a.unroll, resetAfter: try c.bool("reset_after", default: true), seed: a.seed, name: a.name)
         return try configured(l, c)
     }
+}
+
+/// The sequence with its time axis (1) reversed.
+func reverseTime(_ x: Value, _ b: GraphBuilder) throws -> Value {
+    let shape = b.type(of: x).shape
+    let time = shape[1]
+    guard time > 1 else { return x }
+    let steps = try (0..<time).reversed().map { t in
+        try b.emit("slice", [x], ["begin": .ints([0, t] + [Int](repeating: 0, count: shape.count - 2)),
+                                  "size": .ints([-1, 1] + [Int](repeating: -1, count: shape.count - 2))])
+    }
+    return try b.emit("concat", steps, ["axis": .int(1)])
 }

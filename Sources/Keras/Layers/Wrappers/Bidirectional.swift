@@ -70,18 +70,6 @@ public final class Bidirectional: Layer {
         return merged + forward.dropFirst() + backward.dropFirst()
     }
 
-    /// The sequence with its time axis (1) reversed.
-    private func reverseTime(_ x: Value, _ b: GraphBuilder) throws -> Value {
-        let shape = b.type(of: x).shape
-        let time = shape[1]
-        guard time > 1 else { return x }
-        let steps = try (0..<time).reversed().map { t in
-            try b.emit("slice", [x], ["begin": .ints([0, t] + [Int](repeating: 0, count: shape.count - 2)),
-                                      "size": .ints([-1, 1] + [Int](repeating: -1, count: shape.count - 2))])
-        }
-        return try b.emit("concat", steps, ["axis": .int(1)])
-    }
-
     /// A sequence output keeps the input mask (Keras's Bidirectional.compute_mask).
     public override func computeMask(_ inputs: [Value], outputs: [Value], masks: [Value?], context: CallContext) throws -> [Value?] {
         outputs.enumerated().map { i, _ in forwardLayer.returnSequences && (i == 0 || (mergeMode == nil && i == 1)) ? (masks.first ?? nil) : nil }
