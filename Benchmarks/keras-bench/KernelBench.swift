@@ -164,6 +164,9 @@ func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
             cases.append(GemmCase(name: "sgemm_mlp", m: m, n: n, k: k, ta: ta, tb: tb))
         }
     }
+    // imdb_lstm's recurrent products (batch 32, 128 units): a forward step, a backward step's dh.
+    cases.append(GemmCase(name: "sgemm_lstm_step", m: 32, n: 512, k: 128, ta: false, tb: false))
+    cases.append(GemmCase(name: "sgemm_lstm_step", m: 32, n: 128, k: 512, ta: false, tb: true))
     for isa in isas {
         for t in threadCounts {
             for c in cases {
@@ -185,8 +188,48 @@ func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
             }
         }
     }
+    for isa in isas {
+        for t in threadCounts {
+            for (cell, name) in [(CK_RNN_LSTM, "lstm"), (CK_RNN_GRU, "gru")] {
+                for r in benchRNN(cell: cell, name: name, isa: isa, threads: t, peak: peaks[isaName(isa)]!) {
+                    records.append(r)
+                    print("\(r.name) \(isaName(isa)) threads=\(t): \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak, \(fmt(r.msMedian, 3)) ms per step")
+                }
+            }
+        }
+    }
     _ = ck_threads_set(Int32(threadCounts.max() ?? 1))
     return records
+}
+
+/// One step of a whole-sequence recurrent kernel (imdb_lstm's shape: batch
+/// 32, 80 steps, 128 units), forward and backward, timed over the sequence
+/// and divided by its length. The flops counted are the step's recurrent
+/// GEMMs (one forward; backward, the dh product and its share of the
+/// recomputation), so the figure compares directly with sgemm_lstm_step.
+func benchRNN(cell: ck_rnn_cell, name: String, isa: ck_isa, threads: Int, peak: Double) -> [Record] {
+    let batch = 32, time = 80, units = 128
+    var d = ck_rnn_desc(cell: Int32(cell.rawValue), go_backwards: 0, batch: Int64(batch), time: Int64(time), units: Int64(units))
+    let gn = Int(ck_rnn_gates(d.cell)) * units, s = Int(ck_rnn_state_width(d.cell)) * units, w = Int(ck_rnn_grad_width(d.cell)) * units
+    var g = SplitMix64(seed: 3)
+    let xp = aligned(batch * time * gn) { _ in g.uniform(-1, 1) }, u = aligned(units * gn) { _ in g.uniform(-0.1, 0.1) }
+    let rb = aligned(gn) { _ in g.uniform(-0.1, 0.1) }, h0 = aligned(2 * batch * units) { _ in 0 }
+    let states = aligned(batch * time * s) { _ in 0 }, dstates = aligned(batch * time * s) { _ in g.uniform(-1, 1) }
+    let grad = aligned(batch * (time + 1) * w) { _ in 0 }
+    let wsBytes = max(ck_f32_rnn_forward_workspace_bytes(&d), ck_f32_rnn_backward_workspace_bytes(&d))
+    let ws = UnsafeMutableRawPointer.allocate(byteCount: wsBytes, alignment: 64)
+    defer { for p in [xp, u, rb, h0, states, dstates, grad] { p.deallocate() }; ws.deallocate() }
+    _ = ck_threads_set(Int32(threads))
+    let c0 = UnsafePointer(h0 + batch * units), bias: UnsafePointer<Float>? = cell == CK_RNN_GRU ? UnsafePointer(rb) : nil
+    let tf = medianTime(reps: 20) { ck_f32_rnn_forward(isa, &d, xp, u, bias, h0, c0, nil, states, ws) }
+    let tb = medianTime(reps: 20) { ck_f32_rnn_backward(isa, &d, xp, u, bias, h0, c0, nil, states, dstates, grad, ws) }
+    let stepFlops = 2.0 * Double(batch * units * gn)
+    let fields: [(String, JSON)] = [("batch", JSON(batch)), ("time", JSON(time)), ("units", JSON(units))]
+    return [("forward", tf, stepFlops), ("backward", tb, 2 * stepFlops)].map { pass, t, flops in
+        let perStep = t / Double(time), gf = flops / perStep / 1e9
+        return Record(name: "rnn_\(name)_step_\(pass)", isa: isaName(isa), threads: threads, fields: fields,
+                      gflops: gf, pctPeak: 100 * gf / (peak * Double(threads)), msMedian: perStep * 1e3)
+    }
 }
 
 func fmt(_ v: Double, _ digits: Int = 1) -> String {

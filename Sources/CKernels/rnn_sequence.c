@@ -9,9 +9,11 @@
  * states (and their cotangents) through the step unchanged.
  *
  * The pointwise bodies live in rnn_cells.h, compiled twice: scalar (the
- * `__ref` twin) and AVX2. An ISA of CK_ISA_REF runs the scalar bodies and the
- * reference GEMM; the others run the AVX2 bodies (scalar for the last
- * units % 8 lanes) and that ISA's GEMM. */
+ * `__ref` twin), AVX2 and AVX-512. An ISA of CK_ISA_REF runs the scalar bodies
+ * and the reference GEMM; the others run their widest bodies (narrower ones,
+ * then scalar, for the last lanes) and that ISA's GEMM. The batch rows of a
+ * step's pointwise pass are split over the thread pool; each row is computed
+ * the same way on any thread, so results do not depend on the thread count. */
 #include "ck_internal.h"
 
 typedef struct rnn_row {
@@ -83,12 +85,41 @@ typedef void (*rnn_body)(const rnn_row *a, int64_t j);
 #undef SIG
 #undef TANH
 
-/* One body over a row: eight lanes at a time, the rest one at a time. */
-typedef struct { rnn_body ref, avx2; } rnn_bodies;
-#define BODIES(name) ((rnn_bodies){name##__ref, name##__avx2})
+/* ---- AVX-512 ---- */
+#define ATTR CK_AVX512
+#define V __m512
+#define LANES 16
+#define FN(name) name##__avx512
+#define LD(p) _mm512_loadu_ps(p)
+#define ST(p, v) _mm512_storeu_ps((p), (v))
+#define SET1(x) _mm512_set1_ps(x)
+#define ADD(a, b) _mm512_add_ps((a), (b))
+#define SUB(a, b) _mm512_sub_ps((a), (b))
+#define MUL(a, b) _mm512_mul_ps((a), (b))
+#define SIG(x) ck512_sigmoid(x)
+#define TANH(x) ck512_tanh(x)
+#include "rnn_cells.h"
+#undef ATTR
+#undef V
+#undef LANES
+#undef FN
+#undef LD
+#undef ST
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef SIG
+#undef TANH
+
+/* One body over a row: sixteen lanes at a time (AVX-512), then eight, the rest one at a time. */
+typedef struct { rnn_body ref, avx2, avx512; } rnn_bodies;
+#define BODIES(name) ((rnn_bodies){name##__ref, name##__avx2, name##__avx512})
 
 static void run_row(rnn_bodies b, ck_isa isa, const rnn_row *a) {
     int64_t j = 0;
+    if (isa == CK_ISA_AVX512)
+        for (; j + 16 <= a->units; j += 16) b.avx512(a, j);
     if (isa != CK_ISA_REF)
         for (; j + 8 <= a->units; j += 8) b.avx2(a, j);
     for (; j < a->units; j++) b.ref(a, j);
@@ -132,50 +163,134 @@ static int row_on(const ck_rnn_desc *d, const float *mask, int64_t b, int64_t t)
     return mask == NULL || mask[b * d->time + t] != 0.0f;
 }
 
+/* One step's pointwise pass, one batch row per call of `row`; the rows are
+ * split over the thread pool (small steps run inline). */
+typedef struct rnn_job {
+    const ck_rnn_desc *d;
+    ck_isa isa;
+    int64_t k, t, n, gn, S, W;
+    const float *xp, *h0, *c0, *mask, *hp, *states, *dstates;
+    int64_t ldh;
+    float *z, *rh, *out, *grad, *hprev, *dh, *dc, *tt;
+    void (*row)(const struct rnn_job *j, int64_t b);
+} rnn_job;
+
+static void rows_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const rnn_job *j = ctx;
+    for (int64_t b = begin; b < end; b++) j->row(j, b);
+}
+
+static void run_rows(rnn_job *j, int64_t rows) {
+    ck_parallel_for(rows, rows * j->gn < 4096, rows_task, j);
+}
+
+static void forward_reset_row(const rnn_job *j, int64_t b) {
+    rnn_row a = {.units = j->n, .z = j->z + b * j->gn, .hp = j->hp + b * j->ldh, .rh = j->rh + b * j->n};
+    run_row(BODIES(gru_rb_reset), j->isa, &a);
+}
+
+static void forward_row(const rnn_job *j, int64_t b) {
+    const int64_t n = j->n, T = j->d->time;
+    rnn_row a = {.units = n, .z = j->z + b * j->gn, .x = j->xp + (b * T + j->t) * j->gn, .hp = j->hp + b * j->ldh};
+    a.h = j->out + (b * T + j->k) * j->S * n;
+    if (j->S == 2) { a.cp = j->k == 0 ? j->c0 + b * n : a.hp + n; a.c = a.h + n; }
+    if (!row_on(j->d, j->mask, b, j->t)) {
+        memcpy(a.h, a.hp, (size_t)n * sizeof(float));
+        if (j->S == 2) memcpy(a.c, a.cp, (size_t)n * sizeof(float));
+        return;
+    }
+    switch (j->d->cell) {
+    case CK_RNN_SIMPLE: run_row(BODIES(simple_forward), j->isa, &a); break;
+    case CK_RNN_LSTM: run_row(BODIES(lstm_forward), j->isa, &a); break;
+    case CK_RNN_GRU: run_row(BODIES(gru_forward), j->isa, &a); break;
+    case CK_RNN_GRU_RESET_BEFORE: run_row(BODIES(gru_rb_forward), j->isa, &a); break;
+    }
+}
+
 void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
                         const float *h0, const float *c0, const float *mask, float *states, void *workspace) {
     if (!rnn_valid(d)) return;
     const int64_t B = d->batch, T = d->time, n = d->units, G = ck_rnn_gates(d->cell), S = ck_rnn_state_width(d->cell);
     const int64_t gn = G * n, lds = T * S * n;
     ck_f32_gemm_fn fn = ck_f32_gemm_kernel(isa);
-    float *z = workspace, *rh = z + B * gn;
+    rnn_job j = {.d = d, .isa = isa, .n = n, .gn = gn, .S = S, .xp = xp, .h0 = h0, .c0 = c0, .mask = mask, .out = states};
+    j.z = workspace; j.rh = j.z + B * gn;
     for (int64_t k = 0; k < T; k++) {
         const int64_t t = d->go_backwards ? T - 1 - k : k;
-        const float *hp = k == 0 ? h0 : states + (k - 1) * S * n;
-        const int64_t ldh = k == 0 ? n : lds;
+        j.k = k; j.t = t;
+        j.hp = k == 0 ? h0 : states + (k - 1) * S * n;
+        j.ldh = k == 0 ? n : lds;
         const float *xt = xp + t * gn;
-        rnn_row a = {.units = n, .z = NULL};
         switch (d->cell) {
         case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM: gemm(fn, B, gn, n, hp, ldh, u, gn, 0, 0, z, gn, xt, T * gn, NULL); break;
-        case CK_RNN_GRU: gemm(fn, B, gn, n, hp, ldh, u, gn, 0, 0, z, gn, NULL, 0, rb); break;
+        case CK_RNN_LSTM: gemm(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, 0, j.z, gn, xt, T * gn, NULL); break;
+        case CK_RNN_GRU: gemm(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, 0, j.z, gn, NULL, 0, rb); break;
         case CK_RNN_GRU_RESET_BEFORE:
-            gemm(fn, B, 2 * n, n, hp, ldh, u, gn, 0, 0, z, gn, xt, T * gn, NULL);
-            for (int64_t b = 0; b < B; b++) {
-                a.z = z + b * gn; a.hp = hp + b * ldh; a.rh = rh + b * n;
-                run_row(BODIES(gru_rb_reset), isa, &a);
-            }
-            gemm(fn, B, n, n, rh, n, u + 2 * n, gn, 0, 0, z + 2 * n, gn, xt + 2 * n, T * gn, NULL);
+            gemm(fn, B, 2 * n, n, j.hp, j.ldh, u, gn, 0, 0, j.z, gn, xt, T * gn, NULL);
+            j.row = forward_reset_row;
+            run_rows(&j, B);
+            gemm(fn, B, n, n, j.rh, n, u + 2 * n, gn, 0, 0, j.z + 2 * n, gn, xt + 2 * n, T * gn, NULL);
             break;
         }
-        for (int64_t b = 0; b < B; b++) {
-            a.z = z + b * gn; a.x = xt + b * T * gn;
-            a.hp = hp + b * ldh;
-            a.h = states + b * lds + k * S * n;
-            if (S == 2) { a.cp = k == 0 ? c0 + b * n : hp + b * ldh + n; a.c = a.h + n; }
-            if (!row_on(d, mask, b, t)) {
-                memcpy(a.h, a.hp, (size_t)n * sizeof(float));
-                if (S == 2) memcpy(a.c, a.cp, (size_t)n * sizeof(float));
-                continue;
-            }
-            switch (d->cell) {
-            case CK_RNN_SIMPLE: run_row(BODIES(simple_forward), isa, &a); break;
-            case CK_RNN_LSTM: run_row(BODIES(lstm_forward), isa, &a); break;
-            case CK_RNN_GRU: run_row(BODIES(gru_forward), isa, &a); break;
-            case CK_RNN_GRU_RESET_BEFORE: run_row(BODIES(gru_rb_forward), isa, &a); break;
-            }
-        }
+        j.row = forward_row;
+        run_rows(&j, B);
     }
+}
+
+/* Backward, before the walk: row (b, t) of hprev (and of grad's state
+ * section) gets the state the step at time t read. */
+static void gather_row(const rnn_job *j, int64_t b) {
+    const int64_t n = j->n, T = j->d->time, lds = T * j->S * n;
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t k = j->d->go_backwards ? T - 1 - t : t;
+        const float *src = k == 0 ? j->h0 + b * n : j->states + b * lds + (k - 1) * j->S * n;
+        memcpy(j->hprev + (b * T + t) * n, src, (size_t)n * sizeof(float));
+        memcpy(j->grad + (b * (T + 1) + t) * j->W + j->gn, src, (size_t)n * sizeof(float));
+    }
+}
+
+/* GRU reset_before: r h for every (b, t), into the workspace and grad. */
+static void backward_reset_row(const rnn_job *j, int64_t b) {
+    const int64_t n = j->n, T = j->d->time;
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t r = b * T + t;
+        rnn_row a = {.units = n, .z = j->z + r * j->gn, .hp = j->hprev + r * n, .rh = j->rh + r * n};
+        run_row(BODIES(gru_rb_reset), j->isa, &a);
+        memcpy(j->grad + (b * (T + 1) + t) * j->W + j->gn + n, a.rh, (size_t)n * sizeof(float));
+    }
+}
+
+static void backward_row(const rnn_job *j, int64_t b) {
+    const int64_t n = j->n, T = j->d->time, S = j->S, k = j->k, t = j->t, r = b * T + t;
+    const float *ds = j->dstates + (b * T + k) * S * n;
+    float *dh = j->dh + b * n, *dc = j->dc + b * n;
+    for (int64_t i = 0; i < n; i++) dh[i] += ds[i];
+    if (S == 2) for (int64_t i = 0; i < n; i++) dc[i] += ds[n + i];
+    rnn_row a = {.units = n, .z = j->z + r * j->gn, .x = j->xp + r * j->gn, .hp = j->hprev + r * n, .dh = dh, .dc = dc};
+    a.hs = j->states + (b * T + k) * S * n; a.cs = a.hs + n;
+    if (S == 2) a.cp = k == 0 ? j->c0 + b * n : a.hs - S * n + n;
+    a.dz = j->grad + (b * (T + 1) + t) * j->W;
+    a.drec = a.dz + j->gn + n;
+    if (!row_on(j->d, j->mask, b, t)) {
+        memset(a.dz, 0, (size_t)j->gn * sizeof(float));
+        if (j->d->cell == CK_RNN_GRU) memset(a.drec, 0, (size_t)j->gn * sizeof(float));
+        return;
+    }
+    switch (j->d->cell) {
+    case CK_RNN_SIMPLE: run_row(BODIES(simple_backward), j->isa, &a); break;
+    case CK_RNN_LSTM: run_row(BODIES(lstm_backward), j->isa, &a); break;
+    case CK_RNN_GRU: run_row(BODIES(gru_backward), j->isa, &a); break;
+    case CK_RNN_GRU_RESET_BEFORE: run_row(BODIES(gru_rb_backward), j->isa, &a); break;
+    }
+}
+
+static void backward_reset_step_row(const rnn_job *j, int64_t b) {
+    const int64_t n = j->n, T = j->d->time, r = b * T + j->t;
+    if (!row_on(j->d, j->mask, b, j->t)) return;
+    rnn_row a = {.units = n, .z = j->z + r * j->gn, .hp = j->hprev + r * n, .t = j->tt + b * n,
+                 .dh = j->dh + b * n, .dz = j->grad + (b * (T + 1) + j->t) * j->W};
+    run_row(BODIES(gru_rb_backward_reset), j->isa, &a);
 }
 
 void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
@@ -183,78 +298,43 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
                          const float *dstates, float *grad, void *workspace) {
     if (!rnn_valid(d)) return;
     const int64_t B = d->batch, T = d->time, n = d->units, G = ck_rnn_gates(d->cell), S = ck_rnn_state_width(d->cell);
-    const int64_t gn = G * n, lds = T * S * n, W = ck_rnn_grad_width(d->cell) * n, ldg = (T + 1) * W;
+    const int64_t gn = G * n, W = ck_rnn_grad_width(d->cell) * n, ldg = (T + 1) * W;
     ck_f32_gemm_fn fn = ck_f32_gemm_kernel(isa);
-    float *hprev = workspace, *z = hprev + B * T * n, *rh = z + B * T * gn;
-    float *dh = rh + B * T * n, *dc = dh + B * n, *tt = dc + B * n;
-    /* Step k reads the states of step k - 1; row (b, t) of hprev holds what the step at time t read. */
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < T; t++) {
-            const int64_t k = d->go_backwards ? T - 1 - t : t;
-            const float *src = k == 0 ? h0 + b * n : states + b * lds + (k - 1) * S * n;
-            memcpy(hprev + (b * T + t) * n, src, (size_t)n * sizeof(float));
-            memcpy(grad + b * ldg + t * W + gn, src, (size_t)n * sizeof(float));
-        }
+    rnn_job j = {.d = d, .isa = isa, .n = n, .gn = gn, .S = S, .W = W, .xp = xp, .h0 = h0, .c0 = c0, .mask = mask,
+                 .states = states, .dstates = dstates, .grad = grad};
+    j.hprev = workspace; j.z = j.hprev + B * T * n; j.rh = j.z + B * T * gn;
+    j.dh = j.rh + B * T * n; j.dc = j.dh + B * n; j.tt = j.dc + B * n;
+    j.row = gather_row;
+    run_rows(&j, B);
     /* Every step's pre-activations at once. */
     switch (d->cell) {
     case CK_RNN_SIMPLE:
-    case CK_RNN_LSTM: gemm(fn, B * T, gn, n, hprev, n, u, gn, 0, 0, z, gn, xp, gn, NULL); break;
-    case CK_RNN_GRU: gemm(fn, B * T, gn, n, hprev, n, u, gn, 0, 0, z, gn, NULL, 0, rb); break;
-    case CK_RNN_GRU_RESET_BEFORE: {
-        gemm(fn, B * T, 2 * n, n, hprev, n, u, gn, 0, 0, z, gn, xp, gn, NULL);
-        rnn_row a = {.units = n};
-        for (int64_t r = 0; r < B * T; r++) {
-            a.z = z + r * gn; a.hp = hprev + r * n; a.rh = rh + r * n;
-            run_row(BODIES(gru_rb_reset), isa, &a);
-            memcpy(grad + (r / T) * ldg + (r % T) * W + gn + n, a.rh, (size_t)n * sizeof(float));
-        }
-        gemm(fn, B * T, n, n, rh, n, u + 2 * n, gn, 0, 0, z + 2 * n, gn, xp + 2 * n, gn, NULL);
+    case CK_RNN_LSTM: gemm(fn, B * T, gn, n, j.hprev, n, u, gn, 0, 0, j.z, gn, xp, gn, NULL); break;
+    case CK_RNN_GRU: gemm(fn, B * T, gn, n, j.hprev, n, u, gn, 0, 0, j.z, gn, NULL, 0, rb); break;
+    case CK_RNN_GRU_RESET_BEFORE:
+        gemm(fn, B * T, 2 * n, n, j.hprev, n, u, gn, 0, 0, j.z, gn, xp, gn, NULL);
+        j.row = backward_reset_row;
+        run_rows(&j, B);
+        gemm(fn, B * T, n, n, j.rh, n, u + 2 * n, gn, 0, 0, j.z + 2 * n, gn, xp + 2 * n, gn, NULL);
         break;
     }
-    }
-    memset(dh, 0, (size_t)(B * n) * sizeof(float));
-    memset(dc, 0, (size_t)(B * n) * sizeof(float));
+    memset(j.dh, 0, (size_t)(B * n) * sizeof(float));
+    memset(j.dc, 0, (size_t)(B * n) * sizeof(float));
     for (int64_t k = T - 1; k >= 0; k--) {
         const int64_t t = d->go_backwards ? T - 1 - k : k;
-        for (int64_t b = 0; b < B; b++) {
-            const float *ds = dstates + b * lds + k * S * n;
-            for (int64_t j = 0; j < n; j++) dh[b * n + j] += ds[j];
-            if (S == 2) for (int64_t j = 0; j < n; j++) dc[b * n + j] += ds[n + j];
-            rnn_row a = {.units = n};
-            const int64_t r = b * T + t;
-            a.z = z + r * gn; a.x = xp + r * gn; a.hp = hprev + r * n;
-            a.hs = states + b * lds + k * S * n; a.cs = a.hs + n;
-            if (S == 2) a.cp = k == 0 ? c0 + b * n : a.hs - S * n + n;
-            a.dh = dh + b * n; a.dc = dc + b * n;
-            a.dz = grad + b * ldg + t * W;
-            a.drec = a.dz + gn + n;
-            if (!row_on(d, mask, b, t)) {
-                memset(a.dz, 0, (size_t)gn * sizeof(float));
-                if (d->cell == CK_RNN_GRU) memset(a.drec, 0, (size_t)gn * sizeof(float));
-                continue;
-            }
-            switch (d->cell) {
-            case CK_RNN_SIMPLE: run_row(BODIES(simple_backward), isa, &a); break;
-            case CK_RNN_LSTM: run_row(BODIES(lstm_backward), isa, &a); break;
-            case CK_RNN_GRU: run_row(BODIES(gru_backward), isa, &a); break;
-            case CK_RNN_GRU_RESET_BEFORE: run_row(BODIES(gru_rb_backward), isa, &a); break;
-            }
-        }
+        j.k = k; j.t = t;
+        j.row = backward_row;
+        run_rows(&j, B);
         float *dzt = grad + t * W;
         switch (d->cell) {
         case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM: gemm(fn, B, n, gn, dzt, ldg, u, gn, 1, 1, dh, n, NULL, 0, NULL); break;
-        case CK_RNN_GRU: gemm(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, 1, dh, n, NULL, 0, NULL); break;
+        case CK_RNN_LSTM: gemm(fn, B, n, gn, dzt, ldg, u, gn, 1, 1, j.dh, n, NULL, 0, NULL); break;
+        case CK_RNN_GRU: gemm(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, 1, j.dh, n, NULL, 0, NULL); break;
         case CK_RNN_GRU_RESET_BEFORE:
-            gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, tt, n, NULL, 0, NULL);
-            for (int64_t b = 0; b < B; b++) {
-                const int64_t r = b * T + t;
-                if (!row_on(d, mask, b, t)) continue;
-                rnn_row a = {.units = n, .z = z + r * gn, .hp = hprev + r * n, .t = tt + b * n,
-                             .dh = dh + b * n, .dz = grad + b * ldg + t * W};
-                run_row(BODIES(gru_rb_backward_reset), isa, &a);
-            }
-            gemm(fn, B, n, 2 * n, dzt, ldg, u, gn, 1, 1, dh, n, NULL, 0, NULL);
+            gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, j.tt, n, NULL, 0, NULL);
+            j.row = backward_reset_step_row;
+            run_rows(&j, B);
+            gemm(fn, B, n, 2 * n, dzt, ldg, u, gn, 1, 1, j.dh, n, NULL, 0, NULL);
             break;
         }
     }
@@ -262,7 +342,7 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
     for (int64_t b = 0; b < B; b++) {
         float *last = grad + b * ldg + T * W;
         memset(last, 0, (size_t)W * sizeof(float));
-        memcpy(last, dh + b * n, (size_t)n * sizeof(float));
-        if (S == 2) memcpy(last + n, dc + b * n, (size_t)n * sizeof(float));
+        memcpy(last, j.dh + b * n, (size_t)n * sizeof(float));
+        if (S == 2) memcpy(last + n, j.dc + b * n, (size_t)n * sizeof(float));
     }
 }

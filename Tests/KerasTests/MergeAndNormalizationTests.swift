@@ -464,7 +464,9 @@ final class InitialWeightsTests: XCTestCase {
 final class RecurrentGradientTests: XCTestCase {
     struct Setup { var layer: RecurrentLayer; var masked: Bool; var initialState: Bool }
 
-    func check(_ s: Setup, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Checks the layer's gradients by finite differences and returns the loss and the gradients.
+    @discardableResult
+    func check(_ s: Setup, file: StaticString = #filePath, line: UInt = #line) throws -> [[Double]] {
         Naming.reset(); RandomSeed.set(20)
         let (n, t, f) = (2, 4, 3)
         let b = GraphBuilder(name: "fd")
@@ -489,6 +491,8 @@ final class RecurrentGradientTests: XCTestCase {
         try s.layer.ensureBuilt(shapes)
         let (outs, _) = try s.layer.emit(inputs, masks: [mask] + inputs.dropFirst().map { _ in nil }, context: ctx)
         let out = outs[0]
+        XCTAssertEqual(b.graph.nodes.contains { $0.op == "rnn_sequence" }, !s.layer.unroll, "\(s.layer.kerasClassName): fused only without unroll",
+                       file: file, line: line)
         let cot = try b.constant(values(b.type(of: out).elementCount!).map(Float.init), shape: b.type(of: out).shape)
         let loss = try b.reduceSum(b.mul(out, cot), axes: Array(0..<b.type(of: out).rank))
         for v in ctx.variablesRead { feeds[v.path] = RefTensor(.f32, v.shape, v.value.floats.map(Double.init)) }
@@ -515,16 +519,36 @@ final class RecurrentGradientTests: XCTestCase {
                                file: file, line: line)
             }
         }
+        return analytic.map(\.data)
     }
 
+    /// Every cell through the fused rnn_sequence op and unrolled (`unroll: true`):
+    /// both pass finite differences, and they agree with each other.
     func testAllCellsMaskedAndUnmaskedBothDirectionsWithAndWithoutInitialStates() throws {
         for masked in [false, true] {
             for backwards in [false, true] {
                 for initial in [false, true] {
-                    try check(Setup(layer: SimpleRNN(3, goBackwards: backwards), masked: masked, initialState: initial))
-                    try check(Setup(layer: LSTM(3, returnSequences: true, goBackwards: backwards), masked: masked, initialState: initial))
-                    try check(Setup(layer: GRU(3, goBackwards: backwards), masked: masked, initialState: initial))
-                    try check(Setup(layer: GRU(2, goBackwards: backwards, resetAfter: false), masked: masked, initialState: initial))
+                    let layers: [(Bool) -> RecurrentLayer] = [
+                        { SimpleRNN(3, goBackwards: backwards, unroll: $0) },
+                        { LSTM(3, returnSequences: true, goBackwards: backwards, unroll: $0) },
+                        { GRU(3, returnSequences: true, goBackwards: backwards, unroll: $0) },
+                        { GRU(2, goBackwards: backwards, unroll: $0, resetAfter: false) },
+                    ]
+                    for (k, make) in layers.enumerated() {
+                        var results: [[[Double]]] = []
+                        for unroll in [false, true] {
+                            let layer = make(unroll)
+                            // Bidirectional's setting: masked sequence outputs are zeros.
+                            if k == 2 { layer.zeroOutputForMask = true }
+                            results.append(try check(Setup(layer: layer, masked: masked, initialState: initial)))
+                        }
+                        for (fused, unrolled) in zip(results[0], results[1]) {
+                            XCTAssertEqual(fused.count, unrolled.count)
+                            for (a, b) in zip(fused, unrolled) {
+                                XCTAssertEqual(a, b, accuracy: 1e-9 * (1 + abs(b)), "\(make(false).kerasClassName) masked=\(masked) backwards=\(backwards) initial=\(initial): fused vs unrolled")
+                            }
+                        }
+                    }
                 }
             }
         }
