@@ -202,6 +202,26 @@ final class TimeDistributedTests: XCTestCase {
         XCTAssertEqual(y.shape, [1, 3, 2])
         XCTAssertEqual(y.floats, [3, 3, 7, 7, 11, 11])
     }
+
+    /// A wrapped BatchNormalization trains per step, as Keras calls it: each
+    /// step's own statistics, and the moving statistics updated step after step.
+    func testBatchNormalizationTrainsPerStep() throws {
+        let bn = BatchNormalization(momentum: 0.5)
+        let model = try Sequential([TimeDistributed(bn, name: "td")], name: "m")
+        try model.build(inputShape: [2, 1])
+        try model.compile(optimizer: SGD(learningRate: 0), loss: "mse")
+        // Step 0 holds 0 and 2 (mean 1, variance 1), step 1 holds 10 and 14 (mean 12, variance 4).
+        let x = try Tensor([0, 10, 2, 14], shape: [2, 2, 1])
+        let loss = try model.trainOnBatch(x, try Tensor(zeros: .f32([2, 2, 1])))[0]
+        // Per step, out^2 = var / (var + eps) for both samples; folded over time it would be 32.75 / 32.751.
+        XCTAssertEqual(loss, Float((1 / 1.001 + 4 / 4.001) / 2), accuracy: 1e-5)
+        // Moving mean 0 -> 0.5 (step 0) -> 0.25 + 6 (step 1); moving variance 1 -> 1 -> 2.5.
+        XCTAssertEqual(bn.movingMean!.value.floats[0], 6.25, accuracy: 1e-5)
+        XCTAssertEqual(bn.movingVariance!.value.floats[0], 2.5, accuracy: 1e-5)
+        // At inference the steps fold into the batch and use the moving statistics.
+        let y = try model.predict(x)
+        XCTAssertEqual(y.floats[1], (10 - 6.25) / (2.5 + 0.001).squareRoot(), accuracy: 1e-4)
+    }
 }
 
 /// SimpleRNN, LSTM, GRU and Bidirectional beyond the fixtures: output and

@@ -73,9 +73,26 @@ public final class CallContext {
     /// The updates asked for so far, in call order.
     public var updates: [(Variable, Value)] { state.updates }
 
-    /// Emits an assign for every update (into the graph being built).
+    /// The value `v` has at this point of the step: its last pending update,
+    /// or the stored value. A layer called several times in one step (inside
+    /// TimeDistributed) builds each update on the previous one, as Keras's
+    /// variables do.
+    public func currentValue(_ v: Variable) throws -> Value {
+        if let last = state.updates.last(where: { $0.0 === v }) { return last.1 }
+        return try read(v)
+    }
+
+    /// One update per variable, its last value, in first-update order: what a step assigns.
+    public var finalUpdates: [(Variable, Value)] {
+        var seen = Set<ObjectIdentifier>()
+        return state.updates.compactMap { v, _ in
+            seen.insert(ObjectIdentifier(v)).inserted ? (v, state.updates.last { $0.0 === v }!.1) : nil
+        }
+    }
+
+    /// Emits the final updates as assigns (into the graph being built).
     public func emitUpdates() throws {
-        for (v, value) in state.updates { _ = try builder.assign(try read(v), value) }
+        for (v, value) in finalUpdates { _ = try builder.assign(try read(v), value) }
     }
 
     /// A seed for a random op: fixed per position in the graph, so a

@@ -60,6 +60,11 @@ open class Layer: CustomStringConvertible {
     /// Layers nested inside this one (wrappers, models); their weights follow this layer's.
     open var sublayers: [Layer] { [] }
 
+    /// Whether a sample's output in training depends on the other samples of
+    /// the batch (BatchNormalization's batch statistics). TimeDistributed
+    /// folds time into the batch only for layers where it does not.
+    open var mixesSamplesInTraining: Bool { sublayers.contains { $0.mixesSamplesInTraining } }
+
     /// Keras's get_config(): snake_case keys and Keras JSON values.
     open var config: JSON {
         var c: JSON = ["name": .string(name), "trainable": .bool(trainable), "dtype": dtypePolicyJSON]

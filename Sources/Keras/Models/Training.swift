@@ -178,7 +178,7 @@ extension Model {
                 return p
             }
             // Layer state (moving statistics) after the optimizer's updates.
-            for (v, value) in ctx.updates {
+            for (v, value) in ctx.finalUpdates {
                 guard let p = ctx.parameter(of: v) else { continue }
                 _ = try ub.assign(p, value)
             }

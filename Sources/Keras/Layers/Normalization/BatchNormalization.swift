@@ -7,6 +7,8 @@ import KerasIR
 /// inference the moving statistics are used. Weights, in Keras's order:
 /// gamma, beta (trainable), moving_mean, moving_variance (not trainable).
 public final class BatchNormalization: Layer {
+    /// In training its statistics are the batch's.
+    public override var mixesSamplesInTraining: Bool { trainable }
     public let axis: Int
     public let momentum: Float
     public let epsilon: Float
@@ -94,8 +96,8 @@ public final class BatchNormalization: Layer {
             let c = [shape[a]]
             let batchMean = try b.reshape(mean, c), batchVariance = try b.reshape(variance, c)
             let keep = momentum, take = 1 - momentum
-            try context.addUpdate(movingMean, try b.add(b.mul(context.read(movingMean), keep), b.mul(batchMean, take)))
-            try context.addUpdate(movingVariance, try b.add(b.mul(context.read(movingVariance), keep), b.mul(batchVariance, take)))
+            try context.addUpdate(movingMean, try b.add(b.mul(context.currentValue(movingMean), keep), b.mul(batchMean, take)))
+            try context.addUpdate(movingVariance, try b.add(b.mul(context.currentValue(movingVariance), keep), b.mul(batchVariance, take)))
         } else {
             mean = try asInput(context.read(movingMean))
             variance = try asInput(context.read(movingVariance))

@@ -1,12 +1,13 @@
 import KerasIR
 
 /// Applies `layer` to every time step of a [batch, time, ...] input with one
-/// set of weights. Keras 3 calls the layer once per step; here the steps are
-/// folded into the batch ([batch * time, ...]) and the layer is called once,
-/// which gives the same numbers for every layer whose samples are independent
-/// (Dense, convolutions, pooling, activations, dropout draws aside) and one
-/// kernel call instead of `time`. A wrapped BatchNormalization in training
-/// therefore takes its statistics over batch and time together.
+/// set of weights. Keras 3 calls the layer once per step; where the layer's
+/// samples are independent (Dense, convolutions, pooling, activations, dropout
+/// draws aside) the steps are folded into the batch ([batch * time, ...]) and
+/// the layer is called once, the same numbers from one kernel call instead of
+/// `time`. A layer that mixes samples in training (BatchNormalization) is
+/// called once per step there, as Keras does: statistics per step, moving
+/// statistics updated step after step.
 public final class TimeDistributed: Layer {
     public let layer: Layer
 
@@ -33,14 +34,28 @@ public final class TimeDistributed: Layer {
         let b = context.builder
         let shape = b.type(of: inputs[0]).shape
         let time = shape[1], rest = Array(shape.dropFirst(2))
+        if context.training && layer.mixesSamplesInTraining {
+            let steps = try (0..<time).map { t in
+                let step = try b.reshape(b.emit("slice", [inputs[0]], ["begin": .ints([0, t] + rest.map { _ in 0 }),
+                                                                      "size": .ints([-1, 1] + rest.map { _ in -1 })]), [-1] + rest)
+                let out = try checkedOutput(layer.emit([step], masks: [nil], context: context).outputs, b)
+                return try b.reshape(out, [-1, 1] + b.type(of: out).shape.dropFirst())
+            }
+            return [steps.count == 1 ? steps[0] : try b.emit("concat", steps, ["axis": .int(1)])]
+        }
         let folded = try b.reshape(inputs[0], [-1] + rest)
-        let (outs, _) = try layer.emit([folded], masks: [nil], context: context)
+        let out = try checkedOutput(layer.emit([folded], masks: [nil], context: context).outputs, b)
+        return [try b.reshape(out, [-1, time] + b.type(of: out).shape.dropFirst())]
+    }
+
+    /// The wrapped layer's one output, of known size past the batch.
+    private func checkedOutput(_ outs: [Value], _ b: GraphBuilder) throws -> Value {
         guard outs.count == 1 else { throw KerasError("\(name): the wrapped layer \(layer.name) returns \(outs.count) tensors; TimeDistributed takes one") }
         let out = b.type(of: outs[0]).shape
         guard out.count >= 1, !out.dropFirst().contains(TensorType.unknown) else {
             throw KerasError("\(name): the wrapped layer \(layer.name) gives an output of unknown size \(formatShape(kerasShape(out)))")
         }
-        return [try b.reshape(outs[0], [-1, time] + out.dropFirst())]
+        return outs[0]
     }
 
     /// The input mask passes through (per sample and step), as in Keras.
