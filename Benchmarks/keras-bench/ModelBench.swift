@@ -169,6 +169,7 @@ func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> Mo
         let one = try x.gatherRows([0])
         rec.predict1Ms = try medianTime(reps: reps) { _ = try model.predict(one, batchSize: 1) } * 1e3
         rec.peakRSS = peakRSSBytes()
+        if profileKernels { printProfile(try plan.profile(runs: steps), model: spec.name, threads: threads, stepMs: rec.trainMs.median) }
     } catch let missing as MissingLayer {
         rec.status = "missing layer: \(missing.layer)"
     } catch {
@@ -191,6 +192,18 @@ func runModelSuite(models: [ModelSpec], threadCounts: [Int], steps: Int) -> (rec
         }
     }
     return (records, peak, isaName(isa))
+}
+
+/// The slowest kernels of a training plan, and how much of the step the plan's kernels account for.
+func printProfile(_ times: [ExecutionPlan.StepTime], model: String, threads: Int, stepMs: Double) {
+    let total = times.reduce(0) { $0 + $1.seconds } * 1e3
+    print("profile \(model) threads=\(threads): kernels \(fmt(total, 2)) ms of a \(fmt(stepMs, 2)) ms step, \(times.count) steps")
+    var byLayer: [String: Double] = [:]
+    for t in times { byLayer[t.layer ?? "-", default: 0] += t.seconds * 1e3 }
+    print("  by layer: " + byLayer.sorted { $0.value > $1.value }.map { "\($0.key) \(fmt($0.value, 2)) ms" }.joined(separator: ", "))
+    for t in times.prefix(15) {
+        print("  \(fmt(t.seconds * 1e3, 3)) ms \(fmt(100 * t.seconds * 1e3 / total))%  #\(t.step) \(t.op) -> \(t.kernel)" + (t.layer.map { "  # \($0)" } ?? ""))
+    }
 }
 
 func modelLine(_ r: ModelRecord) -> String {

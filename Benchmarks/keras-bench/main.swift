@@ -7,12 +7,13 @@ import Glibc
 /// keras-bench: the model suite (default) or the kernel figures (--kernels),
 /// against this machine's FMA peak, as a table and optionally as JSON.
 let usage = """
-usage: keras-bench [--model NAME] [--threads N] [--steps N] [--json FILE] [--markdown FILE]
+usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json FILE] [--markdown FILE]
        keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
 
   models: \(modelSuite.map(\.name).joined(separator: ", ")) (default: all)
   --threads N   run at N threads only (default: 1 and all cores)
   --steps N     timed training steps after warm-up (default 30, at least 1)
+  --profile     also time every kernel of the training plan and list the slowest
 """
 
 func usageError(_ message: String) -> Never {
@@ -36,7 +37,8 @@ let modelArg = take("--model")
 let stepsArg = take("--steps")
 let kernels = args.contains("--kernels")
 let quick = args.contains("--quick")
-args.removeAll { $0 == "--kernels" || $0 == "--quick" }
+let profileKernels = args.contains("--profile")
+args.removeAll { $0 == "--kernels" || $0 == "--quick" || $0 == "--profile" }
 guard args.isEmpty else { usageError("unknown arguments \(args)") }
 var threadCounts = [1, Int(ck_threads_get())]
 if let t = threadArg {

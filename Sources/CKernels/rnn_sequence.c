@@ -147,15 +147,14 @@ size_t ck_f32_rnn_backward_workspace_bytes(const ck_rnn_desc *d) {
     return (size_t)(rows * n * (g + 2) + 3 * d->batch * n) * sizeof(float);
 }
 
-/* C[m x n] = A B (+ residual) (+ bias), A and B not transposed unless `tb`. */
+/* C[m x n] = A op(B) + beta C, op(B) = B or (with `tb`) its transpose. */
 static void gemm(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                 int tb, float beta, float *c, int64_t ldc, const float *residual, int64_t ld_residual, const float *bias) {
+                 int tb, float beta, float *c, int64_t ldc) {
     ck_gemm_args g;
     memset(&g, 0, sizeof g);
     g.trans_b = tb;
     g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = beta;
     g.a = a; g.lda = lda; g.b = b; g.ldb = ldb; g.c = c; g.ldc = ldc;
-    g.residual = residual; g.ld_residual = ld_residual; g.bias = bias;
     fn(&g, NULL);
 }
 
@@ -221,16 +220,19 @@ void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const
         j.k = k; j.t = t;
         j.hp = k == 0 ? h0 : states + (k - 1) * S * n;
         j.ldh = k == 0 ? n : lds;
-        const float *xt = xp + t * gn;
+        /* z starts as the step's input (or the recurrent bias) and the GEMM
+         * accumulates onto it, cheaper than an epilogue that adds it per tile. */
+        for (int64_t b = 0; b < B; b++)
+            memcpy(j.z + b * gn, d->cell == CK_RNN_GRU ? rb : xp + (b * T + t) * gn, (size_t)gn * sizeof(float));
         switch (d->cell) {
         case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM: gemm(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, 0, j.z, gn, xt, T * gn, NULL); break;
-        case CK_RNN_GRU: gemm(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, 0, j.z, gn, NULL, 0, rb); break;
+        case CK_RNN_LSTM:
+        case CK_RNN_GRU: gemm(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, 1, j.z, gn); break;
         case CK_RNN_GRU_RESET_BEFORE:
-            gemm(fn, B, 2 * n, n, j.hp, j.ldh, u, gn, 0, 0, j.z, gn, xt, T * gn, NULL);
+            gemm(fn, B, 2 * n, n, j.hp, j.ldh, u, gn, 0, 1, j.z, gn);
             j.row = forward_reset_row;
             run_rows(&j, B);
-            gemm(fn, B, n, n, j.rh, n, u + 2 * n, gn, 0, 0, j.z + 2 * n, gn, xt + 2 * n, T * gn, NULL);
+            gemm(fn, B, n, n, j.rh, n, u + 2 * n, gn, 0, 1, j.z + 2 * n, gn);
             break;
         }
         j.row = forward_row;
@@ -306,16 +308,20 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
     j.dh = j.rh + B * T * n; j.dc = j.dh + B * n; j.tt = j.dc + B * n;
     j.row = gather_row;
     run_rows(&j, B);
-    /* Every step's pre-activations at once. */
+    /* Every step's pre-activations at once, accumulated onto the inputs (or the recurrent bias). */
+    if (d->cell == CK_RNN_GRU)
+        for (int64_t r = 0; r < B * T; r++) memcpy(j.z + r * gn, rb, (size_t)gn * sizeof(float));
+    else
+        memcpy(j.z, xp, (size_t)(B * T * gn) * sizeof(float));
     switch (d->cell) {
     case CK_RNN_SIMPLE:
-    case CK_RNN_LSTM: gemm(fn, B * T, gn, n, j.hprev, n, u, gn, 0, 0, j.z, gn, xp, gn, NULL); break;
-    case CK_RNN_GRU: gemm(fn, B * T, gn, n, j.hprev, n, u, gn, 0, 0, j.z, gn, NULL, 0, rb); break;
+    case CK_RNN_LSTM:
+    case CK_RNN_GRU: gemm(fn, B * T, gn, n, j.hprev, n, u, gn, 0, 1, j.z, gn); break;
     case CK_RNN_GRU_RESET_BEFORE:
-        gemm(fn, B * T, 2 * n, n, j.hprev, n, u, gn, 0, 0, j.z, gn, xp, gn, NULL);
+        gemm(fn, B * T, 2 * n, n, j.hprev, n, u, gn, 0, 1, j.z, gn);
         j.row = backward_reset_row;
         run_rows(&j, B);
-        gemm(fn, B * T, n, n, j.rh, n, u + 2 * n, gn, 0, 0, j.z + 2 * n, gn, xp + 2 * n, gn, NULL);
+        gemm(fn, B * T, n, n, j.rh, n, u + 2 * n, gn, 0, 1, j.z + 2 * n, gn);
         break;
     }
     memset(j.dh, 0, (size_t)(B * n) * sizeof(float));
@@ -328,13 +334,13 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
         float *dzt = grad + t * W;
         switch (d->cell) {
         case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM: gemm(fn, B, n, gn, dzt, ldg, u, gn, 1, 1, j.dh, n, NULL, 0, NULL); break;
-        case CK_RNN_GRU: gemm(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, 1, j.dh, n, NULL, 0, NULL); break;
+        case CK_RNN_LSTM: gemm(fn, B, n, gn, dzt, ldg, u, gn, 1, 1, j.dh, n); break;
+        case CK_RNN_GRU: gemm(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, 1, j.dh, n); break;
         case CK_RNN_GRU_RESET_BEFORE:
-            gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, j.tt, n, NULL, 0, NULL);
+            gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, j.tt, n);
             j.row = backward_reset_step_row;
             run_rows(&j, B);
-            gemm(fn, B, n, 2 * n, dzt, ldg, u, gn, 1, 1, j.dh, n, NULL, 0, NULL);
+            gemm(fn, B, n, 2 * n, dzt, ldg, u, gn, 1, 1, j.dh, n);
             break;
         }
     }

@@ -256,6 +256,26 @@ final class RecurrentLayerTests: XCTestCase {
         XCTAssertThrowsError(try Bidirectional(LSTM(2), backwardLayer: LSTM(2))) { e in XCTAssertTrue("\(e)".contains("go_backwards"), "\(e)") }
     }
 
+    /// Bidirectional's initial states: the forward layer's, then the backward
+    /// layer's; each direction gives what it gives alone from its states.
+    func testBidirectionalTakesInitialStatesForEachDirection() throws {
+        let x = Input(shape: [4, 2]), hf = Input(shape: [3]), cf = Input(shape: [3]), hb = Input(shape: [3]), cb = Input(shape: [3])
+        let bi = try Bidirectional(LSTM(3), mergeMode: nil, name: "bi")
+        let both: [KerasTensor] = try bi([x, hf, cf, hb, cb])
+        let model = try Model(inputs: [x, hf, cf, hb, cb], outputs: both)
+        let alone = try Model(inputs: [x, hf, cf, hb, cb], outputs: [try bi.forwardLayer([x, hf, cf])[0], try bi.backwardLayer([x, hb, cb])[0]])
+        var rng = SplitMix64(seed: 4)
+        func tensor(_ shape: [Int]) throws -> Tensor { try Tensor((0..<shape.reduce(1, *)).map { _ in rng.uniform(-1, 1) }, shape: shape) }
+        let feeds = [try tensor([2, 4, 2])] + (try (0..<4).map { _ in try tensor([2, 3]) })
+        let got = try model.predict(feeds), want = try alone.predict(feeds)
+        XCTAssertEqual(got.map(\.floats), want.map(\.floats))
+        let zeros = try model.predict([feeds[0]] + (try (0..<4).map { _ in try Tensor(zeros: .f32([2, 3])) }))
+        XCTAssertNotEqual(got[1].floats, zeros[1].floats, "the backward layer's state is used")
+        XCTAssertThrowsError(try Bidirectional(LSTM(3), name: "bi3")([x, hf, cf, hb])) { e in
+            XCTAssertTrue("\(e)".contains("bi3: takes a sequence and optionally 4 initial states"), "\(e)")
+        }
+    }
+
     func testConfigsRoundTrip() throws {
         for layer in [SimpleRNN(3, activation: "relu", goBackwards: true), LSTM(2, unitForgetBias: false, returnSequences: true),
                       GRU(4, resetAfter: false)] as [Layer] {

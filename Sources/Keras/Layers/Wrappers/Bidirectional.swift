@@ -4,8 +4,10 @@ import KerasIR
 /// sequence and merges the two (`mergeMode` concat, sum, mul, ave, or nil
 /// for both outputs). With return_sequences the backward outputs are put
 /// back in time order first; with return_state the forward then the
-/// backward states follow the output. Weights: the forward layer's, then the
-/// backward layer's.
+/// backward states follow the output. Initial states follow the sequence,
+/// the forward layer's then the backward layer's (layer([x, h_f, c_f, h_b,
+/// c_b]) for LSTM), as Keras splits initial_state in halves. Weights: the
+/// forward layer's, then the backward layer's.
 public final class Bidirectional: Layer {
     public let forwardLayer: RecurrentLayer
     public let backwardLayer: RecurrentLayer
@@ -48,15 +50,28 @@ public final class Bidirectional: Layer {
 
     public override var sublayers: [Layer] { [forwardLayer, backwardLayer] }
 
+    /// The inputs each direction takes: the sequence, then its half of the initial states.
+    private func split<T>(_ inputs: [T]) throws -> (forward: [T], backward: [T]) {
+        let states = inputs.count - 1, wanted = forwardLayer.stateCount + backwardLayer.stateCount
+        guard states == 0 || states == wanted else {
+            throw KerasError("\(name): takes a sequence and optionally \(wanted) initial states (the forward layer's \(forwardLayer.stateCount), then the backward layer's \(backwardLayer.stateCount)), got \(inputs.count) inputs")
+        }
+        guard states > 0 else { return ([inputs[0]], [inputs[0]]) }
+        return ([inputs[0]] + inputs[1...forwardLayer.stateCount], [inputs[0]] + inputs[(1 + forwardLayer.stateCount)...])
+    }
+
     public override func build(_ shapes: [Shape]) throws {
-        try forwardLayer.ensureBuilt(shapes)
-        try backwardLayer.ensureBuilt(shapes)
+        let (f, bw) = try split(shapes)
+        try forwardLayer.ensureBuilt(f)
+        try backwardLayer.ensureBuilt(bw)
     }
 
     public override func call(_ inputs: [Value], masks: [Value?], context: CallContext) throws -> [Value] {
         let b = context.builder
-        let forward = try forwardLayer.emit([inputs[0]], masks: [masks.first ?? nil], context: context).outputs
-        var backward = try backwardLayer.emit([inputs[0]], masks: [masks.first ?? nil], context: context).outputs
+        let (f, bw) = try split(inputs)
+        let mask = masks.first ?? nil
+        let forward = try forwardLayer.emit(f, masks: [mask] + f.dropFirst().map { _ in nil }, context: context).outputs
+        var backward = try backwardLayer.emit(bw, masks: [mask] + bw.dropFirst().map { _ in nil }, context: context).outputs
         if forwardLayer.returnSequences { backward[0] = try reverseTime(backward[0], b) }
         let y = forward[0], yRev = backward[0]
         let merged: [Value]
