@@ -85,103 +85,26 @@ public enum NumPy {
     /// Sizes past the classic zip fields (4 GiB, 65,535 entries or name
     /// bytes) are an error: this writer does not write ZIP64.
     public static func encodeArchive(_ arrays: [(String, Tensor)]) throws -> [UInt8] {
-        guard arrays.count <= 0xFFFF else { throw KerasError("npz: \(arrays.count) arrays, more than the 65535 a zip without ZIP64 holds") }
         var total = 0
         for (name, t) in arrays {
-            guard name.utf8.count + 4 <= 0xFFFF else { throw KerasError("npz: an array name of \(name.utf8.count) bytes is too long") }
             total = MemoryLimit.saturatingSum(total, MemoryLimit.saturatingSum(t.count.multipliedReportingOverflow(by: 4).partialValue, 256 + 2 * name.utf8.count))
         }
         guard total < Int(UInt32.max) else {
             throw KerasError("npz: \(formatBytes(total)) of arrays, more than the 4 GiB a zip without ZIP64 holds")
         }
-        var out: [UInt8] = [], central: [UInt8] = []
-        func u16(_ v: Int, _ a: inout [UInt8]) { a += [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
-        func u32(_ v: UInt32, _ a: inout [UInt8]) { a += (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
-        for (name, t) in arrays {
-            let file = Array((name + ".npy").utf8), data = encode(t)
-            let crc = crc32(data), offset = UInt32(out.count)
-            u32(0x04034b50, &out); u16(20, &out); u16(0, &out); u16(0, &out); u16(0, &out); u16(0x21, &out)
-            u32(crc, &out); u32(UInt32(data.count), &out); u32(UInt32(data.count), &out); u16(file.count, &out); u16(0, &out)
-            out += file + data
-            u32(0x02014b50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(0, &central); u16(0, &central)
-            u16(0x21, &central); u32(crc, &central); u32(UInt32(data.count), &central); u32(UInt32(data.count), &central)
-            u16(file.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central)
-            u32(0, &central); u32(offset, &central)
-            central += file
-        }
-        let cdOffset = out.count
-        out += central
-        u32(0x06054b50, &out); u16(0, &out); u16(0, &out); u16(arrays.count, &out); u16(arrays.count, &out)
-        u32(UInt32(central.count), &out); u32(UInt32(cdOffset), &out); u16(0, &out)
-        return out
+        return try ZipArchive.write(arrays.map { ($0.0 + ".npy", encode($0.1)) }, kind: "npz")
     }
 
     /// The arrays of an .npz, in archive order: stored entries (`np.savez`) and
     /// deflated ones (`np.savez_compressed`), each checked against its CRC-32.
     public static func decodeArchive(_ bytes: [UInt8], name: String = "archive") throws -> [(String, Tensor)] {
-        func fail(_ m: String) -> KerasError { KerasError("\(name): not a valid .npz file: \(m)") }
-        func u16(_ i: Int) throws -> Int {
-            guard i >= 0 && i + 2 <= bytes.count else { throw fail("truncated") }
-            return Int(bytes[i]) | Int(bytes[i + 1]) << 8
-        }
-        func u32(_ i: Int) throws -> Int {
-            guard i >= 0 && i + 4 <= bytes.count else { throw fail("truncated") }
-            return Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
-        }
-        guard bytes.count >= 22 else { throw fail("too short for a zip archive") }
-        var eocd = bytes.count - 22
-        while try eocd >= 0 && u32(eocd) != 0x06054b50 { eocd -= 1 }
-        guard eocd >= 0 else { throw fail("no end-of-central-directory record") }
-        let entries = try u16(eocd + 10)
-        var p = try u32(eocd + 16)
-        var out: [(String, Tensor)] = []
-        for _ in 0..<entries {
-            guard try u32(p) == 0x02014b50 else { throw fail("bad central directory entry") }
-            let method = try u16(p + 10), crc = try u32(p + 16), compressed = try u32(p + 20), size = try u32(p + 24)
-            let nameLen = try u16(p + 28), extraLen = try u16(p + 30), commentLen = try u16(p + 32), local = try u32(p + 42)
-            guard p + 46 + nameLen <= bytes.count else { throw fail("truncated") }
-            let entry = String(decoding: bytes[(p + 46)..<(p + 46 + nameLen)], as: UTF8.self)
-            p += 46 + nameLen + extraLen + commentLen
-            guard method == 0 || method == 8 else {
-                throw fail("entry \(entry) uses compression method \(method); stored (0) and deflate (8) entries are read")
-            }
-            guard try u32(local) == 0x04034b50 else { throw fail("bad local header for \(entry)") }
-            let start = local + 30 + (try u16(local + 26)) + (try u16(local + 28))
-            guard start + compressed <= bytes.count, method == 8 || compressed == size else { throw fail("entry \(entry) is truncated") }
-            let data: [UInt8]
-            if method == 8 {
-                // DEFLATE expands at most 1032:1 (258-byte matches in about two bits each);
-                // a larger declared size is corrupt, and nothing is allocated for it.
-                let (bound, o) = compressed.multipliedReportingOverflow(by: Inflate.maxRatio)
-                guard !o, size <= bound + 64 else {
-                    throw fail("entry \(entry) declares \(size) bytes from \(compressed) compressed bytes, more than DEFLATE can expand to")
-                }
-                // The inflated bytes and the array decoded from them exist together.
-                try MemoryLimit.check("\(name)[\(entry)] inflated", count: size, elementBytes: 1, copies: 2)
-                do { data = try Inflate.decompress(bytes, start: start, end: start + compressed, size: size) } catch let e as Inflate.Failure {
-                    throw fail("entry \(entry) does not inflate: \(e.message)")
-                }
-            } else {
-                data = Array(bytes[start..<(start + size)])
-            }
-            guard crc32(data) == UInt32(crc) else { throw fail("entry \(entry) fails its CRC-32 check (corrupt data)") }
+        try ZipArchive.read(bytes, name: name, kind: "npz").map { entry, data in
             let key = entry.hasSuffix(".npy") ? String(entry.dropLast(4)) : entry
-            out.append((key, try decode(data, name: "\(name)[\(key)]")))
+            return (key, try decode(data, name: "\(name)[\(key)]"))
         }
-        return out
     }
 
-    static let crcTable: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    public static func crc32(_ data: [UInt8]) -> UInt32 {
-        var c: UInt32 = 0xFFFFFFFF
-        for b in data { c = crcTable[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
-        return c ^ 0xFFFFFFFF
-    }
+    public static func crc32(_ data: [UInt8]) -> UInt32 { ZipArchive.crc32(data) }
 }
 
 private extension String {
