@@ -50,7 +50,7 @@ public struct ConformanceRunner {
     public func run(progress: (String) -> Void = { _ in }) throws -> Report {
         var report = Report()
         for path in try casePaths() where filter.map({ path.contains($0) }) ?? true {
-            let result = runCase(path)
+            let (result, details) = runCaseWithDetails(path)
             report.results[path] = result
             let line: String
             switch result {
@@ -60,23 +60,31 @@ public struct ConformanceRunner {
             }
             report.lines.append(line)
             progress(line)
+            for d in details { report.lines.append(d); progress(d) }
         }
         return report
     }
 
-    public func runCase(_ path: String) -> CaseResult {
+    public func runCase(_ path: String) -> CaseResult { runCaseWithDetails(path).0 }
+
+    /// The case's result and, for model cases, one line per file checked.
+    func runCaseWithDetails(_ path: String) -> (CaseResult, [String]) {
         let dir = root + "/" + path
+        var details: [String] = []
         do {
             Naming.reset()
             let json = try readJSON(dir + "/case.json")
             if json["family"]?.stringValue == "models" || json["training"]?.objectValue != nil && json["predict"] != nil {
-                return try ModelCaseRunner(dir: dir, json: json, tolerance: tolerance, trainingTolerance: trainingTolerance).run()
+                var runner = ModelCaseRunner(dir: dir, json: json, tolerance: tolerance, trainingTolerance: trainingTolerance)
+                defer { details = runner.fileLines }
+                let r = try runner.run()
+                return (r, runner.fileLines)
             }
-            return try LayerCaseRunner(dir: dir, json: json, tolerance: tolerance).run()
+            return (try LayerCaseRunner(dir: dir, json: json, tolerance: tolerance).run(), [])
         } catch {
             let msg = "\(error)"
-            if msg.contains("unknown layer class") { return .skip(msg.replacingOccurrences(of: "unknown layer class", with: "not implemented:")) }
-            return .fail("error: \(msg)")
+            if msg.contains("unknown layer class") { return (.skip(msg.replacingOccurrences(of: "unknown layer class", with: "not implemented:")), details) }
+            return (.fail("error: \(msg)"), details)
         }
     }
 }

@@ -12,6 +12,8 @@ struct ModelCaseRunner {
     let json: JSON
     let tolerance: Float
     let trainingTolerance: Float
+    /// One line per file checked ("  ok model.keras", "  FAIL model.legacy.h5: ...").
+    var fileLines: [String] = []
 
     func load(_ list: JSON?) throws -> [Tensor] {
         try (list?.arrayValue ?? []).map { try TensorFile($0).load(from: dir) }
@@ -24,7 +26,12 @@ struct ModelCaseRunner {
         return m
     }
 
-    func run() throws -> CaseResult {
+    func text(_ path: String) throws -> String {
+        guard let b = try readBinaryFile(path) else { throw KerasError("\(path): cannot open") }
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    mutating func run() throws -> CaseResult {
         let model: Model
         do { model = try buildModel() } catch let e as KerasError where e.message.hasPrefix("unknown layer class") {
             let missing = e.message.split(separator: "'").dropFirst().first.map(String.init) ?? "a layer"
@@ -32,7 +39,43 @@ struct ModelCaseRunner {
         }
         var failures: [String] = []
 
-        // Predictions on the initial weights.
+        // Predictions on the initial weights, from the case's arrays and from each file Keras wrote.
+        if let p = json["predict"] {
+            let xs = try load(p["inputs"]), want = try load(p["outputs"])
+            let files = json["files"]
+            func check(_ label: String, _ build: () throws -> Model) {
+                do {
+                    Naming.reset()
+                    let m = try build()
+                    let got = try m.predict(xs, batchSize: max(xs.first?.shape.first ?? 1, 1))
+                    let bad = zip(got, want).enumerated().compactMap { k, gw in compare(gw.0, gw.1, tol: tolerance, what: "predict_output_\(k)") }
+                    if bad.isEmpty { fileLines.append("  ok \(label)") } else {
+                        fileLines.append("  FAIL \(label): \(bad.joined(separator: "; "))")
+                        failures.append("\(label): \(bad.joined(separator: "; "))")
+                    }
+                } catch {
+                    fileLines.append("  FAIL \(label): \(error)")
+                    failures.append("\(label): \(error)")
+                }
+            }
+            if let j = files?["model_json"]?.stringValue, let w = files?["weights_h5"]?.stringValue {
+                check("\(j) + \(w)") {
+                    let m = try modelFromJSON(try text(dir + "/" + j))
+                    try m.loadWeights(from: dir + "/" + w)
+                    return m
+                }
+            }
+            if let j = files?["model_json"]?.stringValue, let w = files?["legacy_weights_h5"]?.stringValue {
+                check("\(j) + \(w)") {
+                    let m = try modelFromJSON(try text(dir + "/" + j))
+                    try m.loadWeights(from: dir + "/" + w)
+                    return m
+                }
+            }
+            if let k = files?["keras_archive"]?.stringValue {
+                check(k) { try loadModel(from: dir + "/" + k) }
+            }
+        }
         if let p = json["predict"] {
             let xs = try load(p["inputs"])
             let want = try load(p["outputs"])

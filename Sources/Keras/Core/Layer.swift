@@ -96,6 +96,14 @@ open class Layer: CustomStringConvertible {
         unique(ownVariables.filter(\.trainable) + ownVariables.filter { !$0.trainable } + sublayers.flatMap(\.weights))
     }
 
+    /// Where Keras 3's .weights.h5 keeps this layer's variables: its own under
+    /// `vars`, then nested trackables by attribute name (an RNN's `cell`, a
+    /// wrapper's `layer`, a model's `layers`). Layers whose variables Keras
+    /// keeps elsewhere than in their own `vars` override it.
+    open var weightsTree: WeightsTree {
+        WeightsTree(variables: ownVariables.filter(\.trainable) + ownVariables.filter { !$0.trainable }, children: [])
+    }
+
     public var trainableWeights: [Variable] {
         guard trainable else { return [] }
         return unique(ownVariables.filter(\.trainable) + sublayers.flatMap(\.trainableWeights))

@@ -56,6 +56,11 @@ open class Model: Layer {
 
     open override var sublayers: [Layer] { layers }
 
+    /// The model's layers under `layers`, keyed as Keras keys them.
+    open override var weightsTree: WeightsTree {
+        WeightsTree(variables: [], children: [("layers", WeightsTree(variables: [], children: WeightsTree.keyed(layers), hasVars: false))])
+    }
+
     public func getLayer(name: String) throws -> Layer {
         guard let l = layers.first(where: { $0.name == name }) else {
             throw KerasError("\(self.name): no such layer: \(name); existing layers are: \(layers.map(\.name))")

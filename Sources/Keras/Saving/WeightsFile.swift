@@ -22,18 +22,23 @@ extension Layer {
     }
 
     /// Reads weights written by saveWeights (or np.savez with arrays in
-    /// getWeights() order). Every array is checked before any weight changes.
-    public func loadWeights(_ path: String) throws {
-        let arrays = try NumPy.decodeArchive(try readFileBytes(path), name: path)
+    /// getWeights() order), or any file `loadWeights(from:)` reads.
+    public func loadWeights(_ path: String) throws { try loadWeights(from: path) }
+
+    /// The assignments an .npz gives: by variable path when every path is
+    /// there, else in getWeights() order.
+    func npzAssignments(_ bytes: [UInt8], path: String) throws -> [(Variable, Tensor)] {
+        let arrays = try NumPy.decodeArchive(bytes, name: path)
         let ws = weights
         let byName = Dictionary(arrays.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
-        let values: [Tensor]
-        if ws.allSatisfy({ byName[$0.path] != nil }) {
-            values = ws.map { byName[$0.path]! }
-        } else {
-            values = arrays.map(\.1)
+        let values = ws.allSatisfy({ byName[$0.path] != nil }) ? ws.map { byName[$0.path]! } : arrays.map(\.1)
+        guard values.count == ws.count else {
+            throw KerasError("\(name): \(path) holds \(values.count) arrays, the layer has \(ws.count) weights")
         }
-        try setWeights(values)
+        for (w, v) in zip(ws, values) where w.shape != v.shape || w.dtype != v.dtype {
+            throw KerasError("\(name): \(path): weight \(w.path) has shape \(formatShape(w.shape.map { $0 })), the file's array \(formatShape(v.shape.map { $0 }))")
+        }
+        return Array(zip(ws, values))
     }
 }
 

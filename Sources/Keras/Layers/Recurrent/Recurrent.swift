@@ -252,6 +252,11 @@ public class RecurrentLayer: Layer {
         outputs.enumerated().map { i, _ in i == 0 && returnSequences ? (masks.first ?? nil) : nil }
     }
 
+    /// Keras keeps the weights in the cell (`cell/vars`) and a stateful layer's states in the layer's own `vars`.
+    public override var weightsTree: WeightsTree {
+        WeightsTree(variables: stateVariables, children: [("cell", WeightsTree(variables: [kernel, recurrentKernel, bias].compactMap { $0 }, children: []))])
+    }
+
     /// Zeroes a stateful layer's carried states (Keras's reset_states).
     public func resetStates() throws {
         for v in stateVariables { try v.assign(try Tensor(zeros: v.type)) }

@@ -49,6 +49,9 @@ public final class Bidirectional: Layer {
     }
 
     public override var sublayers: [Layer] { [forwardLayer, backwardLayer] }
+    public override var weightsTree: WeightsTree {
+        WeightsTree(variables: [], children: [("forward_layer", forwardLayer.weightsTree), ("backward_layer", backwardLayer.weightsTree)])
+    }
 
     /// The inputs each direction takes: the sequence, then its half of the initial states.
     private func split<T>(_ inputs: [T]) throws -> (forward: [T], backward: [T]) {
