@@ -101,7 +101,7 @@ open class Layer: CustomStringConvertible {
     /// wrapper's `layer`, a model's `layers`). Layers whose variables Keras
     /// keeps elsewhere than in their own `vars` override it.
     open var weightsTree: WeightsTree {
-        WeightsTree(variables: ownVariables.filter(\.trainable) + ownVariables.filter { !$0.trainable }, children: [])
+        WeightsTree(variables: ownVariables.filter(\.trainable) + ownVariables.filter { !$0.trainable }, children: [], name: name)
     }
 
     public var trainableWeights: [Variable] {

@@ -58,7 +58,7 @@ open class Model: Layer {
 
     /// The model's layers under `layers`, keyed as Keras keys them.
     open override var weightsTree: WeightsTree {
-        WeightsTree(variables: [], children: [("layers", WeightsTree(variables: [], children: WeightsTree.keyed(layers), hasVars: false))])
+        WeightsTree(variables: [], children: [("layers", WeightsTree(variables: [], children: WeightsTree.keyed(layers), hasVars: false))], name: name)
     }
 
     public func getLayer(name: String) throws -> Layer {

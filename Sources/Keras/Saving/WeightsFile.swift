@@ -11,16 +11,6 @@ public func readBinaryFile(_ path: String) throws -> [UInt8]? {
 }
 
 extension Layer {
-    /// Writes every weight to a NumPy .npz archive (entries named by
-    /// variable path, in getWeights() order), through a temporary file and a
-    /// rename. Keras's own .weights.h5 arrives with the Keras-file work.
-    public func saveWeights(_ path: String) throws {
-        guard path.hasSuffix(".npz") else {
-            throw KerasError("\(name): saveWeights writes NumPy .npz archives; '\(path)' should end in .npz (.weights.h5 is not written yet)")
-        }
-        try writeFileAtomically(path, try NumPy.encodeArchive(weights.map { ($0.path, $0.value) }))
-    }
-
     /// Reads weights written by saveWeights (or np.savez with arrays in
     /// getWeights() order), or any file `loadWeights(from:)` reads.
     public func loadWeights(_ path: String) throws { try loadWeights(from: path) }

@@ -9,11 +9,14 @@ public struct WeightsTree {
     public var children: [(key: String, tree: WeightsTree)]
     /// False for a plain container of layers (a model's `layers`), which has no `vars` group.
     public var hasVars: Bool
+    /// The name Keras writes as the `vars` group's `name` attribute (informational).
+    public var name: String
 
-    public init(variables: [Variable], children: [(key: String, tree: WeightsTree)], hasVars: Bool = true) {
+    public init(variables: [Variable], children: [(key: String, tree: WeightsTree)], hasVars: Bool = true, name: String = "") {
         self.variables = variables
         self.children = children
         self.hasVars = hasVars
+        self.name = name
     }
 
     /// The layers of a container under Keras's keys.

@@ -254,7 +254,8 @@ public class RecurrentLayer: Layer {
 
     /// Keras keeps the weights in the cell (`cell/vars`) and a stateful layer's states in the layer's own `vars`.
     public override var weightsTree: WeightsTree {
-        WeightsTree(variables: stateVariables, children: [("cell", WeightsTree(variables: [kernel, recurrentKernel, bias].compactMap { $0 }, children: []))])
+        WeightsTree(variables: stateVariables, children: [("cell", WeightsTree(variables: [kernel, recurrentKernel, bias].compactMap { $0 }, children: [],
+                                                                               name: Self.cellName))], name: name)
     }
 
     /// Zeroes a stateful layer's carried states (Keras's reset_states).

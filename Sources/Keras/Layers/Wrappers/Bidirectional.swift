@@ -50,7 +50,7 @@ public final class Bidirectional: Layer {
 
     public override var sublayers: [Layer] { [forwardLayer, backwardLayer] }
     public override var weightsTree: WeightsTree {
-        WeightsTree(variables: [], children: [("forward_layer", forwardLayer.weightsTree), ("backward_layer", backwardLayer.weightsTree)])
+        WeightsTree(variables: [], children: [("forward_layer", forwardLayer.weightsTree), ("backward_layer", backwardLayer.weightsTree)], name: name)
     }
 
     /// The inputs each direction takes: the sequence, then its half of the initial states.

@@ -18,7 +18,7 @@ public final class TimeDistributed: Layer {
     }
 
     public override var sublayers: [Layer] { [layer] }
-    public override var weightsTree: WeightsTree { WeightsTree(variables: [], children: [("layer", layer.weightsTree)]) }
+    public override var weightsTree: WeightsTree { WeightsTree(variables: [], children: [("layer", layer.weightsTree)], name: name) }
 
     public override func build(_ shapes: [Shape]) throws {
         let s = shapes[0]

@@ -155,7 +155,7 @@ struct LocalHeap {
         try c.signature("HEAP")
         c.skip(4)
         let size = try c.length()
-        _ = try c.length()
+        _ = try c.uint(file.lengthSize)  // free-list head: an offset, 1 or undefined when there is none
         let start = try c.offset()
         guard start >= 0, start <= file.bytes.count - size else { throw c.fail("local heap data (\(size) bytes at \(start)) is past the end of the file") }
         data = start ..< start + size

@@ -1,0 +1,75 @@
+import Foundation
+import Keras
+import XCTest
+
+/// Keras files written here: weights in both HDF5 layouts reload into a fresh
+/// model with identical predictions, and the files keep the invariants h5py
+/// relies on. With KERAS_EXPORT_DIR set, the files are also left there for
+/// docs/check_keras_files.py to open with Keras itself.
+final class KerasFileTests: XCTestCase {
+    static let models = ConformanceTests.root + "/models"
+    static let cases = ["mlp_sgd_cce", "cnn_bn_adam_bce", "embedding_lstm_sgd_mse"]
+
+    func tempPath(_ suffix: String) -> String { NSTemporaryDirectory() + "keras-\(UUID().uuidString)\(suffix)" }
+
+    func fixtureModel(_ name: String) throws -> Model {
+        Naming.reset()
+        let text = String(decoding: try XCTUnwrap(readBinaryFile("\(Self.models)/\(name)/model.json")), as: UTF8.self)
+        let m = try modelFromJSON(text)
+        try m.loadWeights(from: "\(Self.models)/\(name)/model.weights.h5")
+        return m
+    }
+
+    func predictInput(_ name: String) throws -> Tensor {
+        let dir = "\(Self.models)/\(name)"
+        let json = try JSON.parse(String(decoding: try XCTUnwrap(readBinaryFile(dir + "/case.json")), as: UTF8.self))
+        let spec = try XCTUnwrap(json["predict"]?["inputs"]?.arrayValue?.first)
+        let file = try XCTUnwrap(spec["file"]?.stringValue), shape = try XCTUnwrap(spec["shape"]?.arrayValue).compactMap(\.intValue)
+        let bytes = try XCTUnwrap(readBinaryFile(dir + "/" + file))
+        var words: [UInt32] = []
+        for p in stride(from: 0, to: bytes.count, by: 4) {
+            var w: UInt32 = 0
+            for k in 0..<4 { w |= UInt32(bytes[p + k]) << UInt32(8 * k) }
+            words.append(w)
+        }
+        return file.hasSuffix(".i32") ? try Tensor(words.map { Int32(bitPattern: $0) }, shape: shape) : try Tensor(words.map { Float(bitPattern: $0) }, shape: shape)
+    }
+
+    func testWeightsRoundTripInBothLayouts() throws {
+        let export = ProcessInfo.processInfo.environment["KERAS_EXPORT_DIR"]
+        for name in Self.cases {
+            let m = try fixtureModel(name)
+            let x = try predictInput(name)
+            let want = try m.predict(x).floats
+            for suffix in [".weights.h5", ".h5"] {
+                let path = export.map { "\($0)/\(name)\(suffix)" } ?? tempPath(suffix)
+                try m.saveWeights(to: path)
+                defer { if export == nil { try? FileManager.default.removeItem(atPath: path) } }
+                let fresh = try modelFromJSON(String(decoding: try XCTUnwrap(readBinaryFile("\(Self.models)/\(name)/model.json")), as: UTF8.self))
+                XCTAssertNotEqual(try fresh.predict(x).floats, want, "\(name): a fresh model starts elsewhere")
+                try fresh.loadWeights(from: path)
+                XCTAssertEqual(try fresh.predict(x).floats, want, "\(name)\(suffix)")
+                try checkStructure(path)
+            }
+        }
+    }
+
+    /// The invariants h5py relies on: signature, superblock end-of-file
+    /// address equal to the file size, every object reachable and readable,
+    /// B-tree and heap blocks carrying their signatures (the reader checks
+    /// each as it follows it).
+    func checkStructure(_ path: String) throws {
+        let bytes = try XCTUnwrap(readBinaryFile(path))
+        XCTAssertEqual(Array(bytes[0..<8]), [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a], path)
+        XCTAssertEqual(bytes[8], 0, "superblock version 0")
+        let eof = (0..<8).reduce(0) { $0 | Int(bytes[40 + $1]) << (8 * $1) }
+        XCTAssertEqual(eof, bytes.count, "end-of-file address")
+        let f = try HDF5File(bytes: bytes, name: path)
+        func walk(_ o: HDF5Object) throws {
+            _ = try o.attributes()
+            if o.isDataset { _ = try o.read(); return }
+            for n in try o.childNames() { try walk(try o.child(n)) }
+        }
+        try walk(try f.root())
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Opens the files this library writes with h5py and Keras 3 (manual check, not CI).
+
+    KERAS_EXPORT_DIR=/tmp/kexport swift test --filter KerasFileTests
+    KERAS_BACKEND=jax python3 docs/check_keras_files.py /tmp/kexport Tests/Fixtures/conformance/models
+
+For every model fixture it rebuilds the model from model.json with Keras,
+loads <model>.weights.h5 (Keras 3 layout) and <model>.h5 (Keras 2 layout)
+written by the Swift tests, and compares predictions with the fixture's
+predict_output_0; for <model>.keras it uses keras.models.load_model. It also
+walks every HDF5 file with h5py. Prints one line per file.
+"""
+import json
+import os
+import sys
+
+import h5py
+import keras
+import numpy as np
+
+
+def load_array(directory, spec):
+    dtype = np.int32 if spec["file"].endswith(".i32") else np.float32
+    return np.fromfile(os.path.join(directory, spec["file"]), dtype=dtype).reshape(spec["shape"])
+
+
+def walk(path):
+    n = 0
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            nonlocal n
+            dict(obj.attrs)
+            if isinstance(obj, h5py.Dataset):
+                obj[()]
+                n += 1
+        f.visititems(visit)
+        dict(f.attrs)
+    return n
+
+
+def main(export, fixtures):
+    failures = 0
+    for case in sorted(os.listdir(fixtures)):
+        d = os.path.join(fixtures, case)
+        meta = json.load(open(os.path.join(d, "case.json")))
+        x = [load_array(d, s) for s in meta["predict"]["inputs"]]
+        want = load_array(d, meta["predict"]["outputs"][0])
+        for suffix in [".weights.h5", ".h5", ".keras"]:
+            path = os.path.join(export, case + suffix)
+            if not os.path.exists(path):
+                continue
+            try:
+                if suffix == ".keras":
+                    model = keras.models.load_model(path)
+                else:
+                    print(f"  h5py: {walk(path)} datasets in {path}")
+                    model = keras.models.model_from_json(open(os.path.join(d, "model.json")).read())
+                    if suffix == ".h5":
+                        from keras.src.legacy.saving import legacy_h5_format
+                        with h5py.File(path, "r") as f:
+                            legacy_h5_format.load_weights_from_hdf5_group(f, model)
+                    else:
+                        model.load_weights(path)
+                got = model.predict(x if len(x) > 1 else x[0], verbose=0)
+                err = float(np.max(np.abs(got - want)))
+                ok = err <= 1e-4 * (1 + float(np.max(np.abs(want))))
+                failures += not ok
+                print(f"{'ok' if ok else 'FAIL'} {case}{suffix}: max abs error {err:.3g}")
+            except Exception as e:  # report and go on
+                failures += 1
+                print(f"FAIL {case}{suffix}: {type(e).__name__}: {e}")
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main(sys.argv[1], sys.argv[2]) else 0)
