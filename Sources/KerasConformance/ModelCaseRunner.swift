@@ -123,6 +123,34 @@ struct ModelCaseRunner {
         for (k, (g, w)) in zip(m.getWeights(), try load(t["final_weights"])).enumerated() {
             if let f = compare(g, w, tol: trainingTolerance, what: "final weight \(k)") { failures.append(f) }
         }
+
+        // trained.keras: Keras's final weights and optimizer state; one more
+        // epoch from it must land where one more uninterrupted epoch does.
+        if let trained = json["files"]?["trained_keras_archive"]?.stringValue {
+            let label = "\(trained) (resumed)"
+            do {
+                Naming.reset()
+                let r = try loadModel(from: dir + "/" + trained)
+                var bad: [String] = []
+                for (k, (g, w)) in zip(r.getWeights(), try load(t["final_weights"])).enumerated() {
+                    if let f = compare(g, w, tol: tolerance, what: "weight \(k) as saved") { bad.append(f) }
+                }
+                let steps = (n + batch - 1) / batch * epochs
+                if r.optimizer?.iterations != steps { bad.append("optimizer iterations \(r.optimizer?.iterations ?? -1) != \(steps)") }
+                _ = try r.fit(x: x, y: y, batchSize: batch, epochs: 1, verbose: 0, shuffle: t["shuffle"]?.boolValue ?? false)
+                _ = try m.fit(x: x, y: y, batchSize: batch, epochs: 1, verbose: 0, shuffle: t["shuffle"]?.boolValue ?? false)
+                for (k, (g, w)) in zip(r.getWeights(), m.getWeights()).enumerated() {
+                    if let f = compare(g, w, tol: trainingTolerance, what: "weight \(k) one epoch after resuming vs uninterrupted") { bad.append(f) }
+                }
+                if bad.isEmpty { fileLines.append("  ok \(label)") } else {
+                    fileLines.append("  FAIL \(label): \(bad.joined(separator: "; "))")
+                    failures.append("\(label): \(bad.joined(separator: "; "))")
+                }
+            } catch {
+                fileLines.append("  FAIL \(label): \(error)")
+                failures.append("\(label): \(error)")
+            }
+        }
         return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }
 }

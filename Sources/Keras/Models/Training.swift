@@ -16,6 +16,9 @@ final class TrainingState {
     /// Staging buffers for gathered batches, per plan key and input.
     var staging: [String: [UnsafeMutableRawPointer]] = [:]
 
+    /// What compile() was given, as Keras's compile_config.
+    var compileConfig: JSON = [:]
+
     init(optimizer: Optimizer, losses: [Loss], lossWeights: [Float], metrics: [[Metric]]) {
         self.optimizer = optimizer
         self.losses = losses
@@ -68,6 +71,21 @@ extension Model {
         guard weights.count == n else { throw KerasError("\(name): loss_weights has \(weights.count) entries for \(n) outputs") }
         let ms = try (0..<n).map { i in try metrics.map { try Metric.get($0, loss: losses[i]) } }
         training = TrainingState(optimizer: opt, losses: losses, lossWeights: weights, metrics: ms)
+        // Keras's compile_config, for model files.
+        let lossJSON: [JSON] = losses.map { l in
+            let defaults = !l.fromLogits && (l.config["label_smoothing"]?.doubleValue ?? 0) == 0
+            if defaults { return .string(l.name) }
+            var c = l.config
+            c.set("name", .string(l.name))
+            return serialized(module: "keras.losses", className: l.name.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(), config: c)
+        }
+        training?.compileConfig = [
+            "optimizer": serialized(module: "keras.optimizers", className: type(of: opt).kerasClassName, config: opt.config),
+            "loss": lossJSON.count == 1 ? lossJSON[0] : .array(lossJSON),
+            "loss_weights": lossWeights.map { ws in JSON.array(ws.map { JSON($0) }) } ?? .null,
+            "metrics": metrics.isEmpty ? .null : JSON.array(metrics.map { JSON.string($0) }),
+            "weighted_metrics": .null, "run_eagerly": false, "steps_per_execution": 1, "jit_compile": true,
+        ]
     }
 
     public func compile(optimizer: OptimizerConvertible = "rmsprop", loss: LossConvertible, metrics: [String] = [],

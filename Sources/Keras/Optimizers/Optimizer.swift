@@ -127,6 +127,12 @@ open class Optimizer {
         if case .schedule(let s) = learningRate { currentLearningRate = s.rate(at: iterations) }
     }
 
+    /// Keras's order of the per-variable slots in a saved optimizer: groups
+    /// laid out one after another, each interleaved per variable ([m0, v0,
+    /// m1, v1, ...] for Adam's ["momentum", "velocity"]); nil where this
+    /// library does not know Keras's layout.
+    open var kerasSlotGroups: [[String]]? { [] }
+
     /// Parameter names of the optimizer's own state.
     var iterationsName: String { "\(name)/iteration" }
     var learningRateName: String { "\(name)/learning_rate" }

@@ -6,6 +6,7 @@ import KerasRuntime
 public final class SGD: Optimizer {
     public let momentum: Float
     public let nesterov: Bool
+    public override var kerasSlotGroups: [[String]]? { momentum != 0 ? [["momentum"]] : [] }
     public init(learningRate: Float = 0.01, momentum: Float = 0, nesterov: Bool = false, clipnorm: Float? = nil, clipvalue: Float? = nil,
                 globalClipnorm: Float? = nil, name: String = "SGD") {
         self.momentum = momentum
@@ -36,6 +37,7 @@ public final class SGD: Optimizer {
 
 public final class RMSprop: Optimizer {
     public let rho: Float, momentum: Float, epsilon: Float, centered: Bool
+    public override var kerasSlotGroups: [[String]]? { [["velocity"]] + (momentum > 0 ? [["momentum"]] : []) + (centered ? [["average_gradient"]] : []) }
     public init(learningRate: Float = 0.001, rho: Float = 0.9, momentum: Float = 0, epsilon: Float = 1e-7, centered: Bool = false,
                 clipnorm: Float? = nil, clipvalue: Float? = nil, name: String = "RMSprop") {
         self.rho = rho; self.momentum = momentum; self.epsilon = epsilon; self.centered = centered
@@ -73,6 +75,7 @@ public final class RMSprop: Optimizer {
 
 public final class Adagrad: Optimizer {
     public let initialAccumulatorValue: Float, epsilon: Float
+    public override var kerasSlotGroups: [[String]]? { [["accumulator"]] }
     public init(learningRate: Float = 0.001, initialAccumulatorValue: Float = 0.1, epsilon: Float = 1e-7,
                 clipnorm: Float? = nil, clipvalue: Float? = nil, name: String = "Adagrad") {
         self.initialAccumulatorValue = initialAccumulatorValue; self.epsilon = epsilon
@@ -93,6 +96,7 @@ public final class Adagrad: Optimizer {
 
 public final class Adadelta: Optimizer {
     public let rho: Float, epsilon: Float
+    public override var kerasSlotGroups: [[String]]? { [["accumulated_grad", "accumulated_delta_var"]] }
     public init(learningRate: Float = 0.001, rho: Float = 0.95, epsilon: Float = 1e-7, clipnorm: Float? = nil, clipvalue: Float? = nil,
                 name: String = "Adadelta") {
         self.rho = rho; self.epsilon = epsilon
@@ -115,6 +119,7 @@ public final class Adadelta: Optimizer {
 
 public final class Adam: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float, amsgrad: Bool
+    public override var kerasSlotGroups: [[String]]? { [["momentum", "velocity"]] + (amsgrad ? [["velocity_hat"]] : []) }
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7, amsgrad: Bool = false,
                 clipnorm: Float? = nil, clipvalue: Float? = nil, globalClipnorm: Float? = nil, name: String = "adam") {
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.amsgrad = amsgrad
@@ -149,6 +154,7 @@ public final class Adam: Optimizer {
 
 public final class Adamax: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float
+    public override var kerasSlotGroups: [[String]]? { [["m", "u"]] }
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
                 clipnorm: Float? = nil, clipvalue: Float? = nil, name: String = "adamax") {
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
@@ -175,6 +181,8 @@ public final class Nadam: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float
     let uProductBuffer = ParameterStore.Buffer.scalar()
 
+    /// Keras saves Nadam's momentum product too, at a place this library does not reproduce yet.
+    public override var kerasSlotGroups: [[String]]? { nil }
     public init(learningRate: Float = 0.001, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7,
                 clipnorm: Float? = nil, clipvalue: Float? = nil, name: String = "nadam") {
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon

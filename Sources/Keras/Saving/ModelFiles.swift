@@ -19,8 +19,10 @@ public func modelFromJSON(_ text: String, customObjects: [String: Layer.Type] = 
 /// A model saved by Keras (or this library): a `.keras` archive (config and
 /// weights) or a legacy whole-model `.h5` (`model_config` and
 /// `model_weights`), told apart by their bytes. The weights are checked
-/// against the model before any is set.
-public func loadModel(from path: String, customObjects: [String: Layer.Type] = [:]) throws -> Model {
+/// against the model before any is set. With `compile`, a model saved
+/// compiled comes back compiled, with the optimizer's state from a `.keras`
+/// file, so training resumes where it stopped.
+public func loadModel(from path: String, customObjects: [String: Layer.Type] = [:], compile: Bool = true) throws -> Model {
     let bytes = try readFileBytes(path)
     if bytes.starts(with: HDF5File.signature) {
         let f = try HDF5File(bytes: bytes, name: path)
@@ -31,16 +33,35 @@ public func loadModel(from path: String, customObjects: [String: Layer.Type] = [
         let model = try modelFromJSON(config, customObjects: customObjects)
         let weights = try root.links()["model_weights"] != nil ? try root.child("model_weights") : root
         for (v, t) in try model.legacyAssignments(f, weights, byName: false, skipMismatch: false) { try v.assign(t) }
+        if compile, let tc = try root.stringAttribute("training_config")?.first {
+            do { try model.compile(fromConfig: try JSON.parse(tc)) } catch { throw KerasError("\(path): training_config: \(error)") }
+        }
         return model
     }
     let entries = try ZipArchive.read(bytes, name: path, kind: "keras")
     guard let config = entries.first(where: { $0.0 == "config.json" }) else {
         throw KerasError("\(path): a .keras archive needs config.json (entries: \(entries.map(\.0).joined(separator: ", ")))")
     }
-    let model = try modelFromJSON(String(decoding: config.1, as: UTF8.self), customObjects: customObjects)
+    let text = String(decoding: config.1, as: UTF8.self)
+    let model = try modelFromJSON(text, customObjects: customObjects)
+    var assignments: [(Variable, Tensor)] = []
+    var optimizerState: [(shape: [Int], values: [Float])] = []
+    var weightsFile: HDF5File? = nil
     if let h5 = entries.first(where: { $0.0 == "model.weights.h5" }) {
         let f = try HDF5File(bytes: h5.1, name: "\(path)[model.weights.h5]")
-        for (v, t) in try model.keras3Assignments(f, skipMismatch: false) { try v.assign(t) }
+        weightsFile = f
+        assignments = try model.keras3Assignments(f, skipMismatch: false)
+        if compile, let vars = try? f.object(at: "optimizer/vars") {
+            let names = try vars.childNames().compactMap(Int.init).sorted()
+            optimizerState = try names.map { try vars.child(String($0)).floats() }
+        }
     }
+    if compile, let cc = try JSON.parse(text)["compile_config"], cc.objectValue?.isEmpty == false {
+        do { try model.compile(fromConfig: cc) } catch { throw KerasError("\(path): compile_config: \(error)") }
+        if let opt = model.optimizer, !optimizerState.isEmpty {
+            try opt.loadKerasState(optimizerState, for: model.trainableWeights, file: weightsFile?.name ?? path)
+        }
+    }
+    for (v, t) in assignments { try v.assign(t) }
     return model
 }
