@@ -7,8 +7,10 @@
 For every model fixture it rebuilds the model from model.json with Keras,
 loads <model>.weights.h5 (Keras 3 layout) and <model>.h5 (Keras 2 layout)
 written by the Swift tests, and compares predictions with the fixture's
-predict_output_0; for <model>.keras it uses keras.models.load_model. It also
-walks every HDF5 file with h5py. Prints one line per file.
+predict_output_0; <model>.keras and <model>.model.h5 (whole models, saved
+after one training step) it opens with keras.models.load_model and compares
+with the predictions the Swift test wrote beside them. It also walks every
+HDF5 file with h5py. Prints one line per file.
 """
 import json
 import os
@@ -45,13 +47,19 @@ def main(export, fixtures):
         meta = json.load(open(os.path.join(d, "case.json")))
         x = [load_array(d, s) for s in meta["predict"]["inputs"]]
         want = load_array(d, meta["predict"]["outputs"][0])
-        for suffix in [".weights.h5", ".h5", ".keras"]:
+        for suffix in [".weights.h5", ".h5", ".keras", ".model.h5"]:
             path = os.path.join(export, case + suffix)
             if not os.path.exists(path):
                 continue
+            expected = want
             try:
-                if suffix == ".keras":
+                if suffix in (".keras", ".model.h5"):
+                    if suffix == ".model.h5":
+                        print(f"  h5py: {walk(path)} datasets in {path}")
                     model = keras.models.load_model(path)
+                    expected = np.fromfile(path + ".predict.f32", dtype=np.float32).reshape(want.shape)
+                    if model.optimizer is not None:
+                        print(f"  {case}{suffix}: compiled, optimizer {type(model.optimizer).__name__}, iterations {int(model.optimizer.iterations)}")
                 else:
                     print(f"  h5py: {walk(path)} datasets in {path}")
                     model = keras.models.model_from_json(open(os.path.join(d, "model.json")).read())
@@ -62,8 +70,8 @@ def main(export, fixtures):
                     else:
                         model.load_weights(path)
                 got = model.predict(x if len(x) > 1 else x[0], verbose=0)
-                err = float(np.max(np.abs(got - want)))
-                ok = err <= 1e-4 * (1 + float(np.max(np.abs(want))))
+                err = float(np.max(np.abs(got - expected)))
+                ok = err <= 1e-4 * (1 + float(np.max(np.abs(expected))))
                 failures += not ok
                 print(f"{'ok' if ok else 'FAIL'} {case}{suffix}: max abs error {err:.3g}")
             except Exception as e:  # report and go on

@@ -54,6 +54,44 @@ final class KerasFileTests: XCTestCase {
         }
     }
 
+    /// Whole models: `.keras` and `.h5` from a compiled model after one step
+    /// come back with the same predictions, compile arguments and (for
+    /// `.keras`) optimizer state, so the next step is the same too.
+    func testWholeModelRoundTrip() throws {
+        let export = ProcessInfo.processInfo.environment["KERAS_EXPORT_DIR"]
+        for name in Self.cases {
+            let x = try predictInput(name)
+            for suffix in [".keras", ".model.h5"] {
+                let m = try fixtureModel(name)
+                let out = try m.predict(x)
+                let y = try Tensor(zeros: .f32(out.shape))
+                try m.compile(optimizer: Adam(learningRate: 0.01), loss: "mse", metrics: ["mae"])
+                _ = try m.trainOnBatch(x, y)
+                let path = export.map { "\($0)/\(name)\(suffix)" } ?? tempPath(suffix)
+                try m.save(to: path)
+                defer { if export == nil { try? FileManager.default.removeItem(atPath: path) } }
+                if let dir = export {
+                    // What Keras should predict from the saved model (docs/check_keras_files.py).
+                    try writeFileAtomically("\(dir)/\(name)\(suffix).predict.f32", try m.predict(x).floats.flatMap { f in
+                        (0..<4).map { UInt8(truncatingIfNeeded: f.bitPattern >> (8 * $0)) }
+                    })
+                }
+                Naming.reset()
+                let r = try loadModel(from: path)
+                XCTAssertEqual(try r.predict(x).floats, try m.predict(x).floats, "\(name)\(suffix): predictions")
+                XCTAssertTrue(r.isCompiled, "\(name)\(suffix): compiled from its compile config")
+                XCTAssertEqual(r.optimizer?.currentLearningRate, 0.01)
+                if suffix == ".keras" {
+                    XCTAssertEqual(r.optimizer?.iterations, 1, "\(name): the step count")
+                    let a = try m.trainOnBatch(x, y), b = try r.trainOnBatch(x, y)
+                    XCTAssertEqual(a, b, "\(name): the next step after loading is the next step")
+                    XCTAssertEqual(r.getWeights().map(\.floats), m.getWeights().map(\.floats), "\(name): weights after the next step")
+                }
+                XCTAssertEqual(try modelFromJSON(m.toJSON()).toJSON(), m.toJSON(), "\(name): JSON round trip")
+            }
+        }
+    }
+
     /// The invariants h5py relies on: signature, superblock end-of-file
     /// address equal to the file size, every object reachable and readable,
     /// B-tree and heap blocks carrying their signatures (the reader checks

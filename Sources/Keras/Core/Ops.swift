@@ -5,6 +5,10 @@ import KerasIR
 final class OperationLayer: Layer {
     override class var kerasClassName: String { "Operation" }
     let body: ([Value], GraphBuilder) throws -> Value
+    /// For a node read from a functional config: its entry (module,
+    /// class_name, config) and call arguments, written back on serialization.
+    var savedEntry: JSON?
+    var savedArgs: JSON?
 
     init(_ opName: String, _ body: @escaping ([Value], GraphBuilder) throws -> Value) {
         self.body = body

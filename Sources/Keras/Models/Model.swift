@@ -112,12 +112,33 @@ open class Model: Layer {
     func tensorRef(_ t: KerasTensor) -> JSON { [.string(t.node.layer.name), JSON(t.node.index), JSON(t.index)] }
 
     func serializeLayerNode(_ l: Layer) -> JSON {
+        let nodes = l.inboundNodes.filter { n in functional?.nodes.contains { $0 === n } ?? false }
+        if let op = l as? OperationLayer, let entry = op.savedEntry, let args = op.savedArgs {
+            // A keras.ops node: its own class and config, its arguments with the tensors renamed.
+            var j = serialized(module: entry["module"]?.stringValue ?? "keras.src.ops", className: entry["class_name"]?.stringValue ?? "?",
+                               config: entry["config"] ?? .object([]))
+            j.set("name", .string(l.name))
+            j.set("inbound_nodes", .array(nodes.map { n in
+                var inputs = n.inputs.makeIterator()
+                func replace(_ a: JSON) -> JSON {
+                    if a["class_name"]?.stringValue == "__keras_tensor__" { return inputs.next().map(kerasTensorJSON) ?? a }
+                    if let list = a.arrayValue { return .array(list.map(replace)) }
+                    return a
+                }
+                return ["args": replace(args), "kwargs": .object([])]
+            }))
+            return j
+        }
         var j = serialized(module: "keras.layers", className: l.kerasClassName, config: l.config)
         j.set("name", .string(l.name))
-        let nodes = l.inboundNodes.filter { n in functional?.nodes.contains { $0 === n } ?? false }
         j.set("inbound_nodes", .array(nodes.map { n in
-            ["args": .array(n.inputs.count == 1 ? [kerasTensorJSON(n.inputs[0])] : [.array(n.inputs.map(kerasTensorJSON))]),
-             "kwargs": .object([])]
+            var kwargs: JSON = .object([])
+            if n.masks.contains(where: { $0 != nil }) {
+                let m = n.masks.map { $0.map(kerasTensorJSON) ?? .null }
+                kwargs.set("mask", m.count == 1 ? m[0] : .array(m))
+            }
+            return ["args": .array(n.inputs.count == 1 ? [kerasTensorJSON(n.inputs[0])] : [.array(n.inputs.map(kerasTensorJSON))]),
+                    "kwargs": kwargs]
         }))
         return j
     }

@@ -12,6 +12,13 @@ enum OperationNodes {
     /// The layer for call `node` of `entry`, with the call's arguments
     /// (tensor references become inputs, numbers are kept).
     static func layer(_ entry: JSON, args: [JSON], node: Int) throws -> OperationLayer {
+        let l = try makeLayer(entry, args: args, node: node)
+        l.savedEntry = entry
+        l.savedArgs = .array(args)
+        return l
+    }
+
+    private static func makeLayer(_ entry: JSON, args: [JSON], node: Int) throws -> OperationLayer {
         let cls = entry["class_name"]?.stringValue ?? "?"
         let name = entry["name"]?.stringValue ?? entry["config"]?["name"]?.stringValue ?? cls
         let config = entry["config"] ?? .object([])

@@ -5,13 +5,17 @@
 /// A model from `model.to_json()` text (Keras 3's layout, or the Keras 2
 /// layouts the layer registry reads). Custom layer classes are looked up in
 /// `customObjects` first, by Keras class name.
-public func modelFromJSON(_ text: String, customObjects: [String: Layer.Type] = [:]) throws -> Model {
+public func modelFromJSON(_ text: String, customObjects: [String: Layer.Type] = [:], compile: Bool = true) throws -> Model {
     let json: JSON
     do { json = try JSON.parse(text) } catch { throw KerasError("model JSON: \(error)") }
     for (name, type) in customObjects { LayerRegistry.register(type, as: name) }
     let layer = try LayerRegistry.deserialize(json)
     guard let model = layer as? Model else {
         throw KerasError("model JSON describes a \(layer.kerasClassName), not a model (Sequential or Functional)")
+    }
+    // As Keras's deserialization: a saved compile config compiles the model.
+    if compile, let cc = json["compile_config"], cc.objectValue?.isEmpty == false {
+        do { try model.compile(fromConfig: cc) } catch { throw KerasError("model JSON: compile_config: \(error)") }
     }
     return model
 }
@@ -30,7 +34,7 @@ public func loadModel(from path: String, customObjects: [String: Layer.Type] = [
         guard let config = try root.stringAttribute("model_config")?.first else {
             throw KerasError("\(path): an HDF5 file without a model_config attribute holds weights only; build the model and call loadWeights(from:)")
         }
-        let model = try modelFromJSON(config, customObjects: customObjects)
+        let model = try modelFromJSON(config, customObjects: customObjects, compile: false)
         let weights = try root.links()["model_weights"] != nil ? try root.child("model_weights") : root
         for (v, t) in try model.legacyAssignments(f, weights, byName: false, skipMismatch: false) { try v.assign(t) }
         if compile, let tc = try root.stringAttribute("training_config")?.first {
@@ -43,7 +47,7 @@ public func loadModel(from path: String, customObjects: [String: Layer.Type] = [
         throw KerasError("\(path): a .keras archive needs config.json (entries: \(entries.map(\.0).joined(separator: ", ")))")
     }
     let text = String(decoding: config.1, as: UTF8.self)
-    let model = try modelFromJSON(text, customObjects: customObjects)
+    let model = try modelFromJSON(text, customObjects: customObjects, compile: compile)
     var assignments: [(Variable, Tensor)] = []
     var optimizerState: [(shape: [Int], values: [Float])] = []
     var weightsFile: HDF5File? = nil
@@ -56,11 +60,8 @@ public func loadModel(from path: String, customObjects: [String: Layer.Type] = [
             optimizerState = try names.map { try vars.child(String($0)).floats() }
         }
     }
-    if compile, let cc = try JSON.parse(text)["compile_config"], cc.objectValue?.isEmpty == false {
-        do { try model.compile(fromConfig: cc) } catch { throw KerasError("\(path): compile_config: \(error)") }
-        if let opt = model.optimizer, !optimizerState.isEmpty {
-            try opt.loadKerasState(optimizerState, for: model.trainableWeights, file: weightsFile?.name ?? path)
-        }
+    if let opt = model.optimizer, !optimizerState.isEmpty {
+        try opt.loadKerasState(optimizerState, for: model.trainableWeights, file: weightsFile?.name ?? path)
     }
     for (v, t) in assignments { try v.assign(t) }
     return model

@@ -46,7 +46,12 @@ extension Model {
                 ("keras_version", .strings([kerasFormatVersion], scalar: true, utf8: true)),
                 ("model_config", .strings([config.serialized()], scalar: true, utf8: false)),
             ]
-            if let t = training { attributes.append(("training_config", .strings([t.compileConfig.serialized()], scalar: true, utf8: false))) }
+            if let t = training {
+                // Keras 2's training_config: the compile arguments plus optimizer_config.
+                var tc = t.compileConfig
+                tc.set("optimizer_config", ["class_name": .string(type(of: t.optimizer).kerasClassName), "config": t.optimizer.config])
+                attributes.append(("training_config", .strings([tc.serialized()], scalar: true, utf8: false)))
+            }
             let file = HDF5Writer.Node.group(attributes: attributes, children: [("model_weights", try legacyWeightsNode())])
             try writeFileAtomically(path, try HDF5Writer.write(file))
         } else {
@@ -56,7 +61,8 @@ extension Model {
 
     /// Compiles from a saved compile_config (optimizer, loss, metrics).
     func compile(fromConfig cc: JSON) throws {
-        guard let opt = cc["optimizer"], !opt.isNull, let loss = cc["loss"], !loss.isNull else { return }
+        guard let opt = cc["optimizer"].flatMap({ $0.isNull ? nil : $0 }) ?? cc["optimizer_config"], !opt.isNull,
+              let loss = cc["loss"], !loss.isNull else { return }
         let losses = try (loss.arrayValue ?? [loss]).map { try Loss.get($0) }
         let metrics = (cc["metrics"]?.arrayValue ?? []).compactMap(\.stringValue)
         let weights = cc["loss_weights"]?.arrayValue?.compactMap { $0.doubleValue.map(Float.init) }
