@@ -42,7 +42,9 @@ public enum LayerRegistry {
         }
         // Keras 1's Merge layer names its operation in `mode`.
         if cls == "Merge" && types[cls] == nil { return try LegacyMerge.from(config: json["config"] ?? .object([])) }
-        guard let type = types[cls] else { throw KerasError("unknown layer class '\(cls)'") }
+        guard let type = types[cls] else {
+            throw KerasError("unknown layer class '\(cls)' (registered: \(types.keys.sorted().joined(separator: ", "))); a custom layer is registered with LayerRegistry.register(MyLayer.self) or passed to modelFromJSON/loadModel as customObjects")
+        }
         let layer = try type.from(config: json["config"] ?? .object([]))
         return layer
     }

@@ -55,7 +55,7 @@ public func loadModel(from path: String, customObjects: [String: Layer.Type] = [
         let f = try HDF5File(bytes: h5.1, name: "\(path)[model.weights.h5]")
         weightsFile = f
         assignments = try model.keras3Assignments(f, skipMismatch: false)
-        if compile, let vars = try? f.object(at: "optimizer/vars") {
+        if compile, let vars = try f.objectIfPresent(at: "optimizer/vars") {
             let names = try vars.childNames().compactMap(Int.init).sorted()
             optimizerState = try names.map { try vars.child(String($0)).floats() }
         }

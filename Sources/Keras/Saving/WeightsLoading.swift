@@ -50,7 +50,7 @@ extension Layer {
         var problems: [String] = [], out: [(Variable, Tensor)] = []
         let expected = tree.datasets()
         for (path, v) in expected {
-            guard let o = try? f.object(at: path), o.isDataset else { problems.append("missing \(path) (for \(v.path) \(formatShape(v.shape.map { $0 })))"); continue }
+            guard let o = try f.objectIfPresent(at: path), o.isDataset else { problems.append("missing \(path) (for \(v.path) \(formatShape(v.shape.map { $0 })))"); continue }
             let (shape, values) = try o.floats()
             guard shape == v.shape else {
                 let what = "\(path) has shape \(formatShape(shape.map { $0 })), \(v.path) is \(formatShape(v.shape.map { $0 }))"
@@ -62,7 +62,7 @@ extension Layer {
         // Datasets the model has no variable for.
         let known = Set(expected.map(\.path))
         for group in tree.groups() {
-            guard let vars = try? f.object(at: group + "vars") else { continue }
+            guard let vars = try f.objectIfPresent(at: group + "vars") else { continue }
             for k in try vars.childNames() where !known.contains(group + "vars/" + k) { problems.append("unexpected \(group)vars/\(k)") }
         }
         guard problems.isEmpty else {

@@ -64,6 +64,17 @@ public struct HDF5File {
         for part in path.split(separator: "/") { o = try o.child(String(part)) }
         return o
     }
+
+    /// The object at `path`, or nil when a link on the way is absent; a
+    /// damaged structure on the way is still an error.
+    public func objectIfPresent(at path: String) throws -> HDF5Object? {
+        var o = try root()
+        for part in path.split(separator: "/") {
+            guard o.isGroup, try o.links()[String(part)] != nil else { return nil }
+            o = try o.child(String(part))
+        }
+        return o
+    }
 }
 
 /// Bounds-checked little-endian reads; every failure names the file and object.
