@@ -11,7 +11,7 @@ usage: keras-demo [--model cnn|mlp] [--epochs N] [--batch-size N] [--threads N] 
   --data PATH   CSV (last column the label), MNIST-format IDX images (labels found
                 beside them), .npz with x and y arrays (stored or compressed), or
                 x....npy with y....npy beside it. Default: Data/digits/digits.csv
-  --out DIR     where history.svg, model.svg, model.dot and weights.npz go
+  --out DIR     where history.svg, model.svg, model.dot, weights.npz, model.keras, model.weights.h5 and model.h5 go
                 (default: keras-demo-output)
 """
 
@@ -193,9 +193,13 @@ do {
         try plotModel(model, to: dir + "/model.svg")
         try plotModel(model, to: dir + "/model.dot")
         try model.saveWeights(dir + "/weights.npz")
+        // The trained model as Keras opens it: a .keras archive, Keras 3 weights, a Keras 2 whole-model .h5.
+        try model.save(to: dir + "/model.keras")
+        try model.saveWeights(to: dir + "/model.weights.h5")
+        try model.save(to: dir + "/model.h5")
     }
     print("held-out accuracy: \(formatFixedDemo(Double(result["accuracy"]!) * 100))% (loss \(formatFixedDemo(Double(result["loss"]!), 4))) after \(epochs) epochs in \(formatFixedDemo(seconds, 1)) s on \(ck_threads_get()) thread(s)")
-    print("wrote \(outDir)/history.svg, model.svg, model.dot, weights.npz")
+    print("wrote \(outDir)/history.svg, model.svg, model.dot, weights.npz, model.keras, model.weights.h5, model.h5")
 } catch {
     fail("\(error)")
 }

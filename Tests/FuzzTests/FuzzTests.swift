@@ -171,6 +171,64 @@ final class FuzzTests: XCTestCase {
         }
     }
 
+    /// The HDF5 reader over Keras's and this library's weight files: parse,
+    /// then walk every reachable object (bounded: a link back to an ancestor
+    /// is legal HDF5), reading attributes and datasets.
+    func testFuzzHDF5() throws {
+        _ = try budget()
+        var corpus: [[UInt8]] = []
+        for model in ["mlp_sgd_cce", "cnn_bn_adam_bce", "embedding_lstm_sgd_mse"] {
+            for file in ["model.weights.h5", "model.legacy.h5"] {
+                corpus.append(Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("conformance/models/\(model)/\(file)"))))
+            }
+        }
+        try fuzz("hdf5", corpus: corpus, dictionary: ["TREE", "SNOD", "HEAP", "GCOL", "OHDR", "\u{1}\u{0}", "\u{10}\u{0}", "\u{11}\u{0}"]) { bytes in
+            let f = try HDF5File(bytes: bytes, name: "fuzz.h5")
+            var visited = 0
+            func walk(_ o: HDF5Object, depth: Int) throws {
+                visited += 1
+                guard depth < 8, visited < 10_000 else { return }
+                _ = try o.attributes()
+                if o.isDataset { _ = try o.read(); return }
+                for n in try o.childNames() { try walk(try o.child(n), depth: depth + 1) }
+            }
+            try walk(try f.root(), depth: 0)
+        }
+    }
+
+    /// loadModel over .keras archives (zip, config JSON, weights HDF5, optimizer state).
+    func testFuzzKerasArchive() throws {
+        _ = try budget()
+        var corpus: [[UInt8]] = []
+        for model in ["mlp_sgd_cce", "cnn_bn_adam_bce", "embedding_lstm_sgd_mse"] {
+            for file in ["model.keras", "trained.keras"] {
+                corpus.append(Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("conformance/models/\(model)/\(file)"))))
+            }
+        }
+        let path = NSTemporaryDirectory() + "keras-fuzz-archive-\(ProcessInfo.processInfo.processIdentifier).keras"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try fuzz("keras-archive", corpus: corpus, dictionary: ["PK\u{3}\u{4}", "PK\u{1}\u{2}", "PK\u{5}\u{6}", "config.json", "model.weights.h5",
+                                                            "\"class_name\"", "\"layers\"", "TREE", "SNOD", "HEAP"]) { bytes in
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            Naming.reset()
+            _ = try loadModel(from: path)
+        }
+    }
+
+    /// modelFromJSON over the fixtures' model.json files, and toJSON of what it builds.
+    func testFuzzModelJSON() throws {
+        _ = try budget()
+        let corpus = try ["mlp_sgd_cce", "cnn_bn_adam_bce", "embedding_lstm_sgd_mse"].map {
+            Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("conformance/models/\($0)/model.json")))
+        }
+        try fuzz("model-json", corpus: corpus, dictionary: ["{", "}", "[", "]", "null", "true", "-1", "1e9", "\"units\"", "\"inbound_nodes\"",
+                                                         "\"keras_history\"", "\"batch_shape\"", "\"Functional\"", "\"Sequential\""]) { bytes in
+            Naming.reset()
+            let m = try modelFromJSON(String(decoding: bytes, as: UTF8.self))
+            _ = m.toJSON()
+        }
+    }
+
     // MARK: corpus
 
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")

@@ -89,9 +89,15 @@ final class ToolTests: XCTestCase {
         XCTAssertTrue(r.out.contains("Epoch 2/2"), "no progress in \(r.out)")
         let accuracy = r.out.split(separator: "\n").first { $0.contains("held-out accuracy") }
         XCTAssertNotNil(accuracy, r.out)
-        for f in ["history.svg", "model.svg", "model.dot", "weights.npz"] {
+        for f in ["history.svg", "model.svg", "model.dot", "weights.npz", "model.keras", "model.weights.h5", "model.h5"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), "keras-demo did not write \(f)")
         }
+        // The trained model comes back from each file with the same predictions.
+        let trained = try loadModel(from: out + "/model.keras")
+        let fromH5 = try loadModel(from: out + "/model.h5")
+        let probe = try Tensor([Float](repeating: 0.25, count: 64), shape: [1, 8, 8, 1])
+        XCTAssertEqual(try trained.predict(probe).floats, try fromH5.predict(probe).floats)
+        XCTAssertEqual(trained.optimizer.map { type(of: $0).kerasClassName }, "Adam", "saved compiled")
         let svg = try String(contentsOfFile: out + "/history.svg", encoding: .utf8)
         XCTAssertTrue(svg.contains(">validation<") && svg.contains(">accuracy<"), svg)
     }
@@ -219,7 +225,8 @@ final class ToolTests: XCTestCase {
         let ok = try run("keras-demo", ["--model", "mlp", "--epochs", "1", "--out", out])
         XCTAssertEqual(ok.status, 0, ok.err)
         let names = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
-        XCTAssertEqual(names, ["history.svg", "model.dot", "model.svg", "weights.npz"], "no staging or probe files are left behind")
+        XCTAssertEqual(names, ["history.svg", "model.dot", "model.h5", "model.keras", "model.svg", "model.weights.h5", "weights.npz"],
+                       "no staging or probe files are left behind")
     }
 
     func testConformanceRunnerHostileCases() throws {

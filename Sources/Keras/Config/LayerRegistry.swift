@@ -35,6 +35,12 @@ public enum LayerRegistry {
     /// Registers a custom layer type under its Keras class name.
     public static func register(_ type: Layer.Type, as name: String? = nil) { types[name ?? type.kerasClassName] = type }
 
+    /// Every registered class name (Keras 2 aliases included), sorted.
+    public static var classNames: [String] { types.keys.sorted() }
+
+    /// The registered classes, each once under its own Keras class name.
+    public static var canonicalClassNames: [String] { types.filter { $0.key == $0.value.kerasClassName }.keys.sorted() }
+
     /// A layer from a serialized object ({"class_name", "config", ...}).
     public static func deserialize(_ json: JSON) throws -> Layer {
         guard let cls = json["class_name"]?.stringValue else {

@@ -305,7 +305,8 @@ public final class Sequential: Model {
     }
 
     public override class func from(config c: JSON) throws -> Layer {
-        guard let list = c["layers"]?.arrayValue else { throw KerasError("Sequential config needs layers") }
+        // Keras <= 2.1 wrote a Sequential's config as the bare list of its layers.
+        guard let list = c.arrayValue ?? c["layers"]?.arrayValue else { throw KerasError("Sequential config needs layers") }
         let m = try Sequential(name: c["name"]?.stringValue)
         for j in list { try m.add(try LayerRegistry.deserialize(j)) }
         return m

@@ -20,6 +20,18 @@ public func modelFromJSON(_ text: String, customObjects: [String: Layer.Type] = 
     return model
 }
 
+/// A model from YAML (`toYAML()` output, or Keras 2's `model.to_yaml()`):
+/// the same objects as the JSON path, in the YAML subset `YAML` reads.
+public func modelFromYAML(_ text: String, customObjects: [String: Layer.Type] = [:], compile: Bool = true) throws -> Model {
+    try modelFromJSON(YAML.parse(text).serialized(), customObjects: customObjects, compile: compile)
+}
+
+extension Model {
+    /// The model's architecture (and compile arguments) as YAML: the object
+    /// `toJSON()` writes, which `modelFromYAML` reads back.
+    public func toYAML() -> String { YAML.emit(kerasSerialized) }
+}
+
 /// A model saved by Keras (or this library): a `.keras` archive (config and
 /// weights) or a legacy whole-model `.h5` (`model_config` and
 /// `model_weights`), told apart by their bytes. The weights are checked

@@ -34,7 +34,9 @@ extension Layer {
 
 /// Saves the model's weights after every epoch (or only when `monitor`
 /// improves) to `filepath`, where `{epoch}`, `{epoch:02d}` and `{name:.4f}`
-/// are filled in. Files are written through a temporary and a rename.
+/// are filled in: the weights (`saveWeightsOnly`, any format saveWeights(to:)
+/// writes) or the whole model (.keras or .h5). Files are written through a
+/// temporary and a rename.
 public final class ModelCheckpoint: Callback {
     public let filepath: String, monitor: String, verbose: Int, saveBestOnly: Bool, saveWeightsOnly: Bool
     let mode: MonitorMode
@@ -42,8 +44,11 @@ public final class ModelCheckpoint: Callback {
 
     public init(_ filepath: String, monitor: String = "val_loss", verbose: Int = 0, saveBestOnly: Bool = false,
                 saveWeightsOnly: Bool = true, mode: String = "auto") throws {
-        guard saveWeightsOnly else {
-            throw KerasError("ModelCheckpoint: saving whole models (.keras) is not supported yet; use saveWeightsOnly: true with a .npz path")
+        if !saveWeightsOnly && !(filepath.hasSuffix(".keras") || filepath.hasSuffix(".h5")) {
+            throw KerasError("ModelCheckpoint: a whole model is saved as .keras or .h5, got '\(filepath)' (or pass saveWeightsOnly: true)")
+        }
+        if saveWeightsOnly && !(filepath.hasSuffix(".weights.h5") || filepath.hasSuffix(".h5") || filepath.hasSuffix(".npz")) {
+            throw KerasError("ModelCheckpoint: weights are saved as .weights.h5, .h5 or .npz, got '\(filepath)'")
         }
         self.filepath = filepath; self.monitor = monitor; self.verbose = verbose
         self.saveBestOnly = saveBestOnly; self.saveWeightsOnly = saveWeightsOnly
@@ -59,7 +64,7 @@ public final class ModelCheckpoint: Callback {
             if verbose > 0 { print("\nEpoch \(epoch + 1): \(monitor) improved from \(best) to \(current), saving model to \(path(epoch, logs))") }
             best = current
         }
-        try model.saveWeights(path(epoch, logs))
+        if saveWeightsOnly { try model.saveWeights(to: path(epoch, logs)) } else { try model.save(to: path(epoch, logs)) }
     }
 
     /// The file name for this epoch (epochs count from 1, as Keras prints them).
