@@ -103,11 +103,77 @@ final class KerasFileTests: XCTestCase {
         let eof = (0..<8).reduce(0) { $0 | Int(bytes[40 + $1]) << (8 * $1) }
         XCTAssertEqual(eof, bytes.count, "end-of-file address")
         let f = try HDF5File(bytes: bytes, name: path)
+        XCTAssertEqual(try f.structuralProblems(), [], path)
         func walk(_ o: HDF5Object) throws {
             _ = try o.attributes()
             if o.isDataset { _ = try o.read(); return }
             for n in try o.childNames() { try walk(try o.child(n)) }
         }
         try walk(try f.root())
+    }
+}
+
+/// Groups larger than one symbol node (8 links) and than one B-tree node
+/// (32 symbol nodes): 300 layers, written, checked and read back; h5py's
+/// own files pass the same structural checks.
+final class LargeGroupTests: XCTestCase {
+    func testThreeHundredLayers() throws {
+        Naming.reset()
+        var layers: [Layer] = [Dense(2, inputShape: [2])]
+        for _ in 0..<299 { layers.append(Dense(2)) }
+        let m = try Sequential(layers, name: "deep")
+        let export = ProcessInfo.processInfo.environment["KERAS_EXPORT_DIR"]
+        let path = export.map { $0 + "/deep.weights.h5" } ?? NSTemporaryDirectory() + "keras-\(UUID().uuidString).weights.h5"
+        defer { if export == nil { try? FileManager.default.removeItem(atPath: path) } }
+        try m.saveWeights(to: path)
+        let f = try HDF5File(bytes: try XCTUnwrap(readBinaryFile(path)), name: path)
+        XCTAssertEqual(try f.structuralProblems(), [])
+        XCTAssertEqual(try f.object(at: "layers").childNames().count, 300)
+        let before = m.getWeights().map(\.floats)
+        for w in m.weights { try w.assign(try Tensor(zeros: w.type)) }
+        try m.loadWeights(from: path)
+        XCTAssertEqual(m.getWeights().map(\.floats), before)
+    }
+
+    func testH5pyFilesPassTheStructuralChecks() throws {
+        for model in ["mlp_sgd_cce", "cnn_bn_adam_bce", "embedding_lstm_sgd_mse"] {
+            for file in ["model.weights.h5", "model.legacy.h5"] {
+                let path = "\(ConformanceTests.root)/models/\(model)/\(file)"
+                let f = try HDF5File(bytes: try XCTUnwrap(readBinaryFile(path)), name: path)
+                XCTAssertEqual(try f.structuralProblems(), [], path)
+            }
+        }
+    }
+}
+
+/// Legacy .h5 loading by name and with shape mismatches skipped.
+final class LegacyWeightsLoadingTests: XCTestCase {
+    func testByNameAndSkipMismatch() throws {
+        let path = NSTemporaryDirectory() + "keras-\(UUID().uuidString).h5"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        Naming.reset()
+        let source = try Sequential([Dense(3, inputShape: [4], name: "a"), Dense(2, name: "b"), Dense(1, name: "c")], name: "s")
+        try source.saveWeights(to: path)
+        // By name: only the layers whose names match load; the others keep their weights.
+        let target = try Sequential([Dense(3, inputShape: [4], name: "a"), Dense(2, name: "x"), Dense(2, name: "b2")], name: "t")
+        let kept = target.layers[1].getWeights().map(\.floats)
+        try target.loadWeights(from: path, byName: true)
+        XCTAssertEqual(target.layers[0].getWeights().map(\.floats), source.layers[0].getWeights().map(\.floats))
+        XCTAssertEqual(target.layers[1].getWeights().map(\.floats), kept)
+        // By order, the shapes of the third layer differ: an error listing it, and nothing loaded...
+        let before = target.getWeights().map(\.floats)
+        XCTAssertThrowsError(try target.loadWeights(from: path)) { e in
+            XCTAssertTrue("\(e)".contains("c/c/kernel has shape (2, 1), b2/kernel is (2, 2)"), "\(e)")
+        }
+        XCTAssertEqual(target.getWeights().map(\.floats), before)
+        // ...unless mismatches are skipped: the first two load, the third keeps its weights.
+        try target.loadWeights(from: path, skipMismatch: true)
+        XCTAssertEqual(target.layers[1].getWeights().map(\.floats), source.layers[1].getWeights().map(\.floats))
+        XCTAssertEqual(target.layers[2].getWeights().map(\.floats), Array(before[4...]))
+        // by_name is a legacy-format option, as in Keras.
+        let k3 = NSTemporaryDirectory() + "keras-\(UUID().uuidString).weights.h5"
+        defer { try? FileManager.default.removeItem(atPath: k3) }
+        try source.saveWeights(to: k3)
+        XCTAssertThrowsError(try source.loadWeights(from: k3, byName: true)) { e in XCTAssertTrue("\(e)".contains("by_name"), "\(e)") }
     }
 }

@@ -115,13 +115,13 @@ public enum HDF5Writer {
         w.bytes += Array("HEAP".utf8) + [0, 0, 0, 0] + le(UInt64(heapData.count), 8) + le(1, 8)
             + le(UInt64(heapAddress + heapHeaderSize), 8)
         w.bytes += heapData
-        // Symbol nodes of up to 8 entries (2 x leaf K), as many as needed.
+        // Symbol nodes of up to 8 entries (2 x leaf K), as many as needed (none for an empty group).
         var leaves: [(address: Int, lastName: Int)] = []
         var i = 0
-        repeat {
+        while i < entries.count {
             let chunk = Array(entries.indices[i..<min(i + 8, entries.count)])
             w.align8()
-            leaves.append((w.bytes.count, chunk.last.map { nameOffsets[$0] } ?? 0))
+            leaves.append((w.bytes.count, nameOffsets[chunk.last!]))
             w.bytes += Array("SNOD".utf8) + [1, 0] + le(UInt64(chunk.count), 2)
             for k in 0..<8 {
                 if k < chunk.count {
@@ -134,8 +134,8 @@ public enum HDF5Writer {
                 }
             }
             i += 8
-        } while i < entries.count
-        // B-tree levels of up to 32 children (2 x internal K) until one root.
+        }
+        // B-tree levels of up to 32 children (2 x internal K) until one root; an empty group's root has none, as h5py writes it.
         var level = 0
         var nodes = leaves
         repeat {
@@ -144,7 +144,7 @@ public enum HDF5Writer {
             repeat {
                 let chunk = Array(nodes[j..<min(j + 32, nodes.count)])
                 w.align8()
-                parents.append((w.bytes.count, chunk.last!.lastName))
+                parents.append((w.bytes.count, chunk.last?.lastName ?? 0))
                 w.bytes += Array("TREE".utf8) + [0, UInt8(level)] + le(UInt64(chunk.count), 2) + le(undefined, 8) + le(undefined, 8)
                 w.bytes += le(0, 8)  // key 0: the empty name
                 for c in chunk { w.bytes += le(UInt64(c.address), 8) + le(UInt64(c.lastName), 8) }
