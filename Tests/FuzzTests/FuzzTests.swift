@@ -182,7 +182,10 @@ final class FuzzTests: XCTestCase {
                 corpus.append(Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("conformance/models/\(model)/\(file)"))))
             }
         }
-        try fuzz("hdf5", corpus: corpus, dictionary: ["TREE", "SNOD", "HEAP", "GCOL", "OHDR", "\u{1}\u{0}", "\u{10}\u{0}", "\u{11}\u{0}"]) { bytes in
+        for file in ["h5py_track_order.h5", "h5py_libver_latest.h5"] {
+            corpus.append(Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("keras-files/" + file))))
+        }
+        try fuzz("hdf5", corpus: corpus, dictionary: ["TREE", "SNOD", "HEAP", "GCOL", "OHDR", "OCHK", "\u{1}\u{0}", "\u{10}\u{0}", "\u{11}\u{0}"]) { bytes in
             let f = try HDF5File(bytes: bytes, name: "fuzz.h5")
             var visited = 0
             func walk(_ o: HDF5Object, depth: Int) throws {
@@ -226,6 +229,21 @@ final class FuzzTests: XCTestCase {
             Naming.reset()
             let m = try modelFromJSON(String(decoding: bytes, as: UTF8.self))
             _ = m.toJSON()
+        }
+    }
+
+    /// The YAML parser over PyYAML's output for the model fixtures, then
+    /// modelFromYAML on what parses.
+    func testFuzzYAML() throws {
+        _ = try budget()
+        let corpus = try ["mlp_sgd_cce", "cnn_bn_adam_bce", "embedding_lstm_sgd_mse"].map {
+            Array(try Data(contentsOf: Self.fixtures.appendingPathComponent("yaml/\($0).yaml")))
+        }
+        try fuzz("yaml", corpus: corpus, dictionary: ["- ", ": ", "\n", "  ", "[", "]", "{", "}", "'", "\"", "null", "~", "#", "---", "&a", "*a", "|", ".inf"]) { bytes in
+            let v = try YAML.parse(String(decoding: bytes, as: UTF8.self))
+            _ = YAML.emit(v)
+            Naming.reset()
+            _ = try modelFromYAML(String(decoding: bytes, as: UTF8.self))
         }
     }
 

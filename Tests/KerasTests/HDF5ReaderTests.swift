@@ -57,4 +57,18 @@ final class HDF5ReaderTests: XCTestCase {
             }
         }
     }
+
+    /// What h5py writes with track_order or libver="latest": version-2 object
+    /// headers, link messages, superblock v3.
+    func testNewStyleFiles() throws {
+        for name in ["h5py_track_order.h5", "h5py_libver_latest.h5"] {
+            let path = ConformanceTests.root + "/../keras-files/" + name
+            let f = try HDF5File(bytes: try XCTUnwrap(readBinaryFile(path)), name: path)
+            XCTAssertEqual(try f.root().childNames(), ["layers"], name)
+            let x = try f.object(at: "layers/x").floats()
+            XCTAssertEqual(x.shape, [2, 3], name)
+            XCTAssertEqual(x.values, [0, 1, 2, 3, 4, 5], name)
+            if name.contains("track") { XCTAssertEqual(try f.object(at: "layers").stringAttribute("name"), ["hello"]) }
+        }
+    }
 }

@@ -177,3 +177,42 @@ final class LegacyWeightsLoadingTests: XCTestCase {
         XCTAssertThrowsError(try source.loadWeights(from: k3, byName: true)) { e in XCTAssertTrue("\(e)".contains("by_name"), "\(e)") }
     }
 }
+
+/// Other tools' variants of the same files.
+final class KerasFileVariantTests: XCTestCase {
+    /// A .keras archive re-zipped with DEFLATE (as other zip tools write it) loads the same.
+    func testDeflatedArchive() throws {
+        let path = ConformanceTests.root + "/../keras-files/mlp_deflated.keras"
+        let bytes = try XCTUnwrap(readBinaryFile(path))
+        XCTAssertEqual(bytes[8], 8, "the first entry is DEFLATED")
+        Naming.reset()
+        let a = try loadModel(from: path)
+        Naming.reset()
+        let b = try loadModel(from: ConformanceTests.root + "/models/mlp_sgd_cce/model.keras")
+        XCTAssertEqual(a.getWeights().map(\.floats), b.getWeights().map(\.floats))
+    }
+
+    /// Keras <= 2.1 wrote a Sequential's config as the bare list of its layers.
+    func testKeras21SequentialConfig() throws {
+        Naming.reset()
+        let m = try modelFromJSON(#"{"class_name": "Sequential", "config": [{"class_name": "Dense", "config": {"name": "d", "units": 3, "batch_input_shape": [null, 2]}}, {"class_name": "Dense", "config": {"name": "e", "units": 1}}]}"#)
+        XCTAssertEqual(m.layers.map(\.name), ["d", "e"])
+        XCTAssertEqual(try m.predict(try Tensor([1, 2], shape: [1, 2])).shape, [1, 1])
+    }
+
+    /// ModelCheckpoint saves the whole model each epoch when asked.
+    func testCheckpointSavesWholeModels() throws {
+        Naming.reset()
+        let m = try Sequential([Dense(2, inputShape: [3])], name: "ck")
+        try m.compile(optimizer: Adam(learningRate: 0.01), loss: "mse")
+        let dir = NSTemporaryDirectory() + "keras-ck-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let x = try Tensor((0..<12).map { Float($0) / 12 }, shape: [4, 3]), y = try Tensor(zeros: .f32([4, 2]))
+        _ = try m.fit(x, y, epochs: 2, verbose: 0, callbacks: [try ModelCheckpoint(dir + "/m-{epoch:02d}.keras", monitor: "loss", saveWeightsOnly: false)])
+        let r = try loadModel(from: dir + "/m-02.keras")
+        XCTAssertEqual(r.getWeights().map(\.floats), m.getWeights().map(\.floats))
+        XCTAssertEqual(r.optimizer?.iterations, 2)
+        XCTAssertThrowsError(try ModelCheckpoint(dir + "/m.npz", saveWeightsOnly: false)) { e in XCTAssertTrue("\(e)".contains(".keras or .h5"), "\(e)") }
+    }
+}

@@ -19,13 +19,12 @@ public struct HDF5Object {
         self.file = file
         self.path = path
         var c = try file.cursor(at: address, object: path)
-        let version = try c.u8()
-        guard version == 1 else {
-            if address + 4 <= file.bytes.count, Array(file.bytes[address..<address + 4]) == Array("OHDR".utf8) {
-                throw c.fail("uses a version-2 object header, which this reader does not support (Keras writes version 1)")
-            }
-            throw c.fail("object header version \(version) is not supported")
+        if address + 4 <= file.bytes.count, Array(file.bytes[address..<address + 4]) == Array("OHDR".utf8) {
+            messages = try HDF5Object.version2Messages(file, address, path)
+            return
         }
+        let version = try c.u8()
+        guard version == 1 else { throw c.fail("object header version \(version) is not supported") }
         c.skip(1)
         let count = try c.u16()
         c.skip(4)
@@ -61,6 +60,48 @@ public struct HDF5Object {
         messages = found
     }
 
+    /// A version-2 header ("OHDR", then "OCHK" continuation chunks), each
+    /// chunk ending in a checksum; messages have a one-byte type.
+    static func version2Messages(_ file: HDF5File, _ address: Int, _ path: String) throws -> [(type: Int, body: Range<Int>)] {
+        var c = try file.cursor(at: address, object: path)
+        try c.signature("OHDR")
+        guard try c.u8() == 2 else { throw c.fail("version-2 object header with another version number") }
+        let flags = try c.u8()
+        if flags & 0x20 != 0 { c.skip(16) }  // access, modification, change, birth times
+        if flags & 0x10 != 0 { c.skip(4) }   // attribute storage phase change values
+        let chunkSize = Int(try c.uint(1 << (flags & 3)))
+        let orderTracked = flags & 0x4 != 0
+        var found: [(Int, Range<Int>)] = []
+        var chunks = [(c.position, chunkSize)]
+        var visited: Set<Int> = [address]
+        while let (start, length) = chunks.first {
+            chunks.removeFirst()
+            guard start >= 0, length >= 0, start <= file.bytes.count - length - 4 else {
+                throw c.fail("a header chunk of \(length) bytes at \(start) runs past the end of the file")
+            }
+            var m = try file.cursor(at: start, object: path)
+            let prefix = 4 + (orderTracked ? 2 : 0)
+            while m.position + prefix <= start + length {
+                let type = try m.u8(), bodySize = try m.u16()
+                m.skip(1 + (orderTracked ? 2 : 0))
+                let body = m.position ..< m.position + bodySize
+                guard body.upperBound <= start + length else { throw m.fail("message of type \(type) (\(bodySize) bytes) overruns its header chunk") }
+                if type != 0 { found.append((type, body)) }
+                if found.count > HDF5Object.maxMessages { throw m.fail("more than \(HDF5Object.maxMessages) header messages") }
+                if type == Message.continuation {
+                    var cc = try file.cursor(at: body.lowerBound, object: path)
+                    let next = try cc.offset(), nextLength = try cc.length()
+                    guard visited.insert(next).inserted else { throw m.fail("its header continuation chain loops back to byte \(next)") }
+                    var sig = try file.cursor(at: next, object: path)
+                    try sig.signature("OCHK")
+                    chunks.append((next + 4, nextLength - 8))
+                }
+                m.position = body.upperBound
+            }
+        }
+        return found
+    }
+
     func message(_ type: Int) -> Range<Int>? { messages.first { $0.type == type }?.body }
 
     public var isGroup: Bool { message(Message.symbolTable) != nil || message(Message.link) != nil || message(Message.linkInfo) != nil }
@@ -79,10 +120,12 @@ public struct HDF5Object {
             try walkGroupTree(btree, names, &out, &visited, depth: 0)
             return out
         }
-        if message(Message.linkInfo) != nil, message(Message.link) == nil {
-            var c = try file.cursor(at: message(Message.linkInfo)!.lowerBound, object: path)
-            c.skip(2 + 0)
-            throw c.fail("stores its links densely (fractal heap), which this reader does not support")
+        if let info = message(Message.linkInfo) {
+            // Dense storage puts the links in a fractal heap; compact storage (undefined heap address) in link messages.
+            var c = try file.cursor(at: info.lowerBound, object: path)
+            c.skip(1)
+            if try c.u8() & 1 != 0 { c.skip(8) }
+            if try c.offset() != -1 { throw c.fail("stores its links densely (fractal heap), which this reader does not support") }
         }
         var out: [String: Int] = [:]
         for (type, body) in messages where type == Message.link {

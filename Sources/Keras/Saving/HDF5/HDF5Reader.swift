@@ -1,11 +1,12 @@
 /// A read-only view of an HDF5 file in the dialect Keras and h5py write by
 /// default (Tests/Fixtures/conformance/FORMATS.md): superblock v0/v1,
 /// version-1 object headers with continuation chunks, symbol-table groups
-/// (v1 B-tree, symbol nodes, local heap) and, on read, link messages of
-/// new-style compact groups; contiguous and compact datasets of floats,
+/// (v1 B-tree, symbol nodes, local heap); and what h5py writes with
+/// `track_order` or `libver="latest"`: superblock v2/v3, version-2 object
+/// headers, link messages of compact new-style groups; contiguous and compact datasets of floats,
 /// integers and booleans; attributes, with variable-length strings from the
-/// global heap. Anything else (chunked or filtered data, dense link storage,
-/// version-2 object headers) is an error naming the feature and the object.
+/// global heap. Anything else (chunked or filtered data, dense link storage)
+/// is an error naming the feature and the object.
 /// Every address and size is checked against the file before it is followed,
 /// and every walk (continuation chains, B-trees) refuses to revisit a node.
 public struct HDF5File {
@@ -25,7 +26,25 @@ public struct HDF5File {
         }
         var r = HDF5Cursor(bytes: bytes, at: 8, file: name, object: "superblock")
         let version = try r.u8()
-        guard version <= 1 else { throw KerasError("\(name): superblock version \(version) is not supported (this reader handles versions 0 and 1, which Keras writes)") }
+        if version == 2 || version == 3 {
+            // h5py's libver="latest" files: sizes, flags, then four addresses and a checksum.
+            offsetSize = try r.u8()
+            lengthSize = try r.u8()
+            guard [4, 8].contains(offsetSize), [4, 8].contains(lengthSize) else {
+                throw KerasError("\(name): superblock declares \(offsetSize)-byte offsets and \(lengthSize)-byte lengths; only 4 and 8 are valid")
+            }
+            r.skip(1)
+            r.offsetSize = offsetSize; r.lengthSize = lengthSize
+            _ = try r.offset()  // base address
+            _ = try r.offset()  // superblock extension
+            let eof = try r.offset()
+            guard eof <= bytes.count else {
+                throw KerasError("\(name): truncated: the superblock says the file ends at byte \(eof), it has \(bytes.count) bytes")
+            }
+            rootAddress = try r.offset()
+            return
+        }
+        guard version <= 1 else { throw KerasError("\(name): superblock version \(version) is not supported (versions 0 to 3 are read)") }
         r.skip(4)
         offsetSize = try r.u8()
         lengthSize = try r.u8()
