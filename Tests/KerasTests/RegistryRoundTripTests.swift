@@ -113,3 +113,48 @@ final class RegistryRoundTripTests: XCTestCase {
         }
     }
 }
+
+/// The other objects configs hold: each kind's serialized form, written as
+/// JSON text and read back, gives the same serialized form.
+final class ConfigObjectRoundTripTests: XCTestCase {
+    func roundTrip(_ j: JSON) throws -> JSON { try JSON.parse(j.serialized()) }
+
+    func testInitializersRegularizersConstraintsOptimizersLosses() throws {
+        let initializers: [Initializer] = [Zeros(), Ones(), Constant(value: 0.5), RandomUniform(minval: -1, maxval: 2, seed: 3),
+                                           RandomNormal(mean: 1, stddev: 0.5, seed: 4), TruncatedNormal(mean: 0, stddev: 2, seed: 5),
+                                           GlorotUniform(seed: 1), GlorotNormal(), HeUniform(), HeNormal(), LecunUniform(), LecunNormal(),
+                                           Orthogonal(gain: 2, seed: 6), Identity(gain: 3),
+                                           try VarianceScaling(scale: 2, mode: "fan_out", distribution: "uniform", seed: 7)]
+        for i in initializers {
+            let s = Initializers.serialize(i)
+            XCTAssertEqual(Initializers.serialize(try Initializers.get(try roundTrip(s))).serialized(), s.serialized(), "\(s.serialized())")
+        }
+        let regularizers: [Regularizer] = [L1(l1: 0.1), L2(l2: 0.2), L1L2(l1: 0.3, l2: 0.4)]
+        for r in regularizers {
+            XCTAssertEqual(try Regularizers.get(try roundTrip(r.serialized))?.serialized.serialized(), r.serialized.serialized())
+        }
+        let constraints: [Constraint] = [MaxNorm(maxValue: 3, axis: [0]), NonNeg(), UnitNorm(axis: [1]), MinMaxNorm(minValue: 0.5, maxValue: 2, rate: 0.9, axis: [0])]
+        for c in constraints {
+            XCTAssertEqual(try Constraints.get(try roundTrip(c.serialized))?.serialized.serialized(), c.serialized.serialized())
+        }
+        let optimizers: [Optimizer] = [SGD(learningRate: 0.1, momentum: 0.9, nesterov: true), RMSprop(learningRate: 0.01, rho: 0.8, centered: true),
+                                       Adagrad(learningRate: 0.2), Adadelta(learningRate: 0.3, rho: 0.9), Adam(learningRate: 0.004, beta1: 0.8, amsgrad: true),
+                                       Adamax(learningRate: 0.005), Nadam(learningRate: 0.006)]
+        for o in optimizers {
+            let s: JSON = ["class_name": .string(type(of: o).kerasClassName), "config": o.config]
+            let back = try Optimizers.get(try roundTrip(s))
+            XCTAssertEqual(back.config.serialized(), o.config.serialized(), type(of: o).kerasClassName)
+        }
+        // Losses and metrics through a model's compile config.
+        Naming.reset()
+        let m = try Sequential([Dense(2, inputShape: [3])], name: "c")
+        for loss in ["mse", "mae", "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "hinge", "huber", "poisson"] {
+            try m.compile(optimizer: "sgd", loss: loss, metrics: ["accuracy", "mae"])
+            let back = try modelFromJSON(m.toJSON())
+            XCTAssertEqual(back.toJSON(), m.toJSON(), loss)
+        }
+        try m.compile(optimizer: "adam", loss: try Loss.get("binary_crossentropy", fromLogits: true))
+        let back = try modelFromJSON(m.toJSON())
+        XCTAssertEqual(back.toJSON(), m.toJSON(), "a loss with from_logits keeps it")
+    }
+}
