@@ -77,6 +77,43 @@ def main(export, fixtures):
             except Exception as e:  # report and go on
                 failures += 1
                 print(f"FAIL {case}{suffix}: {type(e).__name__}: {e}")
+    failures += check_zoo(export)
+    return failures
+
+
+def check_zoo(export):
+    """The nested model (NestedModelFileTests): two inputs and outputs, a shared
+    layer, a nested Sequential, Bidirectional(LSTM), TimeDistributed, GRU,
+    BatchNormalization; every file, against the predictions written beside it."""
+    json_path = os.path.join(export, "zoo.json")
+    if not os.path.exists(json_path):
+        return 0
+    x = [np.fromfile(os.path.join(export, "zoo.input0.f32"), dtype=np.float32).reshape(6, 5, 3),
+         np.fromfile(os.path.join(export, "zoo.input1.f32"), dtype=np.float32).reshape(6, 4)]
+    want = [np.fromfile(os.path.join(export, "zoo.output0.f32"), dtype=np.float32).reshape(6, 1),
+            np.fromfile(os.path.join(export, "zoo.output1.f32"), dtype=np.float32).reshape(6, 3)]
+    failures = 0
+    for suffix in [".keras", ".model.h5", ".weights.h5", ".h5"]:
+        path = os.path.join(export, "zoo" + suffix)
+        try:
+            if suffix in (".keras", ".model.h5"):
+                model = keras.models.load_model(path)
+            else:
+                model = keras.models.model_from_json(open(json_path).read())
+                if suffix == ".h5":
+                    from keras.src.legacy.saving import legacy_h5_format
+                    with h5py.File(path, "r") as f:
+                        legacy_h5_format.load_weights_from_hdf5_group(f, model)
+                else:
+                    model.load_weights(path)
+            got = model.predict(x, verbose=0)
+            err = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
+            ok = err <= 1e-4
+            failures += not ok
+            print(f"{'ok' if ok else 'FAIL'} zoo{suffix}: max abs error {err:.3g}")
+        except Exception as e:
+            failures += 1
+            print(f"FAIL zoo{suffix}: {type(e).__name__}: {e}")
     return failures
 
 

@@ -210,7 +210,14 @@ final class FuzzTests: XCTestCase {
         }
         let path = NSTemporaryDirectory() + "keras-fuzz-archive-\(ProcessInfo.processInfo.processIdentifier).keras"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try fuzz("keras-archive", corpus: corpus, dictionary: ["PK\u{3}\u{4}", "PK\u{1}\u{2}", "PK\u{5}\u{6}", "config.json", "model.weights.h5",
+        // Half the mutants change one entry and zip it again with a correct CRC, reaching the JSON and HDF5 readers inside.
+        let rezip: (inout Mutator, [UInt8]) -> [UInt8]? = { m, archive in
+            guard var entries = try? ZipArchive.read(archive, name: "fuzz", kind: "keras"), !entries.isEmpty else { return nil }
+            let k = m.below(entries.count)
+            entries[k].1 = m.mutate(entries[k].1, corpus: [entries[k].1])
+            return try? ZipArchive.write(entries, kind: "keras")
+        }
+        try fuzz("keras-archive", corpus: corpus, structured: rezip, dictionary: ["PK\u{3}\u{4}", "PK\u{1}\u{2}", "PK\u{5}\u{6}", "config.json", "model.weights.h5",
                                                             "\"class_name\"", "\"layers\"", "TREE", "SNOD", "HEAP"]) { bytes in
             FileManager.default.createFile(atPath: path, contents: Data(bytes))
             Naming.reset()

@@ -216,3 +216,67 @@ final class KerasFileVariantTests: XCTestCase {
         XCTAssertThrowsError(try ModelCheckpoint(dir + "/m.npz", saveWeightsOnly: false)) { e in XCTAssertTrue("\(e)".contains(".keras or .h5"), "\(e)") }
     }
 }
+
+/// A model with every kind of nesting Keras's files have: two inputs, a
+/// shared layer, a nested Sequential, Bidirectional(LSTM) (forward_layer and
+/// backward_layer cells), TimeDistributed, GRU, BatchNormalization, two
+/// outputs. Saved and loaded here in every format; with KERAS_EXPORT_DIR set
+/// the .keras file and the expected predictions are left for
+/// docs/check_keras_files.py, which loads them with Keras.
+final class NestedModelFileTests: XCTestCase {
+    func testNestedModelInEveryFormat() throws {
+        Naming.reset()
+        RandomSeed.set(9)
+        let seq = Input(shape: [5, 3], name: "seq"), side = Input(shape: [4], name: "side")
+        let bi = try Bidirectional(LSTM(4, returnSequences: true))(seq)
+        let td = try TimeDistributed(Dense(3))(bi)
+        let g = try GRU(4)(td)
+        let shared = Dense(2, name: "shared")
+        let inner = try Sequential([Dense(4, activation: "relu", inputShape: [4]), BatchNormalization()], name: "inner")
+        let s1 = try shared(try inner(side)), s2 = try shared(g)
+        let merged = try Concatenate()([s1, s2])
+        let out1 = try Dense(1, name: "out1")(merged), out2 = try Dense(3, activation: "softmax", name: "out2")(s2)
+        let model = try Model(inputs: [seq, side], outputs: [out1, out2], name: "zoo")
+        try model.compile(optimizer: Adam(learningRate: 0.01), loss: ["mse", "categorical_crossentropy"])
+        var rng = SplitMix64(seed: 3)
+        let xs = [try Tensor((0..<(6 * 15)).map { _ in rng.uniform(-1, 1) }, shape: [6, 5, 3]), try Tensor((0..<24).map { _ in rng.uniform(-1, 1) }, shape: [6, 4])]
+        let ys = [try Tensor(zeros: .f32([6, 1])), try Tensor([Float](repeating: 1.0 / 3, count: 18), shape: [6, 3])]
+        _ = try model.trainOnBatch(x: xs, y: ys)
+        let want = try model.predict(xs).map(\.floats)
+        let export = ProcessInfo.processInfo.environment["KERAS_EXPORT_DIR"]
+        for suffix in [".keras", ".model.h5", ".weights.h5", ".h5"] {
+            let path = export.map { "\($0)/zoo\(suffix)" } ?? NSTemporaryDirectory() + "keras-\(UUID().uuidString)\(suffix)"
+            defer { if export == nil { try? FileManager.default.removeItem(atPath: path) } }
+            let loaded: Model
+            Naming.reset()
+            if suffix == ".keras" || suffix == ".model.h5" {
+                try model.save(to: path)
+                loaded = try loadModel(from: path)
+            } else {
+                try model.saveWeights(to: path)
+                loaded = try modelFromJSON(model.toJSON())
+                try loaded.loadWeights(from: path)
+            }
+            XCTAssertEqual(try loaded.predict(xs).map(\.floats), want, "zoo\(suffix)")
+            let fileBytes = try XCTUnwrap(readBinaryFile(path))
+            let h5 = suffix == ".keras" ? try ZipArchive.read(fileBytes, name: path, kind: "keras").first { $0.0 == "model.weights.h5" }?.1 : fileBytes
+            XCTAssertEqual(try HDF5File(bytes: try XCTUnwrap(h5), name: path).structuralProblems(), [], "zoo\(suffix)")
+        }
+        if let dir = export {
+            for (k, x) in xs.enumerated() { try writeFileAtomically("\(dir)/zoo.input\(k).f32", x.floats.flatMap { f in (0..<4).map { UInt8(truncatingIfNeeded: f.bitPattern >> (8 * $0)) } }) }
+            for (k, w) in want.enumerated() { try writeFileAtomically("\(dir)/zoo.output\(k).f32", w.flatMap { f in (0..<4).map { UInt8(truncatingIfNeeded: f.bitPattern >> (8 * $0)) } }) }
+            try writeFileAtomically("\(dir)/zoo.json", model.toJSON())
+        }
+        // The keys Keras gives the nested groups.
+        let keysPath = NSTemporaryDirectory() + "keras-\(UUID().uuidString).keras"
+        defer { try? FileManager.default.removeItem(atPath: keysPath) }
+        try model.save(to: keysPath)
+        let entries = try ZipArchive.read(try XCTUnwrap(readBinaryFile(keysPath)), name: keysPath, kind: "keras")
+        let f = try HDF5File(bytes: try XCTUnwrap(entries.first { $0.0 == "model.weights.h5" }?.1), name: keysPath)
+        for path in ["layers/bidirectional/forward_layer/cell/vars/0", "layers/bidirectional/backward_layer/cell/vars/2",
+                     "layers/time_distributed/layer/vars/1", "layers/gru/cell/vars/2", "layers/sequential/layers/batch_normalization/vars/3",
+                     "optimizer/vars/0"] {
+            XCTAssertTrue(try f.objectIfPresent(at: path)?.isDataset ?? false, path)
+        }
+    }
+}

@@ -7,7 +7,7 @@ struct FunctionalGraph {
     let outputs: [KerasTensor]
     /// Layer calls in execution order (input layers excluded).
     let nodes: [LayerNode]
-    /// Every distinct layer, in first-call order, inputs' layers first.
+    /// Every distinct layer, in Keras's order (kerasLayerOrder).
     let layers: [Layer]
 
     init(inputs: [KerasTensor], outputs: [KerasTensor]) throws {
@@ -32,12 +32,52 @@ struct FunctionalGraph {
         }
         for o in outputs { try visit(o) }
         nodes = order
-        var seen = Set<ObjectIdentifier>()
-        var layers: [Layer] = []
-        for l in inputs.map(\.node.layer) + order.map(\.layer) where seen.insert(ObjectIdentifier(l)).inserted {
-            layers.append(l)
+        layers = FunctionalGraph.kerasLayerOrder(inputs: inputs, outputs: outputs)
+    }
+
+    /// Keras's order of a functional model's layers (its map_graph): by
+    /// decreasing depth from the outputs, ties by first visit in a
+    /// depth-first walk from the outputs. Weight lists, legacy .h5 files and
+    /// the keys of .weights.h5 groups all follow it.
+    static func kerasLayerOrder(inputs: [KerasTensor], outputs: [KerasTensor]) -> [Layer] {
+        let inputIDs = Set(inputs.map(ObjectIdentifier.init))
+        var firstVisit: [ObjectIdentifier: Int] = [:]
+        var layerOf: [ObjectIdentifier: Layer] = [:]
+        var finished = Set<ObjectIdentifier>()
+        var post: [LayerNode] = []
+        func parents(_ n: LayerNode) -> [KerasTensor] { n.inputs + n.masks.compactMap { $0 } }
+        func walk(_ t: KerasTensor) {
+            let n = t.node, id = ObjectIdentifier(n)
+            if finished.contains(id) { return }
+            if inputIDs.contains(ObjectIdentifier(t)) && !n.inputs.isEmpty { finished.insert(id); return }
+            let lid = ObjectIdentifier(n.layer)
+            if firstVisit[lid] == nil { firstVisit[lid] = firstVisit.count; layerOf[lid] = n.layer }
+            finished.insert(id)  // the graph is acyclic (checked by the execution order above)
+            if !n.inputs.isEmpty { for x in parents(n) { walk(x) } }
+            post.append(n)
         }
-        self.layers = layers
+        for o in outputs { walk(o) }
+        let inGraph = Set(post.map(ObjectIdentifier.init))
+        var nodeDepth: [ObjectIdentifier: Int] = [:], layerDepth: [ObjectIdentifier: Int] = [:]
+        for n in post.reversed() {
+            let id = ObjectIdentifier(n), lid = ObjectIdentifier(n.layer)
+            let depth = max(nodeDepth[id] ?? 0, layerDepth[lid] ?? 0)
+            layerDepth[lid] = depth
+            nodeDepth[id] = depth
+            for x in parents(n) where inGraph.contains(ObjectIdentifier(x.node)) {
+                nodeDepth[ObjectIdentifier(x.node), default: 0] = max(depth + 1, nodeDepth[ObjectIdentifier(x.node)] ?? 0)
+            }
+        }
+        // Inputs that reach no output still belong to the model.
+        for t in inputs where layerDepth[ObjectIdentifier(t.node.layer)] == nil && t.node.inputs.isEmpty {
+            let lid = ObjectIdentifier(t.node.layer)
+            layerDepth[lid] = 0
+            firstVisit[lid] = -1
+            layerOf[lid] = t.node.layer
+        }
+        return layerDepth.keys.sorted { a, b in
+            layerDepth[a]! != layerDepth[b]! ? layerDepth[a]! > layerDepth[b]! : firstVisit[a]! < firstVisit[b]!
+        }.map { layerOf[$0]! }
     }
 
     /// Replays every call into `context`'s graph, starting from values for

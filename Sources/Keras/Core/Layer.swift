@@ -65,13 +65,12 @@ open class Layer: CustomStringConvertible {
     /// folds time into the batch only for layers where it does not.
     open var mixesSamplesInTraining: Bool { sublayers.contains { $0.mixesSamplesInTraining } }
 
-    /// Keras's get_config(): snake_case keys and Keras JSON values.
+    /// Keras's get_config(): snake_case keys and Keras JSON values. A
+    /// declared input shape is not written: Keras 3 rejects Keras 2's
+    /// `batch_input_shape` key, and a model's config carries the shape in its
+    /// InputLayer (Keras 2's key is still read).
     open var config: JSON {
-        var c: JSON = ["name": .string(name), "trainable": .bool(trainable), "dtype": dtypePolicyJSON]
-        if let s = declaredInputShape, !(self is InputLayer) {
-            c.set("batch_input_shape", JSON(shape: [declaredBatchSize] + s))
-        }
-        return c
+        ["name": .string(name), "trainable": .bool(trainable), "dtype": dtypePolicyJSON]
     }
 
     /// Builds the layer from a config (Keras's from_config).

@@ -129,7 +129,7 @@ open class Model: Layer {
             }))
             return j
         }
-        var j = serialized(module: "keras.layers", className: l.kerasClassName, config: l.config)
+        var j = serializedLayer(l)
         j.set("name", .string(l.name))
         j.set("inbound_nodes", .array(nodes.map { n in
             var kwargs: JSON = .object([])
@@ -297,7 +297,7 @@ public final class Sequential: Model {
         var layerList: [JSON] = []
         if let inputLayer { layerList.append(serialized(module: "keras.layers", className: "InputLayer", config: inputLayer.config)) }
         for l in stack {
-            var j = serialized(module: "keras.layers", className: l.kerasClassName, config: l.config)
+            var j = serializedLayer(l)
             if let s = l.builtInputShapes?.first { j.set("build_config", ["input_shape": JSON(shape: s)]) }
             layerList.append(j)
         }
@@ -397,4 +397,17 @@ extension Model {
         }
         return try Model(inputs: try refs("input_layers"), outputs: try refs("output_layers"), name: c["name"]?.stringValue)
     }
+}
+
+/// A layer inside a model's config as Keras writes it: layers under
+/// "keras.layers", a nested Sequential under "keras", a nested functional
+/// model under "keras.src.models.functional" with registered_name "Functional".
+func serializedLayer(_ l: Layer) -> JSON {
+    if l is Sequential { return serialized(module: "keras", className: "Sequential", config: l.config) }
+    if l is Model {
+        var j = serialized(module: "keras.src.models.functional", className: "Functional", config: l.config)
+        j.set("registered_name", "Functional")
+        return j
+    }
+    return serialized(module: "keras.layers", className: l.kerasClassName, config: l.config)
 }

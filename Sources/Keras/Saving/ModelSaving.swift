@@ -20,21 +20,22 @@ extension Model {
     /// Keras's `model_from_json` and `modelFromJSON` read back.
     public func toJSON(indent: Int? = nil) -> String { kerasSerialized.serialized(indent: indent) }
 
+    /// The optimizer's group of a .weights.h5 (`optimizer/vars/<i>`), when compiled.
+    func optimizerNode() throws -> HDF5Writer.Node? {
+        guard let opt = training?.optimizer, let state = try opt.kerasState(for: trainableWeights) else { return nil }
+        let vars = state.enumerated().map { (String($0.offset), $0.element) }
+        return .group(attributes: [], children: [
+            ("vars", .group(attributes: [("name", .strings([opt.name], scalar: true, utf8: true))], children: vars)),
+        ])
+    }
+
     /// Saves the whole model: `.keras` (Keras 3's archive: metadata.json,
     /// config.json, model.weights.h5 with the optimizer's state when
     /// compiled) or `.h5` (Keras 2's whole-model file: model_config,
     /// training_config, model_weights). Through a temporary file and a rename.
     public func save(to path: String) throws {
         if path.hasSuffix(".keras") {
-            var children: [(String, HDF5Writer.Node)] = []
-            if case .group(_, let c) = try keras3WeightsNode() { children = c }
-            if let opt = training?.optimizer, let state = try opt.kerasState(for: trainableWeights) {
-                let vars = state.enumerated().map { (String($0.offset), $0.element) }
-                children.append(("optimizer", .group(attributes: [], children: [
-                    ("vars", .group(attributes: [("name", .strings([opt.name], scalar: true, utf8: true))], children: vars)),
-                ])))
-            }
-            let weights = try HDF5Writer.write(.group(attributes: [], children: children))
+            let weights = try HDF5Writer.write(try keras3WeightsNode())
             let meta: JSON = ["keras_version": .string(kerasFormatVersion), "date_saved": .string(savedDate())]
             let zip = try ZipArchive.write([("metadata.json", Array(meta.serialized().utf8)), ("config.json", Array(toJSON().utf8)),
                                             ("model.weights.h5", weights)], kind: "keras")

@@ -14,8 +14,11 @@ extension Layer {
     public func loadWeights(from path: String, byName: Bool = false, skipMismatch: Bool = false) throws {
         let bytes = try readFileBytes(path)
         let assignments: [(Variable, Tensor)]
+        var optimizerFile: HDF5File? = nil
         if bytes.starts(with: HDF5File.signature) {
-            assignments = try hdf5Assignments(try HDF5File(bytes: bytes, name: path), byName: byName, skipMismatch: skipMismatch)
+            let f = try HDF5File(bytes: bytes, name: path)
+            assignments = try hdf5Assignments(f, byName: byName, skipMismatch: skipMismatch)
+            optimizerFile = f
         } else if bytes.starts(with: [0x50, 0x4b]) {
             let entries = try ZipArchive.read(bytes, name: path, kind: path.hasSuffix(".npz") ? "npz" : "keras")
             if let h5 = entries.first(where: { $0.0 == "model.weights.h5" }) {
@@ -27,6 +30,7 @@ extension Layer {
         } else {
             throw KerasError("\(name): \(path) is not a weights file (neither HDF5, a .keras archive nor .npz)")
         }
+        if let f = optimizerFile { try loadOptimizerState(f) }
         for (v, t) in assignments { try v.assign(t) }
     }
 
@@ -69,6 +73,15 @@ extension Layer {
             throw KerasError("\(name): \(f.name) does not fit this model; nothing was loaded: " + problems.joined(separator: "; "))
         }
         return out
+    }
+
+    /// A compiled model takes the optimizer's variables a .weights.h5 holds (Keras does the same).
+    func loadOptimizerState(_ f: HDF5File) throws {
+        guard let m = self as? Model, let opt = m.optimizer, let vars = try f.objectIfPresent(at: "optimizer/vars") else { return }
+        let arrays = try vars.childNames().compactMap(Int.init).sorted().map { try vars.child(String($0)).floats() }
+        guard arrays.count > 2 || opt.iterations == 0 else { return }
+        // As Keras: an optimizer state that does not fit is skipped with a warning; the weights still load.
+        do { try opt.loadKerasState(arrays, for: m.trainableWeights, file: f.name) } catch { warn("\(name): skipping the optimizer's saved state: \(error)") }
     }
 
     /// Keras 2's layout: `layer_names`, and per layer group its `weight_names` in weight order.

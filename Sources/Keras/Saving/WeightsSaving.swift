@@ -39,7 +39,10 @@ extension Layer {
             for c in t.children { children.append((c.key, .group(attributes: [], children: node(c.tree)))) }
             return children
         }
-        return .group(attributes: [], children: node(weightsTree))
+        var children = node(weightsTree)
+        // A compiled model's optimizer variables follow, as Keras's save_weights writes them.
+        if let m = self as? Model, let opt = try m.optimizerNode() { children.append(("optimizer", opt)) }
+        return .group(attributes: [], children: children)
     }
 
     /// Keras 2's layout: one group per layer, named by layer name, with its
