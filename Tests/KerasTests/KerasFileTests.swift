@@ -280,3 +280,34 @@ final class NestedModelFileTests: XCTestCase {
         }
     }
 }
+
+/// Keras 2's functional layout: inbound nodes as nested lists of
+/// [layer name, node index, tensor index, kwargs], input_layers as lists.
+final class Keras2JSONTests: XCTestCase {
+    func testKeras2FunctionalConfig() throws {
+        let text = #"""
+        {"class_name": "Model", "keras_version": "2.2.4", "backend": "tensorflow", "config": {"name": "model_1",
+         "layers": [
+          {"name": "input_1", "class_name": "InputLayer", "config": {"batch_input_shape": [null, 3], "dtype": "float32", "sparse": false, "name": "input_1"}, "inbound_nodes": []},
+          {"name": "input_2", "class_name": "InputLayer", "config": {"batch_input_shape": [null, 3], "dtype": "float32", "sparse": false, "name": "input_2"}, "inbound_nodes": []},
+          {"name": "dense_1", "class_name": "Dense", "config": {"name": "dense_1", "trainable": true, "units": 2, "activation": "relu", "use_bias": true,
+            "kernel_initializer": {"class_name": "VarianceScaling", "config": {"scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": null}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": null, "bias_regularizer": null,
+            "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null},
+           "inbound_nodes": [[["input_1", 0, 0, {}]], [["input_2", 0, 0, {}]]]},
+          {"name": "add_1", "class_name": "Add", "config": {"name": "add_1", "trainable": true},
+           "inbound_nodes": [[["dense_1", 0, 0, {}], ["dense_1", 1, 0, {}]]]}
+         ],
+         "input_layers": [["input_1", 0, 0], ["input_2", 0, 0]], "output_layers": [["add_1", 0, 0]]}}
+        """#
+        Naming.reset()
+        let m = try modelFromJSON(text)
+        XCTAssertEqual(m.layers.map(\.name), ["input_1", "input_2", "dense_1", "add_1"])
+        let a = try Tensor([1, 2, 3], shape: [1, 3]), b = try Tensor([-1, 0, 2], shape: [1, 3])
+        let dense = m.layers[2]
+        let i = Input(shape: [3])
+        let alone = try Model(inputs: i, outputs: try dense(i))
+        let want = try alone.predict(a).floats, want2 = try alone.predict(b).floats
+        XCTAssertEqual(try m.predict([a, b])[0].floats, zip(want, want2).map(+), "the shared layer's two calls, added")
+    }
+}

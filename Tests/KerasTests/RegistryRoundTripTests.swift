@@ -90,7 +90,7 @@ final class RegistryRoundTripTests: XCTestCase {
         let outs: [KerasTensor] = try layer(ins.count == 1 ? [ins[0]] : ins)
         let model = try Model(inputs: ins, outputs: [outs[0]], name: "around")
         let want = try model.predict(sample.inputs)[0].floats
-        for suffix in [".weights.h5", ".h5", ".keras", ".model.h5"] {
+        for suffix in [".weights.h5", ".h5", ".keras", ".model.h5", ".npz"] {
             let path = NSTemporaryDirectory() + "keras-registry-\(UUID().uuidString)\(suffix)"
             defer { try? FileManager.default.removeItem(atPath: path) }
             let loaded: Model

@@ -22,6 +22,7 @@ public enum LayerRegistry {
             t[type.kerasClassName] = type
         }
         t["Functional"] = Model.self
+        t["Model"] = Model.self  // Keras 2 wrote functional models as "Model"
         // Keras 2 names
         t["Convolution1D"] = Conv1D.self; t["Convolution2D"] = Conv2D.self; t["Convolution3D"] = Conv3D.self
         t["Deconvolution2D"] = Conv2DTranspose.self; t["SeparableConvolution2D"] = SeparableConv2D.self

@@ -338,8 +338,16 @@ extension Model {
             return .some(outs[idx])
         }
 
+        // Keras 1/2 wrote a node as a list of [layer name, node index, tensor index(, kwargs)]: the same call in Keras 3's form.
+        func normalized(_ node: JSON) -> JSON {
+            guard let list = node.arrayValue else { return node }
+            let refs = list.compactMap(\.arrayValue).filter { $0.count >= 3 }
+            let tensors: [JSON] = refs.map { r in ["class_name": "__keras_tensor__", "config": ["keras_history": .array(Array(r.prefix(3)))]] }
+            let kwargs = refs.first.flatMap { $0.count > 3 && $0[3].objectValue != nil ? $0[3] : nil } ?? .object([])
+            return ["args": tensors.count == 1 ? .array(tensors) : .array([.array(tensors)]), "kwargs": kwargs]
+        }
         var pending: [(Layer?, JSON, Int, JSON)] = order.flatMap { l, entry, nodes in
-            l is InputLayer ? [] : nodes.enumerated().map { (l, entry, $0.offset, $0.element) }
+            l is InputLayer ? [] : nodes.enumerated().map { (l, entry, $0.offset, normalized($0.element)) }
         }
         func entryName(_ l: Layer?, _ entry: JSON) -> String { l?.name ?? entry["name"]?.stringValue ?? entry["config"]?["name"]?.stringValue ?? "?" }
         while !pending.isEmpty {

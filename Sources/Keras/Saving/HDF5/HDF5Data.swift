@@ -123,6 +123,9 @@ extension HDF5Object {
         if message(Message.filters) != nil {
             throw KerasError("\(file.name): \(path): filtered (compressed) datasets are not supported; Keras writes them uncompressed")
         }
+        if message(Message.external) != nil {
+            throw KerasError("\(file.name): \(path): data in external files is not supported; Keras writes it inside the file")
+        }
         var tc = try file.cursor(at: typeBody.lowerBound, object: path), sc = try file.cursor(at: spaceBody.lowerBound, object: path)
         let type = try tc.datatype()
         let shape = try sc.dataspace() ?? [0]

@@ -9,7 +9,7 @@ public struct HDF5Object {
     /// Message types this reader interprets.
     enum Message {
         static let dataspace = 0x1, linkInfo = 0x2, datatype = 0x3, fillValueOld = 0x4, fillValue = 0x5, link = 0x6
-        static let layout = 0x8, filters = 0xB, attribute = 0xC, continuation = 0x10, symbolTable = 0x11
+        static let external = 0x7, layout = 0x8, filters = 0xB, attribute = 0xC, continuation = 0x10, symbolTable = 0x11
     }
 
     /// Bounds a header walk: no real Keras file comes near it.
