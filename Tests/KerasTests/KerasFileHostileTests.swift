@@ -67,6 +67,13 @@ final class KerasFileHostileTests: XCTestCase {
         try assertLoadFails(cyclic, into: m, contains: ["cycle"])
     }
 
+    /// Inputs the fuzzers found, which once trapped.
+    func testFuzzFoundInputs() throws {
+        let path = ConformanceTests.root + "/../keras-files/fuzz-found/hdf5-v2-chunk-size.h5"
+        let f = try HDF5File(bytes: try XCTUnwrap(readBinaryFile(path)), name: path)
+        XCTAssertThrowsError(try f.object(at: "layers/x").read()) { e in XCTAssertTrue("\(e)".contains("declared size"), "\(e)") }
+    }
+
     func testDamagedArchives() throws {
         Naming.reset()
         let m = try Sequential([Dense(2, inputShape: [3])], name: "z")

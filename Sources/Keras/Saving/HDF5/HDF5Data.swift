@@ -181,8 +181,11 @@ extension HDF5Object {
             let spaceStart = c.position
             let shape = try c.dataspace()
             c.position = spaceStart + padded(spaceSize)
-            let count = (shape ?? [0]).reduce(1, *)
-            guard count >= 0, count <= file.bytes.count else { throw c.fail("attribute \(name) declares \(count) elements") }
+            let (count, overflow) = (shape ?? [0]).reduce((1, false)) { acc, d in
+                let (v, o) = acc.0.multipliedReportingOverflow(by: d)
+                return (v, acc.1 || o)
+            }
+            guard !overflow, count >= 0, count <= file.bytes.count else { throw c.fail("attribute \(name) declares \(shape ?? []) elements, more than the file could hold") }
             out[name] = (shape ?? [0], try decode(elementType, count: count, at: c.position, what: "attribute \(name)"))
         }
         return out

@@ -69,7 +69,7 @@ public struct HDF5Object {
         let flags = try c.u8()
         if flags & 0x20 != 0 { c.skip(16) }  // access, modification, change, birth times
         if flags & 0x10 != 0 { c.skip(4) }   // attribute storage phase change values
-        let chunkSize = Int(try c.uint(1 << (flags & 3)))
+        let chunkSize = try c.size(1 << (flags & 3))
         let orderTracked = flags & 0x4 != 0
         var found: [(Int, Range<Int>)] = []
         var chunks = [(c.position, chunkSize)]
@@ -135,7 +135,7 @@ public struct HDF5Object {
             let linkType = flags & 0x8 != 0 ? try c.u8() : 0
             if flags & 0x4 != 0 { c.skip(8) }
             if flags & 0x10 != 0 { c.skip(1) }
-            let nameLength = Int(try c.uint(1 << (flags & 3)))
+            let nameLength = try c.size(1 << (flags & 3))
             let name = String(decoding: try c.take(nameLength), as: UTF8.self)
             guard linkType == 0 else { continue }  // soft and external links are not followed
             out[name] = try c.offset()

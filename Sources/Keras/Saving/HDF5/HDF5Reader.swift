@@ -131,6 +131,13 @@ struct HDF5Cursor {
     mutating func u16() throws -> Int { Int(try uint(2)) }
     mutating func u32() throws -> Int { Int(try uint(4)) }
 
+    /// An `n`-byte size field, which can be no larger than the file.
+    mutating func size(_ n: Int) throws -> Int {
+        let v = try uint(n)
+        guard v <= UInt64(bytes.count) else { throw fail("declared size \(v) is larger than the whole file (\(bytes.count) bytes)") }
+        return Int(v)
+    }
+
     /// An address; the all-ones "undefined address" reads as -1.
     mutating func offset() throws -> Int {
         let v = try uint(offsetSize)
