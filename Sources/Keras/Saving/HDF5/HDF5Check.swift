@@ -1,9 +1,9 @@
 /// The structural invariants h5py (the HDF5 library) relies on when it opens
-/// a file in the dialect Keras writes, checked over every reachable group:
-/// the end-of-file address, B-tree node signatures, types, levels and
-/// fill, keys in name order bracketing each child's names, symbol nodes
-/// sorted and within their capacity, local heaps 8-byte sized with names
-/// inside them. Used by the tests on every file this library writes.
+/// a file in the dialect Keras writes, checked over every reachable object:
+/// the end-of-file address, version-1 header messages 8-byte aligned,
+/// B-tree node signatures, types, levels and fill, keys in name order
+/// bracketing each child's names, symbol nodes sorted and within their
+/// capacity, local heaps 8-byte sized with names inside them. Used by the tests on every file this library writes.
 extension HDF5File {
     public func structuralProblems() throws -> [String] {
         var problems: [String] = []
@@ -14,6 +14,12 @@ extension HDF5File {
         func visit(_ address: Int, _ path: String, depth: Int) throws {
             guard visited.insert(address).inserted, depth < 32 else { return }
             let o = try HDF5Object(file: self, address: address, path: path)
+            // Version-1 headers keep every message 8-byte aligned: sizes are multiples of 8.
+            if bytes[address] == 1 {
+                for (type, body) in o.messages where body.count % 8 != 0 || (body.lowerBound - address) % 8 != 0 {
+                    problems.append("\(path): message of type \(type) at \(body.lowerBound) (\(body.count) bytes) is not 8-byte aligned")
+                }
+            }
             guard let st = o.message(HDF5Object.Message.symbolTable) else { return }
             var c = try cursor(at: st.lowerBound, object: path)
             let btree = try c.offset(), heapAddress = try c.offset()
