@@ -4,8 +4,9 @@
  * one batch row; see rnn_row for what the pointers hold. No include guard on
  * purpose. Gate order is Keras's: LSTM i f c o, GRU z r h.
  *
- * The macros a includer defines: V, LANES, FN(name), LD(p), ST(p, v), SET1(x),
- * ADD, SUB, MUL, SIG(x), TANH(x). */
+ * The macros a includer defines: ATTR, V, LANES, FN(name), LD(p), ST(p, v),
+ * SET1(x), ADD, SUB, MUL, SIG(x), TANH(x); this file undefines them at its
+ * end, ready for the next instantiation. */
 
 /* SimpleRNN: h = tanh(z). */
 ATTR static void FN(simple_forward)(const rnn_row *a, int64_t j) { ST(a->h + j, TANH(LD(a->z + j))); }
@@ -96,3 +97,16 @@ ATTR static void FN(gru_rb_backward_reset)(const rnn_row *a, int64_t j) {
     ST(a->dz + a->units + j, MUL(MUL(t, LD(a->hp + j)), MUL(r, SUB(one, r))));
     ST(a->dh + j, ADD(LD(a->dh + j), MUL(t, r)));
 }
+
+#undef ATTR
+#undef V
+#undef LANES
+#undef FN
+#undef LD
+#undef ST
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef SIG
+#undef TANH

@@ -45,18 +45,6 @@ typedef void (*rnn_body)(const rnn_row *a, int64_t j);
 #define SIG(x) (1.0f / (1.0f + expf(-(x))))
 #define TANH(x) tanhf(x)
 #include "rnn_cells.h"
-#undef ATTR
-#undef V
-#undef LANES
-#undef FN
-#undef LD
-#undef ST
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef SIG
-#undef TANH
 
 /* ---- AVX2 ---- */
 #define ATTR CK_AVX2
@@ -72,18 +60,6 @@ typedef void (*rnn_body)(const rnn_row *a, int64_t j);
 #define SIG(x) ck256_sigmoid(x)
 #define TANH(x) ck256_tanh(x)
 #include "rnn_cells.h"
-#undef ATTR
-#undef V
-#undef LANES
-#undef FN
-#undef LD
-#undef ST
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef SIG
-#undef TANH
 
 /* ---- AVX-512 ---- */
 #define ATTR CK_AVX512
@@ -99,18 +75,6 @@ typedef void (*rnn_body)(const rnn_row *a, int64_t j);
 #define SIG(x) ck512_sigmoid(x)
 #define TANH(x) ck512_tanh(x)
 #include "rnn_cells.h"
-#undef ATTR
-#undef V
-#undef LANES
-#undef FN
-#undef LD
-#undef ST
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef SIG
-#undef TANH
 
 /* One body over a row: sixteen lanes at a time (AVX-512), then eight, the rest one at a time. */
 typedef struct { rnn_body ref, avx2, avx512; } rnn_bodies;

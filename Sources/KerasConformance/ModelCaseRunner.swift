@@ -26,6 +26,15 @@ struct ModelCaseRunner {
         return m
     }
 
+    /// Runs one file's check (its mismatches, or an error): an "ok" or
+    /// "FAIL" line for the report, and the failure for the case if any.
+    func checkFile(_ label: String, _ body: () throws -> [String]) -> (line: String, failure: String?) {
+        var bad: [String]
+        do { bad = try body() } catch { bad = ["\(error)"] }
+        if bad.isEmpty { return ("  ok \(label)", nil) }
+        return ("  FAIL \(label): \(bad.joined(separator: "; "))", "\(label): \(bad.joined(separator: "; "))")
+    }
+
     func text(_ path: String) throws -> String {
         guard let b = try readBinaryFile(path) else { throw KerasError("\(path): cannot open") }
         return String(decoding: b, as: UTF8.self)
@@ -44,19 +53,13 @@ struct ModelCaseRunner {
             let xs = try load(p["inputs"]), want = try load(p["outputs"])
             let files = json["files"]
             func check(_ label: String, _ build: () throws -> Model) {
-                do {
+                let r = checkFile(label) {
                     Naming.reset()
-                    let m = try build()
-                    let got = try m.predict(xs, batchSize: max(xs.first?.shape.first ?? 1, 1))
-                    let bad = zip(got, want).enumerated().compactMap { k, gw in compare(gw.0, gw.1, tol: tolerance, what: "predict_output_\(k)") }
-                    if bad.isEmpty { fileLines.append("  ok \(label)") } else {
-                        fileLines.append("  FAIL \(label): \(bad.joined(separator: "; "))")
-                        failures.append("\(label): \(bad.joined(separator: "; "))")
-                    }
-                } catch {
-                    fileLines.append("  FAIL \(label): \(error)")
-                    failures.append("\(label): \(error)")
+                    let got = try build().predict(xs, batchSize: max(xs.first?.shape.first ?? 1, 1))
+                    return zip(got, want).enumerated().compactMap { k, gw in compare(gw.0, gw.1, tol: tolerance, what: "predict_output_\(k)") }
                 }
+                fileLines.append(r.line)
+                if let f = r.failure { failures.append(f) }
             }
             if let j = files?["model_json"]?.stringValue, let w = files?["weights_h5"]?.stringValue {
                 check("\(j) + \(w)") {
@@ -127,8 +130,7 @@ struct ModelCaseRunner {
         // trained.keras: Keras's final weights and optimizer state; one more
         // epoch from it must land where one more uninterrupted epoch does.
         if let trained = json["files"]?["trained_keras_archive"]?.stringValue {
-            let label = "\(trained) (resumed)"
-            do {
+            let r = checkFile("\(trained) (resumed)") {
                 Naming.reset()
                 let r = try loadModel(from: dir + "/" + trained)
                 var bad: [String] = []
@@ -142,14 +144,10 @@ struct ModelCaseRunner {
                 for (k, (g, w)) in zip(r.getWeights(), m.getWeights()).enumerated() {
                     if let f = compare(g, w, tol: trainingTolerance, what: "weight \(k) one epoch after resuming vs uninterrupted") { bad.append(f) }
                 }
-                if bad.isEmpty { fileLines.append("  ok \(label)") } else {
-                    fileLines.append("  FAIL \(label): \(bad.joined(separator: "; "))")
-                    failures.append("\(label): \(bad.joined(separator: "; "))")
-                }
-            } catch {
-                fileLines.append("  FAIL \(label): \(error)")
-                failures.append("\(label): \(error)")
+                return bad
             }
+            fileLines.append(r.line)
+            if let f = r.failure { failures.append(f) }
         }
         return failures.isEmpty ? .pass : .fail(failures.joined(separator: "; "))
     }
