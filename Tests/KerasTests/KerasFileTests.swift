@@ -192,6 +192,26 @@ final class KerasFileVariantTests: XCTestCase {
         XCTAssertEqual(a.getWeights().map(\.floats), b.getWeights().map(\.floats))
     }
 
+    /// Predicting with an uncompiled model leaves it uncompiled: no compile
+    /// config and no optimizer in its files, and training still asks for compile().
+    func testPredictDoesNotCompile() throws {
+        Naming.reset()
+        let m = try Sequential([Dense(2, inputShape: [3])], name: "p")
+        _ = try m.predict(try Tensor(zeros: .f32([1, 3])))
+        XCTAssertFalse(m.isCompiled)
+        XCTAssertNil(m.optimizer)
+        XCTAssertThrowsError(try m.trainOnBatch(try Tensor(zeros: .f32([1, 3])), try Tensor(zeros: .f32([1, 2])))) { e in
+            XCTAssertTrue("\(e)".contains("compile()"), "\(e)")
+        }
+        XCTAssertEqual(m.kerasSerialized["compile_config"]?.serialized(), "{}")
+        let path = NSTemporaryDirectory() + "keras-\(UUID().uuidString).keras"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try m.save(to: path)
+        let h5 = try XCTUnwrap(ZipArchive.read(try XCTUnwrap(readBinaryFile(path)), name: path, kind: "keras").first { $0.0 == "model.weights.h5" }?.1)
+        XCTAssertNil(try HDF5File(bytes: h5, name: path).objectIfPresent(at: "optimizer"))
+        XCTAssertFalse(try loadModel(from: path).isCompiled)
+    }
+
     /// Keras <= 2.1 wrote a Sequential's config as the bare list of its layers.
     func testKeras21SequentialConfig() throws {
         Naming.reset()

@@ -18,6 +18,8 @@ final class TrainingState {
 
     /// What compile() was given, as Keras's compile_config.
     var compileConfig: JSON = [:]
+    /// False for the state an uncompiled model's predict() keeps its plans in.
+    var isCompiled = true
 
     init(optimizer: Optimizer, losses: [Loss], lossWeights: [Float], metrics: [[Metric]]) {
         self.optimizer = optimizer
@@ -93,11 +95,11 @@ extension Model {
         try compile(optimizer: optimizer, loss: [loss], metrics: metrics, lossWeights: lossWeights)
     }
 
-    public var optimizer: Optimizer? { training?.optimizer }
-    public var isCompiled: Bool { training != nil }
+    public var optimizer: Optimizer? { training?.isCompiled == true ? training?.optimizer : nil }
+    public var isCompiled: Bool { training?.isCompiled == true }
 
     func requireCompiled(_ what: String) throws -> TrainingState {
-        guard let t = training else { throw KerasError("\(name): you must call compile() before \(what)") }
+        guard let t = training, t.isCompiled else { throw KerasError("\(name): you must call compile() before \(what)") }
         return t
     }
 
@@ -215,11 +217,12 @@ extension Model {
     func plan(_ kind: StepKind, batchSize: Int, signature: BatchSignature) throws -> ExecutionPlan {
         let state: TrainingState
         if let t = training { state = t } else {
-            guard kind == .predict else { throw KerasError("\(name): you must call compile() before training or evaluating") }
             // prediction without compile: a private state holds the plan cache
             training = TrainingState(optimizer: SGD(), losses: [], lossWeights: [], metrics: [])
+            training!.isCompiled = false
             state = training!
         }
+        guard state.isCompiled || kind == .predict else { throw KerasError("\(name): you must call compile() before training or evaluating") }
         let key = "\(kind.rawValue)|\(batchSize)|\(signature.key)"
         if let p = state.plans[key] { return p }
         let gkey = "\(kind.rawValue)|\(signature.key)"

@@ -12,7 +12,7 @@ extension Model {
         if functional { j.set("registered_name", "Functional") }
         let shape: JSON = !functional && isBuilt ? (inputs.first.map { JSON(shape: $0.shape) } ?? .null) : .null
         j.set("build_config", ["input_shape": shape])
-        j.set("compile_config", training?.compileConfig ?? [:])
+        j.set("compile_config", isCompiled ? training!.compileConfig : [:])
         return j
     }
 
@@ -22,7 +22,7 @@ extension Model {
 
     /// The optimizer's group of a .weights.h5 (`optimizer/vars/<i>`), when compiled.
     func optimizerNode() throws -> HDF5Writer.Node? {
-        guard let opt = training?.optimizer, let state = try opt.kerasState(for: trainableWeights) else { return nil }
+        guard let opt = optimizer, let state = try opt.kerasState(for: trainableWeights) else { return nil }
         let vars = state.enumerated().map { (String($0.offset), $0.element) }
         return .group(attributes: [], children: [
             ("vars", .group(attributes: [("name", .strings([opt.name], scalar: true, utf8: true))], children: vars)),
@@ -47,7 +47,7 @@ extension Model {
                 ("keras_version", .strings([kerasFormatVersion], scalar: true, utf8: true)),
                 ("model_config", .strings([config.serialized()], scalar: true, utf8: false)),
             ]
-            if let t = training {
+            if let t = training, t.isCompiled {
                 // Keras 2's training_config: the compile arguments plus optimizer_config.
                 var tc = t.compileConfig
                 tc.set("optimizer_config", ["class_name": .string(type(of: t.optimizer).kerasClassName), "config": t.optimizer.config])
