@@ -73,7 +73,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kgraph",
-            dependencies: ["KerasIR", "KerasRuntime"],
+            dependencies: ["KerasIR", "KerasRuntime", "Keras"],
             path: "Sources/kgraph",
             swiftSettings: swiftSettings
         ),

@@ -5,84 +5,13 @@ import Keras
 import Glibc
 #endif
 
-/// The model suite of keras-bench: four reference models with random data
-/// and fixed seeds, timed through the public Keras API (trainOnBatch and
-/// predict), so the figures include everything a user's step pays for.
-struct ModelSpec {
-    var name: String
-    var batch: Int
-    /// Builds and compiles the model, or throws naming the missing piece.
-    var build: () throws -> Model
-    /// Random inputs and targets for one batch of `n` samples.
-    var data: (_ n: Int, _ rng: inout SplitMix64) throws -> (Tensor, Tensor)
-}
+/// The model suite of keras-bench: Keras's four reference models
+/// (`BenchmarkModel.suite`, shared with kgraph) with random data and fixed
+/// seeds, timed through the public Keras API (trainOnBatch and predict), so
+/// the figures include everything a user's step pays for.
+typealias ModelSpec = BenchmarkModel
 
-extension SplitMix64 {
-    /// Uniform in [0, 1) with 24 random bits.
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
-func randomImages(_ n: Int, _ shape: [Int], _ rng: inout SplitMix64) throws -> Tensor {
-    let count = n * shape.reduce(1, *)
-    return try Tensor((0..<count).map { _ in rng.uniform() }, shape: [n] + shape)
-}
-
-func randomOneHot(_ n: Int, classes: Int, _ rng: inout SplitMix64) throws -> Tensor {
-    try toCategorical((0..<n).map { _ in rng.below(classes) }, numClasses: classes)
-}
-
-let modelSuite: [ModelSpec] = [
-    ModelSpec(name: "mlp", batch: 128, build: {
-        let m = try Sequential([Dense(512, activation: "relu", inputShape: [784]), Dense(512, activation: "relu"),
-                                Dense(10, activation: "softmax")], name: "mlp")
-        try m.compile(optimizer: SGD(learningRate: 0.01, momentum: 0.9), loss: "categorical_crossentropy")
-        return m
-    }, data: { n, rng in (try randomImages(n, [784], &rng), try randomOneHot(n, classes: 10, &rng)) }),
-    ModelSpec(name: "mnist_cnn", batch: 128, build: {
-        let m = try Sequential([
-            Conv2D(32, 3, activation: "relu", inputShape: [28, 28, 1]), Conv2D(64, 3, activation: "relu"),
-            MaxPooling2D(2), Dropout(0.25), Flatten(), Dense(128, activation: "relu"), Dropout(0.5),
-            Dense(10, activation: "softmax"),
-        ], name: "mnist_cnn")
-        try m.compile(optimizer: Adam(learningRate: 1e-3), loss: "categorical_crossentropy")
-        return m
-    }, data: { n, rng in (try randomImages(n, [28, 28, 1], &rng), try randomOneHot(n, classes: 10, &rng)) }),
-    ModelSpec(name: "cifar_cnn", batch: 64, build: {
-        let m = try Sequential([
-            Conv2D(32, 3, padding: "same", activation: "relu", inputShape: [32, 32, 3]),
-            Conv2D(32, 3, padding: "same", activation: "relu"), MaxPooling2D(2),
-            Conv2D(64, 3, padding: "same", activation: "relu"), Conv2D(64, 3, padding: "same", activation: "relu"),
-            MaxPooling2D(2), Flatten(), Dense(512, activation: "relu"), Dense(10, activation: "softmax"),
-        ], name: "cifar_cnn")
-        try m.compile(optimizer: Adam(), loss: "categorical_crossentropy")
-        return m
-    }, data: { n, rng in (try randomImages(n, [32, 32, 3], &rng), try randomOneHot(n, classes: 10, &rng)) }),
-    ModelSpec(name: "imdb_lstm", batch: 32, build: {
-        // The recurrent layer comes from the registry so this entry starts
-        // working, unchanged, the day LSTM is registered.
-        let lstm: Layer
-        do {
-            lstm = try LayerRegistry.deserialize(.object([("class_name", "LSTM"), ("config", .object([("units", JSON(128))]))]))
-        } catch {
-            throw MissingLayer(layer: "LSTM", detail: "\(error)")
-        }
-        let input = Input(shape: [80], dtype: .i32)
-        let h = try lstm(try Embedding(inputDim: 20000, outputDim: 128)(input))
-        let m = try Model(inputs: input, outputs: try Dense(1, activation: "sigmoid")(h), name: "imdb_lstm")
-        try m.compile(optimizer: Adam(), loss: "binary_crossentropy")
-        return m
-    }, data: { n, rng in
-        (try Tensor((0..<(n * 80)).map { _ in Int32(rng.below(20000)) }, shape: [n, 80]),
-         try Tensor((0..<n).map { _ in Float(rng.below(2)) }, shape: [n, 1]))
-    }),
-]
-
-struct MissingLayer: Error, CustomStringConvertible {
-    var layer: String
-    var detail: String
-    var description: String { "the \(layer) layer is not implemented yet (\(detail))" }
-}
+let modelSuite = BenchmarkModel.suite
 
 /// One model's figures at one thread count.
 struct ModelRecord {
@@ -138,14 +67,14 @@ func peakRSSBytes() -> Int {
 /// Times one model at one thread count: `steps` training steps after three
 /// warm-up steps, then batch and single-sample prediction.
 func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> ModelRecord {
-    var rec = ModelRecord(model: spec.name, threads: threads, batch: spec.batch)
+    var rec = ModelRecord(model: spec.name, threads: threads, batch: spec.batchSize)
     _ = ck_threads_set(Int32(threads))
     resetPeakRSS()
     RandomSeed.set(1234)
     var rng = SplitMix64(seed: 42)
     do {
         let model = try spec.build()
-        let (x, y) = try spec.data(spec.batch, &rng)
+        let (x, y) = try spec.data(spec.batchSize, &rng)
         let t0 = now()
         let plan = try model.trainingPlan(x: [x], y: [y])
         rec.compileMs = (now() - t0) * 1e3
@@ -165,13 +94,11 @@ func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> Mo
         rec.gflops = Double(rec.trainFlops) / (rec.trainMs.median * 1e-3) / 1e9
         rec.pctPeak = 100 * rec.gflops / (peak * Double(threads))
         let reps = max(10, steps)
-        rec.predictMs = try medianTime(reps: reps) { _ = try model.predict(x, batchSize: spec.batch) } * 1e3
+        rec.predictMs = try medianTime(reps: reps) { _ = try model.predict(x, batchSize: spec.batchSize) } * 1e3
         let one = try x.gatherRows([0])
         rec.predict1Ms = try medianTime(reps: reps) { _ = try model.predict(one, batchSize: 1) } * 1e3
         rec.peakRSS = peakRSSBytes()
         if profileKernels { printProfile(try plan.profile(runs: steps), model: spec.name, threads: threads, stepMs: rec.trainMs.median) }
-    } catch let missing as MissingLayer {
-        rec.status = "missing layer: \(missing.layer)"
     } catch {
         rec.status = "error: \(error)"
     }

@@ -97,6 +97,16 @@ public struct MemoryPlan: CustomStringConvertible {
     /// Byte offset of a value's storage in the arena, if it lives there.
     public func offset(of v: Int) -> Int? { inArena[v] ? buffers[storageRoot[v]]?.offset : nil }
 
+    /// The most bytes live at any one step: no placement can use less arena.
+    public var liveLowerBound: Int {
+        var events: [(step: Int, delta: Int)] = []
+        for b in buffers.values { events.append((b.first, b.bytes)); events.append((b.last + 1, -b.bytes)) }
+        events.sort { $0.step != $1.step ? $0.step < $1.step : $0.delta < $1.delta }
+        var live = 0, best = 0
+        for e in events { live += e.delta; best = max(best, live) }
+        return best
+    }
+
     public var summary: String {
         "arena: \(arenaBytes) bytes in \(buffers.count) buffers, reduced from \(unsharedBytes) to \(arenaBytes) bytes"
     }

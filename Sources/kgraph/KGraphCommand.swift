@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Keras
 import KerasIR
 import KerasRuntime
 
@@ -10,6 +11,14 @@ enum KGraphCommand {
     usage: kgraph <command> [options]
 
       dump FILE                 parse, verify and print a graph (FILE may be -)
+      dump MODEL [--train] [--after PASS|all]
+                                a Keras model's step graph (inference, or the training
+                                step with --train), before the passes or after them
+      plan MODEL [--train] [--batch N] [--json FILE]
+                                compile a Keras model's step; print its kernels, the
+                                memory plan and the arena against its bounds
+                                MODEL: mlp, mnist_cnn, cifar_cnn, imdb_lstm, or a
+                                model .json, .keras or .h5 file
       passes FILE               run the standard pipeline; print its log and the result
       grad FILE --of V --wrt V[,V...]
                                 append gradients of scalar %V; print the graph
@@ -30,6 +39,10 @@ enum KGraphCommand {
             guard let command = args.first else { throw Failure(message: usage) }
             let rest = Array(args.dropFirst())
             switch command {
+            case "dump" where isModel(rest.first):
+                try dumpModel(rest)
+            case "plan" where isModel(rest.first):
+                try planModel(rest)
             case "dump":
                 let (g, _) = try load(rest)
                 print(g, terminator: "")
@@ -74,6 +87,90 @@ enum KGraphCommand {
             FileHandle.standardError.write(Data("kgraph: error: \(error)\n".utf8))
         }
         return 1
+    }
+
+    // MARK: Keras models
+
+    static func isModel(_ arg: String?) -> Bool {
+        guard let arg else { return false }
+        return BenchmarkModel.suite.contains { $0.name == arg } || [".json", ".keras", ".h5"].contains { arg.hasSuffix($0) }
+    }
+
+    /// The model an argument names, with a batch of sample data for its training step.
+    static func model(_ name: String, batch: Int?) throws -> (Model, x: Tensor?, y: Tensor?) {
+        do {
+            if let spec = BenchmarkModel.suite.first(where: { $0.name == name }) {
+                RandomSeed.set(1234)
+                let m = try spec.build()
+                var rng = SplitMix64(seed: 42)
+                let (x, y) = try spec.data(batch ?? spec.batchSize, &rng)
+                return (m, x, y)
+            }
+            let m: Model
+            if name.hasSuffix(".json") {
+                guard let bytes = try MemoryLimit.readFile(name) else { throw Failure(message: "\(name): cannot read the file") }
+                m = try modelFromJSON(String(decoding: bytes, as: UTF8.self))
+            } else {
+                m = try loadModel(from: name)
+            }
+            return (m, nil, nil)
+        } catch let e as KerasError { throw Failure(message: e.message) }
+    }
+
+    /// Flags without values (--train) and options with values.
+    static func modelOptions(_ args: [String], allowed: Set<String>) throws -> (train: Bool, [String: String]) {
+        let train = args.contains("--train")
+        return (train, try options(args.filter { $0 != "--train" }, allowed: allowed))
+    }
+
+    static func dumpModel(_ args: [String]) throws {
+        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--after"])
+        let (m, _, _) = try model(args[0], batch: nil)
+        var g: Graph
+        do { g = try m.stepGraph(training: train) } catch let e as KerasError { throw Failure(message: e.message) }
+        guard let after = opts["--after"] else { print(g, terminator: ""); return }
+        var pipeline = PassPipeline.standard()
+        let names = after == "all" ? ["all"] : after.split(separator: ",").map(String.init)
+        for n in names where n != "all" && !pipeline.knownPassNames.contains(n) {
+            throw Failure(message: "unknown pass '\(n)' (passes: \(pipeline.knownPassNames.joined(separator: ", ")), all)")
+        }
+        pipeline.dumpAfter = Set(names)
+        pipeline.dumpSink = { print($0, terminator: "") }
+        do { try pipeline.run(&g) } catch let e as IRError { throw Failure(message: e.message) }
+    }
+
+    static func planModel(_ args: [String]) throws {
+        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--batch", "--json"])
+        let batch = try opts["--batch"].map { try positiveInt($0, "--batch") }
+        let (m, x, y) = try model(args[0], batch: batch)
+        let plan: ExecutionPlan
+        do {
+            if train {
+                guard m.isCompiled else { throw Failure(message: "\(args[0]): the model is not compiled; --train needs a compiled model (a benchmark model, or a file saved compiled)") }
+                let n = batch ?? x?.shape.first ?? 32
+                let xs = try x.map { [$0] } ?? m.inputs.map { try Tensor(zeros: TensorType($0.dtype, [n] + $0.shape.dropFirst().map { $0 ?? 1 })) }
+                let ys = try y.map { [$0] } ?? m.outputs.map { try Tensor(zeros: .f32([n] + $0.shape.dropFirst().map { $0 ?? 1 })) }
+                plan = try m.trainingPlan(x: xs, y: ys)
+            } else {
+                plan = try m.predictionPlan(batchSize: batch ?? x?.shape.first ?? 32)
+            }
+        } catch let e as KerasError { throw Failure(message: e.message) }
+        for r in plan.passLog { print("// \(r)") }
+        print(plan.listing)
+        let memory = plan.memory
+        print("kernels: \(plan.steps.count); arena \(memory.arenaBytes) B, naive sum \(memory.unsharedBytes) B, live lower bound \(memory.liveLowerBound) B")
+        if let path = opts["--json"] {
+            let kernels: [JSON] = plan.steps.map { s in
+                let n = plan.graph.nodes[s.node]
+                let cost = OpRegistry.standard[n.op]?.cost?(n.inputs.map { plan.graph.type(of: $0) }, n.type, n.attrs)
+                return ["name": .string(s.kernel.name), "op": .string(n.op), "layer": n.layer.map { JSON.string($0) } ?? .null,
+                        "flops": JSON(cost?.flops ?? 0), "bytes": JSON(cost?.bytes ?? 0)]
+            }
+            let doc: JSON = ["model": .string(args[0]), "training": .bool(train), "kernels": .array(kernels),
+                             "arena_bytes": JSON(memory.arenaBytes), "naive_bytes": JSON(memory.unsharedBytes),
+                             "lower_bound_bytes": JSON(memory.liveLowerBound)]
+            do { try writeFileAtomically(path, doc.serialized(indent: 1) + "\n") } catch { throw Failure(message: "\(path): \(error)") }
+        }
     }
 
     static func positiveInt(_ s: String, _ flag: String) throws -> Int {

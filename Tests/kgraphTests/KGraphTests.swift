@@ -61,6 +61,54 @@ final class KGraphTests: XCTestCase {
         XCTAssertEqual(piped.out, valid)
     }
 
+    /// Keras models by benchmark name or file: the step graph before and
+    /// after passes (which parses back), and the plan with its memory bounds.
+    func testKerasModels() throws {
+        let dump = try kgraph(["dump", "mlp", "--train"])
+        XCTAssertEqual(dump.status, 0, dump.err)
+        XCTAssertTrue(dump.out.hasPrefix("graph @mlp_train_step("), String(dump.out.prefix(200)))
+        let reparsed = try kgraph(["dump", try write(dump.out)])
+        XCTAssertEqual(reparsed.status, 0, reparsed.err)
+        XCTAssertEqual(reparsed.out, dump.out, "the dump parses back")
+        let after = try kgraph(["dump", "mlp", "--train", "--after", "all"])
+        XCTAssertEqual(after.status, 0, after.err)
+        for pass in ["canonicalize", "fusion", "schedule"] { XCTAssertTrue(after.out.contains("// after \(pass)"), pass) }
+        let json = NSTemporaryDirectory() + "kgraph-plan-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: json) }
+        let plan = try kgraph(["plan", "mlp", "--train", "--batch", "16", "--json", json])
+        XCTAssertEqual(plan.status, 0, plan.err)
+        XCTAssertTrue(plan.out.contains("live lower bound"), plan.out)
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any]
+        let arena = doc?["arena_bytes"] as? Int ?? 0, bound = doc?["lower_bound_bytes"] as? Int ?? 0, naive = doc?["naive_bytes"] as? Int ?? 0
+        XCTAssertGreaterThan(bound, 0)
+        XCTAssertTrue(bound <= arena && arena <= naive, "bound \(bound) <= arena \(arena) <= naive \(naive)")
+        XCTAssertGreaterThan((doc?["kernels"] as? [Any])?.count ?? 0, 10)
+        // A model file.
+        let keras = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/conformance/models/mlp_sgd_cce/model.keras").path
+        let fromFile = try kgraph(["plan", keras, "--batch", "4"])
+        XCTAssertEqual(fromFile.status, 0, fromFile.err)
+        let notCompiled = try kgraph(["plan", keras, "--train"])
+        XCTAssertEqual(notCompiled.status, 1)
+        XCTAssertTrue(notCompiled.err.contains("not compiled"), notCompiled.err)
+        // Bad input: an unknown pass, an unreadable or malformed model file.
+        let badPass = try kgraph(["dump", "mlp", "--after", "fuse"])
+        XCTAssertEqual(badPass.status, 1)
+        XCTAssertTrue(badPass.err.contains("unknown pass 'fuse'"), badPass.err)
+        let missing = try kgraph(["plan", "/nonexistent/model.json"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("cannot read"), missing.err)
+        let malformed = try kgraph(["dump", try writeNamed("{\"class_name\": \"Sequential\", ", suffix: ".json")])
+        XCTAssertEqual(malformed.status, 1)
+        XCTAssertTrue(malformed.err.contains("model JSON"), malformed.err)
+    }
+
+    func writeNamed(_ text: String, suffix: String) throws -> String {
+        let path = NSTemporaryDirectory() + "kgraph-test-\(UUID().uuidString)\(suffix)"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     func testPlanAndGradAndPasses() throws {
         let path = try write(valid)
         let plan = try kgraph(["plan", path, "--batch", "4"])

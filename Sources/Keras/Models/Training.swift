@@ -254,6 +254,16 @@ extension Model {
         return try plan(.train, batchSize: x[0].shape[0], signature: signature(y, sampleWeights: false))
     }
 
+    /// The symbolic step graph (unknown batch size), before any pass: the
+    /// training step (forward, loss, gradients, optimizer updates) or the
+    /// inference step. Targets are taken as shaped like the outputs.
+    public func stepGraph(training: Bool) throws -> Graph {
+        if training { _ = try requireCompiled("stepGraph(training: true)") }
+        let targets = outputs.map { TensorType(.f32, $0.shape.dropFirst().map { $0 ?? 1 }) }
+        return try buildStepGraph(training ? .train : .predict, signature: BatchSignature(targets: targets, sampleWeights: false),
+                                  state: training ? self.training : nil)
+    }
+
     /// The compiled inference plan `predict` uses at one batch size.
     public func predictionPlan(batchSize: Int) throws -> ExecutionPlan {
         guard batchSize > 0 else { throw KerasError("\(name): batch_size must be positive, got \(batchSize)") }
