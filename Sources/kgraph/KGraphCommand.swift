@@ -126,17 +126,10 @@ enum KGraphCommand {
     static func dumpModel(_ args: [String]) throws {
         let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--after"])
         let (m, _, _) = try model(args[0], batch: nil)
-        var g: Graph
-        do { g = try m.stepGraph(training: train) } catch let e as KerasError { throw Failure(message: e.message) }
-        guard let after = opts["--after"] else { print(g, terminator: ""); return }
-        var pipeline = PassPipeline.standard()
-        let names = after == "all" ? ["all"] : after.split(separator: ",").map(String.init)
-        for n in names where n != "all" && !pipeline.knownPassNames.contains(n) {
-            throw Failure(message: "unknown pass '\(n)' (passes: \(pipeline.knownPassNames.joined(separator: ", ")), all)")
-        }
-        pipeline.dumpAfter = Set(names)
-        pipeline.dumpSink = { print($0, terminator: "") }
-        do { try pipeline.run(&g) } catch let e as IRError { throw Failure(message: e.message) }
+        let after = opts["--after"].map { $0.split(separator: ",").map(String.init) }
+        do { print(try m.dumpGraph(training: train, after: after), terminator: "") } catch let e as KerasError {
+            throw Failure(message: e.message)
+        } catch let e as IRError { throw Failure(message: e.message) }
     }
 
     static func planModel(_ args: [String]) throws {

@@ -264,6 +264,23 @@ extension Model {
                                   state: training ? self.training : nil)
     }
 
+    /// The step graph as text: before the passes (`after: nil`), or the dump
+    /// after each pass named ("all" for every pass), as `kgraph dump MODEL
+    /// --after` prints it.
+    public func dumpGraph(training: Bool = false, after passes: [String]? = nil) throws -> String {
+        var g = try stepGraph(training: training)
+        guard let passes else { return g.description }
+        var pipeline = PassPipeline.standard()
+        for p in passes where p != "all" && !pipeline.knownPassNames.contains(p) {
+            throw KerasError("\(name): unknown pass '\(p)' (passes: \(pipeline.knownPassNames.joined(separator: ", ")), all)")
+        }
+        var out = ""
+        pipeline.dumpAfter = Set(passes)
+        pipeline.dumpSink = { out += $0 }
+        try pipeline.run(&g)
+        return out
+    }
+
     /// The compiled inference plan `predict` uses at one batch size.
     public func predictionPlan(batchSize: Int) throws -> ExecutionPlan {
         guard batchSize > 0 else { throw KerasError("\(name): batch_size must be positive, got \(batchSize)") }
