@@ -71,4 +71,12 @@ final class HDF5ReaderTests: XCTestCase {
             if name.contains("track") { XCTAssertEqual(try f.object(at: "layers").stringAttribute("name"), ["hello"]) }
         }
     }
+
+    /// Storage Keras never writes is an error naming the feature and the object.
+    func testChunkedAndCompressedDataAreNamedErrors() throws {
+        let path = ConformanceTests.root + "/../keras-files/h5py_chunked_gzip.h5"
+        let f = try HDF5File(bytes: try XCTUnwrap(readBinaryFile(path)), name: path)
+        XCTAssertThrowsError(try f.object(at: "chunked").read()) { e in XCTAssertTrue("\(e)".contains("/chunked: chunked datasets are not supported"), "\(e)") }
+        XCTAssertThrowsError(try f.object(at: "gzip").read()) { e in XCTAssertTrue("\(e)".contains("/gzip: filtered (compressed) datasets are not supported"), "\(e)") }
+    }
 }
