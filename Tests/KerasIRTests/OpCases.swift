@@ -155,6 +155,10 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     OpCase(op: "lstm_cell_state", inputs: [.f32([3, 36], .uniform(-3, 3)), .f32([3, 9], .uniform(-2, 2))], label: "units 9"),
     OpCase(op: "lstm_hidden", inputs: [.f32([2, 12], .uniform(-3, 3)), .f32([2, 3], .uniform(-2, 2))]),
     OpCase(op: "lstm_hidden", inputs: [.f32([3, 36], .uniform(-3, 3)), .f32([3, 9], .uniform(-2, 2))], label: "units 9"),
+    // A fused chain: whole, single-value and trailing-row operands, a unary op with an alpha; 1100 elements cross a tile.
+    OpCase(op: "fused_elementwise", inputs: [.f32([2, 550], .uniform(-2, 2)), .f32([], .uniform(0.5, 1)), .f32([550], .uniform(-1, 1)),
+                                            .f32([2, 550], .uniform(0.5, 2))],
+           attrs: ["program": .string("mul(x0,x1);add(t0,x2);elu@3f000000(t1);div(t2,x3);maximum(t3,x2)")]),
     OpCase(op: "scatter_add", inputs: [.f32([4, 3]), .i32([4], [1, 3, 1, 0])], attrs: ["rows": .int(5)]),
     OpCase(op: "dim_size", inputs: [.fixed([2, 3, 4], .uniform(0, 1))], attrs: ["axes": .ints([0, 2])]),
     OpCase(op: "random_uniform", inputs: [.fixed([3, 5], .uniform(0, 1))], attrs: ["seed": .int(3), "minval": .float(-1), "maxval": .float(2)]),

@@ -168,7 +168,7 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fusion", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fusion", "fuse-elementwise", "schedule"])
         XCTAssertTrue(p.log[1].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[1].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
@@ -177,10 +177,46 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fusion"]
+        q.disabled = ["canonicalize", "fusion", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)
+    }
+
+    /// Elementwise fusion, text in, text out: a tree over one shape becomes one
+    /// fused_elementwise (a bias row and a scalar as operands); an op whose
+    /// result has a second user, or an operand broadcast along another axis,
+    /// stays out, with the reason recorded.
+    func testElementwiseFusion() throws {
+        var g = try GraphParser.parse("""
+        graph @g(%x: f32[?,4], %y: f32[?,4], %b: f32[4], %c: f32[?,1]) -> (f32[?,4], f32[?,4], f32[?,4]) {
+          %s = constant() {value=[0.5]} : f32[]
+          %0 = mul(%x, %s) : f32[?,4]
+          %1 = add(%0, %b) : f32[?,4]
+          %2 = sqrt(%1) : f32[?,4]
+          %3 = sub(%2, %y) : f32[?,4]
+          %4 = exp(%x) : f32[?,4]
+          %5 = neg(%4) : f32[?,4]
+          %6 = mul(%y, %c) : f32[?,4]
+          %7 = relu(%6) : f32[?,4]
+          return %3, %5, %4
+        }
+        """)
+        let pass = ElementwiseFusion()
+        XCTAssertTrue(try pass.run(&g, registry: .standard))
+        XCTAssertEqual(g.description, """
+        graph @g(%x: f32[?,4], %y: f32[?,4], %b: f32[4], %c: f32[?,1]) -> (f32[?,4], f32[?,4], f32[?,4]) {
+          %s = constant {value=[0.5]} : f32[]
+          %0 = fused_elementwise(%x, %s, %b, %y) {program="mul(x0,x1);add(t0,x2);sqrt(t1);sub(t2,x3)"} : f32[?,4]
+          %1 = exp(%x) : f32[?,4]
+          %2 = neg(%1) : f32[?,4]
+          %3 = mul(%y, %c) : f32[?,4]
+          %4 = relu(%3) : f32[?,4]
+          return %0, %2, %1
+        }
+
+        """)
+        XCTAssertTrue(pass.decisions.contains { $0.contains("operand %c f32[?,1] broadcasts") }, "\(pass.decisions)")
     }
 
     func testVerifierRejectsBrokenGraphs() throws {

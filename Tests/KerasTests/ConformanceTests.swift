@@ -29,6 +29,15 @@ final class ConformanceTests: XCTestCase {
         print("conformance: \(report.summary)")
     }
 
+    /// The same results with the fusion passes off: fusion changes kernels, not answers.
+    func testEveryCasePassesWithFusionDisabled() throws {
+        setenv("KERAS_DISABLE_PASSES", "fusion,fuse-elementwise", 1)
+        defer { unsetenv("KERAS_DISABLE_PASSES") }
+        let report = try ConformanceRunner(root: Self.root).run()
+        XCTAssertEqual(report.lines.filter { $0.hasPrefix("FAIL") || $0.hasPrefix("  FAIL") }, [], "conformance failures without fusion")
+        XCTAssertEqual(report.passed, report.results.count)
+    }
+
     func testRunnerReportsPerCaseLines() throws {
         let report = try ConformanceRunner(root: Self.root, filter: "dense_linear").run()
         XCTAssertEqual(report.lines, ["PASS core/dense_linear"])

@@ -344,6 +344,25 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
                          const float *dstates, float *grad, void *workspace);
 
 /* ------------------------------------------------------------------------ */
+/* Fused elementwise chains (fused_elementwise.c): instructions in order, the
+ * last one writing the output. An operand kind is 0 for a fused input (whole,
+ * one value, or a trailing block repeated: counts[] says which) and 1 for an
+ * earlier instruction's result. `op` is a ck_unary_op or, when `binary`, a
+ * ck_binary_op. */
+typedef struct ck_fused_instr {
+    int32_t binary, op;
+    int32_t a_kind, a_index, b_kind, b_index;
+    float alpha;
+} ck_fused_instr;
+typedef struct ck_fused_program {
+    int32_t count;
+    const ck_fused_instr *instrs;
+} ck_fused_program;
+void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, int64_t n, const float *const *inputs, const int64_t *counts,
+                              float *out);
+size_t ck_f32_fused_elementwise_scratch_bytes(const ck_fused_program *p);
+
+/* ------------------------------------------------------------------------ */
 /* FMA peak probe (benchmarks): run `iterations` rounds of independent FMAs;
  * each round is ck_fma_peak_flops_per_iteration(isa) flops. */
 float ck_fma_peak_run(ck_isa isa, int64_t iterations);

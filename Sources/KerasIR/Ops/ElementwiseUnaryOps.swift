@@ -169,6 +169,9 @@ final class ParamsBox<T> {
 
 let elementwiseUnaryOps: [OpDef] = unarySpecs.map(makeUnaryOp)
 
+/// The attribute a unary op's alpha comes from (elu's and leaky_relu's "alpha"), if any.
+func unaryAlphaKey(_ name: String) -> String? { unarySpecs.first { $0.name == name }?.alphaAttr?.0 }
+
 /// The C kernel and its alpha (from the op's attributes) for a unary op name,
 /// for ops that apply activations inside other kernels (GEMM epilogues).
 func unaryKernel(_ name: String, _ attrs: Attributes) -> (ck_unary_op, Float)? {

@@ -179,7 +179,7 @@ public struct OpRegistry {
     /// The registry every graph uses.
     public static let standard = OpRegistry(
         sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
-            + matmulOps + convOps + poolOps + fusedOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps)
+            + matmulOps + convOps + poolOps + fusedOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps)
 }
 
 // MARK: - Small helpers shared by op definitions

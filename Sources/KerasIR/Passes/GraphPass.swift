@@ -59,9 +59,9 @@ public struct PassPipeline {
     }
 
     /// The standard pipeline: canonicalize to a fixed point, fuse GEMM
-    /// epilogues, then schedule.
+    /// epilogues, fuse elementwise chains, then schedule.
     public static func standard(registry: OpRegistry = .standard) -> PassPipeline {
-        PassPipeline(passes: [Canonicalize(), Fusion(), Schedule()], registry: registry)
+        PassPipeline(passes: [Canonicalize(), Fusion(), ElementwiseFusion(), Schedule()], registry: registry)
     }
 
     /// Every name KERAS_DUMP and KERAS_DISABLE_PASSES may use.
@@ -81,7 +81,7 @@ public struct PassPipeline {
         for pass in passes where !disabled.contains(pass.name) {
             let before = graph.nodes.count
             let changed = try pass.run(&graph, registry: registry)
-            let notes = (pass as? Fusion)?.decisions ?? []
+            let notes = (pass as? Fusion)?.decisions ?? (pass as? ElementwiseFusion)?.decisions ?? []
             log.append(PassRecord(pass: pass.name, changed: changed, nodesBefore: before, nodesAfter: graph.nodes.count, notes: notes))
             if verify {
                 do { try Verifier.verify(graph, registry: registry) } catch let e as IRError {

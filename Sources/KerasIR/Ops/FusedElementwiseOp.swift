@@ -1,0 +1,145 @@
+import CKernels
+
+/// fused_elementwise(x0, x1, ...) {program="mul(x0,x1);sqrt(t0);..."}: a
+/// chain of f32 elementwise ops made by the elementwise fusion pass, run as
+/// one kernel (fused_elementwise.c). Each instruction is an op name with
+/// operands `x<k>` (the k-th input) or `t<k>` (instruction k's result); a
+/// unary op with an alpha writes it as `name@<float bits in hex>`. The last
+/// instruction is the result. Every input is the result's shape, a single
+/// value, or a trailing part of the result's shape (a bias row), repeated.
+struct FusedProgram {
+    struct Instruction {
+        var op: String
+        var alpha: Float?
+        var args: [(input: Bool, index: Int)]
+    }
+    var instructions: [Instruction]
+
+    static let binaryOps: [String: ck_binary_op] = ["add": CK_BINARY_ADD, "sub": CK_BINARY_SUB, "mul": CK_BINARY_MUL, "div": CK_BINARY_DIV,
+                                                    "maximum": CK_BINARY_MAX, "minimum": CK_BINARY_MIN, "pow": CK_BINARY_POW]
+
+    init(_ instructions: [Instruction]) { self.instructions = instructions }
+
+    init(_ text: String, inputs: Int) throws {
+        instructions = []
+        for part in text.split(separator: ";") {
+            guard let open = part.firstIndex(of: "("), part.last == ")" else { throw IRError("fused_elementwise: bad instruction '\(part)'") }
+            var name = String(part[..<open])
+            var alpha: Float? = nil
+            if let at = name.firstIndex(of: "@") {
+                guard let bits = UInt32(name[name.index(after: at)...], radix: 16) else { throw IRError("fused_elementwise: bad alpha in '\(part)'") }
+                alpha = Float(bitPattern: bits)
+                name = String(name[..<at])
+            }
+            let args = try part[part.index(after: open)..<part.index(before: part.endIndex)].split(separator: ",").map { a -> (Bool, Int) in
+                guard let k = Int(a.dropFirst()), k >= 0, a.first == "x" ? k < inputs : (a.first == "t" && k < instructions.count) else {
+                    throw IRError("fused_elementwise: bad operand '\(a)' in '\(part)'")
+                }
+                return (a.first == "x", k)
+            }
+            let arity = FusedProgram.binaryOps[name] != nil ? 2 : 1
+            guard args.count == arity, arity == 2 || unaryKernel(name, [:]) != nil else {
+                throw IRError("fused_elementwise: '\(part)' is not a fusible op with \(arity) operand(s)")
+            }
+            instructions.append(Instruction(op: name, alpha: alpha, args: args))
+        }
+        guard !instructions.isEmpty else { throw IRError("fused_elementwise: empty program") }
+    }
+
+    var text: String {
+        instructions.map { i in
+            i.op + (i.alpha.map { "@" + String($0.bitPattern, radix: 16) } ?? "") + "(" + i.args.map { ($0.input ? "x" : "t") + String($0.index) }.joined(separator: ",") + ")"
+        }.joined(separator: ";")
+    }
+
+    /// The attributes the unfused op had.
+    func attrs(_ i: Instruction) -> Attributes {
+        guard let a = i.alpha, let key = unaryAlphaKey(i.op) else { return [:] }
+        return [key: .float(a)]
+    }
+}
+
+/// Whether `input` can feed an elementwise result of shape `out` in the fused kernel.
+func fusedOperandFits(_ input: TensorType, _ out: TensorType) -> Bool {
+    if input.shape == out.shape { return true }
+    if input.elementCount == 1 { return true }
+    var s = input.shape
+    while s.first == 1 { s.removeFirst() }
+    return !s.contains(TensorType.unknown) && s.count <= out.rank && Array(out.shape.suffix(s.count)) == s
+}
+
+let fusedElementwiseOps: [OpDef] = [
+    OpDef("fused_elementwise", arity: .atLeast(1),
+          shape: { ctx in
+              for i in ctx.inputs.indices { try ctx.requireDType(i, [.f32]) }
+              let program = try FusedProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)
+              _ = program
+              // The result has the shape of the largest input; every other input fits it.
+              guard let out = ctx.inputs.max(by: { $0.rank < $1.rank || ($0.rank == $1.rank && ($0.elementCount ?? Int.max) < ($1.elementCount ?? Int.max)) }),
+                    ctx.inputs.allSatisfy({ fusedOperandFits($0, out) }) else {
+                  throw ctx.fail("expects inputs shaped like the result, single values or trailing parts of it, got \(ctx.inputs)")
+              }
+              return out
+          },
+          differentiability: .notDifferentiable(reason: "made by the fusion pass after differentiation"),
+          reference: { ctx in
+              let program = try FusedProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)
+              var results: [RefTensor] = []
+              for ins in program.instructions {
+                  let args = ins.args.map { $0.input ? ctx.inputs[$0.index] : results[$0.index] }
+                  let def = try OpRegistry.standard.lookup(ins.op)
+                  let types = args.map(\.type)
+                  let type = try def.shape!(ShapeContext(op: ins.op, inputs: types, attrs: program.attrs(ins), declared: nil))
+                  results.append(try def.reference!(ReferenceContext(inputs: args, attrs: program.attrs(ins), type: type)))
+              }
+              return results.last!
+          },
+          lowering: .kernel { ctx in
+              let program = try FusedProgram(try ctx.node.attrs.string("program"), inputs: ctx.inputTypes.count)
+              let instrs: [ck_fused_instr] = try program.instructions.map { i in
+                  let binary = FusedProgram.binaryOps[i.op]
+                  let op: Int32
+                  if let binary { op = Int32(binary.rawValue) } else {
+                      guard let (u, a) = unaryKernel(i.op, program.attrs(i)) else { throw IRError("fused_elementwise: no kernel for \(i.op)") }
+                      op = Int32(u.rawValue)
+                      _ = a
+                  }
+                  let a = i.args[0], b = i.args.count > 1 ? i.args[1] : (input: false, index: 0)
+                  return ck_fused_instr(binary: binary == nil ? 0 : 1, op: op, a_kind: a.input ? 0 : 1, a_index: Int32(a.index),
+                                        b_kind: b.input ? 0 : 1, b_index: Int32(b.index),
+                                        alpha: binary == nil ? (unaryKernel(i.op, program.attrs(i))?.1 ?? 0) : 0)
+              }
+              let n = ctx.outCount
+              let instrBox = UnsafeMutablePointer<ck_fused_instr>.allocate(capacity: instrs.count)
+              instrBox.initialize(from: instrs, count: instrs.count)
+              let inputs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: ctx.inputTypes.count)
+              let counts = UnsafeMutablePointer<Int64>.allocate(capacity: ctx.inputTypes.count)
+              for k in ctx.inputTypes.indices {
+                  inputs[k] = UnsafePointer(ctx.f32(k))
+                  counts[k] = Int64(elementCount(ctx.inputTypes[k]))
+              }
+              let keep = ParamsBox(ck_fused_program(count: Int32(instrs.count), instrs: UnsafePointer(instrBox)))
+              let owner = FusedBuffers(instrBox, inputs, counts)
+              let p = keep.pointer, out = ctx.f32Out, isa = ctx.vectorISA
+              return Kernel(name: "ck_f32_fused_elementwise__\(isaSuffix(isa)) \(program.instructions.map(\.op).joined(separator: ","))") {
+                  _ = keep; _ = owner
+                  ck_f32_fused_elementwise(isa, p, Int64(n), inputs, counts, out)
+                  return 0
+              }
+          },
+          cost: { ins, out, attrs in
+              let count = ((try? attrs.string("program")) ?? "").split(separator: ";").count
+              return Cost(flops: count * elementCount(out), bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
+          }),
+]
+
+/// Frees a fused kernel's instruction and operand arrays with the plan.
+final class FusedBuffers {
+    let instrs: UnsafeMutablePointer<ck_fused_instr>
+    let inputs: UnsafeMutablePointer<UnsafePointer<Float>?>
+    let counts: UnsafeMutablePointer<Int64>
+    init(_ i: UnsafeMutablePointer<ck_fused_instr>, _ x: UnsafeMutablePointer<UnsafePointer<Float>?>, _ c: UnsafeMutablePointer<Int64>) {
+        instrs = i; inputs = x; counts = c
+    }
+    deinit { instrs.deallocate(); inputs.deallocate(); counts.deallocate() }
+}
