@@ -70,9 +70,20 @@ final class KGraphTests: XCTestCase {
         let reparsed = try kgraph(["dump", try write(dump.out)])
         XCTAssertEqual(reparsed.status, 0, reparsed.err)
         XCTAssertEqual(reparsed.out, dump.out, "the dump parses back")
-        let after = try kgraph(["dump", "mlp", "--train", "--after", "all"])
-        XCTAssertEqual(after.status, 0, after.err)
-        for pass in ["canonicalize", "fusion", "schedule"] { XCTAssertTrue(after.out.contains("// after \(pass)"), pass) }
+        // After every pass, the graph parses back and prints the same.
+        for model in ["mlp", "imdb_lstm"] {
+            let after = try kgraph(["dump", model, "--train", "--after", "all"])
+            XCTAssertEqual(after.status, 0, after.err)
+            let sections = after.out.components(separatedBy: "// after ").dropFirst()
+            XCTAssertEqual(sections.map { String($0.prefix { $0 != "\n" }) }, ["canonicalize", "fusion", "fuse-elementwise", "schedule"], model)
+            for section in sections {
+                let body = section.split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
+                    .filter { !$0.hasPrefix("//") }.joined(separator: "\n")
+                let back = try kgraph(["dump", try write(body)])
+                XCTAssertEqual(back.status, 0, "\(model) after \(section.prefix(20)): \(back.err)")
+                XCTAssertEqual(back.out, body, "\(model): the dump after \(section.prefix { $0 != "\n" }) prints back the same")
+            }
+        }
         let json = NSTemporaryDirectory() + "kgraph-plan-\(UUID().uuidString).json"
         defer { try? FileManager.default.removeItem(atPath: json) }
         let plan = try kgraph(["plan", "mlp", "--train", "--batch", "16", "--json", json])
