@@ -72,8 +72,7 @@ let fusedElementwiseOps: [OpDef] = [
     OpDef("fused_elementwise", arity: .atLeast(1),
           shape: { ctx in
               for i in ctx.inputs.indices { try ctx.requireDType(i, [.f32]) }
-              let program = try FusedProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)
-              _ = program
+              _ = try FusedProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)  // parses, or names the bad instruction
               // The result has the shape of the largest input; every other input fits it.
               guard let out = ctx.inputs.max(by: { $0.rank < $1.rank || ($0.rank == $1.rank && ($0.elementCount ?? Int.max) < ($1.elementCount ?? Int.max)) }),
                     ctx.inputs.allSatisfy({ fusedOperandFits($0, out) }) else {
@@ -97,17 +96,18 @@ let fusedElementwiseOps: [OpDef] = [
           lowering: .kernel { ctx in
               let program = try FusedProgram(try ctx.node.attrs.string("program"), inputs: ctx.inputTypes.count)
               let instrs: [ck_fused_instr] = try program.instructions.map { i in
-                  let binary = FusedProgram.binaryOps[i.op]
-                  let op: Int32
-                  if let binary { op = Int32(binary.rawValue) } else {
-                      guard let (u, a) = unaryKernel(i.op, program.attrs(i)) else { throw IRError("fused_elementwise: no kernel for \(i.op)") }
-                      op = Int32(u.rawValue)
-                      _ = a
-                  }
                   let a = i.args[0], b = i.args.count > 1 ? i.args[1] : (input: false, index: 0)
-                  return ck_fused_instr(binary: binary == nil ? 0 : 1, op: op, a_kind: a.input ? 0 : 1, a_index: Int32(a.index),
-                                        b_kind: b.input ? 0 : 1, b_index: Int32(b.index),
-                                        alpha: binary == nil ? (unaryKernel(i.op, program.attrs(i))?.1 ?? 0) : 0)
+                  var instr = ck_fused_instr(binary: 0, op: 0, a_kind: a.input ? 0 : 1, a_index: Int32(a.index),
+                                             b_kind: b.input ? 0 : 1, b_index: Int32(b.index), alpha: 0)
+                  if let binary = FusedProgram.binaryOps[i.op] {
+                      instr.binary = 1
+                      instr.op = Int32(binary.rawValue)
+                  } else {
+                      guard let (u, alpha) = unaryKernel(i.op, program.attrs(i)) else { throw IRError("fused_elementwise: no kernel for \(i.op)") }
+                      instr.op = Int32(u.rawValue)
+                      instr.alpha = alpha
+                  }
+                  return instr
               }
               let n = ctx.outCount
               let instrBox = UnsafeMutablePointer<ck_fused_instr>.allocate(capacity: instrs.count)
