@@ -313,13 +313,47 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    /// The fused elementwise kernel at AVX2 against its scalar twin, around
+    /// its 1024-element tile, with whole, single-value and trailing-row
+    /// operands, an alpha, and outputs guarded by canaries; 1 and 2 threads alike.
+    func testFusedElementwiseMatchesReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(41)
+        // y = max(elu_0.5(x0 * s + row) / x1, row)
+        let instrs = [ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MUL.rawValue), a_kind: 0, a_index: 0, b_kind: 0, b_index: 1, alpha: 0),
+                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_ADD.rawValue), a_kind: 1, a_index: 0, b_kind: 0, b_index: 2, alpha: 0),
+                      ck_fused_instr(binary: 0, op: Int32(CK_UNARY_ELU.rawValue), a_kind: 1, a_index: 1, b_kind: 0, b_index: 0, alpha: 0.5),
+                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_DIV.rawValue), a_kind: 1, a_index: 2, b_kind: 0, b_index: 3, alpha: 0),
+                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MAX.rawValue), a_kind: 1, a_index: 3, b_kind: 0, b_index: 2, alpha: 0)]
+        for n in [1, 7, 1023, 1024, 1025, 2049, 70_001, 70_007] {
+            let row = n % 7 == 0 ? 7 : 1
+            let x0 = Guarded(rng.floats(n, -3, 3)), s = Guarded([rng.float(0.5, 2)]), r = Guarded(rng.floats(row, -1, 1)), x1 = Guarded(rng.floats(n, 0.5, 2))
+            var results: [[Float]] = []
+            for (isa, threads) in [(CK_ISA_REF, Int32(1)), (CK_ISA_AVX2, Int32(1)), (CK_ISA_AVX2, Int32(2))] {
+                let y = Guarded(n)
+                let saved = ck_threads_set(threads)
+                instrs.withUnsafeBufferPointer { ip in
+                    var prog = ck_fused_program(count: Int32(ip.count), instrs: ip.baseAddress)
+                    let ins: [UnsafePointer<Float>?] = [UnsafePointer(x0.pointer), UnsafePointer(s.pointer), UnsafePointer(r.pointer), UnsafePointer(x1.pointer)]
+                    let counts: [Int64] = [Int64(n), 1, Int64(row), Int64(n)]
+                    ck_f32_fused_elementwise(isa, &prog, Int64(n), ins, counts, y.pointer)
+                }
+                _ = ck_threads_set(saved)
+                XCTAssertTrue(y.intactCanaries, "ck_f32_fused_elementwise n \(n) wrote outside its output")
+                results.append(y.values)
+            }
+            if let m = compare(results[1], results[0], tol: 2e-6) { XCTFail("ck_f32_fused_elementwise__avx2 n \(n): \(m)") }
+            XCTAssertEqual(results[1], results[2], "ck_f32_fused_elementwise__avx2 n \(n): 1 and 2 threads")
+        }
+    }
+
     /// Every optimized kernel in the table belongs to a family these tests drive.
     func testEveryTableKernelIsCovered() {
         var n = 0
         let t = ck_kernel_table(&n)!
         let covered: Set<UInt32> = [CK_FAMILY_UNARY, CK_FAMILY_BINARY_F32, CK_FAMILY_BINARY_I32, CK_FAMILY_SELECT,
                                     CK_FAMILY_COPY, CK_FAMILY_FILL, CK_FAMILY_CAST, CK_FAMILY_REDUCE, CK_FAMILY_SOFTMAX,
-                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM, CK_FAMILY_RNN].map(\.rawValue).reduce(into: []) { $0.insert($1) }
+                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM, CK_FAMILY_RNN, CK_FAMILY_FUSED_ELEMENTWISE].map(\.rawValue).reduce(into: []) { $0.insert($1) }
         for i in 0..<n {
             XCTAssertTrue(covered.contains(t[i].family.rawValue), "\(kernelName(t[i])) is in no tested family")
             // every optimized kernel has a reference twin in the table

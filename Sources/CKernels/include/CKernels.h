@@ -390,6 +390,7 @@ typedef enum ck_family {
     CK_FAMILY_POOL,        /* op: 0 max, 1 avg, 2 max backward, 3 avg backward */
     CK_FAMILY_LSTM,        /* op: 0 cell state, 1 hidden state */
     CK_FAMILY_RNN,         /* op: 0 whole-sequence forward, 1 backward (all cells) */
+    CK_FAMILY_FUSED_ELEMENTWISE, /* a program of unary and binary ops, per tile */
     CK_FAMILY_COUNT
 } ck_family;
 
