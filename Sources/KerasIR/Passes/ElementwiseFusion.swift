@@ -8,6 +8,7 @@
 public final class ElementwiseFusion: GraphPass {
     public var name: String { "fuse-elementwise" }
     public private(set) var decisions: [String] = []
+    public var notes: [String] { decisions }
     public init() {}
 
     static func fusible(_ n: Node) -> Bool {
@@ -20,13 +21,12 @@ public final class ElementwiseFusion: GraphPass {
 
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
         decisions = []
-        let users = graph.users()
-        let outputs = Set(graph.outputs.map(\.id))
-        let printer = GraphPrinter(graph)
-        func ref(_ i: Int) -> String { printer.ref(Value(i)) }
+        let uses = GraphUses(graph)
+        let users = uses.users
+        func ref(_ i: Int) -> String { uses.ref(i) }
         let nodes = graph.nodes
         func absorbable(_ i: Int) -> Bool {
-            guard ElementwiseFusion.fusible(nodes[i]), users[i].count == 1, !outputs.contains(i) else { return false }
+            guard ElementwiseFusion.fusible(nodes[i]), uses.singleUse(i) else { return false }
             let u = users[i][0].id
             return ElementwiseFusion.fusible(nodes[u]) && nodes[u].type == nodes[i].type
         }

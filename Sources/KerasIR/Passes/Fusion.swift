@@ -5,6 +5,7 @@
 public final class Fusion: GraphPass {
     public var name: String { "fusion" }
     public private(set) var decisions: [String] = []
+    public var notes: [String] { decisions }
     public init() {}
 
     static let activations: Set<String> = ["relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "swish", "softplus", "softsign",
@@ -12,11 +13,10 @@ public final class Fusion: GraphPass {
 
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
         decisions = []
-        let users = graph.users()
-        let outputs = Set(graph.outputs.map(\.id))
-        let printer = GraphPrinter(graph)
-        func ref(_ i: Int) -> String { printer.ref(Value(i)) }
-        func singleUse(_ i: Int) -> Bool { users[i].count == 1 && !outputs.contains(i) }
+        let uses = GraphUses(graph)
+        let users = uses.users, outputs = uses.outputs
+        func ref(_ i: Int) -> String { uses.ref(i) }
+        func singleUse(_ i: Int) -> Bool { uses.singleUse(i) }
 
         var replaceWith: [Int: Node] = [:]   // node index -> fused node taking its place
         var drop = Set<Int>()

@@ -4,10 +4,34 @@ import Glibc
 import Darwin
 #endif
 
-/// A graph-to-graph pass. `run` returns whether it changed anything.
+/// A graph-to-graph pass. `run` returns whether it changed anything;
+/// `notes` are the decisions of its last run that the log and dumps show.
 public protocol GraphPass {
     var name: String { get }
     func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool
+    var notes: [String] { get }
+}
+
+extension GraphPass {
+    public var notes: [String] { [] }
+}
+
+/// What the fusion passes ask of a graph: each value's users, whether it is
+/// a graph output, and its printed name for decisions.
+struct GraphUses {
+    let users: [[Value]]
+    let outputs: Set<Int>
+    let printer: GraphPrinter
+
+    init(_ g: Graph) {
+        users = g.users()
+        outputs = Set(g.outputs.map(\.id))
+        printer = GraphPrinter(g)
+    }
+
+    func ref(_ i: Int) -> String { printer.ref(Value(i)) }
+    /// Used once, and not a graph output.
+    func singleUse(_ i: Int) -> Bool { users[i].count == 1 && !outputs.contains(i) }
 }
 
 /// One entry of a pipeline's log.
@@ -81,7 +105,7 @@ public struct PassPipeline {
         for pass in passes where !disabled.contains(pass.name) {
             let before = graph.nodes.count
             let changed = try pass.run(&graph, registry: registry)
-            let notes = (pass as? Fusion)?.decisions ?? (pass as? ElementwiseFusion)?.decisions ?? []
+            let notes = pass.notes
             log.append(PassRecord(pass: pass.name, changed: changed, nodesBefore: before, nodesAfter: graph.nodes.count, notes: notes))
             if verify {
                 do { try Verifier.verify(graph, registry: registry) } catch let e as IRError {
