@@ -60,7 +60,7 @@ public final class ExecutionPlan {
         for v in g.parameters {
             try store.declare(g[v].name ?? "v\(v.id)", g.type(of: v))
         }
-        memory = try MemoryPlan(g)
+        memory = try MemoryPlan(g, inPlace: !PassPipeline.environmentList("KERAS_DISABLE_PASSES").contains("in-place"))
         // The arena, constants and the parameters this plan adds, together.
         var planBytes = memory.arenaBytes
         for v in g.nodes.indices where g.nodes[v].op == "constant" { planBytes = MemoryLimit.saturatingSum(planBytes, g.nodes[v].type.byteCount ?? 0) }

@@ -28,12 +28,23 @@ public struct MemoryPlan: CustomStringConvertible {
     public private(set) var unsharedBytes = 0
     private var names: GraphPrinter
 
-    public init(_ g: Graph, registry: OpRegistry = .standard) throws {
+    /// `inPlace`: an op whose output element depends only on input elements
+    /// at its index (OpDef.writesInPlaceOfInput) may take the storage of an
+    /// input of its own type that no later step reads.
+    public init(_ g: Graph, registry: OpRegistry = .standard, inPlace: Bool = true) throws {
         names = GraphPrinter(g)
         let n = g.nodes.count
         storageRoot = Array(0..<n)
         inArena = [Bool](repeating: false, count: n)
         var first = [Int](repeating: 0, count: n), last = [Int](repeating: -1, count: n)
+        // Each value's last reader (n: read after the run), and the same over every value sharing a storage.
+        var lastUse = [Int](repeating: -1, count: n)
+        for (i, node) in g.nodes.enumerated() {
+            for v in node.inputs { lastUse[v.id] = max(lastUse[v.id], i) }
+            if node.op == "input" { lastUse[i] = n }
+        }
+        for v in g.outputs { lastUse[v.id] = n }
+        var rootLastUse = lastUse
         for (i, node) in g.nodes.enumerated() {
             let def = try registry.lookup(node.op)
             switch def.lowering {
@@ -44,9 +55,18 @@ public struct MemoryPlan: CustomStringConvertible {
                 inArena[i] = node.op == "input"
                 first[i] = 0
             default:
-                inArena[i] = true
-                first[i] = i
+                if inPlace && def.writesInPlaceOfInput,
+                   let v = node.inputs.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]]
+                                                       && rootLastUse[storageRoot[$0.id]] == i }) {
+                    // The input's storage dies here: the output overwrites it.
+                    storageRoot[i] = storageRoot[v.id]
+                    inArena[i] = true
+                } else {
+                    inArena[i] = true
+                    first[i] = i
+                }
             }
+            rootLastUse[storageRoot[i]] = max(rootLastUse[storageRoot[i]], lastUse[i])
             last[storageRoot[i]] = max(last[storageRoot[i]], i)
             for v in node.inputs { last[storageRoot[v.id]] = max(last[storageRoot[v.id]], i) }
             if node.op == "input" { last[i] = n }  // inputs hold their values for the whole run

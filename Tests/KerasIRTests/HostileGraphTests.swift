@@ -118,8 +118,11 @@ final class HostileGraphTests: XCTestCase {
         var v = try b.input("x", .f32([16]))
         for i in 0..<40_000 { v = try (i % 2 == 0 ? b.neg(v) : b.relu(v)) }
         b.setOutputs([v])
-        let plan = try MemoryPlan(b.graph)
+        // In-place reuse would fold the whole chain into one buffer; the placement is what this checks.
+        let plan = try MemoryPlan(b.graph, inPlace: false)
         XCTAssertEqual(plan.buffers.count, 40_001)
+        let reused = try MemoryPlan(b.graph)
+        XCTAssertEqual(reused.buffers.count, 2, "in place: the input, and one buffer every op of the chain overwrites")
         XCTAssertLessThanOrEqual(plan.arenaBytes, 4 * 64, "a chain needs the input and two alternating buffers")
         // No two buffers live at the same time overlap in the arena.
         let bufs = plan.buffers.values.sorted { $0.first < $1.first }
@@ -153,7 +156,7 @@ final class HostileGraphTests: XCTestCase {
             setenv(key, "cse,fusoin", 1)
             defer { unsetenv(key) }
             XCTAssertEqual(message { _ = try ExecutionPlan(g, batchSize: 1, store: ParameterStore()) },
-                           "\(key) names an unknown pass 'fusoin' (passes: canonicalize, fusion, fuse-elementwise, schedule, simplify, constant-fold, cse, dce\(key == "KERAS_DUMP" ? ", all" : ""))")
+                           "\(key) names an unknown pass 'fusoin' (passes: canonicalize, fusion, fuse-elementwise, schedule, simplify, constant-fold, cse, dce, in-place\(key == "KERAS_DUMP" ? ", all" : ""))")
         }
         setenv("KERAS_DISABLE_PASSES", "cse", 1)
         defer { unsetenv("KERAS_DISABLE_PASSES") }

@@ -1,4 +1,5 @@
 import KerasIR
+import KerasRuntime
 import TestSupport
 import XCTest
 
@@ -226,5 +227,43 @@ final class PassTests: XCTestCase {
         g.nodes[1].type = .f32([2])
         g.nodes[1].inputs = [Value(5)]
         XCTAssertThrowsError(try Verifier.verify(g)) { XCTAssertTrue("\($0)".contains("is not defined before it")) }
+    }
+}
+
+/// In-place reuse: an elementwise op's output takes a same-typed input's
+/// storage when no later step reads that input; never a graph input's,
+/// an output's, or an input still read later.
+final class InPlaceMemoryTests: XCTestCase {
+    func testOutputsReuseDyingInputs() throws {
+        let g = try GraphParser.parse("""
+        graph @g(%x: f32[4,8], %b: f32[8]) -> (f32[4,8], f32[4,8]) {
+          %0 = exp(%x) : f32[4,8]
+          %1 = add(%0, %b) : f32[4,8]
+          %2 = neg(%1) : f32[4,8]
+          %3 = mul(%2, %0) : f32[4,8]
+          %4 = relu(%3) : f32[4,8]
+          return %4, %2
+        }
+        """)
+        let plan = try MemoryPlan(g)
+        // The value each op makes (every op appears once here).
+        func id(_ op: String) -> Int { g.nodes.firstIndex { $0.op == op }! }
+        func root(_ op: String) -> Int { plan.storageRoot[id(op)] }
+        XCTAssertEqual(root("exp"), id("exp"), "exp cannot overwrite the graph input %x")
+        XCTAssertEqual(root("add"), id("add"), "add cannot overwrite %0: mul reads it later")
+        XCTAssertEqual(root("neg"), root("add"), "neg overwrites %1, read nowhere else")
+        XCTAssertNotEqual(root("mul"), root("neg"), "mul cannot overwrite %2: it is a graph output")
+        XCTAssertEqual(root("mul"), root("exp"), "mul overwrites %0, whose last reader it is")
+        XCTAssertEqual(root("relu"), root("mul"), "relu overwrites %3")
+        let separate = try MemoryPlan(g, inPlace: false)
+        XCTAssertLessThan(plan.unsharedBytes, separate.unsharedBytes)
+        // Through kernels: the same numbers with and without reuse.
+        var rng = SplitMix64(seed: 2)
+        let feeds = ["x": try Tensor((0..<32).map { _ in rng.uniform(-1, 1) }, shape: [4, 8]), "b": try Tensor((0..<8).map { _ in rng.uniform(-1, 1) }, shape: [8])]
+        let a = try ExecutionPlan(g, inputShapes: ["x": [4, 8], "b": [8]], store: ParameterStore()).run(feeds)
+        setenv("KERAS_DISABLE_PASSES", "in-place", 1)
+        defer { unsetenv("KERAS_DISABLE_PASSES") }
+        let b = try ExecutionPlan(g, inputShapes: ["x": [4, 8], "b": [8]], store: ParameterStore()).run(feeds)
+        XCTAssertEqual(a.map(\.floats), b.map(\.floats))
     }
 }

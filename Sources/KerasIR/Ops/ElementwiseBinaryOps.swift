@@ -49,12 +49,14 @@ private func binaryVJP(_ rule: @escaping (GraphBuilder, _ a: Value, _ b: Value, 
 private func binaryOp(_ name: String, _ op: ck_binary_op, dtypes: Set<DType> = [.f32], flops: Int = 1,
                       reference: @escaping (Double, Double) -> Double,
                       vjp: Differentiability) -> OpDef {
-    OpDef(name, arity: .exactly(2), shape: binaryShape(dtypes), differentiability: vjp,
-          reference: { ctx in
-              let r = referenceBroadcast(ctx) { reference($0[0], $0[1]) }
-              return ctx.type.dtype == .i32 ? r.rounded() : r
-          },
-          lowering: lowerBinary(op, name), cost: elementwiseCost(flops))
+    var d = OpDef(name, arity: .exactly(2), shape: binaryShape(dtypes), differentiability: vjp,
+                  reference: { ctx in
+                      let r = referenceBroadcast(ctx) { reference($0[0], $0[1]) }
+                      return ctx.type.dtype == .i32 ? r.rounded() : r
+                  },
+                  lowering: lowerBinary(op, name), cost: elementwiseCost(flops))
+    d.writesInPlaceOfInput = true
+    return d
 }
 
 let elementwiseBinaryOps: [OpDef] = [

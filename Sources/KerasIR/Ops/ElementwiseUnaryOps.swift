@@ -127,7 +127,7 @@ private let unarySpecs: [UnarySpec] = [
 ]
 
 private func makeUnaryOp(_ spec: UnarySpec) -> OpDef {
-    OpDef(
+    var d = OpDef(
         spec.name, arity: .exactly(1),
         shape: { ctx in
             try ctx.requireDType(0, [.f32])
@@ -153,6 +153,8 @@ private func makeUnaryOp(_ spec: UnarySpec) -> OpDef {
             }
         },
         cost: elementwiseCost(spec.flops))
+    d.writesInPlaceOfInput = true
+    return d
 }
 
 /// Owns a parameter struct captured by a kernel closure for the plan's life.

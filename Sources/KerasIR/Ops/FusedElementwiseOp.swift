@@ -68,8 +68,12 @@ func fusedOperandFits(_ input: TensorType, _ out: TensorType) -> Bool {
     return !s.contains(TensorType.unknown) && s.count <= out.rank && Array(out.shape.suffix(s.count)) == s
 }
 
-let fusedElementwiseOps: [OpDef] = [
-    OpDef("fused_elementwise", arity: .atLeast(1),
+let fusedElementwiseOps: [OpDef] = [fusedElementwiseOp()]
+
+/// Each output element comes from input elements at its own index (or a
+/// repeated row), so the output may take a dying input's storage.
+private func fusedElementwiseOp() -> OpDef {
+    var d = OpDef("fused_elementwise", arity: .atLeast(1),
           shape: { ctx in
               for i in ctx.inputs.indices { try ctx.requireDType(i, [.f32]) }
               _ = try FusedProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)  // parses, or names the bad instruction
@@ -130,8 +134,10 @@ let fusedElementwiseOps: [OpDef] = [
           cost: { ins, out, attrs in
               let count = ((try? attrs.string("program")) ?? "").split(separator: ";").count
               return Cost(flops: count * elementCount(out), bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
-          }),
-]
+          })
+    d.writesInPlaceOfInput = true
+    return d
+}
 
 /// Frees a fused kernel's instruction and operand arrays with the plan.
 final class FusedBuffers {

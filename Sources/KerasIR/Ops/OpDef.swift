@@ -140,6 +140,10 @@ public struct OpDef {
     public var reference: ReferenceRule?
     public var lowering: Lowering?
     public var cost: CostRule?
+    /// The kernel computes each output element from the input elements at
+    /// the same index only, so the memory planner may give the output the
+    /// storage of an input of the same type that dies here.
+    public var writesInPlaceOfInput = false
 
     public init(_ name: String, arity: Arity, isPure: Bool = true, shape: ShapeRule?,
                 differentiability: Differentiability?, reference: ReferenceRule?,

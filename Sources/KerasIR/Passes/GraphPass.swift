@@ -77,7 +77,7 @@ public struct PassPipeline {
         }
     }
 
-    static func environmentList(_ key: String) -> Set<String> {
+    public static func environmentList(_ key: String) -> Set<String> {
         guard let raw = getenv(key) else { return [] }
         return Set(String(cString: raw).split(separator: ",").map { String($0) })
     }
@@ -88,9 +88,10 @@ public struct PassPipeline {
         PassPipeline(passes: [Canonicalize(), Fusion(), ElementwiseFusion(), Schedule()], registry: registry)
     }
 
-    /// Every name KERAS_DUMP and KERAS_DISABLE_PASSES may use.
+    /// Every name KERAS_DUMP and KERAS_DISABLE_PASSES may use; "in-place" is
+    /// the memory planner's reuse of a dying input's storage.
     public var knownPassNames: [String] {
-        passes.map(\.name) + (passes.contains { $0 is Canonicalize } ? Canonicalize.subpassNames : [])
+        passes.map(\.name) + (passes.contains { $0 is Canonicalize } ? Canonicalize.subpassNames : []) + ["in-place"]
     }
 
     public mutating func run(_ graph: inout Graph) throws {
