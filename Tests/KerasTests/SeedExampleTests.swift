@@ -19,6 +19,13 @@ final class SeedExampleTests: XCTestCase {
         XCTAssertTrue(text.contains("25,120"), text)
         XCTAssertTrue(text.contains("Total params: 25,450 (99.41 KB)"), text)
         XCTAssertTrue(text.contains("Non-trainable params: 0 (0.00 B)"), text)
+        XCTAssertFalse(text.contains("Planned memory"), "no plan before a step")
+        // After a step, the summary gives each compiled plan's memory.
+        try model.compile(optimizer: "sgd", loss: "mse")
+        _ = try model.trainOnBatch(try Tensor(zeros: .f32([4, 784])), try Tensor(zeros: .f32([4, 10])))
+        let after = model.summaryText
+        XCTAssertTrue(after.contains("Planned memory, train step at batch 4: "), after)
+        XCTAssertTrue(after.contains("live lower bound"), after)
     }
 
     func testReshapeChain() throws {

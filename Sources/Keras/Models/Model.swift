@@ -193,6 +193,13 @@ open class Model: Layer {
         write(" Total params: \(formatCount(total)) (\(formatBytes(total * 4)))")
         write(" Trainable params: \(formatCount(trainableCount)) (\(formatBytes(trainableCount * 4)))")
         write(" Non-trainable params: \(formatCount(total - trainableCount)) (\(formatBytes((total - trainableCount) * 4)))")
+        // The plans compiled so far (a step run at some batch size), with their planned memory.
+        for (key, plan) in (training?.plans ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "|")
+            guard parts.count >= 2 else { continue }
+            write(" Planned memory, \(parts[0]) step at batch \(parts[1]): \(formatBytes(plan.memory.arenaBytes)) arena "
+                  + "(live lower bound \(formatBytes(plan.memory.liveLowerBound)), \(plan.steps.count) kernels)")
+        }
     }
 
     open override class func from(config c: JSON) throws -> Layer { try Model.functional(config: c) }
