@@ -117,6 +117,27 @@ public struct MemoryPlan: CustomStringConvertible {
     /// Byte offset of a value's storage in the arena, if it lives there.
     public func offset(of v: Int) -> Int? { inArena[v] ? buffers[storageRoot[v]]?.offset : nil }
 
+    /// The arena over time as SVG: each buffer a box from its first to its
+    /// last step (x) at its offset (y), so gaps and peaks show at a glance.
+    public func svg(steps: Int, title: String) -> String {
+        let w = 900.0, h = 500.0, left = 70.0, top = 30.0
+        let xs = w / Double(max(steps, 1)), ys = h / Double(max(arenaBytes, 1))
+        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w + left + 20))\" height=\"\(Int(h + top + 40))\" font-family=\"Helvetica\" font-size=\"11\">\n"
+        func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
+        out += "<text x=\"\(left)\" y=\"18\">\(esc(title)): arena \(arenaBytes) B, live lower bound \(liveLowerBound) B, naive \(unsharedBytes) B</text>\n"
+        out += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(w)\" height=\"\(h)\" fill=\"none\" stroke=\"#888\"/>\n"
+        for b in buffers.values.sorted(by: { $0.value < $1.value }) {
+            let x = left + Double(b.first) * xs, y = top + Double(b.offset) * ys
+            let bw = max(Double(b.last - b.first + 1) * xs, 1), bh = max(Double(b.bytes) * ys, 0.5)
+            let hue = (b.value * 47) % 360
+            out += "<rect x=\"\(x)\" y=\"\(y)\" width=\"\(bw)\" height=\"\(bh)\" fill=\"hsl(\(hue),60%,70%)\" stroke=\"#333\" stroke-width=\"0.3\">"
+            out += "<title>\(esc(names.ref(Value(b.value)))): \(b.bytes) B at \(b.offset), live [\(b.first),\(b.last)]</title></rect>\n"
+        }
+        out += "<text x=\"\(left)\" y=\"\(top + h + 16)\">step 0</text><text x=\"\(left + w - 60)\" y=\"\(top + h + 16)\">step \(steps)</text>\n"
+        out += "<text x=\"4\" y=\"\(top + 10)\">offset 0</text><text x=\"4\" y=\"\(top + h)\">\(arenaBytes) B</text>\n"
+        return out + "</svg>\n"
+    }
+
     /// The most bytes live at any one step: no placement can use less arena.
     public var liveLowerBound: Int {
         var events: [(step: Int, delta: Int)] = []

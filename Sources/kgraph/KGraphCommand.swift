@@ -11,12 +11,14 @@ enum KGraphCommand {
     usage: kgraph <command> [options]
 
       dump FILE                 parse, verify and print a graph (FILE may be -)
-      dump MODEL [--train] [--after PASS|all]
+      dump MODEL [--train] [--after PASS|all] [--format text|dot|json]
                                 a Keras model's step graph (inference, or the training
-                                step with --train), before the passes or after them
-      plan MODEL [--train] [--batch N] [--json FILE]
+                                step with --train), before the passes or after them;
+                                dot draws fusion groups as clusters
+      plan MODEL [--train] [--batch N] [--json FILE] [--svg FILE]
                                 compile a Keras model's step; print its kernels, the
-                                memory plan and the arena against its bounds
+                                memory plan and the arena against its bounds; --svg
+                                draws the arena over time
                                 MODEL: mlp, mnist_cnn, cifar_cnn, imdb_lstm, or a
                                 model .json, .keras or .h5 file
       passes FILE               run the standard pipeline; print its log and the result
@@ -124,16 +126,28 @@ enum KGraphCommand {
     }
 
     static func dumpModel(_ args: [String]) throws {
-        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--after"])
+        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--after", "--format"])
+        let format = opts["--format"] ?? "text"
+        guard ["text", "dot", "json"].contains(format) else { throw Failure(message: "--format must be text, dot or json, got '\(format)'") }
         let (m, _, _) = try model(args[0], batch: nil)
         let after = opts["--after"].map { $0.split(separator: ",").map(String.init) }
-        do { print(try m.dumpGraph(training: train, after: after), terminator: "") } catch let e as KerasError {
+        do {
+            if format == "text" { print(try m.dumpGraph(training: train, after: after), terminator: ""); return }
+            // dot and json draw one graph: before the passes, or after all of them with --after.
+            var g = try m.stepGraph(training: train)
+            if after != nil {
+                var pipeline = PassPipeline.standard()
+                pipeline.dumpAfter = []
+                try pipeline.run(&g)
+            }
+            print(format == "dot" ? GraphFormats.dot(g) : GraphFormats.json(g), terminator: "")
+        } catch let e as KerasError {
             throw Failure(message: e.message)
         } catch let e as IRError { throw Failure(message: e.message) }
     }
 
     static func planModel(_ args: [String]) throws {
-        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--batch", "--json"])
+        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--batch", "--json", "--svg"])
         let batch = try opts["--batch"].map { try positiveInt($0, "--batch") }
         let (m, x, y) = try model(args[0], batch: batch)
         let plan: ExecutionPlan
@@ -152,6 +166,10 @@ enum KGraphCommand {
         print(plan.listing)
         let memory = plan.memory
         print("kernels: \(plan.steps.count); arena \(memory.arenaBytes) B, naive sum \(memory.unsharedBytes) B, live lower bound \(memory.liveLowerBound) B")
+        if let path = opts["--svg"] {
+            let svg = memory.svg(steps: plan.graph.nodes.count, title: "\(args[0]) \(train ? "training" : "inference") step")
+            do { try writeFileAtomically(path, svg) } catch { throw Failure(message: "\(path): \(error)") }
+        }
         if let path = opts["--json"] {
             let kernels: [JSON] = plan.steps.map { s in
                 let n = plan.graph.nodes[s.node]

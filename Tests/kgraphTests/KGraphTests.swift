@@ -102,6 +102,23 @@ final class KGraphTests: XCTestCase {
         let notCompiled = try kgraph(["plan", keras, "--train"])
         XCTAssertEqual(notCompiled.status, 1)
         XCTAssertTrue(notCompiled.err.contains("not compiled"), notCompiled.err)
+        // DOT draws fusion groups as clusters; JSON lists the nodes; the SVG draws every buffer.
+        let dot = try kgraph(["dump", "mlp", "--train", "--after", "all", "--format", "dot"])
+        XCTAssertEqual(dot.status, 0, dot.err)
+        XCTAssertTrue(dot.out.hasPrefix("digraph \"mlp_train_step\" {") && dot.out.contains("subgraph \"cluster_"), String(dot.out.prefix(300)))
+        let nodesJSON = try kgraph(["dump", "mlp", "--format", "json"])
+        let parsed = try JSONSerialization.jsonObject(with: Data(nodesJSON.out.utf8)) as? [String: Any]
+        XCTAssertGreaterThan((parsed?["nodes"] as? [Any])?.count ?? 0, 5, nodesJSON.out)
+        let svg = NSTemporaryDirectory() + "kgraph-\(UUID().uuidString).svg"
+        defer { try? FileManager.default.removeItem(atPath: svg) }
+        let drawn = try kgraph(["plan", "mlp", "--train", "--svg", svg])
+        XCTAssertEqual(drawn.status, 0, drawn.err)
+        let svgText = try String(contentsOfFile: svg, encoding: .utf8)
+        XCTAssertTrue(svgText.hasPrefix("<svg") && svgText.hasSuffix("</svg>\n"))
+        XCTAssertGreaterThan(svgText.components(separatedBy: "<rect").count, 10)
+        let badFormat = try kgraph(["dump", "mlp", "--format", "png"])
+        XCTAssertEqual(badFormat.status, 1)
+        XCTAssertTrue(badFormat.err.contains("--format must be text, dot or json"), badFormat.err)
         // Bad input: an unknown pass, an unreadable or malformed model file.
         let badPass = try kgraph(["dump", "mlp", "--after", "fuse"])
         XCTAssertEqual(badPass.status, 1)
