@@ -26,7 +26,7 @@ extension HDF5File {
             let heap = try LocalHeap(file: self, address: heapAddress, path: path)
             if heap.data.count % 8 != 0 { problems.append("\(path): local heap data of \(heap.data.count) bytes is not a multiple of 8") }
             var names: [String] = []
-            try checkNode(btree, heap, path, left: "", right: nil, expectedLevel: nil, root: true, &names, &problems)
+            try checkNode(btree, heap, path, right: nil, expectedLevel: nil, root: true, &names, &problems)
             if names != names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) || Set(names).count != names.count {
                 problems.append("\(path): links are not in strictly increasing name order: \(names.prefix(10))")
             }
@@ -37,7 +37,7 @@ extension HDF5File {
     }
 
     /// One group B-tree node: its keys bracket its children; leaves' symbol nodes hold sorted names.
-    private func checkNode(_ address: Int, _ heap: LocalHeap, _ path: String, left: String, right: String?, expectedLevel: Int?,
+    private func checkNode(_ address: Int, _ heap: LocalHeap, _ path: String, right: String?, expectedLevel: Int?,
                            root: Bool = false, _ names: inout [String], _ problems: inout [String]) throws {
         var c = try cursor(at: address, object: path)
         try c.signature("TREE")
@@ -60,7 +60,7 @@ extension HDF5File {
         if let right, keys.last != right { problems.append("\(path): B-tree node \(address) ends at key '\(keys.last ?? "")', its parent says '\(right)'") }
         for (k, child) in children.enumerated() {
             if level > 0 {
-                try checkNode(child, heap, path, left: keys[k], right: keys[k + 1], expectedLevel: level - 1, &names, &problems)
+                try checkNode(child, heap, path, right: keys[k + 1], expectedLevel: level - 1, &names, &problems)
                 continue
             }
             var s = try cursor(at: child, object: path)
@@ -77,6 +77,5 @@ extension HDF5File {
                 names.append(name)
             }
         }
-        _ = left
     }
 }
