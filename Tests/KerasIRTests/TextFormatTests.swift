@@ -71,6 +71,20 @@ final class TextFormatTests: XCTestCase {
         XCTAssertEqual(try GraphParser.parse(g.description).description, g.description)
     }
 
+    /// String attributes with quotes, backslashes and control characters print
+    /// escaped and parse back to the same string.
+    func testStringEscapesRoundTrip() throws {
+        let b = GraphBuilder(name: "s")
+        let x = try b.input("x", .f32([2]))
+        let weird = "a\"b\\c\nd\te\rf\u{1}g"
+        let y = try b.emit("cast", [x], ["dtype": .string("f32"), "note": .string(weird)])
+        b.setOutputs([y])
+        let text = b.graph.description
+        XCTAssertTrue(text.contains(#"note="a\"b\\c\nd\te\rf\u0001g""#), text)
+        let back = try GraphParser.parse(text)
+        XCTAssertEqual(back.nodes.first { $0.op == "cast" }?.attrs["note"], .string(weird))
+    }
+
     /// Thousands of random mutations of a real dump: each either parses into a
     /// graph that verifies and prints stably, or fails with a ParseError.
     /// Nothing may trap.

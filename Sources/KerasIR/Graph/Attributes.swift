@@ -27,15 +27,24 @@ public func formatFloat(_ v: Float) -> String {
     return v.description
 }
 
+/// A double-quoted string with quotes, backslashes and control characters
+/// escaped: the IR text's form, which is also valid JSON and DOT.
 func quoteString(_ s: String) -> String {
     var out = "\""
-    for c in s {
-        switch c {
+    for u in s.unicodeScalars {
+        switch u {
         case "\"": out += "\\\""
         case "\\": out += "\\\\"
         case "\n": out += "\\n"
         case "\t": out += "\\t"
-        default: out.append(c)
+        case "\r": out += "\\r"
+        default:
+            if u.value < 0x20 {
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(u)
+            }
         }
     }
     return out + "\""

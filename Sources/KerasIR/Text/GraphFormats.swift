@@ -3,22 +3,7 @@
 /// fused_elementwise node as a cluster of the ops it runs; JSON lists the
 /// nodes with their operands, types, attributes and layers.
 public enum GraphFormats {
-    /// A double-quoted string for DOT and JSON: backslashes, quotes and
-    /// control characters escaped (a newline becomes \n, a line break in DOT).
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ s: String) -> String { quoteString(s) }
 
     public static func dot(_ g: Graph) -> String {
         let names = GraphPrinter(g)

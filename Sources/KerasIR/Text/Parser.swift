@@ -81,6 +81,14 @@ private struct Lexer {
                         switch e {
                         case "n": s.append("\n")
                         case "t": s.append("\t")
+                        case "r": s.append("\r")
+                        case "u":
+                            // \uXXXX: the other control characters the printer escapes.
+                            guard i + 4 <= chars.count, let v = UInt32(String(chars[i..<i + 4]), radix: 16), let u = Unicode.Scalar(v) else {
+                                throw fail("bad \\u escape in a string")
+                            }
+                            for _ in 0..<4 { _ = advance() }
+                            s.unicodeScalars.append(u)
                         default: s.append(e)
                         }
                     } else { s.append(d) }
