@@ -49,6 +49,22 @@ static inline int64_t backward_source(const ck_conv_desc *d, int64_t i, int64_t 
     return ((n * d->out_size[0] + a0) * d->out_size[1] + a1) * d->out_size[2] + a2;
 }
 
+/* ---- the forward epilogue: bias, residual and activation on rows [p0, p0 + rows), columns [c0, c0 + cols) ---- */
+
+static int has_conv_epilogue(const ck_conv_desc *d) { return d->bias || d->residual || d->activation > 0; }
+
+static void conv_epilogue(const ck_conv_desc *d, ck_isa isa, float *y, int64_t p0, int64_t rows, int64_t c0, int64_t cols) {
+    int64_t OC = d->out_channels;
+    ck_f32_unary_fn act = d->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(d->activation - 1), isa) : NULL;
+    ck_f32_binary_fn add = ck_f32_binary_kernel(CK_BINARY_ADD, isa);
+    for (int64_t r = p0; r < p0 + rows; r++) {
+        float *row = y + r * OC + c0;
+        if (d->bias) add((size_t)cols, row, 1, d->bias + c0, 1, row);
+        if (d->residual) add((size_t)cols, row, 1, d->residual + r * OC + c0, 1, row);
+        if (act) act((size_t)cols, row, row, &d->act_params);
+    }
+}
+
 /* ---- reference: direct loops, double accumulation ---- */
 
 static void ck_f32_conv_forward__ref(const ck_conv_desc *d, const float *x, const float *w, float *y) {
@@ -65,6 +81,7 @@ static void ck_f32_conv_forward__ref(const ck_conv_desc *d, const float *x, cons
             }
             y[p * OC + oc] = (float)acc;
         }
+    if (has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_REF, y, 0, P, 0, OC);
 }
 
 static void ck_f32_conv_backward_data__ref(const ck_conv_desc *d, const float *dy, const float *w, float *dx) {
@@ -412,6 +429,7 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
             int64_t nr = cp->cols - j < NR ? cp->cols - j : NR;
             cp->im->ukr(T, cp->kc, ind, cp->panels + j * T * cp->kc, cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr);
         }
+        if (!cp->backward && has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_AVX2, cp->dst, p0, mr, cp->dst_off, cp->cols);
     }
 }
 
@@ -441,6 +459,8 @@ static void few_channel_forward(ck_isa isa, const ck_conv_desc *d, const float *
     g.b = w; g.ldb = d->out_channels;
     g.c = y; g.ldc = d->out_channels;
     g.user_pack_a = pack_patch_rows; g.user_pack_ctx = &pc;
+    g.bias = d->bias; g.residual = d->residual; g.ld_residual = d->out_channels;
+    g.activation = d->activation; g.act_params = d->act_params;
     ck_gemm_custom_a(isa, &g);
     pthread_mutex_unlock(&conv_mu);
 }

@@ -85,6 +85,20 @@ final class ConvKernelTests: XCTestCase {
                 if let m = compare(y.values, yRef.values, tol: 1e-6 * k) { XCTFail("conv forward \(String(cString: ck_isa_name(isa))) \(g): \(m)") }
                 XCTAssertTrue(y.intactCanaries, "conv forward wrote outside y")
             }
+            // The epilogue (bias, residual, activation) in the store step, against the reference with the same epilogue.
+            let bias = Guarded(rng.floats(g.oc, -1, 1)), residual = Guarded(rng.floats(g.yCount, -1, 1))
+            var e = d
+            e.bias = UnsafePointer(bias.pointer); e.residual = UnsafePointer(residual.pointer)
+            e.activation = Int32(CK_UNARY_ELU.rawValue) + 1
+            e.act_params = ck_unary_params(alpha: 0.7, beta: 0)
+            let zRef = Guarded(g.yCount)
+            ck_f32_conv_forward_kernel(CK_ISA_REF)(&e, x.pointer, w.pointer, zRef.pointer)
+            for isa in optimized(0) {
+                let z = Guarded(g.yCount)
+                ck_f32_conv_forward_kernel(isa)(&e, x.pointer, w.pointer, z.pointer)
+                if let m = compare(z.values, zRef.values, tol: 1e-6 * k) { XCTFail("conv forward+bias+residual+elu \(String(cString: ck_isa_name(isa))) \(g): \(m)") }
+                XCTAssertTrue(z.intactCanaries, "conv forward with an epilogue wrote outside y")
+            }
             for isa in optimized(1) {
                 let dx = Guarded(g.xCount)
                 ck_f32_conv_backward_data_kernel(isa)(&d, dy.pointer, w.pointer, dx.pointer)
@@ -112,15 +126,22 @@ final class ConvKernelTests: XCTestCase {
                            pad: [0, 0], padAfter: [0, 0])] {
         var d = g.desc
         let x = rng.floats(g.xCount, -1, 1), w = rng.floats(g.wCount, -1, 1), dy = rng.floats(g.yCount, -1, 1)
+        let bias = rng.floats(g.oc, -1, 1)
         for isa in optimized(0) {
             var outs: [[UInt32]] = []
             for threads: Int32 in [1, 2] {
                 _ = ck_threads_set(threads)
                 var y = [Float](repeating: 0, count: g.yCount), dx = [Float](repeating: 0, count: g.xCount), dw = [Float](repeating: 0, count: g.wCount)
+                var z = y
                 ck_f32_conv_forward_kernel(isa)(&d, x, w, &y)
+                bias.withUnsafeBufferPointer { b in
+                    var e = d
+                    e.bias = b.baseAddress; e.activation = Int32(CK_UNARY_RELU.rawValue) + 1
+                    ck_f32_conv_forward_kernel(isa)(&e, x, w, &z)
+                }
                 ck_f32_conv_backward_data_kernel(isa)(&d, dy, w, &dx)
                 ck_f32_conv_backward_filter_kernel(isa)(&d, x, dy, &dw)
-                outs.append((y + dx + dw).map(\.bitPattern))
+                outs.append((y + z + dx + dw).map(\.bitPattern))
             }
             XCTAssertEqual(outs[0], outs[1], "conv at \(String(cString: ck_isa_name(isa))) c=\(g.c)")
         }

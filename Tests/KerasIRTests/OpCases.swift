@@ -137,6 +137,17 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     OpCase(op: "gemm_bias_act", inputs: [.f32([20, 3], .uniform(-1, 1)), .f32([3, 2], .uniform(-1, 1)), .f32([2], .uniform(-1, 1))],
            attrs: ["transpose_b": .bool(false), "bias": .bool(true), "residual": .bool(false), "act": .string("none")], label: "narrow"),
 
+    OpCase(op: "conv_bias_act", inputs: [.f32([2, 5, 6, 4], .uniform(-1, 1)), .f32([3, 2, 2, 6], .uniform(-1, 1)), .f32([6], .uniform(-1, 1))],
+           attrs: ["strides": .ints([2, 1]), "dilation": .ints([1, 2]), "pads": .ints([1, 1, 0, 1]), "groups": .int(2),
+                   "bias": .bool(true), "residual": .bool(false), "act": .string("tanh")], label: "bias tanh groups"),
+    OpCase(op: "conv_bias_act", inputs: [.f32([2, 7, 3], .uniform(-1, 1)), .f32([3, 3, 4], .uniform(-1, 1)), .f32([4], .uniform(-1, 1)),
+                                         .f32([2, 7, 4], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1]), "dilation": .ints([1]), "pads": .ints([1, 1]), "groups": .int(1),
+                   "bias": .bool(true), "residual": .bool(true), "act": .string("elu"), "act_alpha": .float(0.5)], label: "1D bias residual elu"),
+    OpCase(op: "conv_bias_act", inputs: [.f32([2, 6, 5, 2], .uniform(-1, 1)), .f32([3, 3, 2, 5], .uniform(-1, 1)), .f32([5], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([0, 0, 0, 0]), "groups": .int(1),
+                   "bias": .bool(true), "residual": .bool(false), "act": .string("relu")], label: "few channels relu"),
+
     OpCase(op: "reshape", inputs: [.f32([2, 3, 4])], attrs: ["shape": .ints([6, -1])]),
     OpCase(op: "stop_gradient", inputs: [.f32([2, 3])]),
     OpCase(op: "transpose", inputs: [.f32([2, 3, 4])], attrs: ["perm": .ints([2, 0, 1])]),

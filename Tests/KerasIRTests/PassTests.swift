@@ -141,6 +141,34 @@ final class PassTests: XCTestCase {
                                           "not fused %3 -> %5: producer has 2 consumers"])
     }
 
+    func testFusionFoldsConvolutionEpilogues() throws {
+        let fusion = Fusion()
+        try check(fusion, """
+        graph @g(%x: f32[?,6,6,2], %w: f32[3,3,2,4] param, %b: f32[4] param, %y: f32[2,6,6,2], %r: f32[2,4,4,4], %s: f32[?,4,4,4]) -> (f32[?,4,4,4], f32[2,4,4,4], f32[?,4,4,4]) {
+          %0 = conv(%x, %w) {dilation=[1,1], groups=1, pads=[0,0,0,0], strides=[1,1]} : f32[?,4,4,4]  # conv2d
+          %1 = add(%0, %b) : f32[?,4,4,4]  # conv2d
+          %2 = relu(%1) : f32[?,4,4,4]  # conv2d
+          %3 = conv(%y, %w) {dilation=[1,1], groups=1, pads=[0,0,0,0], strides=[1,1]} : f32[2,4,4,4]  # conv2d_1
+          %4 = add(%r, %3) : f32[2,4,4,4]  # add
+          %5 = conv(%x, %w) {dilation=[1,1], groups=1, pads=[0,0,0,0], strides=[1,1]} : f32[?,4,4,4]  # conv2d_2
+          %6 = add(%5, %s) : f32[?,4,4,4]  # add_1
+          return %2, %4, %6
+        }
+        """, """
+        graph @g(%x: f32[?,6,6,2], %w: f32[3,3,2,4] param, %b: f32[4] param, %y: f32[2,6,6,2], %r: f32[2,4,4,4], %s: f32[?,4,4,4]) -> (f32[?,4,4,4], f32[2,4,4,4], f32[?,4,4,4]) {
+          %0 = conv_bias_act(%x, %w, %b) {act="relu", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,4,4,4]  # conv2d
+          %1 = conv_bias_act(%y, %w, %r) {act="none", bias=false, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=true, strides=[1,1]} : f32[2,4,4,4]  # add
+          %2 = conv(%x, %w) {dilation=[1,1], groups=1, pads=[0,0,0,0], strides=[1,1]} : f32[?,4,4,4]  # conv2d_2
+          %3 = add(%2, %s) : f32[?,4,4,4]  # add_1
+          return %0, %1, %3
+        }
+
+        """)
+        XCTAssertEqual(fusion.decisions, ["fused conv %0 + bias %1 + relu %2 -> conv_bias_act",
+                                          "fused conv %3 + residual %4 -> conv_bias_act",
+                                          "not fused %5 -> %6: the residual f32[?,4,4,4] has unknown dimensions, so the kernel cannot know it matches the result row for row"])
+    }
+
     func testScheduleMovesAssignsLast() throws {
         try check(Schedule(), """
         graph @g(%w: f32[2] param, %x: f32[2]) -> (f32[2]) {

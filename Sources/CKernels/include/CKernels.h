@@ -260,6 +260,12 @@ typedef struct ck_conv_desc {
     int32_t rank;
     int64_t batch, in_channels, out_channels, groups;
     int64_t in_size[3], out_size[3], kernel[3], stride[3], dilation[3], pad[3];
+    /* Forward only: an epilogue applied to each finished tile while it is in
+     * cache, y = act(conv + bias[oc] + residual[p, oc]) (zeroed: none). */
+    const float *bias;        /* out_channels values, or NULL */
+    const float *residual;    /* shaped like y, or NULL */
+    int32_t activation;       /* 1 + a ck_unary_op, or 0 for none */
+    ck_unary_params act_params;
 } ck_conv_desc;
 
 /* y = conv(x, w). */

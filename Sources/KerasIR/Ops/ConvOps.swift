@@ -61,7 +61,7 @@ struct ConvGeometry {
 private let U = TensorType.unknown
 
 /// Checks x [N, *s, C] and w [*k, C/g, OC]; returns (rank, spatial, kernel, C, OC).
-private func checkConvOperands(_ x: TensorType, _ w: TensorType, op: String, groupsAttr: Attributes) throws -> (Int, [Int], [Int], Int, Int) {
+func checkConvOperands(_ x: TensorType, _ w: TensorType, op: String, groupsAttr: Attributes) throws -> (Int, [Int], [Int], Int, Int) {
     guard x.dtype == .f32, w.dtype == .f32 else { throw ShapeError("\(op) expects f32 operands, got \(x) and \(w)") }
     let rank = x.rank - 2
     guard rank >= 1, w.rank == rank + 2 else {
@@ -79,14 +79,14 @@ private func checkConvOperands(_ x: TensorType, _ w: TensorType, op: String, gro
     return (rank, spatial, kernel, c, oc)
 }
 
-private func convFlops(_ n: Int, _ outSpatial: [Int], _ oc: Int, _ kernel: [Int], _ cg: Int) -> Int {
+func convFlops(_ n: Int, _ outSpatial: [Int], _ oc: Int, _ kernel: [Int], _ cg: Int) -> Int {
     // An estimate for reports: wrapping products never trap on huge shapes.
     2 &* max(n, 1) &* outSpatial.reduce(1, &*) &* oc &* kernel.reduce(1, &*) &* cg
 }
 
 // MARK: - Reference (double precision, direct loops)
 
-private struct RefConv {
+struct RefConv {
     let g: ConvGeometry
     let n: Int, spatial: [Int], out: [Int], kernel: [Int], c: Int, oc: Int
 
@@ -171,10 +171,10 @@ private struct RefConv {
 
 /// One call of a convolution-family kernel (forward, backward-data and
 /// backward-filter share the C signature: descriptor, two inputs, output).
-private func convKernel(_ ctx: LoweringContext, _ name: String, _ fn: ck_f32_conv_fn, _ d: ck_conv_desc) -> Kernel {
+func convKernel(_ ctx: LoweringContext, _ name: String, _ fn: ck_f32_conv_fn, _ d: ck_conv_desc, epilogue: String = "") -> Kernel {
     let keep = ParamsBox(d), box = keep.pointer
     let a = ctx.f32(0), b = ctx.f32(1), out = ctx.f32Out
-    return Kernel(name: "\(name)__\(isaSuffix(ctx.isa))") { _ = keep; fn(box, a, b, out); return 0 }
+    return Kernel(name: "\(name)__\(isaSuffix(ctx.isa))\(epilogue)") { _ = keep; fn(box, a, b, out); return 0 }
 }
 
 let convOps: [OpDef] = [

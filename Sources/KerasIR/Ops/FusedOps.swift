@@ -15,13 +15,83 @@ func fusedParts(_ attrs: Attributes) -> (tb: Bool, bias: Bool, residual: Bool, a
     return (tb, bias, residual, act == "none" ? nil : act, actAttrs)
 }
 
+/// The attributes of the op under an epilogue (conv geometry, matmul transposes).
+func epilogueCoreAttrs(_ attrs: Attributes) -> Attributes {
+    var core = Attributes()
+    for k in attrs.sortedKeys where !["bias", "residual", "act"].contains(k) && !k.hasPrefix("act_") { core[k] = attrs[k] }
+    return core
+}
+
+/// The kernel-name suffix that shows an epilogue in plans ("+bias+relu").
+func epilogueSuffix(_ p: (tb: Bool, bias: Bool, residual: Bool, act: String?, actAttrs: Attributes)) -> String {
+    (p.bias ? "+bias" : "") + (p.residual ? "+residual" : "") + (p.act.map { "+\($0)" } ?? "")
+}
+
+/// Checks the epilogue operands after the first two inputs against the core op's result `out`.
+func checkEpilogueInputs(_ ctx: ShapeContext, out: TensorType) throws {
+    let p = fusedParts(ctx.attrs)
+    guard ctx.inputs.count == 2 + (p.bias ? 1 : 0) + (p.residual ? 1 : 0) else {
+        throw ctx.fail("expects \(2 + (p.bias ? 1 : 0) + (p.residual ? 1 : 0)) inputs for bias=\(p.bias) residual=\(p.residual), got \(ctx.inputs.count)")
+    }
+    let n = out.shape.last!
+    var i = 2
+    if p.bias {
+        guard ctx.inputs[i] == .f32([n]) else { throw ctx.fail("expects a bias f32[\(n)], got \(ctx.inputs[i])") }
+        i += 1
+    }
+    if p.residual {
+        // The kernel reads the residual with the output's row stride: same shape, no broadcast.
+        let r = ctx.inputs[i]
+        let same = r.dtype == .f32 && r.rank == out.rank
+            && zip(r.shape, out.shape).allSatisfy { $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }
+        guard same else { throw ctx.fail("expects a residual shaped like \(out), got \(r)") }
+    }
+    if let act = p.act, unaryKernel(act, p.actAttrs) == nil { throw ctx.fail("cannot apply '\(act)' in an epilogue") }
+}
+
+/// The unfused computation's VJP, rebuilt from the registered ops: the core
+/// op on the first two inputs, then bias, residual and activation.
+func epilogueVJP(_ b: GraphBuilder, _ args: VJPArguments, _ g: Value, core: String, coreAttrs: Attributes) throws -> [Value?] {
+    let p = fusedParts(args.attrs)
+    let x = args.inputs[0], w = args.inputs[1]
+    let y = try b.emit(core, [x, w], coreAttrs)
+    var z = y
+    var i = 2
+    let biasV = p.bias ? args.inputs[i] : nil
+    if p.bias { i += 1 }
+    let resV = p.residual ? args.inputs[i] : nil
+    if let bv = biasV { z = try b.add(z, bv) }
+    if let rv = resV { z = try b.add(z, rv) }
+    var gz = g
+    if let act = p.act {
+        let a = try b.emit(act, [z], p.actAttrs)
+        guard case .vjp(let rule)? = b.registry[act]?.differentiability else { throw IRError("\(core) epilogue: activation \(act) has no VJP") }
+        gz = try rule(b, VJPArguments(inputs: [z], output: a, attrs: p.actAttrs), g)[0]!
+    }
+    guard case .vjp(let coreRule)? = b.registry[core]?.differentiability else { throw IRError("\(core) has no VJP") }
+    let gx = try coreRule(b, VJPArguments(inputs: [x, w], output: y, attrs: coreAttrs), gz)
+    var out: [Value?] = [gx[0], gx[1]]
+    if let bv = biasV { out.append(try b.unbroadcast(gz, to: b.type(of: bv))) }
+    if let rv = resV { out.append(try b.unbroadcast(gz, to: b.type(of: rv))) }
+    return out
+}
+
+/// The unfused computation in the reference evaluator.
+func epilogueReference(_ ctx: ReferenceContext, core: String, coreAttrs: Attributes) throws -> RefTensor {
+    let p = fusedParts(ctx.attrs)
+    let reg = OpRegistry.standard
+    var z = try reg[core]!.reference!(ReferenceContext(inputs: [ctx.inputs[0], ctx.inputs[1]], attrs: coreAttrs, type: ctx.type))
+    for extra in ctx.inputs.dropFirst(2) {
+        z = try reg["add"]!.reference!(ReferenceContext(inputs: [z, extra], attrs: [:], type: ctx.type))
+    }
+    if let act = p.act { z = try reg[act]!.reference!(ReferenceContext(inputs: [z], attrs: p.actAttrs, type: ctx.type)) }
+    return z
+}
+
 let fusedOps: [OpDef] = [
     OpDef("gemm_bias_act", arity: .range(2, 4),
           shape: { ctx in
               let p = fusedParts(ctx.attrs)
-              guard ctx.inputs.count == 2 + (p.bias ? 1 : 0) + (p.residual ? 1 : 0) else {
-                  throw ctx.fail("expects \(2 + (p.bias ? 1 : 0) + (p.residual ? 1 : 0)) inputs for bias=\(p.bias) residual=\(p.residual), got \(ctx.inputs.count)")
-              }
               let a = ctx.inputs[0], w = ctx.inputs[1]
               guard a.dtype == .f32, w.dtype == .f32, a.rank >= 2, w.rank == 2 else { throw ctx.fail("expects f32 a [..., K] and w of rank 2, got \(a) and \(w)") }
               let k = p.tb ? w.shape[1] : w.shape[0], n = p.tb ? w.shape[0] : w.shape[1]
@@ -29,59 +99,14 @@ let fusedOps: [OpDef] = [
                   throw ctx.fail("expects inner dimensions to agree, got \(a) and \(w)")
               }
               let out = TensorType.f32(Array(a.shape.dropLast()) + [n])
-              var i = 2
-              if p.bias {
-                  guard ctx.inputs[i] == .f32([n]) else { throw ctx.fail("expects a bias f32[\(n)], got \(ctx.inputs[i])") }
-                  i += 1
-              }
-              if p.residual {
-                  // The kernel reads the residual with the output's row stride: same shape, no broadcast.
-                  let r = ctx.inputs[i]
-                  let same = r.dtype == .f32 && r.rank == out.rank
-                      && zip(r.shape, out.shape).allSatisfy { $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }
-                  guard same else { throw ctx.fail("expects a residual shaped like \(out), got \(r)") }
-              }
-              if let act = p.act, unaryKernel(act, p.actAttrs) == nil { throw ctx.fail("cannot apply '\(act)' in an epilogue") }
+              try checkEpilogueInputs(ctx, out: out)
               return out
           },
           differentiability: .vjp { b, args, g in
-              // The unfused computation's VJP, rebuilt from the registered ops.
-              let p = fusedParts(args.attrs)
-              let a = args.inputs[0], w = args.inputs[1]
-              let mm = try b.matmul(a, w, transposeB: p.tb)
-              var z = mm
-              var i = 2
-              let biasV = p.bias ? args.inputs[i] : nil
-              if p.bias { i += 1 }
-              let resV = p.residual ? args.inputs[i] : nil
-              if let bv = biasV { z = try b.add(z, bv) }
-              if let rv = resV { z = try b.add(z, rv) }
-              var gz = g
-              if let act = p.act {
-                  let y = try b.emit(act, [z], p.actAttrs)
-                  guard case .vjp(let rule)? = b.registry[act]?.differentiability else {
-                      throw IRError("gemm_bias_act: activation \(act) has no VJP")
-                  }
-                  gz = try rule(b, VJPArguments(inputs: [z], output: y, attrs: p.actAttrs), g)[0]!
-              }
-              guard case .vjp(let mmRule)? = b.registry["matmul"]?.differentiability else { throw IRError("matmul has no VJP") }
-              let ga = try mmRule(b, VJPArguments(inputs: [a, w], output: mm, attrs: ["transpose_a": .bool(false), "transpose_b": .bool(p.tb)]), gz)
-              var out: [Value?] = [ga[0], ga[1]]
-              if let bv = biasV { out.append(try b.unbroadcast(gz, to: b.type(of: bv))) }
-              if let rv = resV { out.append(try b.unbroadcast(gz, to: b.type(of: rv))) }
-              return out
+              let tb = fusedParts(args.attrs).tb
+              return try epilogueVJP(b, args, g, core: "matmul", coreAttrs: ["transpose_a": .bool(false), "transpose_b": .bool(tb)])
           },
-          reference: { ctx in
-              let p = fusedParts(ctx.attrs)
-              let reg = OpRegistry.standard
-              var z = try reg["matmul"]!.reference!(ReferenceContext(inputs: [ctx.inputs[0], ctx.inputs[1]],
-                                                                      attrs: ["transpose_b": .bool(p.tb)], type: ctx.type))
-              for extra in ctx.inputs.dropFirst(2) {
-                  z = try reg["add"]!.reference!(ReferenceContext(inputs: [z, extra], attrs: [:], type: ctx.type))
-              }
-              if let act = p.act { z = try reg[act]!.reference!(ReferenceContext(inputs: [z], attrs: p.actAttrs, type: ctx.type)) }
-              return z
-          },
+          reference: { ctx in try epilogueReference(ctx, core: "matmul", coreAttrs: ["transpose_b": .bool(fusedParts(ctx.attrs).tb)]) },
           lowering: .kernel { ctx in
               let p = fusedParts(ctx.node.attrs)
               let at = ctx.inputTypes[0], wt = ctx.inputTypes[1]
@@ -106,8 +131,7 @@ let fusedOps: [OpDef] = [
               var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
               ck_f32_gemm_tile(ctx.isa, &mr, &nr, &kc)
               let name = ctx.isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(ctx.isa))_\(mr)x\(nr)"
-              let epi = (p.bias ? "+bias" : "") + (p.residual ? "+residual" : "") + (p.act.map { "+\($0)" } ?? "")
-              return Kernel(name: name + epi) { _ = keep; fn(box, nil); return 0 }
+              return Kernel(name: name + epilogueSuffix(p)) { _ = keep; fn(box, nil); return 0 }
           },
           cost: { ins, out, _ in
               let k = ins[0].shape.last.map { Swift.max($0, 1) } ?? 1

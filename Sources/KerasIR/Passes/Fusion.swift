@@ -1,6 +1,6 @@
-/// Folds matmul -> add(bias or residual) -> activation chains into one
-/// gemm_bias_act (a GEMM whose store step adds the bias and applies the
-/// activation). Each decision, taken or refused, is recorded with its reason
+/// Folds matmul or conv -> add(bias or residual) -> activation chains into
+/// one gemm_bias_act or conv_bias_act (a GEMM or convolution whose store step
+/// adds the bias and applies the activation to each tile while it is in cache). Each decision, taken or refused, is recorded with its reason
 /// in `decisions`; the pipeline logs them and KERAS_DUMP=fusion prints them.
 public final class Fusion: GraphPass {
     public var name: String { "fusion" }
@@ -21,14 +21,16 @@ public final class Fusion: GraphPass {
         var replaceWith: [Int: Node] = [:]   // node index -> fused node taking its place
         var drop = Set<Int>()
         for (i, n) in graph.nodes.enumerated() where n.op == "add" {
-            // which operand is the matmul?
-            guard let (mmIndex, other) = [(n.inputs[0].id, n.inputs[1]), (n.inputs[1].id, n.inputs[0])].first(where: { graph.nodes[$0.0].op == "matmul" })
+            // which operand is the matmul or convolution?
+            guard let (mmIndex, other) = [(n.inputs[0].id, n.inputs[1]), (n.inputs[1].id, n.inputs[0])]
+                .first(where: { ["matmul", "conv"].contains(graph.nodes[$0.0].op) })
             else { continue }
             let mm = graph.nodes[mmIndex]
+            let isConv = mm.op == "conv"
             let ta = (try? mm.attrs.bool("transpose_a", default: false)) ?? false
             let tb = (try? mm.attrs.bool("transpose_b", default: false)) ?? false
             let w = graph.type(of: mm.inputs[1])
-            guard !ta, w.rank == 2 else {
+            guard isConv || (!ta && w.rank == 2) else {
                 decisions.append("not fused \(ref(mmIndex)): matmul with transpose_a or a batched right operand")
                 continue
             }
@@ -40,12 +42,16 @@ public final class Fusion: GraphPass {
             let isBias = ot.rank == 1 && ot.shape == [out.shape.last!]
             let isResidual = ot == out && out.isFullyKnown
             guard isBias || isResidual, drop.insert(mmIndex).inserted else {
-                decisions.append("not fused \(ref(mmIndex)) -> \(ref(i)): \(ot) is neither a bias nor a residual of \(out)")
+                decisions.append(ot == out
+                    ? "not fused \(ref(mmIndex)) -> \(ref(i)): the residual \(ot) has unknown dimensions, so the kernel cannot know it matches the result row for row"
+                    : "not fused \(ref(mmIndex)) -> \(ref(i)): \(ot) is neither a bias nor a residual of \(out)")
                 continue
             }
-            var attrs: Attributes = ["transpose_b": .bool(tb), "bias": .bool(isBias), "residual": .bool(isResidual), "act": .string("none")]
+            var attrs: Attributes = isConv ? mm.attrs : ["transpose_b": .bool(tb)]
+            attrs["bias"] = .bool(isBias); attrs["residual"] = .bool(isResidual); attrs["act"] = .string("none")
+            let fused = isConv ? "conv_bias_act" : "gemm_bias_act"
             var target = i
-            var what = "matmul \(ref(mmIndex)) + \(isBias ? "bias" : "residual") \(ref(i))"
+            var what = "\(mm.op) \(ref(mmIndex)) + \(isBias ? "bias" : "residual") \(ref(i))"
             if singleUse(i), let u = users[i].first, Fusion.activations.contains(graph.nodes[u.id].op) {
                 let act = graph.nodes[u.id]
                 attrs["act"] = .string(act.op)
@@ -59,9 +65,9 @@ public final class Fusion: GraphPass {
                 decisions.append("activation not fused after \(ref(i)): it has \(users[i].count) consumers")
             }
             let t = graph.nodes[target]
-            replaceWith[target] = Node(op: "gemm_bias_act", inputs: [mm.inputs[0], mm.inputs[1], other], attrs: attrs, type: t.type,
+            replaceWith[target] = Node(op: fused, inputs: [mm.inputs[0], mm.inputs[1], other], attrs: attrs, type: t.type,
                                        name: t.name, layer: t.layer ?? mm.layer)
-            decisions.append("fused \(what) -> gemm_bias_act")
+            decisions.append("fused \(what) -> \(fused)")
         }
         if replaceWith.isEmpty { return false }
         for (i, node) in replaceWith { graph.nodes[i] = node }
