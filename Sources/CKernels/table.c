@@ -78,6 +78,8 @@ static const ck_kernel_info table[] = {
     {"ck_f32_rnn_backward__avx512", CK_FAMILY_RNN, 1, CK_ISA_AVX512, 16},
     {"ck_f32_fused_elementwise__ref", CK_FAMILY_FUSED_ELEMENTWISE, 0, CK_ISA_REF, 1},
     {"ck_f32_fused_elementwise__avx2", CK_FAMILY_FUSED_ELEMENTWISE, 0, CK_ISA_AVX2, 8},
+    {"ck_f32_fused_update__ref", CK_FAMILY_FUSED_ELEMENTWISE, 1, CK_ISA_REF, 1},
+    {"ck_f32_fused_update__avx2", CK_FAMILY_FUSED_ELEMENTWISE, 1, CK_ISA_AVX2, 8},
     {"ck_f32_gemm__ref", CK_FAMILY_GEMM, 0, CK_ISA_REF, 1},
     {"ck_f32_gemm__avx2_6x16", CK_FAMILY_GEMM, 0, CK_ISA_AVX2, 6},
     {"ck_f32_gemm__avx512_14x32", CK_FAMILY_GEMM, 0, CK_ISA_AVX512, 14},

@@ -16,6 +16,7 @@ public struct MemoryPlan: CustomStringConvertible {
     }
 
     public static let alignment = 64
+    static func aligned(_ bytes: Int) -> Int { (max(bytes, 1) + alignment - 1) / alignment * alignment }
 
     /// Buffers in the arena, by defining value.
     public private(set) var buffers: [Int: Buffer] = [:]
@@ -24,7 +25,8 @@ public struct MemoryPlan: CustomStringConvertible {
     /// For each value, whether its storage is in the arena (not a parameter or constant).
     public private(set) var inArena: [Bool] = []
     public private(set) var arenaBytes = 0
-    /// What the arena would take with one buffer per value.
+    /// What the arena would take with one buffer per value a kernel writes
+    /// (no sharing over time, no in-place reuse): the naive sum.
     public private(set) var unsharedBytes = 0
     private var names: GraphPrinter
 
@@ -65,7 +67,9 @@ public struct MemoryPlan: CustomStringConvertible {
                     inArena[i] = true
                     first[i] = i
                 }
+                unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0)
             }
+            if node.op == "input" { unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0) }
             rootLastUse[storageRoot[i]] = max(rootLastUse[storageRoot[i]], lastUse[i])
             last[storageRoot[i]] = max(last[storageRoot[i]], i)
             for v in node.inputs { last[storageRoot[v.id]] = max(last[storageRoot[v.id]], i) }
@@ -78,9 +82,7 @@ public struct MemoryPlan: CustomStringConvertible {
             guard let bytes = g.nodes[i].type.byteCount else {
                 throw IRError("memory plan: value \(names.ref(Value(i))) has unknown type \(g.nodes[i].type)")
             }
-            let size = (max(bytes, 1) + MemoryPlan.alignment - 1) / MemoryPlan.alignment * MemoryPlan.alignment
-            order.append(Buffer(value: i, offset: 0, bytes: size, first: first[i], last: max(last[i], first[i])))
-            unsharedBytes += size
+            order.append(Buffer(value: i, offset: 0, bytes: MemoryPlan.aligned(bytes), first: first[i], last: max(last[i], first[i])))
         }
         order.sort { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.value < $1.value }
         // Placed buffers are indexed by the blocks of `blockSteps` schedule

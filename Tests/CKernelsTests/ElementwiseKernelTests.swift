@@ -320,11 +320,11 @@ final class ElementwiseKernelTests: XCTestCase {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(41)
         // y = max(elu_0.5(x0 * s + row) / x1, row)
-        let instrs = [ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MUL.rawValue), a_kind: 0, a_index: 0, b_kind: 0, b_index: 1, alpha: 0),
-                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_ADD.rawValue), a_kind: 1, a_index: 0, b_kind: 0, b_index: 2, alpha: 0),
-                      ck_fused_instr(binary: 0, op: Int32(CK_UNARY_ELU.rawValue), a_kind: 1, a_index: 1, b_kind: 0, b_index: 0, alpha: 0.5),
-                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_DIV.rawValue), a_kind: 1, a_index: 2, b_kind: 0, b_index: 3, alpha: 0),
-                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MAX.rawValue), a_kind: 1, a_index: 3, b_kind: 0, b_index: 2, alpha: 0)]
+        let instrs = [ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MUL.rawValue), a_kind: 0, a_index: 0, b_kind: 0, b_index: 1, alpha: 0, c_kind: 0, c_index: 0),
+                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_ADD.rawValue), a_kind: 1, a_index: 0, b_kind: 0, b_index: 2, alpha: 0, c_kind: 0, c_index: 0),
+                      ck_fused_instr(binary: 0, op: Int32(CK_UNARY_ELU.rawValue), a_kind: 1, a_index: 1, b_kind: 0, b_index: 0, alpha: 0.5, c_kind: 0, c_index: 0),
+                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_DIV.rawValue), a_kind: 1, a_index: 2, b_kind: 0, b_index: 3, alpha: 0, c_kind: 0, c_index: 0),
+                      ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MAX.rawValue), a_kind: 1, a_index: 3, b_kind: 0, b_index: 2, alpha: 0, c_kind: 0, c_index: 0)]
         for n in [1, 7, 1023, 1024, 1025, 2049, 70_001, 70_007] {
             let row = n % 7 == 0 ? 7 : 1
             let x0 = Guarded(rng.floats(n, -3, 3)), s = Guarded([rng.float(0.5, 2)]), r = Guarded(rng.floats(row, -1, 1)), x1 = Guarded(rng.floats(n, 0.5, 2))

@@ -170,6 +170,9 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     OpCase(op: "fused_elementwise", inputs: [.f32([2, 550], .uniform(-2, 2)), .f32([], .uniform(0.5, 1)), .f32([550], .uniform(-1, 1)),
                                             .f32([2, 550], .uniform(0.5, 2))],
            attrs: ["program": .string("mul(x0,x1);add(t0,x2);elu@3f000000(t1);div(t2,x3);maximum(t3,x2)")]),
+    // A relu gradient as the fusion pass makes it: a comparison writing 1 or 0, then select with a single-value branch.
+    OpCase(op: "fused_elementwise", inputs: [.f32([3, 700], .uniform(-1, 1)), .f32([], .uniform(-0.2, 0.2)), .f32([3, 700], .uniform(-2, 2))],
+           attrs: ["program": .string("greater(x0,x1);select(t0,x2,x1);less_equal(t1,x0);select(t2,t1,x0)")], label: "comparisons and select"),
     OpCase(op: "scatter_add", inputs: [.f32([4, 3]), .i32([4], [1, 3, 1, 0])], attrs: ["rows": .int(5)]),
     OpCase(op: "dim_size", inputs: [.fixed([2, 3, 4], .uniform(0, 1))], attrs: ["axes": .ints([0, 2])]),
     OpCase(op: "random_uniform", inputs: [.fixed([3, 5], .uniform(0, 1))], attrs: ["seed": .int(3), "minval": .float(-1), "maxval": .float(2)]),
@@ -208,4 +211,4 @@ private func recurrentSequenceCases() -> [OpCase] {
 }
 
 /// Ops without inputs or with effects, exercised by the runtime tests.
-let structuralOps: Set<String> = ["input", "parameter", "constant", "assign"]
+let structuralOps: Set<String> = ["input", "parameter", "constant", "assign", "fused_update"]  // fused_update: UpdateFusionTests

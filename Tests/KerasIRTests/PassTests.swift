@@ -197,7 +197,7 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fusion", "fuse-elementwise", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fusion", "fuse-updates", "fuse-elementwise", "schedule"])
         XCTAssertTrue(p.log[1].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[1].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
@@ -206,7 +206,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fusion", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fusion", "fuse-updates", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)
@@ -284,7 +284,8 @@ final class InPlaceMemoryTests: XCTestCase {
         XCTAssertEqual(root("mul"), root("exp"), "mul overwrites %0, whose last reader it is")
         XCTAssertEqual(root("relu"), root("mul"), "relu overwrites %3")
         let separate = try MemoryPlan(g, inPlace: false)
-        XCTAssertLessThan(plan.unsharedBytes, separate.unsharedBytes)
+        XCTAssertLessThan(plan.buffers.count, separate.buffers.count)
+        XCTAssertEqual(plan.unsharedBytes, separate.unsharedBytes, "the naive sum counts one buffer per value either way")
         // Through kernels: the same numbers with and without reuse.
         var rng = SplitMix64(seed: 2)
         let feeds = ["x": try Tensor((0..<32).map { _ in rng.uniform(-1, 1) }, shape: [4, 8]), "b": try Tensor((0..<8).map { _ in rng.uniform(-1, 1) }, shape: [8])]

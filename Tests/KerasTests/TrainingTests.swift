@@ -52,6 +52,28 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Each optimizer's whole update, with the batch-normalization moving
+    /// statistics and the step counter, runs as one fused_update kernel per
+    /// step: no assign copies, no per-variable kernels.
+    func testEveryOptimizerUpdatesInOneKernel() throws {
+        let (x, y) = try Self.separable(32, seed: 5)
+        let optimizers: [Optimizer] = [SGD(), SGD(momentum: 0.9, nesterov: true), SGD(learningRate: 0.1, clipvalue: 0.5),
+                                       RMSprop(), RMSprop(momentum: 0.9, centered: true), Adagrad(), Adadelta(), Adam(), Adam(amsgrad: true),
+                                       Adamax(), Nadam()]
+        for opt in optimizers {
+            Naming.reset()
+            let model = try Sequential([Dense(8, activation: "relu", inputShape: [20]), BatchNormalization(), Dense(3, activation: "softmax")])
+            try model.compile(optimizer: opt, loss: "categorical_crossentropy")
+            let plan = try model.trainingPlan(x: [x], y: [y])
+            let names = plan.steps.map(\.kernel.name)
+            let what = "\(type(of: opt)) \(opt.config)"
+            XCTAssertEqual(names.filter { $0.hasPrefix("ck_f32_fused_update") }.count, 1, "\(what): \(names)")
+            XCTAssertEqual(names.filter { $0 == "memmove" }, [], what)
+            XCTAssertEqual(plan.steps.filter { plan.graph.nodes[$0.node].layer == opt.name }.count, 1,
+                           "\(what): optimizer kernels \(plan.steps.filter { plan.graph.nodes[$0.node].layer == opt.name }.map(\.kernel.name))")
+        }
+    }
+
     func testLossesByName() throws {
         let (x, y) = try Self.separable(64, seed: 9)
         for loss in ["mean_squared_error", "mae", "mape", "msle", "binary_crossentropy", "categorical_crossentropy", "hinge",

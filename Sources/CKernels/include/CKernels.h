@@ -353,12 +353,14 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
 /* Fused elementwise chains (fused_elementwise.c): instructions in order, the
  * last one writing the output. An operand kind is 0 for a fused input (whole,
  * one value, or a trailing block repeated: counts[] says which) and 1 for an
- * earlier instruction's result. `op` is a ck_unary_op or, when `binary`, a
- * ck_binary_op. */
+ * earlier instruction's result. `binary` is 0 for a ck_unary_op in `op`, 1
+ * for a ck_binary_op (comparisons included), 2 for select(a, b, c) =
+ * a != 0 ? b : c. */
 typedef struct ck_fused_instr {
     int32_t binary, op;
     int32_t a_kind, a_index, b_kind, b_index;
     float alpha;
+    int32_t c_kind, c_index;
 } ck_fused_instr;
 typedef struct ck_fused_program {
     int32_t count;
@@ -367,6 +369,39 @@ typedef struct ck_fused_program {
 void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, int64_t n, const float *const *inputs, const int64_t *counts,
                               float *out);
 size_t ck_f32_fused_elementwise_scratch_bytes(const ck_fused_program *p);
+
+/* Fused parameter updates (fused_elementwise.c): every job is a program as
+ * above over its own n elements, ending in stores into parameters, and one
+ * call runs all jobs (an optimizer's update of every variable, a layer's
+ * moving statistics, the step counter). Instruction operands index the
+ * update's shared `inputs` (kind 0) or the job's own instructions (kind 1).
+ * An instruction whose operands are all single values is computed once per
+ * job before any tile; then every job's tiles run on the pool, each storing
+ * its results after computing them; stores into single-value targets run
+ * last. So every job reads the values all parameters had before the call,
+ * provided no vector target is read by another job (the fusion pass checks). */
+typedef struct ck_update_store {
+    int32_t target;            /* input index of the parameter written */
+    int32_t kind, index;       /* the value: an input (0) or an instruction (1) */
+} ck_update_store;
+typedef struct ck_update_job {
+    int64_t n;                 /* elements of every target of this job */
+    int32_t first, count;      /* instructions [first, first + count) */
+    int32_t store_first, store_count;
+} ck_update_job;
+typedef struct ck_fused_update {
+    int32_t jobs;
+    const ck_update_job *job;
+    const ck_fused_instr *instrs;
+    const ck_update_store *stores;
+    float *const *inputs;      /* store targets are written through these */
+    const int64_t *counts;     /* elements of each input */
+    /* Caller-owned state, one entry per instruction of all jobs and one per job + 1. */
+    float *uniform_values;
+    uint8_t *uniform;
+    int64_t *tile_start;
+} ck_fused_update;
+void ck_f32_fused_update(ck_isa isa, const ck_fused_update *u);
 
 /* ------------------------------------------------------------------------ */
 /* FMA peak probe (benchmarks): run `iterations` rounds of independent FMAs;

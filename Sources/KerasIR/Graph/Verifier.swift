@@ -15,19 +15,21 @@ public enum Verifier {
             for v in n.inputs where v.id < 0 || v.id >= i {
                 throw IRError("\(at): input \(v) is not defined before it")
             }
-            for v in n.inputs where g.nodes[v.id].op == "assign" {
-                throw IRError("\(at): reads the result of assign node \(v.id); only graph outputs may")
+            for v in n.inputs where registry[g.nodes[v.id].op]?.updatesParameters == true {
+                throw IRError("\(at): reads the result of \(g.nodes[v.id].op) node \(v.id); only graph outputs may")
             }
             if let name = n.name {
                 guard !name.isEmpty, !name.allSatisfy(\.isNumber) else { throw IRError("\(at): bad value name '\(name)'") }
                 guard names.insert(name).inserted else { throw IRError("\(at): value name %\(name) is defined twice") }
             }
-            if n.op == "assign" {
-                guard g.nodes[n.inputs[0].id].op == "parameter" else {
-                    throw IRError("\(at): assign target must be a parameter")
-                }
-                guard assigned.insert(n.inputs[0].id).inserted else {
-                    throw IRError("\(at): parameter %\(g.nodes[n.inputs[0].id].name ?? "?") is assigned twice")
+            if let written = def.writtenParameters {
+                for k in try written(n) {
+                    guard k >= 0, k < n.inputs.count, g.nodes[n.inputs[k].id].op == "parameter" else {
+                        throw IRError("\(at): \(n.op) target must be a parameter")
+                    }
+                    guard assigned.insert(n.inputs[k].id).inserted else {
+                        throw IRError("\(at): parameter %\(g.nodes[n.inputs[k].id].name ?? "?") is assigned twice")
+                    }
                 }
             }
             guard let rule = def.shape else { throw IRError("\(at): op has no shape rule") }

@@ -1,7 +1,8 @@
 import CKernels
 
 /// fused_elementwise(x0, x1, ...) {program="mul(x0,x1);sqrt(t0);..."}: a
-/// chain of f32 elementwise ops made by the elementwise fusion pass, run as
+/// chain of f32 elementwise ops (unary, binary, comparisons writing 1 or 0,
+/// select) made by the elementwise fusion pass, run as
 /// one kernel (fused_elementwise.c). Each instruction is an op name with
 /// operands `x<k>` (the k-th input) or `t<k>` (instruction k's result); a
 /// unary op with an alpha writes it as `name@<float bits in hex>`. The last
@@ -15,8 +16,14 @@ struct FusedProgram {
     }
     var instructions: [Instruction]
 
+    /// Binary f32 kernels a program may use; comparisons write 1 or 0 as f32.
     static let binaryOps: [String: ck_binary_op] = ["add": CK_BINARY_ADD, "sub": CK_BINARY_SUB, "mul": CK_BINARY_MUL, "div": CK_BINARY_DIV,
-                                                    "maximum": CK_BINARY_MAX, "minimum": CK_BINARY_MIN, "pow": CK_BINARY_POW]
+                                                    "maximum": CK_BINARY_MAX, "minimum": CK_BINARY_MIN, "pow": CK_BINARY_POW,
+                                                    "equal": CK_BINARY_EQ, "not_equal": CK_BINARY_NE, "less": CK_BINARY_LT,
+                                                    "less_equal": CK_BINARY_LE, "greater": CK_BINARY_GT, "greater_equal": CK_BINARY_GE]
+
+    /// Operands an op takes in a program: select(c, a, b) three, binary ops two, unary one.
+    static func arity(_ op: String) -> Int { op == "select" ? 3 : binaryOps[op] != nil ? 2 : 1 }
 
     init(_ instructions: [Instruction]) { self.instructions = instructions }
 
@@ -37,8 +44,8 @@ struct FusedProgram {
                 }
                 return (a.first == "x", k)
             }
-            let arity = FusedProgram.binaryOps[name] != nil ? 2 : 1
-            guard args.count == arity, arity == 2 || unaryKernel(name, [:]) != nil else {
+            let arity = FusedProgram.arity(name)
+            guard args.count == arity, arity >= 2 || unaryKernel(name, [:]) != nil else {
                 throw IRError("fused_elementwise: '\(part)' is not a fusible op with \(arity) operand(s)")
             }
             instructions.append(Instruction(op: name, alpha: alpha, args: args))
@@ -99,20 +106,7 @@ private func fusedElementwiseOp() -> OpDef {
           },
           lowering: .kernel { ctx in
               let program = try FusedProgram(try ctx.node.attrs.string("program"), inputs: ctx.inputTypes.count)
-              let instrs: [ck_fused_instr] = try program.instructions.map { i in
-                  let a = i.args[0], b = i.args.count > 1 ? i.args[1] : (input: false, index: 0)
-                  var instr = ck_fused_instr(binary: 0, op: 0, a_kind: a.input ? 0 : 1, a_index: Int32(a.index),
-                                             b_kind: b.input ? 0 : 1, b_index: Int32(b.index), alpha: 0)
-                  if let binary = FusedProgram.binaryOps[i.op] {
-                      instr.binary = 1
-                      instr.op = Int32(binary.rawValue)
-                  } else {
-                      guard let (u, alpha) = unaryKernel(i.op, program.attrs(i)) else { throw IRError("fused_elementwise: no kernel for \(i.op)") }
-                      instr.op = Int32(u.rawValue)
-                      instr.alpha = alpha
-                  }
-                  return instr
-              }
+              let instrs = try program.instructions.map { try fusedInstruction($0, program) }
               let n = ctx.outCount
               let instrBox = UnsafeMutablePointer<ck_fused_instr>.allocate(capacity: instrs.count)
               instrBox.initialize(from: instrs, count: instrs.count)

@@ -144,6 +144,12 @@ public struct OpDef {
     /// the same index only, so the memory planner may give the output the
     /// storage of an input of the same type that dies here.
     public var writesInPlaceOfInput = false
+    /// For ops that update state (assign, fused_update): the positions of
+    /// the inputs whose parameter storage the op overwrites. The verifier
+    /// checks they are parameters written once; scheduling runs these ops
+    /// last and dead-code elimination keeps them.
+    public var writtenParameters: ((Node) throws -> [Int])?
+    public var updatesParameters: Bool { writtenParameters != nil }
 
     public init(_ name: String, arity: Arity, isPure: Bool = true, shape: ShapeRule?,
                 differentiability: Differentiability?, reference: ReferenceRule?,
@@ -183,7 +189,7 @@ public struct OpRegistry {
     /// The registry every graph uses.
     public static let standard = OpRegistry(
         sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
-            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps)
+            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps)
 }
 
 // MARK: - Small helpers shared by op definitions

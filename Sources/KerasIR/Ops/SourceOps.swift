@@ -10,7 +10,7 @@ private func declaredShape(_ ctx: ShapeContext) throws -> TensorType {
 /// input, parameter and constant have no inputs; their storage is bound by
 /// the planner. assign writes a new value into a parameter's storage; dim_size
 /// turns a shape into data once the batch size is known.
-let sourceOps: [OpDef] = [
+let sourceOps: [OpDef] = [assignOp()] + [
     OpDef("input", arity: .exactly(0), isPure: false, shape: declaredShape, differentiability: noInputs,
           reference: { _ in throw IRError("input values are fed, not evaluated") },
           lowering: .storage, cost: { _, _, _ in Cost(flops: 0, bytes: 0) }),
@@ -59,24 +59,6 @@ let sourceOps: [OpDef] = [
               return RefTensor(ctx.type.dtype, ctx.type.shape, data)
           },
           lowering: .storage, cost: { _, _, _ in Cost(flops: 0, bytes: 0) }),
-    OpDef("assign", arity: .exactly(2), isPure: false,
-          shape: { ctx in
-              guard ctx.inputs[0] == ctx.inputs[1] else {
-                  throw ctx.fail("expects a value of the parameter's type \(ctx.inputs[0]), got \(ctx.inputs[1])")
-              }
-              return ctx.inputs[0]
-          },
-          differentiability: .notDifferentiable(reason: "an update of state, not a function of its inputs"),
-          reference: { ctx in ctx.inputs[1] },
-          lowering: .inPlace { ctx in
-              let n = ctx.outCount
-              let src = ctx.input(1), dst = ctx.input(0)
-              return Kernel(name: "memmove") {
-                  if src != dst { dst.copyMemory(from: src, byteCount: n * 4) }
-                  return 0
-              }
-          },
-          cost: movementCost),
     OpDef("dim_size", arity: .exactly(1),
           shape: { ctx in
               if let axes = try? ctx.attrs.ints("axes") {
@@ -99,3 +81,26 @@ let sourceOps: [OpDef] = [
           },
           cost: { _, _, _ in Cost(flops: 0, bytes: 4) }),
 ]
+
+private func assignOp() -> OpDef {
+    var d = OpDef("assign", arity: .exactly(2), isPure: false,
+          shape: { ctx in
+              guard ctx.inputs[0] == ctx.inputs[1] else {
+                  throw ctx.fail("expects a value of the parameter's type \(ctx.inputs[0]), got \(ctx.inputs[1])")
+              }
+              return ctx.inputs[0]
+          },
+          differentiability: .notDifferentiable(reason: "an update of state, not a function of its inputs"),
+          reference: { ctx in ctx.inputs[1] },
+          lowering: .inPlace { ctx in
+              let n = ctx.outCount
+              let src = ctx.input(1), dst = ctx.input(0)
+              return Kernel(name: "memmove") {
+                  if src != dst { dst.copyMemory(from: src, byteCount: n * 4) }
+                  return 0
+              }
+          },
+          cost: movementCost)
+    d.writtenParameters = { _ in [0] }
+    return d
+}

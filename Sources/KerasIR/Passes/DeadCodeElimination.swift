@@ -1,4 +1,4 @@
-/// Removes nodes that no output, assign or argument needs. Arguments stay:
+/// Removes nodes that no output, parameter update or argument needs. Arguments stay:
 /// they are the graph's signature.
 public struct DeadCodeElimination: GraphPass {
     public var name: String { "dce" }
@@ -7,7 +7,7 @@ public struct DeadCodeElimination: GraphPass {
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
         var live = [Bool](repeating: false, count: graph.nodes.count)
         for v in graph.outputs { live[v.id] = true }
-        for (i, n) in graph.nodes.enumerated() where n.isArgument || n.op == "assign" { live[i] = true }
+        for (i, n) in graph.nodes.enumerated() where n.isArgument || registry[n.op]?.updatesParameters == true { live[i] = true }
         for i in stride(from: graph.nodes.count - 1, through: 0, by: -1) where live[i] {
             for v in graph.nodes[i].inputs { live[v.id] = true }
         }

@@ -11,9 +11,11 @@ public final class ElementwiseFusion: GraphPass {
     public var notes: [String] { decisions }
     public init() {}
 
-    static func fusible(_ n: Node) -> Bool {
-        guard n.type.dtype == .f32 else { return false }
+    /// An f32 op on f32 operands that a fused program can run.
+    static func fusible(_ n: Node, in graph: Graph) -> Bool {
+        guard n.type.dtype == .f32, n.inputs.allSatisfy({ graph.type(of: $0).dtype == .f32 }) else { return false }
         if FusedProgram.binaryOps[n.op] != nil { return n.inputs.count == 2 }
+        if n.op == "select" { return n.inputs.count == 3 }
         guard n.inputs.count == 1, unaryKernel(n.op, n.attrs) != nil else { return false }
         // Only attributes the kernel's alpha carries.
         return n.attrs.sortedKeys.allSatisfy { $0 == unaryAlphaKey(n.op) }
@@ -26,13 +28,13 @@ public final class ElementwiseFusion: GraphPass {
         func ref(_ i: Int) -> String { uses.ref(i) }
         let nodes = graph.nodes
         func absorbable(_ i: Int) -> Bool {
-            guard ElementwiseFusion.fusible(nodes[i]), uses.singleUse(i) else { return false }
+            guard ElementwiseFusion.fusible(nodes[i], in: graph), uses.singleUse(i) else { return false }
             let u = users[i][0].id
-            return ElementwiseFusion.fusible(nodes[u]) && nodes[u].type == nodes[i].type
+            return ElementwiseFusion.fusible(nodes[u], in: graph) && nodes[u].type == nodes[i].type
         }
         var replace: [Int: Node] = [:]
         var drop = Set<Int>()
-        for root in nodes.indices where ElementwiseFusion.fusible(nodes[root]) && !absorbable(root) {
+        for root in nodes.indices where ElementwiseFusion.fusible(nodes[root], in: graph) && !absorbable(root) {
             var members = Set<Int>()
             var stack = [root]
             while let i = stack.popLast() {

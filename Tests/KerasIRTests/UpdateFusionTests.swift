@@ -1,0 +1,123 @@
+import CKernels
+import KerasIR
+import KerasRuntime
+import XCTest
+
+/// The update fusion pass, text in and text out, its refusals, and the
+/// fused_update kernel against the unfused kernels, bitwise, on sizes around
+/// its 1024-element tile and on one and two threads.
+final class UpdateFusionTests: XCTestCase {
+    func testMomentumUpdatesAndStepCounterBecomeOneCall() throws {
+        var g = try GraphParser.parse("""
+        graph @g(%w: f32[3,2] param, %m: f32[3,2] param, %b: f32[2] param, %it: f32[] param, %lr: f32[] param, %gw: f32[3,2], %gb: f32[2]) -> (f32[3,2]) {
+          %one = constant {value=[1]} : f32[]
+          %mu = constant {value=[0.9]} : f32[]
+          %0 = add(%it, %one) : f32[]  # sgd
+          %1 = mul(%m, %mu) : f32[3,2]  # sgd
+          %2 = mul(%gw, %lr) : f32[3,2]  # sgd
+          %3 = sub(%1, %2) : f32[3,2]  # sgd
+          %4 = add(%w, %3) : f32[3,2]  # sgd
+          %5 = mul(%gb, %lr) : f32[2]  # sgd
+          %6 = sub(%b, %5) : f32[2]  # sgd
+          %7 = assign(%m, %3) : f32[3,2]  # sgd
+          %8 = assign(%w, %4) : f32[3,2]  # sgd
+          %9 = assign(%b, %6) : f32[2]  # sgd
+          %10 = assign(%it, %0) : f32[]  # sgd
+          return %gw
+        }
+        """)
+        let pass = UpdateFusion()
+        XCTAssertTrue(try pass.run(&g, registry: .standard))
+        try Verifier.verify(g)
+        let expected = """
+        graph @g(%w: f32[3,2] param, %m: f32[3,2] param, %b: f32[2] param, %it: f32[] param, %lr: f32[] param, %gw: f32[3,2], %gb: f32[2]) -> (f32[3,2]) {
+          %one = constant {value=[1]} : f32[]
+          %mu = constant {value=[0.9]} : f32[]
+          %0 = fused_update(%m, %mu, %gw, %lr, %w, %gb, %b, %it, %one) {program="mul(x0,x1);mul(x2,x3);sub(t0,t1);add(x4,t2);store(x0,t2);store(x4,t3)|mul(x5,x3);sub(x6,t0);store(x6,t1)|add(x7,x8);store(x7,t0)"} : f32[3,2]  # sgd
+          return %gw
+        }
+
+        """
+        XCTAssertEqual(g.description, expected)
+        XCTAssertEqual(try GraphParser.parse(g.description).description, expected, "round trip")
+        XCTAssertEqual(pass.notes.last, "3 jobs, 4 stores -> one fused_update")
+    }
+
+    func testJobsThatReadAnotherJobsParameterOrSwapAreLeftAlone() throws {
+        let text = """
+        graph @g(%a: f32[4] param, %b: f32[4] param, %c: f32[4] param, %d: f32[4] param, %k: f32[]) -> (f32[]) {
+          %0 = mul(%b, %k) : f32[4]
+          %1 = add(%a, %k) : f32[4]
+          %2 = assign(%a, %0) : f32[4]
+          %3 = assign(%b, %1) : f32[4]
+          %4 = assign(%c, %d) : f32[4]
+          %5 = assign(%d, %c) : f32[4]
+          return %k
+        }
+        """
+        var g = try GraphParser.parse(text)
+        let pass = UpdateFusion()
+        XCTAssertFalse(try pass.run(&g, registry: .standard))
+        XCTAssertEqual(g.description, try GraphParser.parse(text).description)
+        XCTAssertEqual(pass.notes, ["not fused assign %2: another update reads %a, which this job writes",
+                                    "not fused assign %3: another update reads %b, which this job writes",
+                                    "not fused assign %4: another update reads %c, which this job writes",
+                                    "not fused assign %5: another update reads %d, which this job writes"])
+    }
+
+    /// Adam-shaped updates for parameters of 1, 5, 1023, 1024, 1025 and 2 x 1031
+    /// elements and a step counter: three steps with the pass, three without, every
+    /// parameter bitwise equal; and the fused plan gives the same bits on 1 and 2 threads.
+    func testFusedUpdateMatchesUnfusedKernelsBitwise() throws {
+        let shapes: [[Int]] = [[1], [5], [1023], [1024], [1025], [2, 1031]]
+        func build() throws -> Graph {
+            let b = GraphBuilder(name: "adam")
+            let it = try b.parameter("it", .f32([]))
+            let step = try b.add(it, 1)
+            let alpha = try b.div(b.mul(b.scalar(0.01), b.sqrt(b.sub(b.scalar(1), b.pow(b.scalar(0.999), step)))),
+                                  b.sub(b.scalar(1), b.pow(b.scalar(0.9), step)))
+            var outs: [Value] = []
+            for (i, s) in shapes.enumerated() {
+                let w = try b.parameter("w\(i)", .f32(s)), m = try b.parameter("m\(i)", .f32(s)), v = try b.parameter("v\(i)", .f32(s))
+                let g = try b.input("g\(i)", .f32(s))
+                let m2 = try b.add(m, b.mul(b.sub(g, m), 0.1))
+                let v2 = try b.add(v, b.mul(b.sub(b.square(g), v), 0.001))
+                let w2 = try b.sub(w, b.div(b.mul(m2, alpha), b.add(b.sqrt(v2), 1e-7)))
+                _ = try b.assign(m, m2); _ = try b.assign(v, v2); _ = try b.assign(w, w2)
+                outs.append(g)
+            }
+            _ = try b.assign(it, step)
+            b.setOutputs([outs[0]])
+            return b.graph
+        }
+        var rng = SplitMix64(seed: 5)
+        let feeds = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
+            ("g\(i)", try! Tensor((0..<s.reduce(1, *)).map { _ in Float(rng.unit() * 2 - 1) }, shape: s))
+        })
+        func run(disable: String?, threads: Int32) throws -> (ParameterStore, [String]) {
+            let saved = ck_threads_get()
+            _ = ck_threads_set(threads)
+            defer { _ = ck_threads_set(saved) }
+            if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
+            defer { unsetenv("KERAS_DISABLE_PASSES") }
+            let store = ParameterStore()
+            let plan = try ExecutionPlan(try build(), inputShapes: feeds.mapValues(\.shape), store: store)
+            for name in store.names where name != "it" {
+                try store.set(name, (0..<store.buffer(name)!.count).map { Float(($0 * 37 + name.count) % 11) / 10 })
+            }
+            for _ in 0..<3 { _ = try plan.run(feeds) }
+            return (store, plan.steps.map(\.kernel.name))
+        }
+        let (unfused, plain) = try run(disable: "fuse-updates", threads: 1)
+        let (fused, kernels) = try run(disable: nil, threads: 1)
+        let (fused2, _) = try run(disable: nil, threads: 2)
+        XCTAssertEqual(kernels.filter { $0.hasPrefix("ck_f32_fused_update") }.count, 1, "\(kernels)")
+        XCTAssertGreaterThan(plain.count, kernels.count)
+        XCTAssertEqual(try fused.tensor("it").floats, [3])
+        for name in unfused.names {
+            let want = try unfused.tensor(name).floats.map(\.bitPattern)
+            XCTAssertEqual(try fused.tensor(name).floats.map(\.bitPattern), want, "\(name): fused against unfused")
+            XCTAssertEqual(try fused2.tensor(name).floats.map(\.bitPattern), want, "\(name): two threads")
+        }
+    }
+}
