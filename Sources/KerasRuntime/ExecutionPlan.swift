@@ -172,6 +172,8 @@ public final class ExecutionPlan {
                 }
             case .alias?:
                 pointers.append(ins[0])
+            case .view(let offset)?:
+                pointers.append(ins[0] + (try offset(node)) * 4)
             case .inPlace(let make)?:
                 pointers.append(ins[0])
                 try addKernel(make, ins[0])

@@ -38,6 +38,8 @@ public struct MemoryPlan: CustomStringConvertible {
         let n = g.nodes.count
         storageRoot = Array(0..<n)
         inArena = [Bool](repeating: false, count: n)
+        // Whether a value starts where its storage does (a view further in cannot be overwritten in place).
+        var atRootStart = [Bool](repeating: true, count: n)
         var first = [Int](repeating: 0, count: n), last = [Int](repeating: -1, count: n)
         // Each value's last reader (n: read after the run), and the same over every value sharing a storage.
         var lastUse = [Int](repeating: -1, count: n)
@@ -53,12 +55,18 @@ public struct MemoryPlan: CustomStringConvertible {
             case .alias?, .inPlace?:
                 storageRoot[i] = storageRoot[node.inputs[0].id]
                 inArena[i] = inArena[storageRoot[i]]
+                atRootStart[i] = atRootStart[node.inputs[0].id]
+            case .view(let offset)?:
+                storageRoot[i] = storageRoot[node.inputs[0].id]
+                inArena[i] = inArena[storageRoot[i]]
+                let start = try offset(node) == 0
+                atRootStart[i] = atRootStart[node.inputs[0].id] && start
             case .storage?:
                 inArena[i] = node.op == "input"
                 first[i] = 0
             default:
                 if inPlace && def.writesInPlaceOfInput,
-                   let v = node.inputs.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]]
+                   let v = node.inputs.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]] && atRootStart[$0.id]
                                                        && rootLastUse[storageRoot[$0.id]] == i }) {
                     // The input's storage dies here: the output overwrites it.
                     storageRoot[i] = storageRoot[v.id]

@@ -173,6 +173,18 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     // A relu gradient as the fusion pass makes it: a comparison writing 1 or 0, then select with a single-value branch.
     OpCase(op: "fused_elementwise", inputs: [.f32([3, 700], .uniform(-1, 1)), .f32([], .uniform(-0.2, 0.2)), .f32([3, 700], .uniform(-2, 2))],
            attrs: ["program": .string("greater(x0,x1);select(t0,x2,x1);less_equal(t1,x0);select(t2,t1,x0)")], label: "comparisons and select"),
+    // Softmax cross-entropy: from logits and on clipped probabilities (Keras's two paths), leading dims, its gradient and the fused pair.
+    OpCase(op: "softmax_cross_entropy", inputs: [.f32([4, 5], .uniform(-2, 2)), .fixed([4, 5], .uniform(0, 1))], attrs: ["from_logits": .bool(true)],
+           label: "from logits"),
+    OpCase(op: "softmax_cross_entropy", inputs: [.f32([2, 3, 5], .uniform(-2, 2)), .fixed([2, 3, 5], .uniform(0, 1))], attrs: ["from_logits": .bool(false)],
+           label: "probabilities"),
+    OpCase(op: "softmax_cross_entropy_grad", inputs: [.f32([3, 7], .uniform(-2, 2)), .fixed([3, 7], .uniform(0, 1)), .fixed([3], .uniform(-1, 1))],
+           attrs: ["from_logits": .bool(false)]),
+    OpCase(op: "softmax_cross_entropy_fused", inputs: [.f32([6, 10], .uniform(-3, 3)), .fixed([6, 10], .uniform(0, 1)), .fixed([6], .uniform(0, 1))],
+           attrs: ["from_logits": .bool(false)], label: "probabilities"),
+    OpCase(op: "softmax_cross_entropy_fused", inputs: [.f32([6, 10], .uniform(-3, 3)), .fixed([6, 10], .uniform(0, 1)), .fixed([6], .uniform(0, 1))],
+           attrs: ["from_logits": .bool(true)], label: "from logits"),
+    OpCase(op: "view", inputs: [.f32([4, 6])], attrs: ["shape": .ints([2, 5]), "offset": .int(13)]),
     OpCase(op: "scatter_add", inputs: [.f32([4, 3]), .i32([4], [1, 3, 1, 0])], attrs: ["rows": .int(5)]),
     OpCase(op: "dim_size", inputs: [.fixed([2, 3, 4], .uniform(0, 1))], attrs: ["axes": .ints([0, 2])]),
     OpCase(op: "random_uniform", inputs: [.fixed([3, 5], .uniform(0, 1))], attrs: ["seed": .int(3), "minval": .float(-1), "maxval": .float(2)]),

@@ -169,6 +169,49 @@ final class PassTests: XCTestCase {
                                           "not fused %5 -> %6: the residual f32[?,4,4,4] has unknown dimensions, so the kernel cannot know it matches the result row for row"])
     }
 
+    /// The loss and its gradient become one call; the loss's readers move after it.
+    func testLossFusionPairsTheLossWithItsGradient() throws {
+        let fusion = LossFusion()
+        try check(fusion, """
+        graph @g(%z: f32[4,3], %y: f32[4,3]) -> (f32[], f32[4,3]) {
+          %0 = softmax_cross_entropy(%z, %y) {from_logits=false} : f32[4]  # loss
+          %1 = reduce_sum(%0) {axes=[0], keepdims=false} : f32[]  # loss
+          %c = constant {value=[0.25]} : f32[4]
+          %2 = softmax_cross_entropy_grad(%z, %y, %c) {from_logits=false} : f32[4,3]  # loss
+          %3 = relu(%2) : f32[4,3]
+          return %1, %3
+        }
+        """, """
+        graph @g(%z: f32[4,3], %y: f32[4,3]) -> (f32[], f32[4,3]) {
+          %c = constant {value=[0.25]} : f32[4]
+          %0 = softmax_cross_entropy_fused(%z, %y, %c) {from_logits=false} : f32[16]  # loss
+          %1 = view(%0) {offset=12, shape=[4]} : f32[4]  # loss
+          %2 = reduce_sum(%1) {axes=[0], keepdims=false} : f32[]  # loss
+          %3 = view(%0) {offset=0, shape=[4,3]} : f32[4,3]  # loss
+          %4 = relu(%3) : f32[4,3]
+          return %2, %4
+        }
+
+        """)
+        XCTAssertEqual(fusion.decisions, ["fused softmax_cross_entropy %0 + softmax_cross_entropy_grad %2 -> softmax_cross_entropy_fused"])
+        // A cotangent computed from the loss values cannot wait for them.
+        try check(fusion, """
+        graph @g(%z: f32[4,3], %y: f32[4,3]) -> (f32[4,3]) {
+          %0 = softmax_cross_entropy(%z, %y) {from_logits=true} : f32[4]
+          %1 = softmax_cross_entropy_grad(%z, %y, %0) {from_logits=true} : f32[4,3]
+          return %1
+        }
+        """, """
+        graph @g(%z: f32[4,3], %y: f32[4,3]) -> (f32[4,3]) {
+          %0 = softmax_cross_entropy(%z, %y) {from_logits=true} : f32[4]
+          %1 = softmax_cross_entropy_grad(%z, %y, %0) {from_logits=true} : f32[4,3]
+          return %1
+        }
+
+        """, changed: false)
+        XCTAssertEqual(fusion.decisions, ["not fused %0, %1: the cotangent %0 depends on the loss values"])
+    }
+
     func testScheduleMovesAssignsLast() throws {
         try check(Schedule(), """
         graph @g(%w: f32[2] param, %x: f32[2]) -> (f32[2]) {
@@ -197,8 +240,8 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fusion", "fuse-updates", "fuse-elementwise", "schedule"])
-        XCTAssertTrue(p.log[1].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[1].notes)")
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fusion", "fuse-updates", "fuse-elementwise", "schedule"])
+        XCTAssertTrue(p.log[2].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[2].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
         XCTAssertEqual(dumps.count, 1)
@@ -206,7 +249,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fusion", "fuse-updates", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fuse-loss", "fusion", "fuse-updates", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)

@@ -179,6 +179,16 @@ typedef void (*ck_f32_softmax_fn)(size_t outer, size_t n, size_t inner, const fl
                                   float *restrict y, int log);
 ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa);
 
+/* Softmax cross-entropy over rows of `classes` (loss.c), Keras's categorical
+ * cross-entropy of p = softmax(z) against targets y: from_logits, or on the
+ * probabilities normalized and clipped to [1e-7, 1 - 1e-7] as Keras does.
+ * Writes loss[r] when `loss` is not NULL, and dz = g[r] * d loss[r] / dz
+ * when `g` is not NULL: the loss and its gradient in one pass over the rows.
+ * Rows are independent and split over the pool. */
+typedef void (*ck_f32_softmax_xent_fn)(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y,
+                                       const float *g, float *loss, float *dz);
+ck_f32_softmax_xent_fn ck_f32_softmax_xent_kernel(ck_isa isa);
+
 /* ------------------------------------------------------------------------ */
 /* Row gather (embedding lookup) and its transpose                           */
 
@@ -421,7 +431,7 @@ typedef enum ck_family {
     CK_FAMILY_FILL,
     CK_FAMILY_CAST,
     CK_FAMILY_REDUCE,
-    CK_FAMILY_SOFTMAX,
+    CK_FAMILY_SOFTMAX,     /* op: 0 softmax, 1 softmax cross-entropy */
     CK_FAMILY_GATHER,
     CK_FAMILY_SCATTER_ADD,
     CK_FAMILY_RANDOM,

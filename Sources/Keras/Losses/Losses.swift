@@ -36,6 +36,19 @@ private func hingeLabels(_ y: Value, _ b: GraphBuilder) throws -> Value {
     return try b.select(isBinary, b.sub(b.mul(y, 2), b.scalar(1)), y)
 }
 
+/// -sum(y * log softmax) over the last axis as one softmax_cross_entropy op
+/// (loss and gradient in one kernel) when the prediction is logits, or the
+/// output of a softmax over the last axis (then the op starts from that
+/// softmax's logits and applies Keras's normalize-and-clip); nil otherwise.
+private func fusedSoftmaxCrossEntropy(_ y: Value, _ p: Value, fromLogits: Bool, _ b: GraphBuilder) throws -> Value? {
+    let pt = b.type(of: p)
+    guard pt.dtype == .f32, pt.rank >= 1, pt.shape.last != TensorType.unknown, b.type(of: y) == pt else { return nil }
+    if fromLogits { return try b.emit("softmax_cross_entropy", [p, y], ["from_logits": .bool(true)]) }
+    let node = b.graph[p]
+    guard node.op == "softmax", let axis = try? node.attrs.int("axis", default: -1), axis == -1 || axis == pt.rank - 1 else { return nil }
+    return try b.emit("softmax_cross_entropy", [node.inputs[0], y], ["from_logits": .bool(false)])
+}
+
 /// One-hot of integer labels (any dtype) against `classes`.
 func oneHot(_ labels: Value, classes: Int, _ b: GraphBuilder) throws -> Value {
     var l = try f32(labels, b)
@@ -88,6 +101,7 @@ extension Loss {
                 let k = Float(b.type(of: p).shape.last ?? 1)
                 yt = try b.add(b.mul(yt, 1 - labelSmoothing), labelSmoothing / k)
             }
+            if let fused = try fusedSoftmaxCrossEntropy(yt, p, fromLogits: fromLogits, b) { return fused }
             let logp: Value
             if fromLogits { logp = try b.logSoftmax(p, axis: -1) } else {
                 let norm = try b.div(p, sumLast(p, b, keep: true))
@@ -104,12 +118,13 @@ extension Loss {
             if lt.rank == pt.rank && lt.shape.last == 1 {
                 labels = try b.reshape(labels, lt.shape.dropLast().map { $0 == TensorType.unknown ? -1 : $0 })
             }
+            let hot = try oneHot(labels, classes: pt.shape.last!, b)
+            if let fused = try fusedSoftmaxCrossEntropy(hot, p, fromLogits: fromLogits, b) { return fused }
             let logp: Value
             if fromLogits { logp = try b.logSoftmax(p, axis: -1) } else {
                 let norm = try b.div(p, sumLast(p, b, keep: true))
                 logp = try b.log(clip(norm, epsilon, 1 - epsilon, b))
             }
-            let hot = try oneHot(labels, classes: pt.shape.last!, b)
             return try b.neg(sumLast(b.mul(hot, logp), b))
         }, config: ["from_logits": .bool(fromLogits)])
     }

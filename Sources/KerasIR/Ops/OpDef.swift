@@ -113,6 +113,9 @@ public enum Lowering {
     case kernel((LoweringContext) throws -> Kernel)
     /// The result shares its first input's buffer (reshape).
     case alias
+    /// The result is a part of its first input's buffer starting this many
+    /// elements in (one result of an op that packs several).
+    case view(offset: (Node) throws -> Int)
     /// The planner binds storage directly (input, parameter, constant).
     case storage
     /// A kernel that writes into its first input's buffer, which the result
@@ -189,7 +192,7 @@ public struct OpRegistry {
     /// The registry every graph uses.
     public static let standard = OpRegistry(
         sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
-            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps)
+            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps + lossOps)
 }
 
 // MARK: - Small helpers shared by op definitions

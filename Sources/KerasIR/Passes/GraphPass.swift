@@ -85,7 +85,7 @@ public struct PassPipeline {
     /// The standard pipeline: canonicalize to a fixed point, fuse GEMM
     /// epilogues, fuse elementwise chains, then schedule.
     public static func standard(registry: OpRegistry = .standard) -> PassPipeline {
-        PassPipeline(passes: [Canonicalize(), Fusion(), UpdateFusion(), ElementwiseFusion(), Schedule()], registry: registry)
+        PassPipeline(passes: [Canonicalize(), LossFusion(), Fusion(), UpdateFusion(), ElementwiseFusion(), Schedule()], registry: registry)
     }
 
     /// Every name KERAS_DUMP and KERAS_DISABLE_PASSES may use; "in-place" is
@@ -173,5 +173,41 @@ func rewrite(_ g: Graph, replace: [Int: Int], drop: Set<Int>) -> Graph {
         out.nodes.append(m)
     }
     out.outputs = g.outputs.map { Value(newIndex[resolve($0.id)]) }
+    return out
+}
+
+/// The nodes in an order where every input comes before its user, keeping
+/// the existing order wherever it already is one (a node moves only to
+/// follow an input placed after it). Returns nil when the inputs form a cycle.
+func topologicallyOrdered(_ g: Graph) -> Graph? {
+    var state = [UInt8](repeating: 0, count: g.nodes.count)  // 0 new, 1 on the stack, 2 placed
+    var order: [Int] = []
+    order.reserveCapacity(g.nodes.count)
+    for root in g.nodes.indices where state[root] == 0 {
+        var stack: [(node: Int, next: Int)] = [(root, 0)]
+        state[root] = 1
+        while let top = stack.last {
+            let inputs = g.nodes[top.node].inputs
+            if top.next < inputs.count {
+                stack[stack.count - 1].next += 1
+                let v = inputs[top.next].id
+                if state[v] == 1 { return nil }
+                if state[v] == 0 { state[v] = 1; stack.append((v, 0)) }
+            } else {
+                state[top.node] = 2
+                order.append(top.node)
+                stack.removeLast()
+            }
+        }
+    }
+    var newIndex = [Int](repeating: 0, count: g.nodes.count)
+    for (k, i) in order.enumerated() { newIndex[i] = k }
+    var out = Graph(name: g.name)
+    for i in order {
+        var n = g.nodes[i]
+        n.inputs = n.inputs.map { Value(newIndex[$0.id]) }
+        out.nodes.append(n)
+    }
+    out.outputs = g.outputs.map { Value(newIndex[$0.id]) }
     return out
 }

@@ -1,7 +1,8 @@
 /// Local algebraic identities that leave a value's type unchanged:
 /// x*1, 1*x, x/1, x+0, 0+x, x-0, neg(neg(x)), reshape to the same type,
 /// reshape of reshape, identity transpose, transpose of transpose,
-/// broadcast_to and cast that change nothing.
+/// broadcast_to and cast that change nothing; a broadcast_to to a known
+/// shape drops its shape-source operand.
 public struct Simplify: GraphPass {
     public var name: String { "simplify" }
     public init() {}
@@ -39,6 +40,12 @@ public struct Simplify: GraphPass {
                 if graph[ins[0]].op == "neg" { target = graph[ins[0]].inputs[0] }
             case "reshape", "broadcast_to", "cast":
                 if same(ins[0], i) { target = ins[0] }
+                else if n.op == "broadcast_to", ins.count == 2, n.type.isFullyKnown {
+                    // A known shape needs no shape-source operand (which would tie this value to it).
+                    graph.nodes[i].inputs = [ins[0]]
+                    graph.nodes[i].attrs["shape"] = .ints(n.type.shape)
+                    changed = true
+                }
                 else if n.op == "reshape", graph[ins[0]].op == "reshape" {
                     graph.nodes[i].inputs = [graph[ins[0]].inputs[0]]
                     changed = true

@@ -1,0 +1,147 @@
+import CKernels
+import Foundation
+
+/// Softmax cross-entropy as ops (loss.c), so a classifier's loss and its
+/// gradient take one pass over the logits instead of a dozen kernels:
+///
+///   softmax_cross_entropy(z, y) {from_logits}       -> per-row loss [...]
+///   softmax_cross_entropy_grad(z, y, g) {from_logits} -> g * d loss / dz  [..., C]
+///   softmax_cross_entropy_fused(z, y, g) {from_logits} -> [rows * C gradient | rows loss]
+///
+/// The first is Keras's categorical cross-entropy of softmax(z) (from the
+/// logits, or on the probabilities normalized and clipped to [1e-7, 1 - 1e-7]
+/// as Keras computes it); the second its VJP; the third, made by the loss
+/// fusion pass when a training step needs both, computes both in one call,
+/// and two views read its parts.
+private struct XentShape {
+    let rows: Int, classes: Int
+
+    init(_ z: TensorType) {
+        classes = z.shape.last ?? 1
+        rows = z.shape.dropLast().reduce(1) { $0 * Swift.max($1, 0) }
+    }
+}
+
+private func checkXent(_ ctx: ShapeContext) throws -> TensorType {
+    for i in ctx.inputs.indices { try ctx.requireDType(i, [.f32]) }
+    let z = ctx.inputs[0], y = ctx.inputs[1]
+    guard z.rank >= 1, z.shape.last != TensorType.unknown, y.rank == z.rank,
+          zip(y.shape, z.shape).allSatisfy({ $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }) else {
+        throw ctx.fail("expects logits [..., classes] and targets of the same shape, got \(z) and \(y)")
+    }
+    let rows = TensorType.f32(Array(z.shape.dropLast()))
+    if ctx.inputs.count == 3, !(ctx.inputs[2].rank == rows.rank
+                                && zip(ctx.inputs[2].shape, rows.shape).allSatisfy { $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }) {
+        throw ctx.fail("expects a cotangent shaped like the per-row loss \(rows), got \(ctx.inputs[2])")
+    }
+    return rows
+}
+
+/// Loss and gradient in double precision; `g` nil for the loss only.
+private func referenceXent(_ z: RefTensor, _ y: RefTensor, _ g: RefTensor?, fromLogits: Bool) -> (loss: [Double], dz: [Double]) {
+    let c = z.shape.last ?? 1, rows = c == 0 ? 0 : z.data.count / c
+    let eps = Double(Float(1e-7)), hi = Double(Float(1) - Float(1e-7))
+    var loss = [Double](repeating: 0, count: rows), dz = [Double](repeating: 0, count: g == nil ? 0 : z.data.count)
+    for r in 0..<rows {
+        let zr = Array(z.data[r * c..<(r + 1) * c]), yr = Array(y.data[r * c..<(r + 1) * c])
+        let m = zr.max() ?? 0
+        let s = zr.reduce(0) { $0 + exp($1 - m) }
+        let p = zr.map { exp($0 - m) / s }
+        let sp = p.reduce(0, +)
+        let q = p.map { $0 / sp }
+        if fromLogits {
+            loss[r] = -zip(yr, zr).reduce(0) { $0 + $1.0 * ($1.1 - m - log(s)) }
+        } else {
+            loss[r] = -zip(yr, q).reduce(0) { $0 + $1.0 * log(Swift.min(Swift.max($1.1, eps), hi)) }
+        }
+        guard let g else { continue }
+        let gr = g.data[r]
+        if fromLogits {
+            let sy = yr.reduce(0, +)
+            for j in 0..<c { dz[r * c + j] = gr * (p[j] * sy - yr[j]) }
+            continue
+        }
+        let dq = (0..<c).map { j in q[j] >= eps && q[j] <= hi ? -yr[j] / q[j] * gr : 0 }
+        let t = zip(dq, p).reduce(0) { $0 + $1.0 * $1.1 }
+        let dp = (0..<c).map { dq[$0] / sp - t / (sp * sp) }
+        let u = zip(dp, p).reduce(0) { $0 + $1.0 * $1.1 }
+        for j in 0..<c { dz[r * c + j] = p[j] * (dp[j] - u) }
+    }
+    return (loss, dz)
+}
+
+/// One call of the loss kernel: loss and/or gradient pointers.
+private func xentKernel(_ ctx: LoweringContext, name: String, loss: UnsafeMutablePointer<Float>?, dz: UnsafeMutablePointer<Float>?,
+                        g: UnsafeMutablePointer<Float>?) throws -> Kernel {
+    let shape = XentShape(ctx.inputTypes[0])
+    let fromLogits: Int32 = try ctx.node.attrs.bool("from_logits", default: false) ? 1 : 0
+    let fn = ck_f32_softmax_xent_kernel(ctx.vectorISA)!
+    let z = UnsafePointer(ctx.f32(0)), y = UnsafePointer(ctx.f32(1)), gp = g.map { UnsafePointer($0) }
+    let rows = Int64(shape.rows), classes = Int64(shape.classes)
+    return Kernel(name: "ck_f32_softmax_xent__\(isaSuffix(ctx.vectorISA))\(name)") {
+        fn(rows, classes, fromLogits, z, y, gp, loss, dz)
+        return 0
+    }
+}
+
+private func xentCost(_ ins: [TensorType], _ out: TensorType, _ attrs: Attributes) -> Cost {
+    let n = elementCount(ins[0])
+    return Cost(flops: 30 * n, bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
+}
+
+let lossOps: [OpDef] = [
+    OpDef("softmax_cross_entropy", arity: .exactly(2),
+          shape: checkXent,
+          differentiability: .vjp { b, args, g in
+              [try b.emit("softmax_cross_entropy_grad", [args.inputs[0], args.inputs[1], g], args.attrs), nil]
+          },
+          reference: { ctx in
+              let r = referenceXent(ctx.inputs[0], ctx.inputs[1], nil, fromLogits: try ctx.attrs.bool("from_logits", default: false))
+              return RefTensor(.f32, Array(ctx.inputs[0].shape.dropLast()), r.loss)
+          },
+          lowering: .kernel { ctx in try xentKernel(ctx, name: " loss", loss: ctx.f32Out, dz: nil, g: nil) },
+          cost: xentCost),
+    OpDef("softmax_cross_entropy_grad", arity: .exactly(3),
+          shape: { ctx in _ = try checkXent(ctx); return ctx.inputs[0] },
+          differentiability: .notDifferentiable(reason: "second derivatives of the fused softmax cross-entropy are not supported"),
+          reference: { ctx in
+              let r = referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], fromLogits: try ctx.attrs.bool("from_logits", default: false))
+              return RefTensor(.f32, ctx.inputs[0].shape, r.dz)
+          },
+          lowering: .kernel { ctx in try xentKernel(ctx, name: " gradient", loss: nil, dz: ctx.f32Out, g: ctx.f32(2)) },
+          cost: xentCost),
+    OpDef("softmax_cross_entropy_fused", arity: .exactly(3),
+          shape: { ctx in
+              _ = try checkXent(ctx)
+              guard ctx.inputs[0].isFullyKnown else { throw ctx.fail("needs known logits to pack its results, got \(ctx.inputs[0])") }
+              let s = XentShape(ctx.inputs[0])
+              return .f32([s.rows * s.classes + s.rows])
+          },
+          differentiability: .notDifferentiable(reason: "made by the loss fusion pass after differentiation"),
+          reference: { ctx in
+              let r = referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], fromLogits: try ctx.attrs.bool("from_logits", default: false))
+              return RefTensor(.f32, [r.dz.count + r.loss.count], r.dz + r.loss)
+          },
+          lowering: .kernel { ctx in
+              let s = XentShape(ctx.inputTypes[0])
+              return try xentKernel(ctx, name: " loss+gradient", loss: ctx.f32Out + s.rows * s.classes, dz: ctx.f32Out, g: ctx.f32(2))
+          },
+          cost: xentCost),
+    OpDef("view", arity: .exactly(1),
+          shape: { ctx in
+              let shape = try ctx.attrs.ints("shape"), offset = try ctx.attrs.int("offset", default: 0)
+              let x = ctx.inputs[0]
+              guard let total = x.elementCount, shape.allSatisfy({ $0 >= 0 }), offset >= 0,
+                    offset + shape.reduce(1, *) <= total else {
+                  throw ctx.fail("of \(shape) at element \(offset) does not fit in \(x)")
+              }
+              return TensorType(x.dtype, shape)
+          },
+          differentiability: .notDifferentiable(reason: "reads one result of a packed op made after differentiation"),
+          reference: { ctx in
+              let shape = try ctx.attrs.ints("shape"), offset = try ctx.attrs.int("offset", default: 0)
+              return RefTensor(ctx.inputs[0].dtype, shape, Array(ctx.inputs[0].data[offset..<(offset + shape.reduce(1, *))]))
+          },
+          lowering: .view(offset: { node in try node.attrs.int("offset", default: 0) }),
+          cost: { _, _, _ in Cost(flops: 0, bytes: 0) }),
+]
