@@ -11,7 +11,13 @@
 #include "ck_threads.h"
 #include <string.h>
 
-#define TILE 1024
+/* Elements per tile: every intermediate of a tile stays in L1 (a 20-op
+ * optimizer program runs 2x faster at 128 than at 1024 on Zen 5). A multiple
+ * of every vector width, so tiles split elements exactly as whole-tensor
+ * kernels do. */
+#define TILE 128
+
+int64_t ck_fused_tile(void) { return TILE; }
 
 typedef struct fused_job {
     const ck_fused_program *p;

@@ -314,7 +314,7 @@ final class ElementwiseKernelTests: XCTestCase {
     }
 
     /// The fused elementwise kernel at AVX2 against its scalar twin, around
-    /// its 1024-element tile, with whole, single-value and trailing-row
+    /// its tile (ck_fused_tile), with whole, single-value and trailing-row
     /// operands, an alpha, and outputs guarded by canaries; 1 and 2 threads alike.
     func testFusedElementwiseMatchesReference() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
@@ -325,7 +325,8 @@ final class ElementwiseKernelTests: XCTestCase {
                       ck_fused_instr(binary: 0, op: Int32(CK_UNARY_ELU.rawValue), a_kind: 1, a_index: 1, b_kind: 0, b_index: 0, alpha: 0.5, c_kind: 0, c_index: 0),
                       ck_fused_instr(binary: 1, op: Int32(CK_BINARY_DIV.rawValue), a_kind: 1, a_index: 2, b_kind: 0, b_index: 3, alpha: 0, c_kind: 0, c_index: 0),
                       ck_fused_instr(binary: 1, op: Int32(CK_BINARY_MAX.rawValue), a_kind: 1, a_index: 3, b_kind: 0, b_index: 2, alpha: 0, c_kind: 0, c_index: 0)]
-        for n in [1, 7, 1023, 1024, 1025, 2049, 70_001, 70_007] {
+        let t = Int(ck_fused_tile())
+        for n in [1, 7, t - 1, t, t + 1, 2 * t + 1, 70_001, 70_007] {
             let row = n % 7 == 0 ? 7 : 1
             let x0 = Guarded(rng.floats(n, -3, 3)), s = Guarded([rng.float(0.5, 2)]), r = Guarded(rng.floats(row, -1, 1)), x1 = Guarded(rng.floats(n, 0.5, 2))
             var results: [[Float]] = []
@@ -344,6 +345,67 @@ final class ElementwiseKernelTests: XCTestCase {
             }
             if let m = compare(results[1], results[0], tol: 2e-6) { XCTFail("ck_f32_fused_elementwise__avx2 n \(n): \(m)") }
             XCTAssertEqual(results[1], results[2], "ck_f32_fused_elementwise__avx2 n \(n): 1 and 2 threads")
+        }
+    }
+
+    /// The fused update kernel at AVX2 against its scalar twin: a momentum
+    /// job over sizes around the tile, a bias-row job and a step counter in
+    /// one call; targets guarded by canaries; 1 and 2 threads bitwise alike.
+    func testFusedUpdateMatchesReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(43)
+        let t = Int(ck_fused_tile())
+        func instr(_ binary: Int32, _ op: Int32, _ a: (Int32, Int32), _ b: (Int32, Int32) = (0, 0), alpha: Float = 0) -> ck_fused_instr {
+            ck_fused_instr(binary: binary, op: op, a_kind: a.0, a_index: a.1, b_kind: b.0, b_index: b.1, alpha: alpha, c_kind: 0, c_index: 0)
+        }
+        let mul = Int32(CK_BINARY_MUL.rawValue), sub = Int32(CK_BINARY_SUB.rawValue), add = Int32(CK_BINARY_ADD.rawValue)
+        // inputs: 0 w, 1 m, 2 g, 3 lr, 4 mu, 5 b, 6 gb, 7 step, 8 one
+        // job 0: m' = m*mu - g*lr; w' = w + sqrt(|m'|) ... (sqrt of a uniform: lr*2 computed once)
+        let instrs = [instr(1, mul, (0, 1), (0, 4)), instr(1, mul, (0, 2), (0, 3)), instr(1, sub, (1, 0), (1, 1)),
+                      instr(1, add, (0, 3), (0, 3)), instr(0, Int32(CK_UNARY_SQRT.rawValue), (1, 3)), instr(1, mul, (1, 2), (1, 4)),
+                      instr(1, add, (0, 0), (1, 5)),
+                      instr(1, mul, (0, 6), (0, 3)), instr(1, sub, (0, 5), (1, 0)),
+                      instr(1, add, (0, 7), (0, 8))]
+        let stores = [ck_update_store(target: 1, kind: 1, index: 2), ck_update_store(target: 0, kind: 1, index: 6),
+                      ck_update_store(target: 5, kind: 1, index: 1), ck_update_store(target: 7, kind: 1, index: 0)]
+        for n in [1, 5, t - 1, t, t + 1, 3 * t + 7, 40_000] {
+            let rowN = 13
+            let w0 = rng.floats(n, -1, 1), m0 = rng.floats(n, -1, 1), g0 = rng.floats(n, -1, 1), b0 = rng.floats(rowN, -1, 1), gb0 = rng.floats(rowN, -1, 1)
+            var results: [[Float]] = []
+            for (isa, threads) in [(CK_ISA_REF, Int32(1)), (CK_ISA_AVX2, Int32(1)), (CK_ISA_AVX2, Int32(2))] {
+                let w = Guarded(w0), m = Guarded(m0), g = Guarded(g0), lr = Guarded([0.1]), mu = Guarded([0.9]), b = Guarded(b0), gb = Guarded(gb0)
+                let step = Guarded([4]), one = Guarded([1])
+                let saved = ck_threads_set(threads)
+                var inputs: [UnsafeMutablePointer<Float>?] = [w.pointer, m.pointer, g.pointer, lr.pointer, mu.pointer, b.pointer, gb.pointer, step.pointer, one.pointer]
+                var counts: [Int64] = [Int64(n), Int64(n), Int64(n), 1, 1, Int64(rowN), Int64(rowN), 1, 1]
+                let jobs = [ck_update_job(n: Int64(n), first: 0, count: 7, store_first: 0, store_count: 2),
+                            ck_update_job(n: Int64(rowN), first: 7, count: 2, store_first: 2, store_count: 1),
+                            ck_update_job(n: 1, first: 9, count: 1, store_first: 3, store_count: 1)]
+                var uniformValues = [Float](repeating: 0, count: instrs.count), uniform = [UInt8](repeating: 0, count: instrs.count)
+                var tileStart = [Int64](repeating: 0, count: jobs.count + 1)
+                instrs.withUnsafeBufferPointer { ip in
+                    jobs.withUnsafeBufferPointer { jp in
+                        stores.withUnsafeBufferPointer { sp in
+                            var u = ck_fused_update(jobs: Int32(jp.count), job: jp.baseAddress, instrs: ip.baseAddress, stores: sp.baseAddress,
+                                                    inputs: &inputs, counts: &counts, uniform_values: &uniformValues, uniform: &uniform,
+                                                    tile_start: &tileStart)
+                            ck_f32_fused_update(isa, &u)
+                        }
+                    }
+                }
+                _ = ck_threads_set(saved)
+                for (name, x) in [("w", w), ("m", m), ("b", b), ("step", step)] { XCTAssertTrue(x.intactCanaries, "ck_f32_fused_update n \(n) wrote outside \(name)") }
+                XCTAssertEqual(g.values, g0, "the gradient is read, not written")
+                XCTAssertEqual(step.values, [5], "the step counter is stored once, after every job read it")
+                // every job read the step's old value: m' and w' use lr only, and b' reads the old gb
+                results.append(w.values + m.values + b.values)
+            }
+            if let msg = compare(results[1], results[0], tol: 2e-6) { XCTFail("ck_f32_fused_update__avx2 n \(n): \(msg)") }
+            XCTAssertEqual(results[1], results[2], "ck_f32_fused_update__avx2 n \(n): 1 and 2 threads")
+            // spot-check against the formulas
+            let mw = m0[0] * 0.9 - g0[0] * Float(0.1)
+            XCTAssertEqual(results[1][n], mw, accuracy: 1e-6, "m'[0]")
+            XCTAssertEqual(results[1][0], w0[0] + mw * Float(0.2).squareRoot(), accuracy: 1e-6, "w'[0]")
         }
     }
 

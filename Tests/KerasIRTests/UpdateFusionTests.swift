@@ -5,7 +5,7 @@ import XCTest
 
 /// The update fusion pass, text in and text out, its refusals, and the
 /// fused_update kernel against the unfused kernels, bitwise, on sizes around
-/// its 1024-element tile and on one and two threads.
+/// its tile (many tiles, partial tiles) and on one and two threads.
 final class UpdateFusionTests: XCTestCase {
     func testMomentumUpdatesAndStepCounterBecomeOneCall() throws {
         var g = try GraphParser.parse("""

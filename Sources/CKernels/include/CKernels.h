@@ -379,6 +379,8 @@ typedef struct ck_fused_program {
 void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, int64_t n, const float *const *inputs, const int64_t *counts,
                               float *out);
 size_t ck_f32_fused_elementwise_scratch_bytes(const ck_fused_program *p);
+/* Elements per tile of the fused kernels (for tests around it). */
+int64_t ck_fused_tile(void);
 
 /* Fused parameter updates (fused_elementwise.c): every job is a program as
  * above over its own n elements, ending in stores into parameters, and one
