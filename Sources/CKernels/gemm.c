@@ -39,6 +39,7 @@ static void ck_f32_gemm__ref(const ck_gemm_args *g, void *workspace) {
         if (g->bias) add((size_t)g->n, row, 1, g->bias, 1, row);
         if (g->residual) add((size_t)g->n, row, 1, g->residual + i * g->ld_residual, 1, row);
         if (act) act((size_t)g->n, row, row, &g->act_params);
+        if (g->accumulate_into) { float *d = g->accumulate_into + i * g->ld_accumulate; add((size_t)g->n, d, 1, row, 1, d); }
     }
 }
 
@@ -136,10 +137,11 @@ static void epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0, 
         if (g->bias) add((size_t)nr, row, 1, g->bias + j0, 1, row);
         if (g->residual) add((size_t)nr, row, 1, g->residual + (i0 + r) * g->ld_residual + j0, 1, row);
         if (act) act((size_t)nr, row, row, &g->act_params);
+        if (g->accumulate_into) { float *d = g->accumulate_into + (i0 + r) * g->ld_accumulate + j0; add((size_t)nr, d, 1, row, 1, d); }
     }
 }
 
-static int has_epilogue(const ck_gemm_args *g) { return g->bias || g->residual || g->activation > 0; }
+static int has_epilogue(const ck_gemm_args *g) { return g->bias || g->residual || g->activation > 0 || g->accumulate_into; }
 
 /* C[m0:m1, n0:n1] with private packing buffers pa (MC x KC) and pb (KC x NC);
  * A's micro-panels come from `packa` (a matrix, or patches gathered by a convolution). */
@@ -221,7 +223,7 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
     float *t = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)g->m * g->n * sizeof(float));
     ck_gemm_args h = *g;
     h.user_pack_a = NULL;
-    h.bias = NULL; h.residual = NULL; h.activation = 0;
+    h.bias = NULL; h.residual = NULL; h.activation = 0; h.accumulate_into = NULL;
     h.m = g->n; h.n = g->m;
     h.a = g->b; h.lda = g->ldb; h.trans_a = !g->trans_b;
     h.b = g->a; h.ldb = g->lda; h.trans_b = !g->trans_a;

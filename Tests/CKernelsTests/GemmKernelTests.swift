@@ -112,7 +112,7 @@ final class GemmKernelTests: XCTestCase {
                     var c = [Float](repeating: 0, count: m * n)
                     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
                         var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
-                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params())
+                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params(), accumulate_into: nil, ld_accumulate: 0)
                         ck_f32_gemm_kernel(isa)(&args, nil)
                     } } }
                     results.append(c)
@@ -176,6 +176,40 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
+    /// The momentum update's epilogue: C = -lr * AB + mu * C, then D += C, on
+    /// the blocked (K over several blocks), narrow and transposed paths,
+    /// against the reference; both C and D checked.
+    func testAccumulateIntoEpilogueMatchesReference() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(12)
+        for isa in optimizedISAs {
+            for (m, n, k, ta) in [(37, 45, 29, true), (64, 10, 40, true), (70, 7, 600, true), (3, 260, 21, false), (33, 70, 1100, false)] {
+                let rowsA = ta ? k : m, colsA = ta ? m : k
+                let a = rng.floats(rowsA * colsA, -1, 1), b = rng.floats(k * n, -1, 1)
+                let c0 = rng.floats(m * n, -1, 1), d0 = rng.floats(m * n, -1, 1)
+                var outs: [[Float]] = []
+                for which in [CK_ISA_REF, isa] {
+                    var c = c0, d = d0
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in d.withUnsafeMutableBufferPointer { pd in
+                        var args = ck_gemm_args()
+                        args.trans_a = ta ? 1 : 0
+                        args.m = Int64(m); args.n = Int64(n); args.k = Int64(k); args.alpha = -0.1; args.beta = 0.9
+                        args.a = pa.baseAddress; args.lda = Int64(colsA); args.b = pb.baseAddress; args.ldb = Int64(n)
+                        args.c = pc.baseAddress; args.ldc = Int64(n)
+                        args.accumulate_into = pd.baseAddress; args.ld_accumulate = Int64(n)
+                        ck_f32_gemm_kernel(which)(&args, nil)
+                    } } } }
+                    outs.append(c + d)
+                }
+                if let msg = compare(outs[1], outs[0], tol: 2e-7 * Float(k + 1)) {
+                    XCTFail("gemm accumulate_into \(String(cString: ck_isa_name(isa))) \(m)x\(n)x\(k) ta=\(ta): \(msg)")
+                }
+                // D really moved by C: d = d0 + c
+                XCTAssertEqual(outs[1][m * n], d0[0] + outs[1][0], accuracy: 1e-6)
+            }
+        }
+    }
+
     /// beta == 0 must not read C: NaN garbage in C stays out of the result.
     func testBetaZeroIgnoresC() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
@@ -184,7 +218,7 @@ final class GemmKernelTests: XCTestCase {
         var c = [Float](repeating: .nan, count: m * n)
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
             var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
-                                    a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params())
+                                    a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params(), accumulate_into: nil, ld_accumulate: 0)
             ck_f32_gemm_kernel(CK_ISA_AVX2)(&args, nil)
         } } }
         XCTAssertTrue(c.allSatisfy { $0 == 18 })

@@ -223,4 +223,4 @@ private func recurrentSequenceCases() -> [OpCase] {
 }
 
 /// Ops without inputs or with effects, exercised by the runtime tests.
-let structuralOps: Set<String> = ["input", "parameter", "constant", "assign", "fused_update"]  // fused_update: UpdateFusionTests
+let structuralOps: Set<String> = ["input", "parameter", "constant", "assign", "fused_update", "gemm_update"]  // the update ops: UpdateFusionTests

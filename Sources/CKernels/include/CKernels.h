@@ -250,6 +250,10 @@ typedef struct ck_gemm_args {
     int64_t ld_residual;
     int32_t activation;       /* 1 + a ck_unary_op, or 0 for none (so zeroed args have no epilogue) */
     ck_unary_params act_params;
+    /* Last: D += C (the finished tile added into a second matrix: an SGD
+     * momentum update makes m in C and adds it into the weights). */
+    float *accumulate_into;   /* m x n with leading dimension ld_accumulate, or NULL */
+    int64_t ld_accumulate;
 } ck_gemm_args;
 
 /* workspace: unused (packing buffers are per-thread pool scratch); pass NULL.

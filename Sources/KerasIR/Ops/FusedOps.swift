@@ -137,4 +137,82 @@ let fusedOps: [OpDef] = [
               let k = ins[0].shape.last.map { Swift.max($0, 1) } ?? 1
               return Cost(flops: 2 * elementCount(out) * k, bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
           }),
+    gemmUpdateOp(),
 ]
+
+/// gemm_update(w, a, b, lr) {transpose_a, transpose_b}: w <- w - lr * op(a) . op(b)
+/// as one GEMM that accumulates into the parameter (C = w, alpha = -lr read
+/// at run time, beta = 1); with {momentum} and inputs (m, w, a, b, lr), SGD
+/// with momentum: m <- momentum * m - lr * op(a) . op(b) in C, and the
+/// finished tile added into w. Plain SGD's and momentum SGD's update of a
+/// Dense kernel made in its weight-gradient GEMM, so the gradient never
+/// exists as a tensor. Made by the update fusion pass; an update op, so it
+/// runs after every read of the parameters. The result names input 0.
+private func gemmUpdateOp() -> OpDef {
+    func parts(_ attrs: Attributes) throws -> (ta: Bool, tb: Bool, momentum: Float?) {
+        (try attrs.bool("transpose_a", default: false), try attrs.bool("transpose_b", default: false),
+         attrs["momentum"] == nil ? nil : Float(try attrs.float("momentum")))
+    }
+    var d = OpDef("gemm_update", arity: .range(4, 5), isPure: false,
+          shape: { ctx in
+              let (ta, tb, mu) = try parts(ctx.attrs)
+              let first = mu == nil ? 1 : 2
+              guard ctx.inputs.count == first + 3 else { throw ctx.fail("expects \(first + 3) inputs \(mu == nil ? "(w, a, b, lr)" : "(m, w, a, b, lr) with momentum"), got \(ctx.inputs.count)") }
+              let w = ctx.inputs[0], a = ctx.inputs[first], b = ctx.inputs[first + 1], lr = ctx.inputs[first + 2]
+              guard ctx.inputs.allSatisfy({ $0.dtype == .f32 }), w.rank == 2, a.rank == 2, b.rank == 2, w.isFullyKnown, lr.elementCount == 1,
+                    ctx.inputs.prefix(first).allSatisfy({ $0 == w }) else {
+                  throw ctx.fail("expects f32 parameters [m, n] alike, a and b of rank 2 and a single learning rate, got \(ctx.inputs)")
+              }
+              let m = ta ? a.shape[1] : a.shape[0], k = ta ? a.shape[0] : a.shape[1]
+              let k2 = tb ? b.shape[1] : b.shape[0], n = tb ? b.shape[0] : b.shape[1]
+              guard m == w.shape[0], n == w.shape[1], k == k2 || k == TensorType.unknown || k2 == TensorType.unknown else {
+                  throw ctx.fail("expects op(a) . op(b) shaped like \(w), got \(a) and \(b) with transpose_a=\(ta) transpose_b=\(tb)")
+              }
+              return w
+          },
+          differentiability: .notDifferentiable(reason: "an update of state, not a function of its inputs"),
+          reference: { ctx in
+              let mu = try parts(ctx.attrs).momentum
+              let first = mu == nil ? 1 : 2
+              let mm = try OpRegistry.standard["matmul"]!.reference!(ReferenceContext(inputs: [ctx.inputs[first], ctx.inputs[first + 1]],
+                                                                                   attrs: ctx.attrs, type: ctx.type))
+              let lr = ctx.inputs[first + 2].data[0]
+              let scale = Double(mu ?? 1)
+              return RefTensor(.f32, ctx.type.shape, zip(ctx.inputs[0].data, mm.data).map { scale * $0 - lr * $1 })
+          },
+          lowering: .inPlace { ctx in
+              let (ta, tb, mu) = try parts(ctx.node.attrs)
+              let first = mu == nil ? 1 : 2
+              let at = ctx.inputTypes[first], bt = ctx.inputTypes[first + 1], wt = ctx.inputTypes[0]
+              guard let fn = ck_f32_gemm_kernel(ctx.isa) else { throw IRError("gemm_update: no gemm kernel") }
+              let wsBytes = ck_f32_gemm_workspace_bytes(ctx.isa)
+              let ws = wsBytes > 0 ? ctx.workspace(bytes: wsBytes) : nil
+              var args = ck_gemm_args()
+              args.trans_a = ta ? 1 : 0
+              args.trans_b = tb ? 1 : 0
+              args.m = Int64(wt.shape[0]); args.n = Int64(wt.shape[1]); args.k = Int64(ta ? at.shape[0] : at.shape[1])
+              args.beta = mu ?? 1
+              args.a = UnsafePointer(ctx.f32(first)); args.lda = Int64(at.shape[1])
+              args.b = UnsafePointer(ctx.f32(first + 1)); args.ldb = Int64(bt.shape[1])
+              args.c = ctx.f32(0); args.ldc = Int64(wt.shape[1])
+              if mu != nil { args.accumulate_into = ctx.f32(1); args.ld_accumulate = Int64(wt.shape[1]) }
+              let keep = ParamsBox(args), box = keep.pointer, lr = ctx.f32(first + 2)
+              var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
+              ck_f32_gemm_tile(ctx.isa, &mr, &nr, &kc)
+              let name = ctx.isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(ctx.isa))_\(mr)x\(nr)"
+              return Kernel(name: name + (mu == nil ? " w-=lr*AB" : " m=mu*m-lr*AB,w+=m")) {
+                  _ = keep
+                  box.pointee.alpha = -lr.pointee
+                  fn(box, ws?.base)
+                  return 0
+              }
+          },
+          cost: { ins, out, attrs in
+              let first = attrs["momentum"] == nil ? 1 : 2
+              let ta = (try? attrs.bool("transpose_a", default: false)) ?? false
+              let k = Swift.max(ta ? ins[first].shape[0] : ins[first].shape[1], 1)
+              return Cost(flops: 2 * elementCount(out) * k, bytes: (elementCount(ins[first]) + elementCount(ins[first + 1]) + 2 * first * elementCount(out)) * 4)
+          })
+    d.writtenParameters = { node in node.attrs["momentum"] == nil ? [0] : [0, 1] }
+    return d
+}
