@@ -85,11 +85,7 @@ public final class ExecutionPlan {
     public convenience init(_ graph: Graph, batchSize: Int, store: ParameterStore,
                             isa: ck_isa = ck_best_isa(), pipeline: PassPipeline? = .standard()) throws {
         guard batchSize > 0 else { throw IRError("batch size must be positive, got \(batchSize)") }
-        var shapes: [String: [Int]] = [:]
-        for v in graph.inputs {
-            shapes[graph[v].name ?? "v\(v.id)"] = graph.type(of: v).shape.map { $0 == TensorType.unknown ? batchSize : $0 }
-        }
-        try self.init(graph, inputShapes: shapes, store: store, isa: isa, pipeline: pipeline)
+        try self.init(graph, inputShapes: batchShapes(graph, batchSize), store: store, isa: isa, pipeline: pipeline)
     }
 
     deinit {

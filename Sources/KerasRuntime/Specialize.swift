@@ -37,3 +37,16 @@ public func specialize(_ g: Graph, inputShapes: [String: [Int]], registry: OpReg
     }
     return out
 }
+
+/// The graph with every unknown dimension of every input set to `batchSize`.
+public func specialize(_ g: Graph, batchSize: Int, registry: OpRegistry = .standard) throws -> Graph {
+    guard batchSize > 0 else { throw IRError("batch size must be positive, got \(batchSize)") }
+    return try specialize(g, inputShapes: batchShapes(g, batchSize), registry: registry)
+}
+
+/// Each input's shape with its unknown dimensions set to `batchSize`.
+func batchShapes(_ g: Graph, _ batchSize: Int) -> [String: [Int]] {
+    var shapes: [String: [Int]] = [:]
+    for v in g.inputs { shapes[g[v].name ?? "v\(v.id)"] = g.type(of: v).shape.map { $0 == TensorType.unknown ? batchSize : $0 } }
+    return shapes
+}

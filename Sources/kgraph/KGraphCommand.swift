@@ -11,10 +11,11 @@ enum KGraphCommand {
     usage: kgraph <command> [options]
 
       dump FILE                 parse, verify and print a graph (FILE may be -)
-      dump MODEL [--train] [--after PASS|all] [--format text|dot|json]
+      dump MODEL [--train] [--batch N] [--after PASS|all] [--format text|dot|json]
                                 a Keras model's step graph (inference, or the training
-                                step with --train), before the passes or after them;
-                                dot draws fusion groups as clusters
+                                step with --train), symbolic or at batch size N, before
+                                the passes or after them; dot draws fusion groups as
+                                clusters
       plan MODEL [--train] [--batch N] [--json FILE] [--svg FILE]
                                 compile a Keras model's step; print its kernels, the
                                 memory plan and the arena against its bounds; --svg
@@ -126,15 +127,16 @@ enum KGraphCommand {
     }
 
     static func dumpModel(_ args: [String]) throws {
-        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--after", "--format"])
+        let (train, opts) = try modelOptions(Array(args.dropFirst()), allowed: ["--after", "--format", "--batch"])
         let format = opts["--format"] ?? "text"
         guard ["text", "dot", "json"].contains(format) else { throw Failure(message: "--format must be text, dot or json, got '\(format)'") }
+        let batch = try opts["--batch"].map { try positiveInt($0, "--batch") }
         let (m, _, _) = try model(args[0], batch: nil)
         let after = opts["--after"].map { $0.split(separator: ",").map(String.init) }
         do {
-            if format == "text" { print(try m.dumpGraph(training: train, after: after), terminator: ""); return }
+            if format == "text" { print(try m.dumpGraph(training: train, batchSize: batch, after: after), terminator: ""); return }
             // dot and json draw one graph: before the passes, or after all of them with --after.
-            var g = try m.stepGraph(training: train)
+            var g = try m.stepGraph(training: train, batchSize: batch)
             if after != nil {
                 var pipeline = PassPipeline.standard()
                 pipeline.dumpAfter = []

@@ -70,9 +70,10 @@ final class KGraphTests: XCTestCase {
         let reparsed = try kgraph(["dump", try write(dump.out)])
         XCTAssertEqual(reparsed.status, 0, reparsed.err)
         XCTAssertEqual(reparsed.out, dump.out, "the dump parses back")
-        // After every pass, the graph parses back and prints the same.
-        for model in ["mlp", "imdb_lstm"] {
-            let after = try kgraph(["dump", model, "--train", "--after", "all"])
+        // After every pass, the graph parses back and prints the same: symbolic, and at a batch size
+        // (where the loss, update and epilogue fusions all fire).
+        for (model, batch) in [("mlp", []), ("imdb_lstm", []), ("mlp", ["--batch", "16"]), ("mnist_cnn", ["--batch", "4"])] {
+            let after = try kgraph(["dump", model, "--train", "--after", "all"] + batch)
             XCTAssertEqual(after.status, 0, after.err)
             let sections = after.out.components(separatedBy: "// after ").dropFirst()
             XCTAssertEqual(sections.map { String($0.prefix { $0 != "\n" }) }, ["canonicalize", "fuse-loss", "fusion", "fuse-updates", "fuse-elementwise", "schedule"], model)
@@ -83,7 +84,16 @@ final class KGraphTests: XCTestCase {
                 XCTAssertEqual(back.status, 0, "\(model) after \(section.prefix(20)): \(back.err)")
                 XCTAssertEqual(back.out, body, "\(model): the dump after \(section.prefix { $0 != "\n" }) prints back the same")
             }
+            if !batch.isEmpty {
+                XCTAssertTrue(after.out.contains("[\(batch[1]),"), "\(model) at batch \(batch[1])")
+                for op in ["softmax_cross_entropy_fused", "view(", "fused_update("] { XCTAssertTrue(after.out.contains(op), "\(model): \(op)") }
+            }
         }
+        XCTAssertTrue(try kgraph(["dump", "mlp", "--train", "--batch", "16", "--after", "all"]).out.contains("gemm_update("), "SGD in the GEMMs")
+        XCTAssertTrue(try kgraph(["dump", "mnist_cnn", "--train", "--batch", "4", "--after", "all"]).out.contains("conv_bias_act("), "conv epilogues")
+        let badBatch = try kgraph(["dump", "mlp", "--batch", "0"])
+        XCTAssertNotEqual(badBatch.status, 0)
+        XCTAssertTrue(badBatch.err.contains("--batch"), badBatch.err)
         let json = NSTemporaryDirectory() + "kgraph-plan-\(UUID().uuidString).json"
         defer { try? FileManager.default.removeItem(atPath: json) }
         let plan = try kgraph(["plan", "mlp", "--train", "--batch", "16", "--json", json])

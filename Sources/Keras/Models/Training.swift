@@ -254,21 +254,24 @@ extension Model {
         return try plan(.train, batchSize: x[0].shape[0], signature: signature(y, sampleWeights: false))
     }
 
-    /// The symbolic step graph (unknown batch size), before any pass: the
-    /// training step (forward, loss, gradients, optimizer updates) or the
-    /// inference step. Targets are taken as shaped like the outputs.
-    public func stepGraph(training: Bool) throws -> Graph {
+    /// The step graph before any pass: the training step (forward, loss,
+    /// gradients, optimizer updates) or the inference step, symbolic (unknown
+    /// batch size) or specialized to `batchSize` as a plan compiles it.
+    /// Targets are taken as shaped like the outputs.
+    public func stepGraph(training: Bool, batchSize: Int? = nil) throws -> Graph {
         if training { _ = try requireCompiled("stepGraph(training: true)") }
         let targets = outputs.map { TensorType(.f32, $0.shape.dropFirst().map { $0 ?? 1 }) }
-        return try buildStepGraph(training ? .train : .predict, signature: BatchSignature(targets: targets, sampleWeights: false),
-                                  state: training ? self.training : nil)
+        let g = try buildStepGraph(training ? .train : .predict, signature: BatchSignature(targets: targets, sampleWeights: false),
+                                   state: training ? self.training : nil)
+        guard let batchSize else { return g }
+        do { return try specialize(g, batchSize: batchSize) } catch let e as IRError { throw KerasError("\(name): \(e.message)") }
     }
 
     /// The step graph as text: before the passes (`after: nil`), or the dump
     /// after each pass named ("all" for every pass), as `kgraph dump MODEL
-    /// --after` prints it.
-    public func dumpGraph(training: Bool = false, after passes: [String]? = nil) throws -> String {
-        var g = try stepGraph(training: training)
+    /// [--batch N] --after` prints it.
+    public func dumpGraph(training: Bool = false, batchSize: Int? = nil, after passes: [String]? = nil) throws -> String {
+        var g = try stepGraph(training: training, batchSize: batchSize)
         guard let passes else { return g.description }
         var pipeline = PassPipeline.standard()
         for p in passes where p != "all" && !pipeline.knownPassNames.contains(p) {
