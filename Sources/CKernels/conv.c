@@ -560,19 +560,23 @@ CK_AVX2 static void bf_6x16(int64_t kc, const int64_t *offs, const float *x, con
     }
 }
 
-CK_AVX512 static void bf_14x32(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy, int64_t ldy,
-                               float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+/* MR channels x 32 output channels, MR a compile-time constant after
+ * inlining (8 to 14), so the accumulators stay in registers; rows past mr
+ * (a partial tile) repeat row 0 and are not stored. */
+CK_AVX512 static inline __attribute__((always_inline)) void bf_avx512_tile(const int MR, int64_t kc, const int64_t *offs, const float *x,
+                                                                          const float *zero, const float *dy, int64_t ldy, float *c,
+                                                                          int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
     __m512 acc[14][2];
-    for (int r = 0; r < 14; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
-    if (mr == 14) {
+    if (mr == MR) {
         /* full tiles: constant offsets, so the loads fold into the broadcasts */
         for (int64_t p = 0; p < kc; p++) {
             const float *a = offs[p] < 0 ? zero : x + offs[p];
             const float *b = dy + p * ldy;
             __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 14; r++) {
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {
                 __m512 v = _mm512_set1_ps(a[r]);
                 acc[r][0] = _mm512_fmadd_ps(v, b0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(v, b1, acc[r][1]);
@@ -580,12 +584,12 @@ CK_AVX512 static void bf_14x32(int64_t kc, const int64_t *offs, const float *x, 
         }
     } else {
         int idx[14];
-        for (int r = 0; r < 14; r++) idx[r] = r < mr ? r : 0;
+        for (int r = 0; r < MR; r++) idx[r] = r < mr ? r : 0;
         for (int64_t p = 0; p < kc; p++) {
             const float *a = offs[p] < 0 ? zero : x + offs[p];
             const float *b = dy + p * ldy;
             __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < 14; r++) {
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {
                 __m512 v = _mm512_set1_ps(a[idx[r]]);
                 acc[r][0] = _mm512_fmadd_ps(v, b0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(v, b1, acc[r][1]);
@@ -602,6 +606,22 @@ CK_AVX512 static void bf_14x32(int64_t kc, const int64_t *offs, const float *x, 
         _mm512_mask_storeu_ps(cr, m0, y0);
         _mm512_mask_storeu_ps(cr + 16, m1, y1);
     }
+}
+
+#define BF_AVX512(M)                                                                                                        \
+    CK_AVX512 static void bf_##M##x32(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy,    \
+                                      int64_t ldy, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {          \
+        bf_avx512_tile(M, kc, offs, x, zero, dy, ldy, c, ldc, mr, nr, accumulate);                                           \
+    }
+BF_AVX512(8) BF_AVX512(9) BF_AVX512(10) BF_AVX512(11) BF_AVX512(12) BF_AVX512(13) BF_AVX512(14)
+static const bf_ukr bf_avx512_by_mr[7] = {bf_8x32, bf_9x32, bf_10x32, bf_11x32, bf_12x32, bf_13x32, bf_14x32};
+
+/* Channel rows per AVX-512 tile: as many as fit (14) split evenly over the
+ * tiles a group's channels need (32 channels: 3 tiles of 11, not 14+14+4),
+ * at least 8. */
+static int bf_avx512_rows(int64_t Cg) {
+    int64_t tiles = (Cg + 13) / 14, mr = (Cg + tiles - 1) / tiles;
+    return mr < 8 ? 8 : (int)mr;
 }
 
 typedef struct bf_job {
@@ -635,7 +655,7 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
     int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d);
     int64_t P = d->batch * out_pixels(d);
     int avx512 = isa == CK_ISA_AVX512;
-    int MR = avx512 ? 14 : 6, NR = avx512 ? 32 : 16;
+    int MR = avx512 ? bf_avx512_rows(Cg) : 6, NR = avx512 ? 32 : 16;
     pthread_mutex_lock(&conv_mu);
     float *zero = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(Cg + 32) * sizeof(float));
     memset(zero, 0, (size_t)(Cg + 32) * sizeof(float));
@@ -654,7 +674,7 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
         }
     }
     for (int64_t g = 0; g < G; g++) {
-        bf_job j = {d, avx512 ? bf_14x32 : bf_6x16, MR, NR, 256, offsets, x, dy, zero, dw, P, C, OC, Cg, OCg, g * Cg, g * OCg,
+        bf_job j = {d, avx512 ? bf_avx512_by_mr[MR - 8] : bf_6x16, MR, NR, 256, offsets, x, dy, zero, dw, P, C, OC, Cg, OCg, g * Cg, g * OCg,
                     (Cg + MR - 1) / MR, (OCg + NR - 1) / NR};
         int64_t tiles = T * j.ctiles * j.otiles;
         if (P == 0) {
