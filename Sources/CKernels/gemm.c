@@ -626,12 +626,23 @@ static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
     else gemm_run(&impl_avx2, g);
     pthread_mutex_unlock(&gemm_mu);
 }
+/* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
+ * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
+static const gemm_impl impl_avx512_8rows = {8, 32, AVX512_KC, AVX512_MC, AVX512_NC, ukr_8x32};
+
+/* The 8-row tile when it wastes clearly fewer rows than the 14-row one. */
+static const gemm_impl *avx512_impl_for_rows(int64_t m) {
+    int64_t t14 = (m + 13) / 14, t8 = (m + 7) / 8;
+    double fill14 = (double)m / (double)(14 * t14), fill8 = (double)m / (double)(8 * t8);
+    return fill8 > fill14 + 0.05 ? &impl_avx512_8rows : &impl_avx512;
+}
+
 static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
     (void)workspace;
     pthread_mutex_lock(&gemm_mu);
     if (gemm_is_short(g)) gemm_short(g);
     else if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) gemm_narrow(g);
-    else gemm_run(&impl_avx512, g);
+    else gemm_run(avx512_impl_for_rows(g->m), g);
     pthread_mutex_unlock(&gemm_mu);
 }
 
@@ -650,6 +661,12 @@ size_t ck_f32_gemm_workspace_bytes(ck_isa isa) { (void)isa; return 0; }
 size_t ck_f32_gemm_scratch_bytes(ck_isa isa) {
     return isa == CK_ISA_AVX512 ? impl_scratch_floats(&impl_avx512) * sizeof(float)
          : isa == CK_ISA_AVX2 ? impl_scratch_floats(&impl_avx2) * sizeof(float) : 0;
+}
+
+void ck_f32_gemm_tile_for_rows(ck_isa isa, int64_t m, int *mr, int *nr, int *kc) {
+    if (isa != CK_ISA_AVX512) { ck_f32_gemm_tile(isa, mr, nr, kc); return; }
+    const gemm_impl *im = avx512_impl_for_rows(m);
+    *mr = im->mr; *nr = im->nr; *kc = im->kc;
 }
 
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc) {

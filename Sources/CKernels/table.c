@@ -85,6 +85,7 @@ static const ck_kernel_info table[] = {
     {"ck_f32_gemm__ref", CK_FAMILY_GEMM, 0, CK_ISA_REF, 1},
     {"ck_f32_gemm__avx2_6x16", CK_FAMILY_GEMM, 0, CK_ISA_AVX2, 6},
     {"ck_f32_gemm__avx512_14x32", CK_FAMILY_GEMM, 0, CK_ISA_AVX512, 14},
+    {"ck_f32_gemm__avx512_8x32", CK_FAMILY_GEMM, 0, CK_ISA_AVX512, 8},
 };
 
 const ck_kernel_info *ck_kernel_table(size_t *count) {

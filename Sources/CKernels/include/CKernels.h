@@ -263,6 +263,8 @@ ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa);
 size_t ck_f32_gemm_workspace_bytes(ck_isa isa);
 /* Micro-tile of the optimized kernel (MR x NR), for tests around the tile. */
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc);
+/* The tile a GEMM of m rows runs (AVX-512 picks 8 x 32 where 14 rows would leave a mostly empty last tile). */
+void ck_f32_gemm_tile_for_rows(ck_isa isa, int64_t m, int *mr, int *nr, int *kc);
 
 /* ------------------------------------------------------------------------ */
 /* Convolution, channels-last, 1 to 3 spatial dimensions (unused ones are 1).

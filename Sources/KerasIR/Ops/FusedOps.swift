@@ -128,10 +128,7 @@ let fusedOps: [OpDef] = [
               }
               let keep = ParamsBox(args), box = keep.pointer
               let fn = ck_f32_gemm_kernel(ctx.isa)!
-              var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
-              ck_f32_gemm_tile(ctx.isa, &mr, &nr, &kc)
-              let name = ctx.isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(ctx.isa))_\(mr)x\(nr)"
-              return Kernel(name: name + epilogueSuffix(p)) { _ = keep; fn(box, nil); return 0 }
+              return Kernel(name: gemmKernelName(ctx.isa, rows: m) + epilogueSuffix(p)) { _ = keep; fn(box, nil); return 0 }
           },
           cost: { ins, out, _ in
               let k = ins[0].shape.last.map { Swift.max($0, 1) } ?? 1
@@ -197,10 +194,7 @@ private func gemmUpdateOp() -> OpDef {
               args.c = ctx.f32(0); args.ldc = Int64(wt.shape[1])
               if mu != nil { args.accumulate_into = ctx.f32(1); args.ld_accumulate = Int64(wt.shape[1]) }
               let keep = ParamsBox(args), box = keep.pointer, lr = ctx.f32(first + 2)
-              var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
-              ck_f32_gemm_tile(ctx.isa, &mr, &nr, &kc)
-              let name = ctx.isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(ctx.isa))_\(mr)x\(nr)"
-              return Kernel(name: name + (mu == nil ? " w-=lr*AB" : " m=mu*m-lr*AB,w+=m")) {
+              return Kernel(name: gemmKernelName(ctx.isa, rows: wt.shape[0]) + (mu == nil ? " w-=lr*AB" : " m=mu*m-lr*AB,w+=m")) {
                   _ = keep
                   box.pointee.alpha = -lr.pointee
                   fn(box, ws?.base)

@@ -124,9 +124,7 @@ let matmulOps: [OpDef] = [
             let a = ctx.f32(0), b = ctx.f32(1), c = ctx.f32Out
             let keep = ParamsBox(args), box = keep.pointer
             let aStride = d.m * d.k, bStride = d.bBatched ? d.k * d.n : 0, cStride = d.m * d.n
-            var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
-            ck_f32_gemm_tile(isa, &mr, &nr, &kc)
-            let kernelName = isa == CK_ISA_REF ? "ck_f32_gemm__ref" : "ck_f32_gemm__\(isaSuffix(isa))_\(mr)x\(nr)"
+            let kernelName = gemmKernelName(isa, rows: d.m)
             return Kernel(name: kernelName + (batch > 1 ? " x\(batch)" : "")) {
                 _ = keep
                 let w = ws?.base
@@ -149,3 +147,11 @@ let matmulOps: [OpDef] = [
                         bytes: (elementCount(ins[0]) + elementCount(ins[1]) + elementCount(out)) * 4)
         }),
 ]
+
+/// The kernel table name of the GEMM a product of `rows` rows runs.
+func gemmKernelName(_ isa: ck_isa, rows: Int) -> String {
+    if isa == CK_ISA_REF { return "ck_f32_gemm__ref" }
+    var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
+    ck_f32_gemm_tile_for_rows(isa, Int64(rows), &mr, &nr, &kc)
+    return "ck_f32_gemm__\(isaSuffix(isa))_\(mr)x\(nr)"
+}
