@@ -124,3 +124,88 @@ static void xent_avx2(int64_t rows, int64_t classes, int from_logits, const floa
 }
 
 ck_f32_softmax_xent_fn ck_f32_softmax_xent_kernel(ck_isa isa) { return isa == CK_ISA_REF ? xent_ref : xent_avx2; }
+
+/* ---- sigmoid cross-entropy: Keras's binary cross-entropy, per row the mean over `classes` ----
+ *
+ * From logits: t = max(z, 0) - z y + log(1 + exp(-|z|)), dz = g (sigmoid(z) - y) / C.
+ * On probabilities p = sigmoid(z) clipped to [eps, 1 - eps]:
+ *   t = -(y log pc + (1 - y) log(1 - pc)),
+ *   dz = g / C * (mask ? (1 - y) / (1 - pc) - y / pc : 0) * p (1 - p). */
+
+static void sxent_ref(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y, const float *g, float *loss,
+                      float *dz) {
+    const double eps = xent_eps, hi = 1.0f - xent_eps;
+    for (int64_t r = 0; r < rows; r++) {
+        double v = 0;
+        for (int64_t j = 0; j < classes; j++) {
+            int64_t i = r * classes + j;
+            double zi = z[i], yi = y[i], p = 1 / (1 + exp(-zi)), d;
+            if (from_logits) {
+                v += (zi > 0 ? zi : 0) - zi * yi + log1p(exp(-fabs(zi)));
+                d = p - yi;
+            } else {
+                double pc = p < eps ? eps : p > hi ? hi : p;
+                v -= yi * log(pc) + (1 - yi) * log(1 - pc);
+                d = p >= eps && p <= hi ? ((1 - yi) / (1 - pc) - yi / pc) * p * (1 - p) : 0;
+            }
+            if (g) dz[i] = (float)(g[r] * d / (double)classes);
+        }
+        if (loss) loss[r] = (float)(v / (double)classes);
+    }
+}
+
+#define SXENT_CHUNK 256
+
+static void sxent_rows(void *ctx, int64_t begin, int64_t end, int thread) {
+    const xent_job *j = ctx;
+    int64_t C = j->classes;
+    float *s = ck_thread_scratch(thread, (size_t)(3 * SXENT_CHUNK) * sizeof(float));
+    if (!s) return;
+    float *a = s + SXENT_CHUNK, *b = a + SXENT_CHUNK;
+    ck_isa isa = CK_ISA_AVX2;
+    ck_f32_unary_fn vsig = ck_f32_unary_kernel(CK_UNARY_SIGMOID, isa), vsoftplus = ck_f32_unary_kernel(CK_UNARY_SOFTPLUS, isa);
+    ck_f32_unary_fn vlog = ck_f32_unary_kernel(CK_UNARY_LOG, isa);
+    ck_unary_params none = {0, 0};
+    const float eps = xent_eps, hi = 1.0f - xent_eps, invC = 1.0f / (float)C;
+    if (j->loss) for (int64_t r = begin; r < end; r++) j->loss[r] = 0.0f;
+    /* elements of rows [begin, end), in chunks; each row's terms summed in element order */
+    for (int64_t e0 = begin * C; e0 < end * C; e0 += SXENT_CHUNK) {
+        int64_t len = end * C - e0 < SXENT_CHUNK ? end * C - e0 : SXENT_CHUNK;
+        const float *zc = j->z + e0, *yc = j->y + e0;
+        vsig((size_t)len, zc, s, &none);
+        if (j->from_logits) {
+            for (int64_t k = 0; k < len; k++) a[k] = -fabsf(zc[k]);
+            vsoftplus((size_t)len, a, a, &none);
+            if (j->loss)
+                for (int64_t k = 0; k < len; k++) j->loss[(e0 + k) / C] += (zc[k] > 0 ? zc[k] : 0.0f) - zc[k] * yc[k] + a[k];
+            if (j->g)
+                for (int64_t k = 0; k < len; k++) j->dz[e0 + k] = j->g[(e0 + k) / C] * (s[k] - yc[k]) * invC;
+            continue;
+        }
+        for (int64_t k = 0; k < len; k++) {
+            float pc = s[k] < eps ? eps : s[k] > hi ? hi : s[k];
+            a[k] = pc;
+            b[k] = 1.0f - pc;
+        }
+        if (j->g)
+            for (int64_t k = 0; k < len; k++) {
+                float p = s[k], d = p >= eps && p <= hi ? ((1.0f - yc[k]) / b[k] - yc[k] / a[k]) * p * (1.0f - p) : 0.0f;
+                j->dz[e0 + k] = j->g[(e0 + k) / C] * d * invC;
+            }
+        if (j->loss) {
+            vlog((size_t)len, a, a, &none);
+            vlog((size_t)len, b, b, &none);
+            for (int64_t k = 0; k < len; k++) j->loss[(e0 + k) / C] -= yc[k] * a[k] + (1.0f - yc[k]) * b[k];
+        }
+    }
+    if (j->loss) for (int64_t r = begin; r < end; r++) j->loss[r] *= invC;
+}
+
+static void sxent_avx2(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y, const float *g, float *loss,
+                       float *dz) {
+    if (rows <= 0 || classes <= 0) return;
+    xent_job j = {classes, from_logits, z, y, g, loss, dz};
+    ck_parallel_for(rows, rows * classes < 4 * CK_ELEMENTWISE_CHUNK, sxent_rows, &j);
+}
+
+ck_f32_softmax_xent_fn ck_f32_sigmoid_xent_kernel(ck_isa isa) { return isa == CK_ISA_REF ? sxent_ref : sxent_avx2; }

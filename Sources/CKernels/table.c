@@ -44,6 +44,8 @@ static const ck_kernel_info table[] = {
     {"ck_f32_softmax__avx2", CK_FAMILY_SOFTMAX, 0, CK_ISA_AVX2, 8},
     {"ck_f32_softmax_xent__ref", CK_FAMILY_SOFTMAX, 1, CK_ISA_REF, 1},
     {"ck_f32_softmax_xent__avx2", CK_FAMILY_SOFTMAX, 1, CK_ISA_AVX2, 8},
+    {"ck_f32_sigmoid_xent__ref", CK_FAMILY_SOFTMAX, 2, CK_ISA_REF, 1},
+    {"ck_f32_sigmoid_xent__avx2", CK_FAMILY_SOFTMAX, 2, CK_ISA_AVX2, 8},
     {"ck_f32_gather_rows__ref", CK_FAMILY_GATHER, 0, CK_ISA_REF, 1},
     {"ck_f32_gather_rows__avx2", CK_FAMILY_GATHER, 0, CK_ISA_AVX2, 8},
     {"ck_f32_scatter_add_rows__ref", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_REF, 1},

@@ -188,6 +188,10 @@ ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa);
 typedef void (*ck_f32_softmax_xent_fn)(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y,
                                        const float *g, float *loss, float *dz);
 ck_f32_softmax_xent_fn ck_f32_softmax_xent_kernel(ck_isa isa);
+/* The same for Keras's binary cross-entropy of sigmoid(z): loss[r] is the
+ * mean over the row's `classes` elements (from logits, or on probabilities
+ * clipped to [1e-7, 1 - 1e-7]); same arguments. */
+ck_f32_softmax_xent_fn ck_f32_sigmoid_xent_kernel(ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
 /* Row gather (embedding lookup) and its transpose                           */
@@ -439,7 +443,7 @@ typedef enum ck_family {
     CK_FAMILY_FILL,
     CK_FAMILY_CAST,
     CK_FAMILY_REDUCE,
-    CK_FAMILY_SOFTMAX,     /* op: 0 softmax, 1 softmax cross-entropy */
+    CK_FAMILY_SOFTMAX,     /* op: 0 softmax, 1 softmax cross-entropy, 2 sigmoid cross-entropy */
     CK_FAMILY_GATHER,
     CK_FAMILY_SCATTER_ADD,
     CK_FAMILY_RANDOM,

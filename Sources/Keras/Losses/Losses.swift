@@ -49,6 +49,20 @@ private func fusedSoftmaxCrossEntropy(_ y: Value, _ p: Value, fromLogits: Bool, 
     return try b.emit("softmax_cross_entropy", [node.inputs[0], y], ["from_logits": .bool(false)])
 }
 
+/// Binary cross-entropy, the mean over the last axis, as one
+/// softmax_cross_entropy op with activation "sigmoid" when the prediction is
+/// logits or the output of a sigmoid (then the op starts from its input);
+/// nil otherwise.
+private func fusedSigmoidCrossEntropy(_ y: Value, _ p: Value, fromLogits: Bool, _ b: GraphBuilder) throws -> Value? {
+    let pt = b.type(of: p)
+    guard pt.dtype == .f32, pt.rank >= 1, pt.shape.last != TensorType.unknown, b.type(of: y) == pt else { return nil }
+    let attrs: Attributes = ["from_logits": .bool(fromLogits), "activation": .string("sigmoid")]
+    if fromLogits { return try b.emit("softmax_cross_entropy", [p, y], attrs) }
+    let node = b.graph[p]
+    guard node.op == "sigmoid" else { return nil }
+    return try b.emit("softmax_cross_entropy", [node.inputs[0], y], attrs)
+}
+
 /// One-hot of integer labels (any dtype) against `classes`.
 func oneHot(_ labels: Value, classes: Int, _ b: GraphBuilder) throws -> Value {
     var l = try f32(labels, b)
@@ -84,10 +98,12 @@ extension Loss {
             var yt = try f32(y, b)
             if labelSmoothing > 0 { yt = try b.add(b.mul(yt, 1 - labelSmoothing), 0.5 * labelSmoothing) }
             if fromLogits {
+                if let fused = try fusedSigmoidCrossEntropy(yt, p, fromLogits: true, b) { return fused }
                 // relu(x) - x*y + log1p(exp(-|x|)) = x - x*y + softplus(-x)
                 let terms = try b.add(b.sub(b.relu(p), b.mul(p, yt)), b.unary("softplus", b.neg(b.abs(p))))
                 return try meanLast(terms, b)
             }
+            if let fused = try fusedSigmoidCrossEntropy(yt, p, fromLogits: false, b) { return fused }
             let pc = try clip(p, epsilon, 1 - epsilon, b)
             let pos = try b.mul(yt, b.log(pc))
             let neg = try b.mul(b.sub(b.scalar(1), yt), b.log(b.sub(b.scalar(1), pc)))

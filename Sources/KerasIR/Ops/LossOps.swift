@@ -1,18 +1,21 @@
 import CKernels
 import Foundation
 
-/// Softmax cross-entropy as ops (loss.c), so a classifier's loss and its
-/// gradient take one pass over the logits instead of a dozen kernels:
+/// Cross-entropy of a softmax or a sigmoid as ops (loss.c), so a
+/// classifier's loss and its gradient take one pass over the logits instead
+/// of a dozen kernels:
 ///
-///   softmax_cross_entropy(z, y) {from_logits}       -> per-row loss [...]
-///   softmax_cross_entropy_grad(z, y, g) {from_logits} -> g * d loss / dz  [..., C]
-///   softmax_cross_entropy_fused(z, y, g) {from_logits} -> [rows * C gradient | rows loss]
+///   softmax_cross_entropy(z, y) {from_logits, activation}       -> per-row loss [...]
+///   softmax_cross_entropy_grad(z, y, g) {from_logits, activation} -> g * d loss / dz  [..., C]
+///   softmax_cross_entropy_fused(z, y, g) {from_logits, activation} -> [rows * C gradient | rows loss]
 ///
-/// The first is Keras's categorical cross-entropy of softmax(z) (from the
-/// logits, or on the probabilities normalized and clipped to [1e-7, 1 - 1e-7]
-/// as Keras computes it); the second its VJP; the third, made by the loss
-/// fusion pass when a training step needs both, computes both in one call,
-/// and two views read its parts.
+/// With activation "softmax" (the default) the first is Keras's categorical
+/// cross-entropy of softmax(z) (from the logits, or on the probabilities
+/// normalized and clipped to [1e-7, 1 - 1e-7] as Keras computes it); with
+/// "sigmoid" Keras's binary cross-entropy of sigmoid(z), the mean over the
+/// last axis. The second is its VJP; the third, made by the loss fusion pass
+/// when a training step needs both, computes both in one call, and two views
+/// read its parts.
 private struct XentShape {
     let rows: Int, classes: Int
 
@@ -24,6 +27,7 @@ private struct XentShape {
 
 private func checkXent(_ ctx: ShapeContext) throws -> TensorType {
     for i in ctx.inputs.indices { try ctx.requireDType(i, [.f32]) }
+    do { _ = try isSigmoid(ctx.attrs) } catch let e as IRError { throw ctx.fail(e.message) }
     let z = ctx.inputs[0], y = ctx.inputs[1]
     guard z.rank >= 1, z.shape.last != TensorType.unknown, y.rank == z.rank,
           zip(y.shape, z.shape).allSatisfy({ $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }) else {
@@ -37,8 +41,42 @@ private func checkXent(_ ctx: ShapeContext) throws -> TensorType {
     return rows
 }
 
+/// Whether the ops' attributes name the sigmoid form (else softmax), or throw for another name.
+private func isSigmoid(_ attrs: Attributes) throws -> Bool {
+    let a = try attrs.string("activation", default: "softmax")
+    guard a == "softmax" || a == "sigmoid" else { throw IRError("cross-entropy: activation must be softmax or sigmoid, got '\(a)'") }
+    return a == "sigmoid"
+}
+
+/// Binary cross-entropy of sigmoid(z) per row (mean over the last axis) and its gradient, in double precision.
+private func referenceSigmoidXent(_ z: RefTensor, _ y: RefTensor, _ g: RefTensor?, fromLogits: Bool) -> (loss: [Double], dz: [Double]) {
+    let c = z.shape.last ?? 1, rows = c == 0 ? 0 : z.data.count / c
+    let eps = Double(Float(1e-7)), hi = Double(Float(1) - Float(1e-7))
+    var loss = [Double](repeating: 0, count: rows), dz = [Double](repeating: 0, count: g == nil ? 0 : z.data.count)
+    for r in 0..<rows {
+        var v = 0.0
+        for j in 0..<c {
+            let i = r * c + j, zi = z.data[i], yi = y.data[i], p = 1 / (1 + exp(-zi))
+            let d: Double
+            if fromLogits {
+                v += Swift.max(zi, 0) - zi * yi + log1p(exp(-abs(zi)))
+                d = p - yi
+            } else {
+                let pc = Swift.min(Swift.max(p, eps), hi)
+                v -= yi * log(pc) + (1 - yi) * log(1 - pc)
+                d = p >= eps && p <= hi ? ((1 - yi) / (1 - pc) - yi / pc) * p * (1 - p) : 0
+            }
+            if let g { dz[i] = g.data[r] * d / Double(c) }
+        }
+        loss[r] = v / Double(c)
+    }
+    return (loss, dz)
+}
+
 /// Loss and gradient in double precision; `g` nil for the loss only.
-private func referenceXent(_ z: RefTensor, _ y: RefTensor, _ g: RefTensor?, fromLogits: Bool) -> (loss: [Double], dz: [Double]) {
+private func referenceXent(_ z: RefTensor, _ y: RefTensor, _ g: RefTensor?, _ attrs: Attributes) throws -> (loss: [Double], dz: [Double]) {
+    let fromLogits = try attrs.bool("from_logits", default: false)
+    if try isSigmoid(attrs) { return referenceSigmoidXent(z, y, g, fromLogits: fromLogits) }
     let c = z.shape.last ?? 1, rows = c == 0 ? 0 : z.data.count / c
     let eps = Double(Float(1e-7)), hi = Double(Float(1) - Float(1e-7))
     var loss = [Double](repeating: 0, count: rows), dz = [Double](repeating: 0, count: g == nil ? 0 : z.data.count)
@@ -75,10 +113,11 @@ private func xentKernel(_ ctx: LoweringContext, name: String, loss: UnsafeMutabl
                         g: UnsafeMutablePointer<Float>?) throws -> Kernel {
     let shape = XentShape(ctx.inputTypes[0])
     let fromLogits: Int32 = try ctx.node.attrs.bool("from_logits", default: false) ? 1 : 0
-    let fn = ck_f32_softmax_xent_kernel(ctx.vectorISA)!
+    let sigmoid = try isSigmoid(ctx.node.attrs)
+    let fn = (sigmoid ? ck_f32_sigmoid_xent_kernel(ctx.vectorISA) : ck_f32_softmax_xent_kernel(ctx.vectorISA))!
     let z = UnsafePointer(ctx.f32(0)), y = UnsafePointer(ctx.f32(1)), gp = g.map { UnsafePointer($0) }
     let rows = Int64(shape.rows), classes = Int64(shape.classes)
-    return Kernel(name: "ck_f32_softmax_xent__\(isaSuffix(ctx.vectorISA))\(name)") {
+    return Kernel(name: "ck_f32_\(sigmoid ? "sigmoid" : "softmax")_xent__\(isaSuffix(ctx.vectorISA))\(name)") {
         fn(rows, classes, fromLogits, z, y, gp, loss, dz)
         return 0
     }
@@ -96,7 +135,7 @@ let lossOps: [OpDef] = [
               [try b.emit("softmax_cross_entropy_grad", [args.inputs[0], args.inputs[1], g], args.attrs), nil]
           },
           reference: { ctx in
-              let r = referenceXent(ctx.inputs[0], ctx.inputs[1], nil, fromLogits: try ctx.attrs.bool("from_logits", default: false))
+              let r = try referenceXent(ctx.inputs[0], ctx.inputs[1], nil, ctx.attrs)
               return RefTensor(.f32, Array(ctx.inputs[0].shape.dropLast()), r.loss)
           },
           lowering: .kernel { ctx in try xentKernel(ctx, name: " loss", loss: ctx.f32Out, dz: nil, g: nil) },
@@ -105,7 +144,7 @@ let lossOps: [OpDef] = [
           shape: { ctx in _ = try checkXent(ctx); return ctx.inputs[0] },
           differentiability: .notDifferentiable(reason: "second derivatives of the fused softmax cross-entropy are not supported"),
           reference: { ctx in
-              let r = referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], fromLogits: try ctx.attrs.bool("from_logits", default: false))
+              let r = try referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], ctx.attrs)
               return RefTensor(.f32, ctx.inputs[0].shape, r.dz)
           },
           lowering: .kernel { ctx in try xentKernel(ctx, name: " gradient", loss: nil, dz: ctx.f32Out, g: ctx.f32(2)) },
@@ -119,7 +158,7 @@ let lossOps: [OpDef] = [
           },
           differentiability: .notDifferentiable(reason: "made by the loss fusion pass after differentiation"),
           reference: { ctx in
-              let r = referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], fromLogits: try ctx.attrs.bool("from_logits", default: false))
+              let r = try referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], ctx.attrs)
               return RefTensor(.f32, [r.dz.count + r.loss.count], r.dz + r.loss)
           },
           lowering: .kernel { ctx in
