@@ -140,7 +140,7 @@ public final class ExecutionPlan {
                 steps.append(Step(node: i, kernel: k))
             }
             switch def.lowering {
-            case .storage?:
+            case .storage:
                 switch node.op {
                 case "parameter":
                     pointers.append(store.buffer(node.name ?? "v\(i)")!.pointer)
@@ -166,19 +166,17 @@ public final class ExecutionPlan {
                     }
                     pointers.append(p)
                 }
-            case .alias?:
+            case .alias:
                 pointers.append(ins[0])
-            case .view(let offset)?:
+            case .view(let offset):
                 pointers.append(ins[0] + (try offset(node)) * 4)
-            case .inPlace(let make)?:
+            case .inPlace(let make):
                 pointers.append(ins[0])
                 try addKernel(make, ins[0])
-            case .kernel(let make)?:
+            case .kernel(let make):
                 let out = arena + memory.offset(of: i)!
                 pointers.append(out)
                 try addKernel(make, out)
-            case nil:
-                throw IRError.at(layer: node.layer, "op \(node.op) has no lowering")
             }
         }
         if workspaceBytes > 0 {
@@ -308,7 +306,7 @@ public final class ExecutionPlan {
         var total = Cost(flops: 0, bytes: 0)
         for s in steps {
             let n = graph.nodes[s.node]
-            if let c = OpRegistry.standard[n.op]?.cost?(n.inputs.map { graph.type(of: $0) }, n.type, n.attrs) {
+            if let c = OpRegistry.standard[n.op]?.cost(n.inputs.map { graph.type(of: $0) }, n.type, n.attrs) {
                 total.flops += c.flops
                 total.bytes += c.bytes
             }

@@ -52,16 +52,16 @@ public struct MemoryPlan: CustomStringConvertible {
         for (i, node) in g.nodes.enumerated() {
             let def = try registry.lookup(node.op)
             switch def.lowering {
-            case .alias?, .inPlace?:
+            case .alias, .inPlace:
                 storageRoot[i] = storageRoot[node.inputs[0].id]
                 inArena[i] = inArena[storageRoot[i]]
                 atRootStart[i] = atRootStart[node.inputs[0].id]
-            case .view(let offset)?:
+            case .view(let offset):
                 storageRoot[i] = storageRoot[node.inputs[0].id]
                 inArena[i] = inArena[storageRoot[i]]
                 let start = try offset(node) == 0
                 atRootStart[i] = atRootStart[node.inputs[0].id] && start
-            case .storage?:
+            case .storage:
                 inArena[i] = node.op == "input"
                 first[i] = 0
             default:

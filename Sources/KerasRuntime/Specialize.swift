@@ -24,7 +24,7 @@ public func specialize(_ g: Graph, inputShapes: [String: [Int]], registry: OpReg
         let def = try registry.lookup(n.op)
         let types = n.inputs.map { out.nodes[$0.id].type }
         do {
-            out.nodes[i].type = try def.shape!(ShapeContext(op: n.op, inputs: types, attrs: n.attrs, declared: n.type))
+            out.nodes[i].type = try def.shape(ShapeContext(op: n.op, inputs: types, attrs: n.attrs, declared: n.type))
             try out.nodes[i].type.checkSize()
         } catch let e as ShapeError {
             throw IRError.at(layer: n.layer, e.message)

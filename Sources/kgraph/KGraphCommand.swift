@@ -175,7 +175,7 @@ enum KGraphCommand {
         if let path = opts["--json"] {
             let kernels: [JSON] = plan.steps.map { s in
                 let n = plan.graph.nodes[s.node]
-                let cost = OpRegistry.standard[n.op]?.cost?(n.inputs.map { plan.graph.type(of: $0) }, n.type, n.attrs)
+                let cost = OpRegistry.standard[n.op]?.cost(n.inputs.map { plan.graph.type(of: $0) }, n.type, n.attrs)
                 return ["name": .string(s.kernel.name), "op": .string(n.op), "layer": n.layer.map { JSON.string($0) } ?? .null,
                         "flops": JSON(cost?.flops ?? 0), "bytes": JSON(cost?.bytes ?? 0)]
             }

@@ -383,16 +383,18 @@ final class ElementwiseKernelTests: XCTestCase {
                             ck_update_job(n: 1, first: 9, count: 1, store_first: 3, store_count: 1)]
                 var uniformValues = [Float](repeating: 0, count: instrs.count), uniform = [UInt8](repeating: 0, count: instrs.count)
                 var tileStart = [Int64](repeating: 0, count: jobs.count + 1)
-                instrs.withUnsafeBufferPointer { ip in
-                    jobs.withUnsafeBufferPointer { jp in
-                        stores.withUnsafeBufferPointer { sp in
-                            var u = ck_fused_update(jobs: Int32(jp.count), job: jp.baseAddress, instrs: ip.baseAddress, stores: sp.baseAddress,
-                                                    inputs: &inputs, counts: &counts, uniform_values: &uniformValues, uniform: &uniform,
-                                                    tile_start: &tileStart)
-                            ck_f32_fused_update(isa, &u)
-                        }
-                    }
-                }
+                instrs.withUnsafeBufferPointer { ip in jobs.withUnsafeBufferPointer { jp in stores.withUnsafeBufferPointer { sp in
+                    inputs.withUnsafeMutableBufferPointer { inp in counts.withUnsafeMutableBufferPointer { cp in
+                        uniformValues.withUnsafeMutableBufferPointer { uvp in uniform.withUnsafeMutableBufferPointer { up in
+                            tileStart.withUnsafeMutableBufferPointer { tp in
+                                var u = ck_fused_update(jobs: Int32(jp.count), job: jp.baseAddress, instrs: ip.baseAddress, stores: sp.baseAddress,
+                                                        inputs: inp.baseAddress, counts: cp.baseAddress, uniform_values: uvp.baseAddress,
+                                                        uniform: up.baseAddress, tile_start: tp.baseAddress)
+                                ck_f32_fused_update(isa, &u)
+                            }
+                        } }
+                    } }
+                } } }
                 _ = ck_threads_set(saved)
                 for (name, x) in [("w", w), ("m", m), ("b", b), ("step", step)] { XCTAssertTrue(x.intactCanaries, "ck_f32_fused_update n \(n) wrote outside \(name)") }
                 XCTAssertEqual(g.values, g0, "the gradient is read, not written")

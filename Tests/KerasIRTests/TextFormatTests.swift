@@ -11,7 +11,7 @@ final class TextFormatTests: XCTestCase {
             let (b, xs, y) = try buildCase(c)
             b.setOutputs([y])
             graphs.append(b.graph)
-            if case .vjp? = OpRegistry.standard[c.op]!.differentiability, c.inputs.contains(where: \.differentiate) {
+            if case .vjp = OpRegistry.standard[c.op]!.differentiability, c.inputs.contains(where: \.differentiate) {
                 let t = b.type(of: y)
                 let loss = try b.reduceSum(y, axes: Array(0..<t.rank))
                 var g = b.graph

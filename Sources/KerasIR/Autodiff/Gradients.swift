@@ -39,10 +39,7 @@ public enum Autodiff {
             let node = graph.nodes[i]
             if node.inputs.isEmpty { continue }
             let def = try registry.lookup(node.op)
-            guard let diff = def.differentiability else {
-                throw IRError.at(layer: node.layer, "gradients: op \(node.op) has no VJP rule")
-            }
-            guard case .vjp(let rule) = diff else { continue }
+            guard case .vjp(let rule) = def.differentiability else { continue }
             let grads = try b.withLayer(node.layer) {
                 try rule(b, VJPArguments(inputs: node.inputs, output: Value(i), attrs: node.attrs), g)
             }

@@ -55,9 +55,7 @@ public final class GraphBuilder {
         if op == "assign", let first = inputs.first, graph[first].op != "parameter" {
             throw IRError.at(layer: currentLayer, "assign: target must be a parameter, got \(graph[first].op)")
         }
-        guard let rule = def.shape else {
-            throw IRError.at(layer: currentLayer, "op \(op) has no shape rule")
-        }
+        let rule = def.shape
         let inputTypes = inputs.map { graph.type(of: $0) }
         let type: TensorType
         do {

@@ -32,7 +32,7 @@ public enum Verifier {
                     }
                 }
             }
-            guard let rule = def.shape else { throw IRError("\(at): op has no shape rule") }
+            let rule = def.shape
             let inferred: TensorType
             do {
                 inferred = try rule(ShapeContext(op: n.op, inputs: n.inputs.map { g.nodes[$0.id].type },

@@ -8,7 +8,7 @@ import CKernels
 let convEpilogueOps: [OpDef] = [
     OpDef("conv_bias_act", arity: .range(2, 4),
           shape: { ctx in
-              let core = try OpRegistry.standard.lookup("conv").shape!(ShapeContext(op: ctx.op, inputs: Array(ctx.inputs.prefix(2)),
+              let core = try OpRegistry.standard.lookup("conv").shape(ShapeContext(op: ctx.op, inputs: Array(ctx.inputs.prefix(2)),
                                                                                     attrs: epilogueCoreAttrs(ctx.attrs), declared: nil))
               try checkEpilogueInputs(ctx, out: core)
               return core

@@ -99,8 +99,8 @@ private func fusedElementwiseOp() -> OpDef {
                   let args = ins.args.map { $0.input ? ctx.inputs[$0.index] : results[$0.index] }
                   let def = try OpRegistry.standard.lookup(ins.op)
                   let types = args.map(\.type)
-                  let type = try def.shape!(ShapeContext(op: ins.op, inputs: types, attrs: program.attrs(ins), declared: nil))
-                  results.append(try def.reference!(ReferenceContext(inputs: args, attrs: program.attrs(ins), type: type)))
+                  let type = try def.shape(ShapeContext(op: ins.op, inputs: types, attrs: program.attrs(ins), declared: nil))
+                  results.append(try def.reference(ReferenceContext(inputs: args, attrs: program.attrs(ins), type: type)))
               }
               return results.last!
           },

@@ -80,11 +80,11 @@ func epilogueVJP(_ b: GraphBuilder, _ args: VJPArguments, _ g: Value, core: Stri
 func epilogueReference(_ ctx: ReferenceContext, core: String, coreAttrs: Attributes) throws -> RefTensor {
     let p = fusedParts(ctx.attrs)
     let reg = OpRegistry.standard
-    var z = try reg[core]!.reference!(ReferenceContext(inputs: [ctx.inputs[0], ctx.inputs[1]], attrs: coreAttrs, type: ctx.type))
+    var z = try reg[core]!.reference(ReferenceContext(inputs: [ctx.inputs[0], ctx.inputs[1]], attrs: coreAttrs, type: ctx.type))
     for extra in ctx.inputs.dropFirst(2) {
-        z = try reg["add"]!.reference!(ReferenceContext(inputs: [z, extra], attrs: [:], type: ctx.type))
+        z = try reg["add"]!.reference(ReferenceContext(inputs: [z, extra], attrs: [:], type: ctx.type))
     }
-    if let act = p.act { z = try reg[act]!.reference!(ReferenceContext(inputs: [z], attrs: p.actAttrs, type: ctx.type)) }
+    if let act = p.act { z = try reg[act]!.reference(ReferenceContext(inputs: [z], attrs: p.actAttrs, type: ctx.type)) }
     return z
 }
 
@@ -171,7 +171,7 @@ private func gemmUpdateOp() -> OpDef {
           reference: { ctx in
               let mu = try parts(ctx.attrs).momentum
               let first = mu == nil ? 1 : 2
-              let mm = try OpRegistry.standard["matmul"]!.reference!(ReferenceContext(inputs: [ctx.inputs[first], ctx.inputs[first + 1]],
+              let mm = try OpRegistry.standard["matmul"]!.reference(ReferenceContext(inputs: [ctx.inputs[first], ctx.inputs[first + 1]],
                                                                                    attrs: ctx.attrs, type: ctx.type))
               let lr = ctx.inputs[first + 2].data[0]
               let scale = Double(mu ?? 1)

@@ -88,8 +88,8 @@ private func fusedUpdateOp() -> OpDef {
               for ins in job.program.instructions {
                   let args = ins.args.map { $0.input ? ctx.inputs[$0.index] : results[$0.index] }
                   let def = try OpRegistry.standard.lookup(ins.op)
-                  let type = try def.shape!(ShapeContext(op: ins.op, inputs: args.map(\.type), attrs: job.program.attrs(ins), declared: nil))
-                  results.append(try def.reference!(ReferenceContext(inputs: args, attrs: job.program.attrs(ins), type: type)))
+                  let type = try def.shape(ShapeContext(op: ins.op, inputs: args.map(\.type), attrs: job.program.attrs(ins), declared: nil))
+                  results.append(try def.reference(ReferenceContext(inputs: args, attrs: job.program.attrs(ins), type: type)))
               }
               let v = store.value.input ? ctx.inputs[store.value.index] : results[store.value.index]
               let n = ctx.inputs[0].data.count

@@ -131,18 +131,18 @@ public struct Cost: Sendable, Equatable {
 public typealias CostRule = (_ inputs: [TensorType], _ output: TensorType, _ attrs: Attributes) -> Cost
 
 /// Everything about one op, in one place: arity, shape and dtype rule, VJP,
-/// reference evaluation, lowering and cost. The registry test fails for an
-/// entry that lacks any part.
+/// reference evaluation, lowering and cost, every part required, so an op
+/// without one does not compile.
 public struct OpDef {
     public var name: String
     public var arity: Arity
     /// False for ops with effects or randomness: CSE and folding leave them alone.
     public var isPure: Bool
-    public var shape: ShapeRule?
-    public var differentiability: Differentiability?
-    public var reference: ReferenceRule?
-    public var lowering: Lowering?
-    public var cost: CostRule?
+    public var shape: ShapeRule
+    public var differentiability: Differentiability
+    public var reference: ReferenceRule
+    public var lowering: Lowering
+    public var cost: CostRule
     /// The kernel computes each output element from the input elements at
     /// the same index only, so the memory planner may give the output the
     /// storage of an input of the same type that dies here.
@@ -154,9 +154,9 @@ public struct OpDef {
     public var writtenParameters: ((Node) throws -> [Int])?
     public var updatesParameters: Bool { writtenParameters != nil }
 
-    public init(_ name: String, arity: Arity, isPure: Bool = true, shape: ShapeRule?,
-                differentiability: Differentiability?, reference: ReferenceRule?,
-                lowering: Lowering?, cost: CostRule?) {
+    public init(_ name: String, arity: Arity, isPure: Bool = true, shape: @escaping ShapeRule,
+                differentiability: Differentiability, reference: @escaping ReferenceRule,
+                lowering: Lowering, cost: @escaping CostRule) {
         self.name = name
         self.arity = arity
         self.isPure = isPure

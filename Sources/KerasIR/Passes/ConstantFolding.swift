@@ -11,7 +11,8 @@ public struct ConstantFolding: GraphPass {
         for i in graph.nodes.indices {
             let n = graph.nodes[i]
             guard n.op != "constant", !n.isArgument, let def = registry[n.op], def.isPure,
-                  let count = n.type.elementCount, count <= maxElements, let rule = def.reference else { continue }
+                  let count = n.type.elementCount, count <= maxElements else { continue }
+            let rule = def.reference
             let inputs = n.inputs.map { graph.nodes[$0.id] }
             let foldable = n.op == "dim_size" ? inputs[0].type.isFullyKnown : !inputs.isEmpty && inputs.allSatisfy { $0.op == "constant" }
             // Inputs are expanded in full for the reference rule: cap them as well as the result.
@@ -41,5 +42,5 @@ public struct ConstantFolding: GraphPass {
 
 /// The value of a constant node, expanded to its full shape.
 func constantValue(_ n: Node, registry: OpRegistry) throws -> RefTensor {
-    try registry.lookup("constant").reference!(ReferenceContext(inputs: [], attrs: n.attrs, type: n.type, randomCounter: 0))
+    try registry.lookup("constant").reference(ReferenceContext(inputs: [], attrs: n.attrs, type: n.type, randomCounter: 0))
 }

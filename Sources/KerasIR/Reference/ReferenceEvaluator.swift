@@ -25,11 +25,9 @@ public struct ReferenceEvaluator {
                 values.append(t)
                 continue
             }
-            guard let rule = def.reference else {
-                throw IRError("reference evaluation: op \(node.op) has no reference rule")
-            }
+            let rule = def.reference
             let ins = node.inputs.map { values[$0.id] }
-            let concrete = try def.shape!(ShapeContext(op: node.op, inputs: ins.map(\.type), attrs: node.attrs,
+            let concrete = try def.shape(ShapeContext(op: node.op, inputs: ins.map(\.type), attrs: node.attrs,
                                                        declared: node.type))
             // Reference values are doubles: 8 bytes per element.
             try MemoryLimit.check("reference evaluation of \(node.op) \(concrete)",
