@@ -42,6 +42,8 @@ static const ck_kernel_info table[] = {
     R(CK_REDUCE_SUM, sum) R(CK_REDUCE_MAX, max) R(CK_REDUCE_MIN, min)
     {"ck_f32_softmax__ref", CK_FAMILY_SOFTMAX, 0, CK_ISA_REF, 1},
     {"ck_f32_softmax__avx2", CK_FAMILY_SOFTMAX, 0, CK_ISA_AVX2, 8},
+    {"ck_f32_moments__ref", CK_FAMILY_REDUCE, 100, CK_ISA_REF, 1},
+    {"ck_f32_moments__avx2", CK_FAMILY_REDUCE, 100, CK_ISA_AVX2, 8},
     {"ck_f32_softmax_xent__ref", CK_FAMILY_SOFTMAX, 1, CK_ISA_REF, 1},
     {"ck_f32_softmax_xent__avx2", CK_FAMILY_SOFTMAX, 1, CK_ISA_AVX2, 8},
     {"ck_f32_sigmoid_xent__ref", CK_FAMILY_SOFTMAX, 2, CK_ISA_REF, 1},

@@ -192,6 +192,8 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
            attrs: ["from_logits": .bool(false), "activation": .string("sigmoid")], label: "sigmoid, rows across chunks"),
     OpCase(op: "softmax_cross_entropy_fused", inputs: [.f32([7, 3], .uniform(-4, 4)), .fixed([7, 3], .uniform(0, 1)), .fixed([7], .uniform(0, 1))],
            attrs: ["from_logits": .bool(true), "activation": .string("sigmoid")], label: "sigmoid logits"),
+    OpCase(op: "moments", inputs: [.f32([70, 5], .uniform(-2, 3))], label: "rows across blocks"),
+    OpCase(op: "moments", inputs: [.f32([2, 3, 4, 6], .uniform(-2, 3))]),
     OpCase(op: "view", inputs: [.f32([4, 6])], attrs: ["shape": .ints([2, 5]), "offset": .int(13)]),
     OpCase(op: "scatter_add", inputs: [.f32([4, 3]), .i32([4], [1, 3, 1, 0])], attrs: ["rows": .int(5)]),
     OpCase(op: "dim_size", inputs: [.fixed([2, 3, 4], .uniform(0, 1))], attrs: ["axes": .ints([0, 2])]),

@@ -212,6 +212,49 @@ final class PassTests: XCTestCase {
         XCTAssertEqual(fusion.decisions, ["not fused %0, %1: the cotangent %0 depends on the loss values"])
     }
 
+    /// Batch-normalization statistics: a mean and a squared-deviation mean become one moments call.
+    func testMomentsFusion() throws {
+        let fusion = MomentsFusion()
+        try check(fusion, """
+        graph @g(%x: f32[?,4,4,3]) -> (f32[1,1,1,3], f32[1,1,1,3]) {
+          %0 = reduce_mean(%x) {axes=[0,1,2], keepdims=true} : f32[1,1,1,3]  # bn
+          %1 = sub(%x, %0) : f32[?,4,4,3]  # bn
+          %2 = square(%1) : f32[?,4,4,3]  # bn
+          %3 = reduce_mean(%2) {axes=[0,1,2], keepdims=true} : f32[1,1,1,3]  # bn
+          return %0, %3
+        }
+        """, """
+        graph @g(%x: f32[?,4,4,3]) -> (f32[1,1,1,3], f32[1,1,1,3]) {
+          %0 = moments(%x) : f32[2,3]  # bn
+          %1 = view(%0) {offset=0, shape=[1,1,1,3]} : f32[1,1,1,3]  # bn
+          %2 = view(%0) {offset=3, shape=[1,1,1,3]} : f32[1,1,1,3]  # bn
+          return %1, %2
+        }
+
+        """)
+        XCTAssertEqual(fusion.decisions, ["fused reduce_mean %0 + sub %1, square %2, reduce_mean %3 -> moments"])
+        // Statistics over the last axis (LayerNormalization's) are left alone, with the reason.
+        try check(fusion, """
+        graph @g(%x: f32[2,3]) -> (f32[2,1]) {
+          %0 = reduce_mean(%x) {axes=[1], keepdims=true} : f32[2,1]
+          %1 = sub(%x, %0) : f32[2,3]
+          %2 = square(%1) : f32[2,3]
+          %3 = reduce_mean(%2) {axes=[1], keepdims=true} : f32[2,1]
+          return %3
+        }
+        """, """
+        graph @g(%x: f32[2,3]) -> (f32[2,1]) {
+          %0 = reduce_mean(%x) {axes=[1], keepdims=true} : f32[2,1]
+          %1 = sub(%x, %0) : f32[2,3]
+          %2 = square(%1) : f32[2,3]
+          %3 = reduce_mean(%2) {axes=[1], keepdims=true} : f32[2,1]
+          return %3
+        }
+
+        """, changed: false)
+        XCTAssertEqual(fusion.decisions, ["not fused %0, %3: moments reduce every axis but the last of f32[2,3], not axes [1]"])
+    }
+
     func testScheduleMovesAssignsLast() throws {
         try check(Schedule(), """
         graph @g(%w: f32[2] param, %x: f32[2]) -> (f32[2]) {
@@ -240,8 +283,8 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fusion", "fuse-updates", "fuse-elementwise", "schedule"])
-        XCTAssertTrue(p.log[2].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[2].notes)")
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-updates", "fuse-elementwise", "schedule"])
+        XCTAssertTrue(p.log[3].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[3].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
         XCTAssertEqual(dumps.count, 1)
@@ -249,7 +292,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fuse-loss", "fusion", "fuse-updates", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-updates", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)

@@ -97,6 +97,38 @@ final class BatchNormalizationTests: XCTestCase {
         XCTAssertEqual(model.nonTrainableWeights.count, 2)
     }
 
+    /// In training, BatchNormalization's statistics take one moments kernel
+    /// and its normalization one fused pass (two passes over the input), and
+    /// the step gives the same weights as with the moments fusion off.
+    func testBatchStatisticsTakeOnePass() throws {
+        func train(_ disable: String?) throws -> (kernels: [String], weights: [Float]) {
+            if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
+            defer { unsetenv("KERAS_DISABLE_PASSES") }
+            Naming.reset()
+            RandomSeed.set(3)
+            let model = try Sequential([Conv2D(6, 3, inputShape: [9, 9, 2]), BatchNormalization(), Flatten(), Dense(3, activation: "softmax")])
+            // SGD: Adam would turn the rounding noise of the conv bias's gradient (zero in exact arithmetic under BN) into full steps.
+            try model.compile(optimizer: SGD(learningRate: 0.1), loss: "categorical_crossentropy")
+            var rng = SplitMix64(seed: 4)
+            let x = try Tensor((0..<16 * 9 * 9 * 2).map { _ in Float(rng.unit() * 2 - 1) }, shape: [16, 9, 9, 2])
+            let y = try Tensor((0..<16 * 3).map { Float($0 % 3 == ($0 / 3) % 3 ? 1 : 0) }, shape: [16, 3])
+            let plan = try model.trainingPlan(x: [x], y: [y])
+            for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }
+            // The layer's forward kernels that read or write a full-size tensor (the rest work on [C] vectors).
+            let forward = plan.steps.prefix { !plan.graph.nodes[$0.node].op.hasSuffix("_fused") }.filter { step in
+                let n = plan.graph.nodes[step.node]
+                return n.layer == "batch_normalization" && (n.inputs + [Value(step.node)]).contains { (plan.graph.type(of: $0).elementCount ?? 0) >= 16 * 7 * 7 * 6 }
+            }.map(\.kernel.name)
+            return (forward, model.weights.flatMap { $0.value.floats })
+        }
+        let fused = try train(nil), plain = try train("fuse-moments")
+        XCTAssertEqual(fused.kernels.filter { $0.hasPrefix("ck_f32_moments") }.count, 1, "\(fused.kernels)")
+        XCTAssertEqual(fused.kernels.count, 2, "statistics and normalization, two passes over the input: \(fused.kernels)")
+        XCTAssertGreaterThan(plain.kernels.count, fused.kernels.count, "\(plain.kernels)")
+        XCTAssertEqual(fused.weights.count, plain.weights.count)
+        for (a, b) in zip(fused.weights, plain.weights) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+
     func testFrozenLayerUsesMovingStatisticsAndUpdatesNothing() throws {
         let bn = BatchNormalization(momentum: 0.5)
         let model = try Sequential([bn], name: "frozen")

@@ -179,6 +179,11 @@ typedef void (*ck_f32_softmax_fn)(size_t outer, size_t n, size_t inner, const fl
                                   float *restrict y, int log);
 ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa);
 
+/* Column means and biased variances of x [rows, cols] in one pass over
+ * memory (moments.c): batch normalization's statistics. */
+typedef void (*ck_f32_moments_fn)(int64_t rows, int64_t cols, const float *x, float *mean, float *var);
+ck_f32_moments_fn ck_f32_moments_kernel(ck_isa isa);
+
 /* Softmax cross-entropy over rows of `classes` (loss.c), Keras's categorical
  * cross-entropy of p = softmax(z) against targets y: from_logits, or on the
  * probabilities normalized and clipped to [1e-7, 1 - 1e-7] as Keras does.
@@ -442,7 +447,7 @@ typedef enum ck_family {
     CK_FAMILY_COPY,
     CK_FAMILY_FILL,
     CK_FAMILY_CAST,
-    CK_FAMILY_REDUCE,
+    CK_FAMILY_REDUCE,      /* op: a ck_reduce_op, or 100 for moments (mean and variance) */
     CK_FAMILY_SOFTMAX,     /* op: 0 softmax, 1 softmax cross-entropy, 2 sigmoid cross-entropy */
     CK_FAMILY_GATHER,
     CK_FAMILY_SCATTER_ADD,

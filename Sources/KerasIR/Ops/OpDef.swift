@@ -192,7 +192,7 @@ public struct OpRegistry {
     /// The registry every graph uses.
     public static let standard = OpRegistry(
         sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
-            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps + lossOps)
+            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps + lossOps + momentsOps)
 }
 
 // MARK: - Small helpers shared by op definitions
