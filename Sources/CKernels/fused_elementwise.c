@@ -28,19 +28,23 @@ typedef struct fused_job {
     ck_isa isa;
 } fused_job;
 
-/* Operand `(kind, index)` for elements [start, start + len): a pointer and stride. */
-static const float *operand(const fused_job *j, int kind, int index, int64_t start, int64_t len, float *temps, float *spill,
-                            size_t *stride) {
-    if (kind == 1) { *stride = 1; return temps + (size_t)index * TILE; }
-    const float *x = j->inputs[index];
-    int64_t c = j->counts[index];
-    if (c == j->n) { *stride = 1; return x + start; }
+/* An input of `c` elements read for elements [start, start + len) of an
+ * n-element result: whole, one value (stride 0), or a trailing block
+ * repeated (this tile's part gathered into `spill`). */
+static const float *input_operand(const float *x, int64_t c, int64_t n, int64_t start, int64_t len, float *spill, size_t *stride) {
+    if (c == n) { *stride = 1; return x + start; }
     if (c == 1) { *stride = 0; return x; }
-    /* A trailing block repeated over the output: gather this tile's part. */
     int64_t k = start % c;
     for (int64_t i = 0; i < len; i++) { spill[i] = x[k]; if (++k == c) k = 0; }
     *stride = 1;
     return spill;
+}
+
+/* Operand `(kind, index)` for elements [start, start + len): a pointer and stride. */
+static const float *operand(const fused_job *j, int kind, int index, int64_t start, int64_t len, float *temps, float *spill,
+                            size_t *stride) {
+    if (kind == 1) { *stride = 1; return temps + (size_t)index * TILE; }
+    return input_operand(j->inputs[index], j->counts[index], j->n, start, len, spill, stride);
 }
 
 static void fused_tiles(void *ctx, int64_t begin, int64_t end, int thread) {
@@ -100,14 +104,7 @@ static const float *update_operand(const update_run *r, const ck_update_job *jb,
         *stride = 1;
         return temps + (size_t)index * TILE;
     }
-    const float *x = u->inputs[index];
-    int64_t c = u->counts[index];
-    if (c == jb->n) { *stride = 1; return x + start; }
-    if (c == 1) { *stride = 0; return x; }
-    int64_t k = start % c;
-    for (int64_t i = 0; i < len; i++) { spill[i] = x[k]; if (++k == c) k = 0; }
-    *stride = 1;
-    return spill;
+    return input_operand(u->inputs[index], u->counts[index], jb->n, start, len, spill, stride);
 }
 
 /* One instruction over `len` elements into y. */

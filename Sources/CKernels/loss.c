@@ -116,11 +116,17 @@ static void xent_rows(void *ctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
-static void xent_avx2(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y, const float *g, float *loss,
-                      float *dz) {
+/* Rows split over the pool (serial for small losses). */
+static void run_rows(ck_task_fn rows_fn, int64_t rows, int64_t classes, int from_logits, const float *z, const float *y, const float *g,
+                     float *loss, float *dz) {
     if (rows <= 0 || classes <= 0) return;
     xent_job j = {classes, from_logits, z, y, g, loss, dz};
-    ck_parallel_for(rows, rows * classes < 4 * CK_ELEMENTWISE_CHUNK, xent_rows, &j);
+    ck_parallel_for(rows, rows * classes < 4 * CK_ELEMENTWISE_CHUNK, rows_fn, &j);
+}
+
+static void xent_avx2(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y, const float *g, float *loss,
+                      float *dz) {
+    run_rows(xent_rows, rows, classes, from_logits, z, y, g, loss, dz);
 }
 
 ck_f32_softmax_xent_fn ck_f32_softmax_xent_kernel(ck_isa isa) { return isa == CK_ISA_REF ? xent_ref : xent_avx2; }
@@ -203,9 +209,7 @@ static void sxent_rows(void *ctx, int64_t begin, int64_t end, int thread) {
 
 static void sxent_avx2(int64_t rows, int64_t classes, int from_logits, const float *z, const float *y, const float *g, float *loss,
                        float *dz) {
-    if (rows <= 0 || classes <= 0) return;
-    xent_job j = {classes, from_logits, z, y, g, loss, dz};
-    ck_parallel_for(rows, rows * classes < 4 * CK_ELEMENTWISE_CHUNK, sxent_rows, &j);
+    run_rows(sxent_rows, rows, classes, from_logits, z, y, g, loss, dz);
 }
 
 ck_f32_softmax_xent_fn ck_f32_sigmoid_xent_kernel(ck_isa isa) { return isa == CK_ISA_REF ? sxent_ref : sxent_avx2; }
