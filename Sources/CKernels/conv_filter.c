@@ -1,0 +1,223 @@
+/* Convolution's filter gradient, dW[(t, c), oc] = sum_p x[src(p, t), c] * dy[p, oc]:
+ * the double-precision reference, the few-channel path (patches packed into
+ * the GEMM) and the register-tiled kernels. */
+#include "conv_internal.h"
+
+static void ck_f32_conv_backward_filter__ref(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d);
+    int64_t P = d->batch * out_pixels(d);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t oc = 0; oc < OC; oc++) {
+                int64_t g = oc / OCg;
+                double acc = 0;
+                for (int64_t p = 0; p < P; p++) {
+                    int64_t src = forward_source(d, p, t);
+                    if (src >= 0) acc += (double)x[src * C + g * Cg + c] * (double)dy[p * OC + oc];
+                }
+                dw[(t * Cg + c) * OC + oc] = (float)acc;
+            }
+}
+
+
+static void few_channel_backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    pthread_mutex_lock(&ck_conv_mu);
+    patch_ctx pc = {d, x, ck_conv_patch_deltas(d)};
+    ck_gemm_args g = {0};
+    g.m = taps_of(d) * d->in_channels; g.n = d->out_channels; g.k = d->batch * out_pixels(d);
+    g.alpha = 1; g.beta = 0;
+    g.b = dy; g.ldb = d->out_channels;
+    g.c = dw; g.ldc = d->out_channels;
+    g.user_pack_a = ck_conv_pack_patch_cols; g.user_pack_ctx = &pc;
+    if (g.k == 0) for (int64_t i = 0; i < g.m * g.n; i++) dw[i] = 0.0f;
+    else ck_gemm_custom_a(isa, &g);
+    pthread_mutex_unlock(&ck_conv_mu);
+}
+
+
+/* ---- backward filter: dW[(t, c), oc] = sum_p x[src(p, t), c] * dy[p, oc] ----
+ *
+ * No packing: for a tile of MR channels x NR output channels, the kernel
+ * walks a block of pixels, broadcasting MR consecutive channels of each
+ * pixel's source (through the per-tap offset table, or a zero row) against
+ * NR channels of dy read in place. The tile lives in registers for a block
+ * of KC pixels and in dW between blocks; threads own fixed tiles, so every
+ * element is summed over pixels in the same order on any number of threads. */
+
+typedef void (*bf_ukr)(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy, int64_t ldy,
+                       float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
+
+CK_AVX2 static void bf_6x16(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy, int64_t ldy,
+                            float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+    __m256 acc[6][2];
+    for (int r = 0; r < 6; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
+    __m256i m0 = ck256_tail_mask(nr >= 8 ? 8 : (size_t)nr), m1 = ck256_tail_mask(nr > 8 ? (size_t)(nr - 8) : 0);
+    int full = nr == 16;
+    int r1 = mr > 1, r2 = mr > 2 ? 2 : 0, r3 = mr > 3 ? 3 : 0, r4 = mr > 4 ? 4 : 0, r5 = mr > 5 ? 5 : 0;
+    for (int64_t p = 0; p < kc; p++) {
+        const float *a = offs[p] < 0 ? zero : x + offs[p];
+        const float *b = dy + p * ldy;
+        __m256 b0 = full ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+        __m256 b1 = full ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+        __m256 v = _mm256_broadcast_ss(a);
+        acc[0][0] = _mm256_fmadd_ps(v, b0, acc[0][0]); acc[0][1] = _mm256_fmadd_ps(v, b1, acc[0][1]);
+        v = _mm256_broadcast_ss(a + r1);
+        acc[1][0] = _mm256_fmadd_ps(v, b0, acc[1][0]); acc[1][1] = _mm256_fmadd_ps(v, b1, acc[1][1]);
+        v = _mm256_broadcast_ss(a + r2);
+        acc[2][0] = _mm256_fmadd_ps(v, b0, acc[2][0]); acc[2][1] = _mm256_fmadd_ps(v, b1, acc[2][1]);
+        v = _mm256_broadcast_ss(a + r3);
+        acc[3][0] = _mm256_fmadd_ps(v, b0, acc[3][0]); acc[3][1] = _mm256_fmadd_ps(v, b1, acc[3][1]);
+        v = _mm256_broadcast_ss(a + r4);
+        acc[4][0] = _mm256_fmadd_ps(v, b0, acc[4][0]); acc[4][1] = _mm256_fmadd_ps(v, b1, acc[4][1]);
+        v = _mm256_broadcast_ss(a + r5);
+        acc[5][0] = _mm256_fmadd_ps(v, b0, acc[5][0]); acc[5][1] = _mm256_fmadd_ps(v, b1, acc[5][1]);
+    }
+    for (int64_t r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m256 y0 = acc[r][0], y1 = acc[r][1];
+        if (accumulate) {
+            y0 = _mm256_add_ps(y0, _mm256_maskload_ps(cr, m0));
+            y1 = _mm256_add_ps(y1, _mm256_maskload_ps(cr + 8, m1));
+        }
+        _mm256_maskstore_ps(cr, m0, y0);
+        _mm256_maskstore_ps(cr + 8, m1, y1);
+    }
+}
+
+/* MR channels x 32 output channels, MR a compile-time constant after
+ * inlining (8 to 14), so the accumulators stay in registers; rows past mr
+ * (a partial tile) repeat row 0 and are not stored. */
+CK_AVX512 static inline __attribute__((always_inline)) void bf_avx512_tile(const int MR, int64_t kc, const int64_t *offs, const float *x,
+                                                                          const float *zero, const float *dy, int64_t ldy, float *c,
+                                                                          int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+    __m512 acc[14][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    if (mr == MR) {
+        /* full tiles: constant offsets, so the loads fold into the broadcasts */
+        for (int64_t p = 0; p < kc; p++) {
+            const float *a = offs[p] < 0 ? zero : x + offs[p];
+            const float *b = dy + p * ldy;
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {
+                __m512 v = _mm512_set1_ps(a[r]);
+                acc[r][0] = _mm512_fmadd_ps(v, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(v, b1, acc[r][1]);
+            }
+        }
+    } else {
+        int idx[14];
+        for (int r = 0; r < MR; r++) idx[r] = r < mr ? r : 0;
+        for (int64_t p = 0; p < kc; p++) {
+            const float *a = offs[p] < 0 ? zero : x + offs[p];
+            const float *b = dy + p * ldy;
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {
+                __m512 v = _mm512_set1_ps(a[idx[r]]);
+                acc[r][0] = _mm512_fmadd_ps(v, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(v, b1, acc[r][1]);
+            }
+        }
+    }
+    for (int64_t r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 y0 = acc[r][0], y1 = acc[r][1];
+        if (accumulate) {
+            y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(m0, cr));
+            y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(m1, cr + 16));
+        }
+        _mm512_mask_storeu_ps(cr, m0, y0);
+        _mm512_mask_storeu_ps(cr + 16, m1, y1);
+    }
+}
+
+#define BF_AVX512(M)                                                                                                        \
+    CK_AVX512 static void bf_##M##x32(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy,    \
+                                      int64_t ldy, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {          \
+        bf_avx512_tile(M, kc, offs, x, zero, dy, ldy, c, ldc, mr, nr, accumulate);                                           \
+    }
+BF_AVX512(8) BF_AVX512(9) BF_AVX512(10) BF_AVX512(11) BF_AVX512(12) BF_AVX512(13) BF_AVX512(14)
+static const bf_ukr bf_avx512_by_mr[7] = {bf_8x32, bf_9x32, bf_10x32, bf_11x32, bf_12x32, bf_13x32, bf_14x32};
+
+/* Channel rows per AVX-512 tile: as many as fit (14) split evenly over the
+ * tiles a group's channels need (32 channels: 3 tiles of 11, not 14+14+4),
+ * at least 8. */
+static int bf_avx512_rows(int64_t Cg) {
+    int64_t tiles = (Cg + 13) / 14, mr = (Cg + tiles - 1) / tiles;
+    return mr < 8 ? 8 : (int)mr;
+}
+
+typedef struct bf_job {
+    const ck_conv_desc *d;
+    bf_ukr ukr;
+    int mr, nr;
+    int64_t kc;                 /* pixels per block */
+    const int64_t *offsets;     /* [T][P] */
+    const float *x, *dy, *zero;
+    float *dw;
+    int64_t P, C, OC, Cg, OCg, goff, ooff;
+    int64_t ctiles, otiles;     /* tiles per tap along channels and output channels */
+} bf_job;
+
+static void bf_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const bf_job *j = ctx;
+    for (int64_t p0 = 0; p0 < j->P; p0 += j->kc) {
+        int64_t kc = j->P - p0 < j->kc ? j->P - p0 : j->kc;
+        for (int64_t tile = begin; tile < end; tile++) {
+            int64_t ot = tile % j->otiles, u = tile / j->otiles, ct = u % j->ctiles, t = u / j->ctiles;
+            int64_t c0 = ct * j->mr, o0 = ot * j->nr;
+            int64_t mr = j->Cg - c0 < j->mr ? j->Cg - c0 : j->mr, nr = j->OCg - o0 < j->nr ? j->OCg - o0 : j->nr;
+            j->ukr(kc, j->offsets + t * j->P + p0, j->x + j->goff + c0, j->zero, j->dy + p0 * j->OC + j->ooff + o0, j->OC,
+                   j->dw + (t * j->Cg + c0) * j->OC + j->ooff + o0, j->OC, mr, nr, p0 > 0);
+        }
+    }
+}
+
+static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d);
+    int64_t P = d->batch * out_pixels(d);
+    int avx512 = isa == CK_ISA_AVX512;
+    int MR = avx512 ? bf_avx512_rows(Cg) : 6, NR = avx512 ? 32 : 16;
+    pthread_mutex_lock(&ck_conv_mu);
+    float *zero = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(Cg + 32) * sizeof(float));
+    memset(zero, 0, (size_t)(Cg + 32) * sizeof(float));
+    int64_t *offsets = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)T * P * sizeof(int64_t));
+    /* Walk the output pixels instead of dividing per element. */
+    for (int64_t t = 0; t < T; t++) {
+        int64_t k[3];
+        tap_offset(d, t, k);
+        pixel_walk w = {0, {0, 0, 0}};
+        for (int64_t p = 0; p < P; p++, walk_next(d, &w)) {
+            int64_t i0 = w.o[0] * d->stride[0] + k[0] - d->pad[0];
+            int64_t i1 = w.o[1] * d->stride[1] + k[1] - d->pad[1];
+            int64_t i2 = w.o[2] * d->stride[2] + k[2] - d->pad[2];
+            int inside = i0 >= 0 && i0 < d->in_size[0] && i1 >= 0 && i1 < d->in_size[1] && i2 >= 0 && i2 < d->in_size[2];
+            offsets[t * P + p] = inside ? (((w.n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * C : -1;
+        }
+    }
+    for (int64_t g = 0; g < G; g++) {
+        bf_job j = {d, avx512 ? bf_avx512_by_mr[MR - 8] : bf_6x16, MR, NR, 256, offsets, x, dy, zero, dw, P, C, OC, Cg, OCg, g * Cg, g * OCg,
+                    (Cg + MR - 1) / MR, (OCg + NR - 1) / NR};
+        int64_t tiles = T * j.ctiles * j.otiles;
+        if (P == 0) {
+            for (int64_t t = 0; t < T * Cg; t++) for (int64_t o = 0; o < OCg; o++) dw[t * OC + g * OCg + o] = 0.0f;
+            continue;
+        }
+        ck_parallel_for(tiles, 2 * T * Cg * OCg * P < (1 << 20), bf_task, &j);
+    }
+    pthread_mutex_unlock(&ck_conv_mu);
+}
+
+static void ck_f32_conv_backward_filter__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX2, d, x, dy, dw); else backward_filter(CK_ISA_AVX2, d, x, dy, dw);
+}
+static void ck_f32_conv_backward_filter__avx512(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
+    if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX512, d, x, dy, dw); else backward_filter(CK_ISA_AVX512, d, x, dy, dw);
+}
+
+
+ck_f32_conv_bf_fn ck_f32_conv_backward_filter_kernel(ck_isa isa) {
+    return isa == CK_ISA_REF ? ck_f32_conv_backward_filter__ref : isa == CK_ISA_AVX512 ? ck_f32_conv_backward_filter__avx512 : ck_f32_conv_backward_filter__avx2;
+}
