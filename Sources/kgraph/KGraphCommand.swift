@@ -143,9 +143,9 @@ enum KGraphCommand {
                 try pipeline.run(&g)
             }
             print(format == "dot" ? GraphFormats.dot(g) : GraphFormats.json(g), terminator: "")
-        } catch let e as KerasError {
+        } catch let e as KerasError {  // IRError too: KerasError is its alias
             throw Failure(message: e.message)
-        } catch let e as IRError { throw Failure(message: e.message) }
+        }
     }
 
     static func planModel(_ args: [String]) throws {

@@ -56,7 +56,7 @@ final class FuzzTests: XCTestCase {
                 // Half the mutants change the structure (a JSON value) instead of bytes.
                 input = structured(&m, corpus[m.below(corpus.count)]) ?? input
             }
-            FileManager.default.createFile(atPath: current, contents: Data(input))
+            _ = FileManager.default.createFile(atPath: current, contents: Data(input))
             do {
                 try body(input)
                 accepted += 1
@@ -166,7 +166,7 @@ final class FuzzTests: XCTestCase {
                                                              "\"dtype\": \"complex128\"", "null", "[]", "{}", "\"file\": \"../", "-1", "1e300"]) { bytes in
             guard let first = bytes.first else { return }
             let c = cases[Int(first) % cases.count]
-            FileManager.default.createFile(atPath: root + "/" + c + "/case.json", contents: Data(bytes.dropFirst()))
+            _ = FileManager.default.createFile(atPath: root + "/" + c + "/case.json", contents: Data(bytes.dropFirst()))
             if case .fail(let why) = MemoryLimit.withLimit(64 << 20, { runner.runCase(c) }) { throw KerasError(why) }
         }
     }
@@ -219,7 +219,7 @@ final class FuzzTests: XCTestCase {
         }
         try fuzz("keras-archive", corpus: corpus, structured: rezip, dictionary: ["PK\u{3}\u{4}", "PK\u{1}\u{2}", "PK\u{5}\u{6}", "config.json", "model.weights.h5",
                                                             "\"class_name\"", "\"layers\"", "TREE", "SNOD", "HEAP"]) { bytes in
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             Naming.reset()
             _ = try loadModel(from: path)
         }

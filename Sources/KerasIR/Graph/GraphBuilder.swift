@@ -157,6 +157,19 @@ public final class GraphBuilder {
     public func softmax(_ x: Value, axis: Int = -1) throws -> Value { try emit("softmax", [x], ["axis": .int(axis)]) }
     public func logSoftmax(_ x: Value, axis: Int = -1) throws -> Value { try emit("log_softmax", [x], ["axis": .int(axis)]) }
 
+    /// conv(x, w) channels-last with the given geometry.
+    public func conv(_ x: Value, _ w: Value, _ geometry: ConvGeometry) throws -> Value { try emit("conv", [x, w], geometry.attrs) }
+    /// The transposed convolution of x by w (conv_backward_data) to spatial size `outputSize`.
+    public func convTranspose(_ x: Value, _ w: Value, _ geometry: ConvGeometry, outputSize: [Int]) throws -> Value {
+        var attrs = geometry.attrs
+        attrs["input_shape"] = .ints(outputSize)
+        return try emit("conv_backward_data", [x, w], attrs)
+    }
+    /// max_pool or avg_pool over the given window.
+    public func pool(_ x: Value, max: Bool, _ window: PoolWindow) throws -> Value {
+        try emit(max ? "max_pool" : "avg_pool", [x], window.attrs)
+    }
+
     public func matmul(_ a: Value, _ b: Value, transposeA: Bool = false, transposeB: Bool = false) throws -> Value {
         try emit("matmul", [a, b], ["transpose_a": .bool(transposeA), "transpose_b": .bool(transposeB)])
     }

@@ -2,11 +2,18 @@ import CKernels
 
 /// Convolution, channels-last: x [N, *spatial, C], w [*kernel, C/groups, OC]
 /// (Keras's layout), y [N, *out, OC], with attributes strides, dilation,
-/// pads ([before, after] per spatial axis) and groups. The backward ops are
-/// each other's VJPs, so gradients of gradients stay in the same three ops.
-struct ConvGeometry {
-    var rank: Int
-    var strides: [Int], dilation: [Int], pads: [Int], groups: Int
+/// pads ([before, after] per spatial axis) and groups: a ConvGeometry, which
+/// layers build and the ops read back. The backward ops are each other's
+/// VJPs, so gradients of gradients stay in the same three ops.
+public struct ConvGeometry: Equatable, Sendable {
+    public var rank: Int
+    public var strides: [Int], dilation: [Int], pads: [Int], groups: Int
+
+    /// The geometry of a convolution over `strides.count` spatial axes; the ops' shape rules check it.
+    public init(strides: [Int], dilation: [Int], pads: [Int], groups: Int = 1) {
+        rank = strides.count
+        self.strides = strides; self.dilation = dilation; self.pads = pads; self.groups = groups
+    }
 
     init(_ attrs: Attributes, rank: Int, op: String) throws {
         self.rank = rank
@@ -33,7 +40,7 @@ struct ConvGeometry {
         return (padded - eff) / strides[i] + 1
     }
 
-    var attrs: Attributes {
+    public var attrs: Attributes {
         ["strides": .ints(strides), "dilation": .ints(dilation), "pads": .ints(pads), "groups": .int(groups)]
     }
 

@@ -1,12 +1,21 @@
 import CKernels
 
 /// Pooling, channels-last: x [N, *spatial, C] with attributes pool, strides
-/// and pads ([before, after] per spatial axis). Windows cover only real
-/// elements: max ignores padding, average divides by the real count (Keras's
-/// "same" average pooling).
-private struct PoolGeometry {
-    var rank: Int
-    var pool: [Int], strides: [Int], pads: [Int]
+/// and pads ([before, after] per spatial axis): a PoolWindow, which layers
+/// build and the ops read back. Windows cover only real elements: max
+/// ignores padding, average divides by the real count (Keras's "same"
+/// average pooling).
+public struct PoolWindow: Equatable, Sendable {
+    public var rank: Int
+    public var pool: [Int], strides: [Int], pads: [Int]
+
+    /// A window over `pool.count` spatial axes; the ops' shape rules check it.
+    public init(pool: [Int], strides: [Int], pads: [Int]) {
+        rank = pool.count
+        self.pool = pool; self.strides = strides; self.pads = pads
+    }
+
+    public var attrs: Attributes { ["pool": .ints(pool), "strides": .ints(strides), "pads": .ints(pads)] }
 
     init(_ attrs: Attributes, rank: Int, op: String) throws {
         self.rank = rank
@@ -67,25 +76,25 @@ private func spatialPositions(_ s: [Int]) -> [[Int]] {
 }
 
 /// Reference: calls body(batch, outFlat, window input flats).
-private func forEachWindow(_ g: PoolGeometry, n: Int, spatial: [Int], out: [Int], _ body: (Int, Int, [Int]) -> Void) {
+private func forEachWindow(_ g: PoolWindow, n: Int, spatial: [Int], out: [Int], _ body: (Int, Int, [Int]) -> Void) {
     for b in 0..<n {
         for (o, pos) in spatialPositions(out).enumerated() { body(b, o, g.window(pos, spatial)) }
     }
 }
 
-private func poolShape(_ ctx: ShapeContext) throws -> (PoolGeometry, [Int]) {
+private func poolShape(_ ctx: ShapeContext) throws -> (PoolWindow, [Int]) {
     let x = ctx.inputs[0]
     guard x.dtype == .f32, x.rank >= 3 else { throw ctx.fail("expects an f32 input [N, *spatial, C] of rank 3 to 5, got \(x)") }
     let rank = x.rank - 2
     let spatial = Array(x.shape[1..<(1 + rank)])
     guard spatial.allSatisfy({ $0 != TensorType.unknown }) else { throw ctx.fail("needs known spatial sizes, got \(x)") }
-    let g = try PoolGeometry(ctx.attrs, rank: rank, op: ctx.op)
+    let g = try PoolWindow(ctx.attrs, rank: rank, op: ctx.op)
     return (g, spatial)
 }
 
 private func lowerPool(_ ctx: LoweringContext, input: TensorType, output: TensorType) throws -> (UnsafeMutablePointer<ck_conv_desc>, ParamsBox<ck_conv_desc>) {
     let rank = input.rank - 2
-    let g = try PoolGeometry(ctx.node.attrs, rank: rank, op: ctx.node.op)
+    let g = try PoolWindow(ctx.node.attrs, rank: rank, op: ctx.node.op)
     let keep = ParamsBox(g.desc(batch: input.shape[0], inSpatial: Array(input.shape[1..<(1 + rank)]),
                                 outSpatial: Array(output.shape[1..<(1 + rank)]), channels: input.shape.last!))
     return (keep.pointer, keep)
@@ -108,7 +117,7 @@ let poolOps: [OpDef] = [
           reference: { ctx in
               let x = ctx.inputs[0]
               let rank = x.shape.count - 2
-              let g = try PoolGeometry(ctx.attrs, rank: rank, op: "max_pool")
+              let g = try PoolWindow(ctx.attrs, rank: rank, op: "max_pool")
               let spatial = Array(x.shape[1..<(1 + rank)]), out = Array(ctx.type.shape[1..<(1 + rank)])
               let c = x.shape.last!, S = spatial.reduce(1, *), P = out.reduce(1, *)
               var y = [Double](repeating: -.infinity, count: ctx.type.shape.reduce(1, *))
@@ -140,7 +149,7 @@ let poolOps: [OpDef] = [
           reference: { ctx in
               let x = ctx.inputs[0]
               let rank = x.shape.count - 2
-              let g = try PoolGeometry(ctx.attrs, rank: rank, op: "avg_pool")
+              let g = try PoolWindow(ctx.attrs, rank: rank, op: "avg_pool")
               let spatial = Array(x.shape[1..<(1 + rank)]), out = Array(ctx.type.shape[1..<(1 + rank)])
               let c = x.shape.last!, S = spatial.reduce(1, *), P = out.reduce(1, *)
               var y = [Double](repeating: 0, count: ctx.type.shape.reduce(1, *))
@@ -173,7 +182,7 @@ let poolOps: [OpDef] = [
           reference: { ctx in
               let x = ctx.inputs[0], dy = ctx.inputs[1]
               let rank = x.shape.count - 2
-              let g = try PoolGeometry(ctx.attrs, rank: rank, op: "max_pool_backward")
+              let g = try PoolWindow(ctx.attrs, rank: rank, op: "max_pool_backward")
               let spatial = Array(x.shape[1..<(1 + rank)]), out = Array(dy.shape[1..<(1 + rank)])
               let c = x.shape.last!, S = spatial.reduce(1, *), P = out.reduce(1, *)
               var dx = [Double](repeating: 0, count: x.data.count)
@@ -199,7 +208,7 @@ let poolOps: [OpDef] = [
               let dy = ctx.inputs[0]
               guard dy.dtype == .f32, dy.rank >= 3 else { throw ctx.fail("expects f32 dy [N, *out, C], got \(dy)") }
               let rank = dy.rank - 2
-              let g = try PoolGeometry(ctx.attrs, rank: rank, op: ctx.op)
+              let g = try PoolWindow(ctx.attrs, rank: rank, op: ctx.op)
               let input = try ctx.attrs.ints("input_shape")
               guard input.count == rank, input.allSatisfy({ $0 >= 1 && $0 <= TensorType.maxDimension }),
                     try g.out(input, op: ctx.op) == Array(dy.shape[1..<(1 + rank)]) else {
@@ -215,7 +224,7 @@ let poolOps: [OpDef] = [
           reference: { ctx in
               let dy = ctx.inputs[0]
               let rank = dy.shape.count - 2
-              let g = try PoolGeometry(ctx.attrs, rank: rank, op: "avg_pool_backward")
+              let g = try PoolWindow(ctx.attrs, rank: rank, op: "avg_pool_backward")
               let spatial = Array(ctx.type.shape[1..<(1 + rank)]), out = Array(dy.shape[1..<(1 + rank)])
               let c = dy.shape.last!, S = spatial.reduce(1, *), P = out.reduce(1, *)
               var dx = [Double](repeating: 0, count: ctx.type.shape.reduce(1, *))

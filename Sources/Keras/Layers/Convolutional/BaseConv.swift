@@ -110,7 +110,7 @@ public class BaseConv: Layer {
             let (pb, pa) = ConvArithmetic.padding(padding, input: spatial[a], kernel: ks[a], stride: st[a], dilation: dl[a])
             pads += [pb, pa]
         }
-        return try b.emit("conv", [x, w], ["strides": .ints(st), "dilation": .ints(dl), "pads": .ints(pads), "groups": .int(g)])
+        return try b.conv(x, w, ConvGeometry(strides: st, dilation: dl, pads: pads, groups: g))
     }
 
     /// What every convolution layer does around its own product: channels-first

@@ -96,8 +96,7 @@ public final class SeparableConv2D: BaseConv {
             let c = b.type(of: x).shape.last!
             let dw = try b.reshape(context.read(depthwiseKernel!), kernelSize + [1, c * depthMultiplier])
             let mid = try convolve(x, dw, groups: c, b)
-            return try b.emit("conv", [mid, context.read(pointwiseKernel!)],
-                              ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([0, 0, 0, 0]), "groups": .int(1)])
+            return try b.conv(mid, context.read(pointwiseKernel!), ConvGeometry(strides: [1, 1], dilation: [1, 1], pads: [0, 0, 0, 0]))
         }
     }
 
@@ -205,9 +204,8 @@ public final class Conv2DTranspose: BaseConv {
                 outSize.append(len)
                 pads += [pb, pa]
             }
-            return try b.emit("conv_backward_data", [x, context.read(transposedKernel!)],
-                              ["strides": .ints(strides), "dilation": .ints(dilationRate), "pads": .ints(pads), "groups": .int(1),
-                               "input_shape": .ints(outSize)])
+            return try b.convTranspose(x, context.read(transposedKernel!), ConvGeometry(strides: strides, dilation: dilationRate, pads: pads),
+                                       outputSize: outSize)
         }
     }
 

@@ -46,7 +46,7 @@ public class BasePooling: Layer {
             let (pb, pa) = ConvArithmetic.padding(padding, input: spatial[a], kernel: poolSize[a], stride: strides[a], dilation: 1)
             pads += [pb, pa]
         }
-        var y = try b.emit(isMax ? "max_pool" : "avg_pool", [x], ["pool": .ints(poolSize), "strides": .ints(strides), "pads": .ints(pads)])
+        var y = try b.pool(x, max: isMax, PoolWindow(pool: poolSize, strides: strides, pads: pads))
         if dataFormat == "channels_first" { y = try ConvArithmetic.toChannelsFirst(y, b) }
         return [y]
     }
