@@ -63,7 +63,7 @@ public final class ExecutionPlan {
         memory = try MemoryPlan(g, inPlace: !PassPipeline.environmentList("KERAS_DISABLE_PASSES").contains("in-place"))
         // The arena, constants and the parameters this plan adds, together.
         var planBytes = memory.arenaBytes
-        for v in g.nodes.indices where g.nodes[v].op == "constant" { planBytes = MemoryLimit.saturatingSum(planBytes, g.nodes[v].type.byteCount ?? 0) }
+        for v in g.nodes.indices where g.nodes[v].kind == .constant { planBytes = MemoryLimit.saturatingSum(planBytes, g.nodes[v].type.byteCount ?? 0) }
         try MemoryLimit.check("plan @\(g.name) (arena and constants)", count: planBytes, elementBytes: 1)
         arena = alignedAllocate(bytes: memory.arenaBytes)
         counter = .allocate(capacity: 1)
@@ -141,10 +141,10 @@ public final class ExecutionPlan {
             }
             switch def.lowering {
             case .storage:
-                switch node.op {
-                case "parameter":
+                switch node.kind {
+                case .parameter?:
                     pointers.append(store.buffer(node.name ?? "v\(i)")!.pointer)
-                case "input":
+                case .input?:
                     pointers.append(arena + memory.offset(of: i)!)
                     inputIndex[node.name ?? "v\(i)"] = i
                 default:  // constant: its values, or one value filling the shape

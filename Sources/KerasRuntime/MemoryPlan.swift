@@ -45,7 +45,7 @@ public struct MemoryPlan: CustomStringConvertible {
         var lastUse = [Int](repeating: -1, count: n)
         for (i, node) in g.nodes.enumerated() {
             for v in node.inputs { lastUse[v.id] = max(lastUse[v.id], i) }
-            if node.op == "input" { lastUse[i] = n }
+            if node.kind == .input { lastUse[i] = n }
         }
         for v in g.outputs { lastUse[v.id] = n }
         var rootLastUse = lastUse
@@ -62,7 +62,7 @@ public struct MemoryPlan: CustomStringConvertible {
                 let start = try offset(node) == 0
                 atRootStart[i] = atRootStart[node.inputs[0].id] && start
             case .storage:
-                inArena[i] = node.op == "input"
+                inArena[i] = node.kind == .input
                 first[i] = 0
             default:
                 if inPlace && def.writesInPlaceOfInput,
@@ -77,11 +77,11 @@ public struct MemoryPlan: CustomStringConvertible {
                 }
                 unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0)
             }
-            if node.op == "input" { unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0) }
+            if node.kind == .input { unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0) }
             rootLastUse[storageRoot[i]] = max(rootLastUse[storageRoot[i]], lastUse[i])
             last[storageRoot[i]] = max(last[storageRoot[i]], i)
             for v in node.inputs { last[storageRoot[v.id]] = max(last[storageRoot[v.id]], i) }
-            if node.op == "input" { last[i] = n }  // inputs hold their values for the whole run
+            if node.kind == .input { last[i] = n }  // inputs hold their values for the whole run
         }
         for v in g.outputs { last[storageRoot[v.id]] = n }  // outputs are read after the run
 

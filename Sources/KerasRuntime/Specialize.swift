@@ -9,7 +9,7 @@ public func specialize(_ g: Graph, inputShapes: [String: [Int]], registry: OpReg
         throw IRError("@\(g.name) has no input %\(name)")
     }
     for (i, n) in g.nodes.enumerated() {
-        if n.op == "input" {
+        if n.kind == .input {
             let name = n.name ?? "v\(i)"
             guard let shape = inputShapes[name] else { throw IRError("no shape given for input %\(name) \(n.type)") }
             guard shape.count == n.type.rank,
@@ -20,7 +20,7 @@ public func specialize(_ g: Graph, inputShapes: [String: [Int]], registry: OpReg
             do { try out.nodes[i].type.checkSize() } catch let e as ShapeError { throw IRError("input %\(name): \(e.message)") }
             continue
         }
-        if n.op == "parameter" { continue }
+        if n.kind == .parameter { continue }
         let def = try registry.lookup(n.op)
         let types = n.inputs.map { out.nodes[$0.id].type }
         do {

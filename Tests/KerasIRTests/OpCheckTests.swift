@@ -49,11 +49,13 @@ func mismatch(_ got: [Double], _ want: [Double], tol: Double) -> String? {
 final class OpCheckTests: XCTestCase {
     /// OpDef's initializer requires every part (shape, VJP or a reason there
     /// is none, reference, lowering, cost), so the compiler checks that; here,
-    /// each entry is registered under its own name and every op without a VJP
-    /// says why.
+    /// OpKind lists the registered ops, each entry is registered under its own
+    /// name, and every op without a VJP says why.
     func testRegistryEntriesAreComplete() {
         let reg = OpRegistry.standard
         XCTAssertGreaterThanOrEqual(reg.names.count, 60)
+        // OpKind, what the passes compare against, names exactly the registered ops.
+        XCTAssertEqual(OpKind.allCases.map(\.rawValue).sorted(), reg.names)
         for name in reg.names {
             let d = reg[name]!
             XCTAssertEqual(d.name, name)

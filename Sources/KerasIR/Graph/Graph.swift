@@ -28,7 +28,12 @@ public struct Node: Hashable, Sendable {
         self.layer = layer
     }
 
-    public var isArgument: Bool { op == "input" || op == "parameter" }
+    /// A node of a standard op, named by its kind.
+    public init(kind: OpKind, inputs: [Value], attrs: Attributes = [:], type: TensorType, name: String? = nil, layer: String? = nil) {
+        self.init(op: kind.rawValue, inputs: inputs, attrs: attrs, type: type, name: name, layer: layer)
+    }
+
+    public var isArgument: Bool { kind == .input || kind == .parameter }
 }
 
 /// A graph: nodes in topological order and the values it returns. Graph
@@ -52,8 +57,8 @@ public struct Graph: Hashable, Sendable {
     public func type(of v: Value) -> TensorType { nodes[v.id].type }
 
     public var values: [Value] { nodes.indices.map(Value.init) }
-    public var inputs: [Value] { values.filter { nodes[$0.id].op == "input" } }
-    public var parameters: [Value] { values.filter { nodes[$0.id].op == "parameter" } }
+    public var inputs: [Value] { values.filter { nodes[$0.id].kind == .input } }
+    public var parameters: [Value] { values.filter { nodes[$0.id].kind == .parameter } }
     public var arguments: [Value] { values.filter { nodes[$0.id].isArgument } }
 
     /// The value named `name` (arguments and named nodes).

@@ -52,7 +52,7 @@ public final class GraphBuilder {
         for v in inputs where v.id < 0 || v.id >= graph.nodes.count {
             throw IRError.at(layer: currentLayer, "\(op): input \(v) is not a value of graph @\(graph.name)")
         }
-        if op == "assign", let first = inputs.first, graph[first].op != "parameter" {
+        if op == "assign", let first = inputs.first, graph[first].kind != .parameter {
             throw IRError.at(layer: currentLayer, "assign: target must be a parameter, got \(graph[first].op)")
         }
         let rule = def.shape

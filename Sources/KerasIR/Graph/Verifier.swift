@@ -24,7 +24,7 @@ public enum Verifier {
             }
             if let written = def.writtenParameters {
                 for k in try written(n) {
-                    guard k >= 0, k < n.inputs.count, g.nodes[n.inputs[k].id].op == "parameter" else {
+                    guard k >= 0, k < n.inputs.count, g.nodes[n.inputs[k].id].kind == .parameter else {
                         throw IRError("\(at): \(n.op) target must be a parameter")
                     }
                     guard assigned.insert(n.inputs[k].id).inserted else {

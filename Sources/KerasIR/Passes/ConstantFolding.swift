@@ -10,22 +10,22 @@ public struct ConstantFolding: GraphPass {
         var changed = false
         for i in graph.nodes.indices {
             let n = graph.nodes[i]
-            guard n.op != "constant", !n.isArgument, let def = registry[n.op], def.isPure,
+            guard n.kind != .constant, !n.isArgument, let def = registry[n.op], def.isPure,
                   let count = n.type.elementCount, count <= maxElements else { continue }
             let rule = def.reference
             let inputs = n.inputs.map { graph.nodes[$0.id] }
-            let foldable = n.op == "dim_size" ? inputs[0].type.isFullyKnown : !inputs.isEmpty && inputs.allSatisfy { $0.op == "constant" }
+            let foldable = n.kind == .dimSize ? inputs[0].type.isFullyKnown : !inputs.isEmpty && inputs.allSatisfy { $0.kind == .constant }
             // Inputs are expanded in full for the reference rule: cap them as well as the result.
-            guard foldable, inputs.allSatisfy({ ($0.type.elementCount ?? Int.max) <= maxElements }) || n.op == "dim_size" else { continue }
+            guard foldable, inputs.allSatisfy({ ($0.type.elementCount ?? Int.max) <= maxElements }) || n.kind == .dimSize else { continue }
             let refInputs: [RefTensor]
-            if n.op == "dim_size" {
+            if n.kind == .dimSize {
                 refInputs = [RefTensor(inputs[0].type.dtype, inputs[0].type.shape, [])]
             } else {
                 refInputs = try inputs.map { c in try constantValue(c, registry: registry) }
             }
             guard let value = try? rule(ReferenceContext(inputs: refInputs, attrs: n.attrs, type: n.type, randomCounter: 0)) else { continue }
             let r = value.rounded()
-            var m = Node(op: "constant", inputs: [], type: n.type, name: n.name, layer: n.layer)
+            var m = Node(kind: .constant, inputs: [], type: n.type, name: n.name, layer: n.layer)
             if r.dtype == .f32 {
                 let f = r.data.map { Float($0) }
                 m.attrs = ["value": .floats(Set(f.map(\.bitPattern)).count == 1 ? [f[0]] : f)]

@@ -15,7 +15,7 @@ public final class ElementwiseFusion: GraphPass {
     static func fusible(_ n: Node, in graph: Graph) -> Bool {
         guard n.type.dtype == .f32, n.inputs.allSatisfy({ graph.type(of: $0).dtype == .f32 }) else { return false }
         if FusedProgram.binaryOps[n.op] != nil { return n.inputs.count == 2 }
-        if n.op == "select" { return n.inputs.count == 3 }
+        if n.kind == .select { return n.inputs.count == 3 }
         guard n.inputs.count == 1, unaryKernel(n.op, n.attrs) != nil else { return false }
         // Only attributes the kernel's alpha carries.
         return n.attrs.sortedKeys.allSatisfy { $0 == unaryAlphaKey(n.op) }
@@ -63,7 +63,7 @@ public final class ElementwiseFusion: GraphPass {
                 })
             })
             let r = nodes[root]
-            replace[root] = Node(op: "fused_elementwise", inputs: externals, attrs: ["program": .string(program.text)], type: out,
+            replace[root] = Node(kind: .fusedElementwise, inputs: externals, attrs: ["program": .string(program.text)], type: out,
                                  name: r.name, layer: r.layer)
             for i in order where i != root { drop.insert(i) }
             decisions.append("fused \(order.map { "\(nodes[$0].op) \(ref($0))" }.joined(separator: ", ")) -> fused_elementwise")

@@ -20,13 +20,13 @@ public final class Fusion: GraphPass {
 
         var replaceWith: [Int: Node] = [:]   // node index -> fused node taking its place
         var drop = Set<Int>()
-        for (i, n) in graph.nodes.enumerated() where n.op == "add" {
+        for (i, n) in graph.nodes.enumerated() where n.kind == .add {
             // which operand is the matmul or convolution?
             guard let (mmIndex, other) = [(n.inputs[0].id, n.inputs[1]), (n.inputs[1].id, n.inputs[0])]
-                .first(where: { ["matmul", "conv"].contains(graph.nodes[$0.0].op) })
+                .first(where: { [.matmul, .conv].contains(graph.nodes[$0.0].kind) })
             else { continue }
             let mm = graph.nodes[mmIndex]
-            let isConv = mm.op == "conv"
+            let isConv = mm.kind == .conv
             let ta = (try? mm.attrs.bool("transpose_a", default: false)) ?? false
             let tb = (try? mm.attrs.bool("transpose_b", default: false)) ?? false
             let w = graph.type(of: mm.inputs[1])

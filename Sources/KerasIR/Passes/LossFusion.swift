@@ -16,10 +16,10 @@ public final class LossFusion: GraphPass {
         func ref(_ i: Int) -> String { uses.ref(i) }
         var g = graph
         var changed = false
-        for gi in graph.nodes.indices where graph.nodes[gi].op == "softmax_cross_entropy_grad" {
+        for gi in graph.nodes.indices where graph.nodes[gi].kind == .softmaxCrossEntropyGrad {
             let grad = graph.nodes[gi]
             guard let fi = graph.nodes.indices.first(where: {
-                graph.nodes[$0].op == "softmax_cross_entropy" && graph.nodes[$0].inputs == Array(grad.inputs.prefix(2)) && graph.nodes[$0].attrs == grad.attrs
+                graph.nodes[$0].kind == .softmaxCrossEntropy && graph.nodes[$0].inputs == Array(grad.inputs.prefix(2)) && graph.nodes[$0].attrs == grad.attrs
             }) else {
                 decisions.append("not fused \(ref(gi)): no softmax_cross_entropy of the same logits and targets")
                 continue
@@ -35,11 +35,11 @@ public final class LossFusion: GraphPass {
             }
             let rows = z.shape.dropLast().reduce(1, *)
             let packed = Value(g.nodes.count)
-            g.nodes.append(Node(op: "softmax_cross_entropy_fused", inputs: grad.inputs, attrs: grad.attrs, type: .f32([rows * classes + rows]),
+            g.nodes.append(Node(kind: .softmaxCrossEntropyFused, inputs: grad.inputs, attrs: grad.attrs, type: .f32([rows * classes + rows]),
                                 layer: graph.nodes[fi].layer ?? grad.layer))
-            g.nodes[gi] = Node(op: "view", inputs: [packed], attrs: ["shape": .ints(z.shape), "offset": .int(0)], type: grad.type,
+            g.nodes[gi] = Node(kind: .view, inputs: [packed], attrs: ["shape": .ints(z.shape), "offset": .int(0)], type: grad.type,
                                name: grad.name, layer: grad.layer)
-            g.nodes[fi] = Node(op: "view", inputs: [packed], attrs: ["shape": .ints(Array(z.shape.dropLast())), "offset": .int(rows * classes)],
+            g.nodes[fi] = Node(kind: .view, inputs: [packed], attrs: ["shape": .ints(Array(z.shape.dropLast())), "offset": .int(rows * classes)],
                                type: graph.nodes[fi].type, name: graph.nodes[fi].name, layer: graph.nodes[fi].layer)
             decisions.append("fused softmax_cross_entropy \(ref(fi)) + softmax_cross_entropy_grad \(ref(gi)) -> softmax_cross_entropy_fused")
             changed = true

@@ -17,13 +17,13 @@ public final class MomentsFusion: GraphPass {
         let nodes = graph.nodes
         var g = graph
         var changed = false
-        for vi in nodes.indices where nodes[vi].op == "reduce_mean" {
+        for vi in nodes.indices where nodes[vi].kind == .reduceMean {
             let si = nodes[vi].inputs[0].id
-            guard nodes[si].op == "square", uses.singleUse(si) else { continue }
+            guard nodes[si].kind == .square, uses.singleUse(si) else { continue }
             let di = nodes[si].inputs[0].id
-            guard nodes[di].op == "sub" else { continue }
+            guard nodes[di].kind == .sub else { continue }
             let x = nodes[di].inputs[0], mi = nodes[di].inputs[1].id
-            guard nodes[mi].op == "reduce_mean", nodes[mi].inputs[0] == x, nodes[mi].attrs == nodes[vi].attrs else { continue }
+            guard nodes[mi].kind == .reduceMean, nodes[mi].inputs[0] == x, nodes[mi].attrs == nodes[vi].attrs else { continue }
             let xt = graph.type(of: x)
             let axes = (try? normalizeAxes(try nodes[vi].attrs.ints("axes"), rank: xt.rank, op: "reduce_mean")) ?? []
             guard Set(axes) == Set(0..<(xt.rank - 1)), xt.rank >= 2, let c = xt.shape.last, c != TensorType.unknown else {
@@ -31,9 +31,9 @@ public final class MomentsFusion: GraphPass {
                 continue
             }
             let packed = Value(g.nodes.count)
-            g.nodes.append(Node(op: "moments", inputs: [x], type: .f32([2, c]), layer: nodes[mi].layer))
+            g.nodes.append(Node(kind: .moments, inputs: [x], type: .f32([2, c]), layer: nodes[mi].layer))
             for (i, offset) in [(mi, 0), (vi, c)] {
-                g.nodes[i] = Node(op: "view", inputs: [packed], attrs: ["shape": .ints(nodes[i].type.shape), "offset": .int(offset)],
+                g.nodes[i] = Node(kind: .view, inputs: [packed], attrs: ["shape": .ints(nodes[i].type.shape), "offset": .int(offset)],
                                   type: nodes[i].type, name: nodes[i].name, layer: nodes[i].layer)
             }
             decisions.append("fused reduce_mean \(ref(mi)) + sub \(ref(di)), square \(ref(si)), reduce_mean \(ref(vi)) -> moments")

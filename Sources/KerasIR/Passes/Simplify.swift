@@ -9,7 +9,7 @@ public struct Simplify: GraphPass {
 
     private func splat(_ g: Graph, _ v: Value) -> Float? {
         let n = g[v]
-        guard n.op == "constant" else { return nil }
+        guard n.kind == .constant else { return nil }
         switch n.attrs["value"] {
         case .floats(let f)? where !f.isEmpty && f.allSatisfy({ $0 == f[0] }): return f[0]
         case .ints(let f)? where !f.isEmpty && f.allSatisfy({ $0 == f[0] }): return Float(f[0])
@@ -25,35 +25,35 @@ public struct Simplify: GraphPass {
             let n = graph.nodes[i]
             let ins = n.inputs.map { Value(replace[$0.id] ?? $0.id) }
             var target: Value? = nil
-            switch n.op {
-            case "mul":
+            switch n.kind {
+            case .mul?:
                 if splat(graph, ins[1]) == 1, same(ins[0], i) { target = ins[0] }
                 else if splat(graph, ins[0]) == 1, same(ins[1], i) { target = ins[1] }
-            case "div":
+            case .div?:
                 if splat(graph, ins[1]) == 1, same(ins[0], i) { target = ins[0] }
-            case "add":
+            case .add?:
                 if splat(graph, ins[1]) == 0, same(ins[0], i) { target = ins[0] }
                 else if splat(graph, ins[0]) == 0, same(ins[1], i) { target = ins[1] }
-            case "sub":
+            case .sub?:
                 if splat(graph, ins[1]) == 0, same(ins[0], i) { target = ins[0] }
-            case "neg":
-                if graph[ins[0]].op == "neg" { target = graph[ins[0]].inputs[0] }
-            case "reshape", "broadcast_to", "cast":
+            case .neg?:
+                if graph[ins[0]].kind == .neg { target = graph[ins[0]].inputs[0] }
+            case .reshape?, .broadcastTo?, .cast?:
                 if same(ins[0], i) { target = ins[0] }
-                else if n.op == "broadcast_to", ins.count == 2, n.type.isFullyKnown {
+                else if n.kind == .broadcastTo, ins.count == 2, n.type.isFullyKnown {
                     // A known shape needs no shape-source operand (which would tie this value to it).
                     graph.nodes[i].inputs = [ins[0]]
                     graph.nodes[i].attrs["shape"] = .ints(n.type.shape)
                     changed = true
                 }
-                else if n.op == "reshape", graph[ins[0]].op == "reshape" {
+                else if n.kind == .reshape, graph[ins[0]].kind == .reshape {
                     graph.nodes[i].inputs = [graph[ins[0]].inputs[0]]
                     changed = true
                 }
-            case "transpose":
+            case .transpose?:
                 let perm = (try? n.attrs.ints("perm")) ?? []
                 if perm == Array(perm.indices) { target = ins[0] }
-                else if graph[ins[0]].op == "transpose", let inner = try? graph[ins[0]].attrs.ints("perm") {
+                else if graph[ins[0]].kind == .transpose, let inner = try? graph[ins[0]].attrs.ints("perm") {
                     let composed = perm.map { inner[$0] }
                     graph.nodes[i].inputs = [graph[ins[0]].inputs[0]]
                     graph.nodes[i].attrs["perm"] = .ints(composed)

@@ -18,7 +18,7 @@ public final class UpdateFusion: GraphPass {
         let uses = GraphUses(graph)
         let nodes = graph.nodes
         func ref(_ i: Int) -> String { uses.ref(i) }
-        var assigns = nodes.indices.filter { nodes[$0].op == "assign" && !uses.outputs.contains($0) }
+        var assigns = nodes.indices.filter { nodes[$0].kind == .assign && !uses.outputs.contains($0) }
         guard !assigns.isEmpty else { return false }
         let targets = Set(assigns.map { nodes[$0].inputs[0].id })
         // w - lr * matmul(a, b) with every intermediate used once: the update goes into the GEMM's store step.
@@ -27,35 +27,35 @@ public final class UpdateFusion: GraphPass {
         var gemmUpdates: [Int: Node] = [:]
         var absorbed = Set<Int>()  // assigns done by a gemm_update made at another assign
         func splat(_ v: Value) -> Float? {
-            guard nodes[v.id].op == "constant", case .floats(let f)? = nodes[v.id].attrs["value"], let x = f.first, f.allSatisfy({ $0 == x }) else { return nil }
+            guard nodes[v.id].kind == .constant, case .floats(let f)? = nodes[v.id].attrs["value"], let x = f.first, f.allSatisfy({ $0 == x }) else { return nil }
             return x
         }
         /// (matmul, lr) when `step` is mul(matmul, lr) with both used once there.
         func lrTimesMatmul(_ step: Int) -> (Int, Value)? {
-            guard nodes[step].op == "mul", uses.singleUse(step),
+            guard nodes[step].kind == .mul, uses.singleUse(step),
                   let (mm, lr) = [(nodes[step].inputs[0], nodes[step].inputs[1]), (nodes[step].inputs[1], nodes[step].inputs[0])]
-                      .first(where: { nodes[$0.0.id].op == "matmul" && graph.type(of: $0.1).elementCount == 1 }),
+                      .first(where: { nodes[$0.0.id].kind == .matmul && graph.type(of: $0.1).elementCount == 1 }),
                   uses.singleUse(mm.id), nodes[mm.id].inputs.allSatisfy({ graph.type(of: $0).rank == 2 }) else { return nil }
             return (mm.id, lr)
         }
         let assignOf = Dictionary(assigns.map { (nodes[$0].inputs[0].id, $0) }, uniquingKeysWith: { a, _ in a })
         for a in assigns where !absorbed.contains(a) && gemmUpdates[a] == nil {
             let p = nodes[a].inputs[0], s = nodes[a].inputs[1].id
-            guard nodes[s].op == "sub" else { continue }
+            guard nodes[s].kind == .sub else { continue }
             var node: Node? = nil, mmIndex = -1, what = ""
             if nodes[s].inputs[0] == p, uses.singleUse(s), let (mm, lr) = lrTimesMatmul(nodes[s].inputs[1].id) {
                 // w' = w - lr * g
-                node = Node(op: "gemm_update", inputs: [p] + nodes[mm].inputs + [lr], attrs: [:], type: nodes[a].type, layer: nodes[a].layer)
+                node = Node(kind: .gemmUpdate, inputs: [p] + nodes[mm].inputs + [lr], attrs: [:], type: nodes[a].type, layer: nodes[a].layer)
                 mmIndex = mm
                 what = "\(ref(p.id)) - \(ref(lr.id)) * matmul \(ref(mm))"
-            } else if nodes[nodes[s].inputs[0].id].op == "mul", uses.singleUse(nodes[s].inputs[0].id),
+            } else if nodes[nodes[s].inputs[0].id].kind == .mul, uses.singleUse(nodes[s].inputs[0].id),
                       nodes[nodes[s].inputs[0].id].inputs[0] == p, let mu = splat(nodes[nodes[s].inputs[0].id].inputs[1]),
                       let (mm, lr) = lrTimesMatmul(nodes[s].inputs[1].id), uses.users[s].count == 2,
-                      let add = uses.users[s].first(where: { $0.id != a })?.id, nodes[add].op == "add", uses.singleUse(add),
+                      let add = uses.users[s].first(where: { $0.id != a })?.id, nodes[add].kind == .add, uses.singleUse(add),
                       let w = nodes[add].inputs.first(where: { $0.id != s }), nodes[add].inputs.contains(Value(s)),
                       let wa = assignOf[w.id], nodes[wa].inputs[1].id == add {
                 // m' = m * mu - lr * g; w' = w + m'
-                node = Node(op: "gemm_update", inputs: [p, w] + nodes[mm].inputs + [lr], attrs: ["momentum": .float(mu)],
+                node = Node(kind: .gemmUpdate, inputs: [p, w] + nodes[mm].inputs + [lr], attrs: ["momentum": .float(mu)],
                             type: nodes[a].type, layer: nodes[a].layer)
                 mmIndex = mm
                 absorbed.insert(wa)
@@ -176,7 +176,7 @@ public final class UpdateFusion: GraphPass {
         for a in fused { counts[nodes[a].layer ?? "", default: 0] += 1 }
         let layer = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
         let last = fused.max()!
-        graph.nodes[last] = Node(op: "fused_update", inputs: externals, attrs: ["program": .string(UpdateProgram(jobs).text)],
+        graph.nodes[last] = Node(kind: .fusedUpdate, inputs: externals, attrs: ["program": .string(UpdateProgram(jobs).text)],
                                  type: graph.type(of: externals[0]), layer: layer?.isEmpty == false ? layer : nil)
         graph = rewrite(graph, replace: [:], drop: Set(fused.filter { $0 != last }).union(dropAbsorbed))
         _ = try DeadCodeElimination().run(&graph, registry: registry)

@@ -10,7 +10,7 @@ public enum GraphFormats {
         var out = "digraph \(quoted(g.name)) {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
         for (i, n) in g.nodes.enumerated() {
             let id = "v\(i)", label = "%\(names.names[i]) = \(n.op)\n\(n.type)" + (n.layer.map { "\n# \($0)" } ?? "")
-            if n.op == "fused_elementwise", let program = try? n.attrs.string("program") {
+            if n.kind == .fusedElementwise, let program = try? n.attrs.string("program") {
                 // A fusion group: the fused ops inside, the node itself as the cluster's output.
                 out += "  subgraph \(quoted("cluster_\(i)")) {\n    label=\(quoted("fused %\(names.names[i])"));\n    style=dashed;\n"
                 for (k, ins) in program.split(separator: ";").enumerated() {

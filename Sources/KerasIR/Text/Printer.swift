@@ -34,7 +34,7 @@ public struct GraphPrinter {
     public func print(_ g: Graph) -> String {
         let args = g.arguments.map { v -> String in
             let n = g[v]
-            return "\(ref(v)): \(n.type)" + (n.op == "parameter" ? " param" : "")
+            return "\(ref(v)): \(n.type)" + (n.kind == .parameter ? " param" : "")
         }
         var out = "graph @\(g.name)(" + args.joined(separator: ", ") + ")"
         out += " -> (" + g.outputs.map { g.type(of: $0).description }.joined(separator: ", ") + ") {\n"
