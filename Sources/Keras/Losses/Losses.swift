@@ -45,7 +45,7 @@ private func fusedSoftmaxCrossEntropy(_ y: Value, _ p: Value, fromLogits: Bool, 
     guard pt.dtype == .f32, pt.rank >= 1, pt.shape.last != TensorType.unknown, b.type(of: y) == pt else { return nil }
     if fromLogits { return try b.emit("softmax_cross_entropy", [p, y], ["from_logits": .bool(true)]) }
     let node = b.graph[p]
-    guard node.op == "softmax", let axis = try? node.attrs.int("axis", default: -1), axis == -1 || axis == pt.rank - 1 else { return nil }
+    guard node.kind == .softmax, let axis = try? node.attrs.int("axis", default: -1), axis == -1 || axis == pt.rank - 1 else { return nil }
     return try b.emit("softmax_cross_entropy", [node.inputs[0], y], ["from_logits": .bool(false)])
 }
 
@@ -59,7 +59,7 @@ private func fusedSigmoidCrossEntropy(_ y: Value, _ p: Value, fromLogits: Bool, 
     let attrs: Attributes = ["from_logits": .bool(fromLogits), "activation": .string("sigmoid")]
     if fromLogits { return try b.emit("softmax_cross_entropy", [p, y], attrs) }
     let node = b.graph[p]
-    guard node.op == "sigmoid" else { return nil }
+    guard node.kind == .sigmoid else { return nil }
     return try b.emit("softmax_cross_entropy", [node.inputs[0], y], attrs)
 }
 
