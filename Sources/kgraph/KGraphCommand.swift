@@ -94,9 +94,13 @@ enum KGraphCommand {
 
     // MARK: Keras models
 
+    /// A benchmark model's name, a model file, or a bare word that is no file
+    /// (taken as a model name, so a misspelt one is reported as such).
     static func isModel(_ arg: String?) -> Bool {
         guard let arg else { return false }
-        return BenchmarkModel.suite.contains { $0.name == arg } || [".json", ".keras", ".h5"].contains { arg.hasSuffix($0) }
+        let bareWord = !arg.contains(".") && !arg.contains("/") && arg != "-" && !arg.hasPrefix("-")
+            && !FileManager.default.fileExists(atPath: arg)
+        return BenchmarkModel.suite.contains { $0.name == arg } || [".json", ".keras", ".h5"].contains { arg.hasSuffix($0) } || bareWord
     }
 
     /// The model an argument names, with a batch of sample data for its training step.
@@ -108,6 +112,9 @@ enum KGraphCommand {
                 var rng = SplitMix64(seed: 42)
                 let (x, y) = try spec.data(batch ?? spec.batchSize, &rng)
                 return (m, x, y)
+            }
+            guard [".json", ".keras", ".h5"].contains(where: { name.hasSuffix($0) }) else {
+                throw Failure(message: "unknown model '\(name)' (benchmark models: \(BenchmarkModel.suite.map(\.name).joined(separator: ", ")); or a model .json, .keras or .h5 file)")
             }
             let m: Model
             if name.hasSuffix(".json") {

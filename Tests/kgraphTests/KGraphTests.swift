@@ -129,7 +129,12 @@ final class KGraphTests: XCTestCase {
         let badFormat = try kgraph(["dump", "mlp", "--format", "png"])
         XCTAssertEqual(badFormat.status, 1)
         XCTAssertTrue(badFormat.err.contains("--format must be text, dot or json"), badFormat.err)
-        // Bad input: an unknown pass, an unreadable or malformed model file.
+        // Bad input: an unknown model name, an unknown pass, an unreadable or malformed model file.
+        for command in ["dump", "plan"] {
+            let unknown = try kgraph([command, "resnet50", "--train"])
+            XCTAssertEqual(unknown.status, 1)
+            XCTAssertTrue(unknown.err.contains("unknown model 'resnet50' (benchmark models: mlp, mnist_cnn, cifar_cnn, imdb_lstm"), unknown.err)
+        }
         let badPass = try kgraph(["dump", "mlp", "--after", "fuse"])
         XCTAssertEqual(badPass.status, 1)
         XCTAssertTrue(badPass.err.contains("unknown pass 'fuse'"), badPass.err)
