@@ -17,6 +17,8 @@ public final class ExecutionPlan {
     public let memory: MemoryPlan
     public let store: ParameterStore
     public let isa: ck_isa
+    /// The ops this plan was specialized, optimized, planned and lowered with.
+    public let registry: OpRegistry
     public private(set) var steps: ContiguousArray<Step> = []
     public private(set) var passLog: [PassRecord] = []
     public private(set) var workspaceBytes = 0
@@ -37,11 +39,15 @@ public final class ExecutionPlan {
     private var fed: ContiguousArray<Bool>
 
     /// Compiles `graph` with the given shapes for its inputs (by name).
+    /// `registry` defines the ops for every stage: specialization, the passes
+    /// (the pipeline runs with it), memory planning, lowering and costs.
     public init(_ graph: Graph, inputShapes: [String: [Int]], store: ParameterStore,
-                isa: ck_isa = ck_best_isa(), pipeline: PassPipeline? = .standard()) throws {
+                isa: ck_isa = ck_best_isa(), registry: OpRegistry = .standard, pipeline: PassPipeline? = .standard()) throws {
         try checkISASetting()
-        var g = try specialize(graph, inputShapes: inputShapes)
+        self.registry = registry
+        var g = try specialize(graph, inputShapes: inputShapes, registry: registry)
         if var p = pipeline {
+            p.registry = registry
             try p.run(&g)
             passLog = p.log
         }
@@ -60,7 +66,7 @@ public final class ExecutionPlan {
         for v in g.parameters {
             try store.declare(g[v].name ?? "v\(v.id)", g.type(of: v))
         }
-        memory = try MemoryPlan(g, inPlace: !PassPipeline.environmentList("KERAS_DISABLE_PASSES").contains("in-place"))
+        memory = try MemoryPlan(g, registry: registry, inPlace: !PassPipeline.environmentList("KERAS_DISABLE_PASSES").contains("in-place"))
         // The arena, constants and the parameters this plan adds, together.
         var planBytes = memory.arenaBytes
         for v in g.nodes.indices where g.nodes[v].kind == .constant { planBytes = MemoryLimit.saturatingSum(planBytes, g.nodes[v].type.byteCount ?? 0) }
@@ -83,9 +89,9 @@ public final class ExecutionPlan {
 
     /// Compiles with every unknown dimension of every input set to `batchSize`.
     public convenience init(_ graph: Graph, batchSize: Int, store: ParameterStore,
-                            isa: ck_isa = ck_best_isa(), pipeline: PassPipeline? = .standard()) throws {
+                            isa: ck_isa = ck_best_isa(), registry: OpRegistry = .standard, pipeline: PassPipeline? = .standard()) throws {
         guard batchSize > 0 else { throw IRError("batch size must be positive, got \(batchSize)") }
-        try self.init(graph, inputShapes: batchShapes(graph, batchSize), store: store, isa: isa, pipeline: pipeline)
+        try self.init(graph, inputShapes: batchShapes(graph, batchSize), store: store, isa: isa, registry: registry, pipeline: pipeline)
     }
 
     deinit {
@@ -118,7 +124,6 @@ public final class ExecutionPlan {
 
     private func lower() throws {
         let g = graph
-        let registry = OpRegistry.standard
         pointers = []
         pointers.reserveCapacity(g.nodes.count)
         for (i, node) in g.nodes.enumerated() {
@@ -306,7 +311,7 @@ public final class ExecutionPlan {
         var total = Cost(flops: 0, bytes: 0)
         for s in steps {
             let n = graph.nodes[s.node]
-            if let c = OpRegistry.standard[n.op]?.cost(n.inputs.map { graph.type(of: $0) }, n.type, n.attrs) {
+            if let c = registry[n.op]?.cost(n.inputs.map { graph.type(of: $0) }, n.type, n.attrs) {
                 total.flops += c.flops
                 total.bytes += c.bytes
             }

@@ -88,7 +88,7 @@ final class HostileInputTests: XCTestCase {
         assertMessage({ _ = try NumPy.decodeArchive(self.deflatedArchive(payload, declaredSize: 4_000_000_000), name: "bomb.npz") },
                       contains: ["bomb.npz", "x.npy", "4000000000", "more than DEFLATE can expand to"])
         // Within the ratio but over the memory limit.
-        try MemoryLimit.withLimit(100) {
+        MemoryLimit.withLimit(100) {
             assertMessage({ _ = try NumPy.decodeArchive(self.deflatedArchive(payload, declaredSize: UInt32(payload.count)), name: "big.npz") },
                           contains: ["big.npz", "inflated", "more than the memory limit of 100 bytes"])
         }
@@ -113,7 +113,7 @@ final class HostileInputTests: XCTestCase {
         assertMessage({ _ = try Sequential([try LayerRegistry.deserialize(try JSON.parse(#"{"class_name": "Dense", "config": {"units": 2147483647, "batch_input_shape": [null, 3]}}"#))]).predict(try Tensor([1, 2, 3], shape: [1, 3])) },
                       contains: ["2147483647", "more than this machine's"])
         // Under a small limit an ordinary layer reports it the same way.
-        try MemoryLimit.withLimit(1 << 20) {
+        MemoryLimit.withLimit(1 << 20) {
             assertMessage({ _ = try Dense(1000).computeOutputShape([nil, 1000]) }, contains: ["kernel", "1000×1000 floats is 3.8 MiB", "more than the memory limit of 1 MiB"])
         }
     }
