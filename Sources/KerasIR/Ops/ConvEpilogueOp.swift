@@ -29,7 +29,7 @@ let convEpilogueOps: [OpDef] = [
                   d.activation = Int32(op.rawValue) + 1
                   d.act_params = ck_unary_params(alpha: alpha, beta: 0)
               }
-              return convKernel(ctx, "ck_f32_conv_forward", ck_f32_conv_forward_kernel(ctx.isa)!, d, epilogue: epilogueSuffix(p))
+              return convKernel(ctx, 0, ck_f32_conv_forward_kernel(ctx.isa)!, d, epilogue: epilogueSuffix(p))
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2

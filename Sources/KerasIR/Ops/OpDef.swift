@@ -226,6 +226,15 @@ let movementCost: CostRule = { inputs, out, _ in
 
 func isaSuffix(_ isa: ck_isa) -> String { String(cString: ck_isa_name(isa)) }
 
+/// The kernel table's name for a family's op at an ISA (the name plans,
+/// tests and benchmarks use), or "family op" when the table has no row.
+func kernelTableName(_ family: ck_family, op: Int32, isa: ck_isa) -> String {
+    var n = 0
+    let table = ck_kernel_table(&n)!
+    for i in 0..<n where table[i].family == family && table[i].op == op && table[i].isa == isa { return String(cString: table[i].name) }
+    return "family \(family.rawValue) op \(op) at \(isaSuffix(isa))"
+}
+
 extension LoweringContext {
     var outputType: TensorType { node.type }
     func f32(_ i: Int) -> UnsafeMutablePointer<Float> { input(i).assumingMemoryBound(to: Float.self) }

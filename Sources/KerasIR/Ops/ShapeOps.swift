@@ -345,7 +345,7 @@ let shapeOps: [OpDef] = [
                                        dst: dst, dstStrides: os, label: "pad")
               let fill = ck_x32_fill_kernel(ctx.vectorISA)!
               let n = ctx.outCount, y = ctx.output.assumingMemoryBound(to: UInt32.self)
-              return Kernel(name: "ck_x32_fill+copy_nd__\(isaSuffix(ctx.vectorISA))") {
+              return Kernel(name: "ck_x32_fill__\(isaSuffix(ctx.vectorISA))+copy_nd") {
                   fill(n, value, y)
                   run()
                   return 0
