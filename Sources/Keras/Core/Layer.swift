@@ -268,14 +268,33 @@ open class Layer: CustomStringConvertible {
 
     private static func one(_ ts: [KerasTensor]) -> Any { ts.count == 1 ? ts[0] : ts }
 
-    public var input: KerasTensor { get throws { try single("input").inputs[0] } }
-    public var output: KerasTensor { get throws { try firstOutput(try single("output"), "output") } }
-    public var inputShape: Shape { get throws { try single("input_shape").inputs[0].shape } }
-    public var outputShape: Shape { get throws { try single("output_shape").outputShapes[0] } }
-    public func inputAt(_ i: Int) throws -> KerasTensor { try node(i, "input").inputs[0] }
+    /// A node's first input; an InputLayer's node has none, and its input is its output (as in Keras).
+    private func firstInput(_ n: LayerNode, _ what: String) throws -> KerasTensor {
+        if let x = n.inputs.first { return x }
+        return try firstOutput(n, what)
+    }
+
+    /// A model's own inputs and outputs, which its input/output properties
+    /// report whatever nodes it has (Keras's Functional.input and output);
+    /// nil for a layer, whose properties come from its one inbound node.
+    var ownEndpoints: (inputs: [KerasTensor], outputs: [KerasTensor])? { nil }
+
+    public var input: KerasTensor {
+        get throws { if let e = ownEndpoints { return e.inputs[0] }; return try firstInput(try single("input"), "input") }
+    }
+    public var output: KerasTensor {
+        get throws { if let e = ownEndpoints { return e.outputs[0] }; return try firstOutput(try single("output"), "output") }
+    }
+    public var inputShape: Shape {
+        get throws { if let e = ownEndpoints { return e.inputs[0].shape }; return try firstInput(try single("input_shape"), "input_shape").shape }
+    }
+    public var outputShape: Shape {
+        get throws { if let e = ownEndpoints { return e.outputs[0].shape }; return try single("output_shape").outputShapes[0] }
+    }
+    public func inputAt(_ i: Int) throws -> KerasTensor { try firstInput(try node(i, "input"), "input") }
     public func outputAt(_ i: Int) throws -> KerasTensor { try firstOutput(try node(i, "output"), "output") }
-    public func inputShapeAt(_ i: Int) throws -> Shape { try node(i, "input_shape").inputs[0].shape }
-    public func outputShapeAt(_ i: Int) throws -> Shape { try node(i, "output_shape").outputShapes[0] }
+    public func inputShapeAt(_ i: Int) throws -> Shape { try firstInput(try node(i, "input_shape"), "input_shape").shape }
+    public func outputShapeAt(_ i: Int) throws -> Shape { try node(i, "output_shape").outputShapes.first ?? outputAt(i).shape }
 
     /// The mask of the layer's input / output as a tensor (Keras 2's
     /// `input_mask` / `output_mask`), nil when it carries none. Like `input`

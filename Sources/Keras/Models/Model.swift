@@ -33,6 +33,12 @@ open class Model: Layer {
         super.init(name: name)
     }
 
+    /// Once the model has its graph, input, output and their shapes are its own
+    /// (a Sequential without an input shape has none yet, and says it was never called).
+    override var ownEndpoints: (inputs: [KerasTensor], outputs: [KerasTensor])? {
+        inputs.isEmpty || outputs.isEmpty ? nil : (inputs, outputs)
+    }
+
     func setGraph(inputs: [KerasTensor], outputs: [KerasTensor]) throws {
         guard !inputs.isEmpty, !outputs.isEmpty else { throw KerasError("\(name): a model needs inputs and outputs") }
         for x in inputs where !(x.node.layer is InputLayer) {
