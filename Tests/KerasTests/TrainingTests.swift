@@ -79,6 +79,24 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Keras 2's predict_classes: the argmax over the last axis (per timestep
+    /// of a sequence output), a 0.5 threshold for one unit, an error for
+    /// several outputs.
+    func testPredictClassesTakesTheLastAxis() throws {
+        Naming.reset()
+        // identity weights: the prediction is the input, so the classes are the input's argmax per timestep
+        let seq = try Sequential([InputLayer(shape: [2, 3]), TimeDistributed(Dense(3, kernelInitializer: Identity(), biasInitializer: "zeros"))])
+        let x = try Tensor([0, 5, 1, 9, 2, 3, 7, 0, 0, 1, 1, 4], shape: [2, 2, 3])
+        XCTAssertEqual(try seq.predictClasses(x), [1, 0, 0, 2])
+        let one = try Sequential([Dense(1, kernelInitializer: "ones", biasInitializer: "zeros", inputShape: [1])])
+        XCTAssertEqual(try one.predictClasses(try Tensor([0.2, 0.7], shape: [2, 1])), [0, 1])
+        let input = Input(shape: [2])
+        let two = try Model(inputs: [input], outputs: [try Dense(2)(input), try Dense(3)(input)])
+        XCTAssertThrowsError(try two.predictClasses(try Tensor([1, 2], shape: [1, 2]))) {
+            XCTAssertTrue("\($0)".contains("predictClasses needs a model with one output, this one has 2"), "\($0)")
+        }
+    }
+
     func testLossesByName() throws {
         let (x, y) = try Self.separable(64, seed: 9)
         for loss in ["mean_squared_error", "mae", "mape", "msle", "binary_crossentropy", "categorical_crossentropy", "hinge",

@@ -359,11 +359,16 @@ extension Model {
 
     /// Keras 2's predict_classes: argmax over the last axis, or p > 0.5 for one unit.
     public func predictClasses(_ x: Tensor, batchSize: Int? = nil) throws -> [Int32] {
+        guard outputs.count <= 1 else {
+            throw KerasError("\(name): predictClasses needs a model with one output, this one has \(outputs.count)")
+        }
         let p = try predict(x, batchSize: batchSize)
-        let width = p.shape.dropFirst().reduce(1, *), v = p.floats
-        let n = p.shape[0]
+        // Keras 2: the argmax over the last axis (one class per sample, or per
+        // timestep of a sequence output), or a 0.5 threshold for one unit.
+        let width = p.shape.last ?? 1, v = p.floats
         if width == 1 { return v.map { $0 > 0.5 ? 1 : 0 } }
-        return (0..<n).map { i in
+        let rows = width == 0 ? 0 : v.count / width
+        return (0..<rows).map { i in
             var best = 0
             for j in 1..<width where v[i * width + j] > v[i * width + best] { best = j }
             return Int32(clamping: best)  // best < width, a row of at most maxDimension values
