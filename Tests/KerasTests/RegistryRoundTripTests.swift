@@ -85,6 +85,15 @@ final class RegistryRoundTripTests: XCTestCase {
         let viaYAML = try LayerRegistry.deserialize(try YAML.parse(yaml))
         XCTAssertEqual(viaYAML.config.serialized(), layer.config.serialized(), "\(cls): YAML round trip\n\(yaml)")
 
+        // "trainable": false in a config freezes the layer, and its config says so again.
+        var frozenConfig = sample.serialized["config"] ?? [:]
+        frozenConfig.set("trainable", false)
+        var frozen = sample.serialized
+        frozen.set("config", frozenConfig)
+        let f = try LayerRegistry.deserialize(frozen)
+        XCTAssertFalse(f.trainable, "\(cls): trainable false in its config")
+        XCTAssertEqual(f.config["trainable"], false, "\(cls): its config after trainable false")
+
         // A model around it, saved in each format and loaded back.
         let ins = sample.inputs.map { t in Input(shape: Array(t.shape.dropFirst()), dtype: t.dtype) }
         let outs: [KerasTensor] = try layer(ins.count == 1 ? [ins[0]] : ins)

@@ -52,7 +52,10 @@ public enum LayerRegistry {
         guard let type = types[cls] else {
             throw KerasError("unknown layer class '\(cls)' (registered: \(types.keys.sorted().joined(separator: ", "))); a custom layer is registered with LayerRegistry.register(MyLayer.self) or passed to modelFromJSON/loadModel as customObjects")
         }
-        let layer = try type.from(config: json["config"] ?? .object([]))
+        let config = json["config"] ?? .object([])
+        let layer = try type.from(config: config)
+        // Every layer and nested model honours "trainable" in its config, whatever its own from(config:) reads.
+        layer.trainable = try config.bool("trainable", default: layer.trainable)
         return layer
     }
 }
