@@ -97,4 +97,27 @@ final class ConvolutionalLayerTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 60)
         print("digits CNN: held-out accuracy \(result["accuracy"]!), \(Date().timeIntervalSince(start)) s")
     }
+
+    /// SeparableConv2D's two kernels keep their own initializer, regularizer
+    /// and constraint, under Keras's depthwise_* and pointwise_* keys.
+    func testSeparableConvKeepsBothKernelsSettings() throws {
+        Naming.reset()
+        let layer = SeparableConv2D(filters: 4, kernelSize: [3, 3], depthwiseInitializer: "ones", pointwiseInitializer: "zeros",
+                                    depthwiseRegularizer: L2(l2: 0.1), pointwiseRegularizer: L1(l1: 0.2), pointwiseConstraint: NonNeg())
+        _ = try layer(Input(shape: [5, 5, 2]))
+        let c = layer.config
+        XCTAssertNil(c["kernel_initializer"])
+        XCTAssertEqual(c["pointwise_initializer"]?["class_name"]?.stringValue, "Zeros")
+        XCTAssertEqual(c["depthwise_initializer"]?["class_name"]?.stringValue, "Ones")
+        XCTAssertNotEqual(c["pointwise_regularizer"], JSON.null)
+        XCTAssertNotEqual(c["depthwise_regularizer"], JSON.null)
+        XCTAssertNotEqual(c["pointwise_constraint"], JSON.null)
+        let back = try XCTUnwrap(try LayerRegistry.deserialize(["class_name": "SeparableConv2D", "config": c]) as? SeparableConv2D)
+        XCTAssertEqual(back.config.serialized(), c.serialized())
+        XCTAssertNotNil(back.pointwiseRegularizer)
+        XCTAssertNotNil(back.pointwiseConstraint)
+        XCTAssertThrowsError(try LayerRegistry.deserialize(["class_name": "BatchNormalization", "config": ["renorm": true, "name": "bn"]])) {
+            XCTAssertTrue("\($0)".contains("renorm"), "\($0)")
+        }
+    }
 }

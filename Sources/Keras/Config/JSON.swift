@@ -66,6 +66,19 @@ public enum JSON: Equatable, Sendable, CustomStringConvertible, ExpressibleByStr
         self = .object(pairs)
     }
 
+    /// Removes `key` from an object.
+    public mutating func remove(_ key: String) {
+        guard case .object(let pairs) = self else { return }
+        self = .object(pairs.filter { $0.0 != key })
+    }
+
+    /// Renames `key` in an object, keeping its place.
+    public mutating func rename(_ key: String, to newKey: String) {
+        guard case .object(var pairs) = self, let i = pairs.firstIndex(where: { $0.0 == key }) else { return }
+        pairs[i].0 = newKey
+        self = .object(pairs)
+    }
+
     // MARK: Text
 
     public var description: String { serialized(indent: nil) }

@@ -42,8 +42,11 @@ public final class DepthwiseConv2D: BaseConv {
         }
     }
 
+    /// Keras 3's keys: the kernel is the depthwise kernel, and there are no filters or groups.
     public override var config: JSON {
         var c = super.config
+        for k in ["filters", "groups"] { c.remove(k) }
+        for k in ["initializer", "regularizer", "constraint"] { c.rename("kernel_" + k, to: "depthwise_" + k) }
         c.set("depth_multiplier", JSON(depthMultiplier))
         return c
     }
@@ -68,25 +71,39 @@ public final class SeparableConv2D: BaseConv {
     let pointwiseInitSpec: InitializerConvertible
     public private(set) var depthwiseKernel: Variable?
     public private(set) var pointwiseKernel: Variable?
+    public var pointwiseRegularizer: Regularizer?
+    public var pointwiseConstraint: Constraint?
+
+    /// The depthwise kernel's initializer, regularizer and constraint are the
+    /// base convolution's kernel ones; the pointwise kernel has its own.
     public init(filters: Int, kernelSize: [Int], strides: [Int] = [1, 1], padding: String = "valid", dataFormat: String? = nil,
                 dilationRate: [Int] = [1, 1], depthMultiplier: Int = 1, activation: ActivationConvertible? = nil, useBias: Bool = true,
                 depthwiseInitializer: InitializerConvertible = "glorot_uniform", pointwiseInitializer: InitializerConvertible = "glorot_uniform",
-                biasInitializer: InitializerConvertible = "zeros", activityRegularizer: Regularizer? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                biasInitializer: InitializerConvertible = "zeros", depthwiseRegularizer: Regularizer? = nil, pointwiseRegularizer: Regularizer? = nil,
+                biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil, depthwiseConstraint: Constraint? = nil,
+                pointwiseConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
         self.depthMultiplier = depthMultiplier
         self.pointwiseInitSpec = pointwiseInitializer
+        self.pointwiseRegularizer = pointwiseRegularizer
+        self.pointwiseConstraint = pointwiseConstraint
         super.init(rank: 2, filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dataFormat: dataFormat,
                    dilationRate: dilationRate, groups: 1, activation: activation, useBias: useBias, kernelInitializer: depthwiseInitializer,
-                   biasInitializer: biasInitializer, kernelRegularizer: nil, biasRegularizer: nil, activityRegularizer: activityRegularizer,
-                   kernelConstraint: nil, biasConstraint: nil, inputShape: inputShape, name: name)
+                   biasInitializer: biasInitializer, kernelRegularizer: depthwiseRegularizer, biasRegularizer: biasRegularizer,
+                   activityRegularizer: activityRegularizer, kernelConstraint: depthwiseConstraint, biasConstraint: biasConstraint,
+                   inputShape: inputShape, name: name)
     }
 
     public override func build(_ shapes: [Shape]) throws {
         guard depthMultiplier > 0, depthMultiplier <= TensorType.maxDimension else { throw KerasError("\(name): depth_multiplier must be in [1, \(TensorType.maxDimension)], got \(depthMultiplier)") }
         try validate(shapes)
         let c = splitShape(shapes[0], format: dataFormat).2!
-        depthwiseKernel = try addWeight(name: "depthwise_kernel", shape: kernelSize + [c, depthMultiplier], initializer: kernelInitSpec.resolveInitializer())
-        pointwiseKernel = try addWeight(name: "pointwise_kernel", shape: [1, 1, c * depthMultiplier, filters], initializer: pointwiseInitSpec.resolveInitializer())
-        if useBias { bias = try addWeight(name: "bias", shape: [filters], initializer: biasInitSpec.resolveInitializer()) }
+        depthwiseKernel = try addWeight(name: "depthwise_kernel", shape: kernelSize + [c, depthMultiplier], initializer: kernelInitSpec.resolveInitializer(),
+                                        regularizer: kernelRegularizer, constraint: kernelConstraint)
+        pointwiseKernel = try addWeight(name: "pointwise_kernel", shape: [1, 1, c * depthMultiplier, filters], initializer: pointwiseInitSpec.resolveInitializer(),
+                                        regularizer: pointwiseRegularizer, constraint: pointwiseConstraint)
+        if useBias {
+            bias = try addWeight(name: "bias", shape: [filters], initializer: biasInitSpec.resolveInitializer(), regularizer: biasRegularizer, constraint: biasConstraint)
+        }
         activation = try activationSpec?.resolveActivation() ?? .linear
     }
 
@@ -100,9 +117,15 @@ public final class SeparableConv2D: BaseConv {
         }
     }
 
+    /// Keras 3's keys: depthwise_* (the base kernel's) and pointwise_*, no kernel_* or groups.
     public override var config: JSON {
         var c = super.config
+        c.remove("groups")
+        for k in ["initializer", "regularizer", "constraint"] { c.rename("kernel_" + k, to: "depthwise_" + k) }
         c.set("depth_multiplier", JSON(depthMultiplier))
+        c.set("pointwise_initializer", (try? Initializers.serialize(pointwiseInitSpec.resolveInitializer())) ?? .null)
+        c.set("pointwise_regularizer", pointwiseRegularizer?.serialized ?? .null)
+        c.set("pointwise_constraint", pointwiseConstraint?.serialized ?? .null)
         return c
     }
 
@@ -113,7 +136,10 @@ public final class SeparableConv2D: BaseConv {
                                 useBias: a.useBias,
                                 depthwiseInitializer: AnyInitializer(try c["depthwise_initializer"].map(Initializers.get) ?? GlorotUniform()),
                                 pointwiseInitializer: AnyInitializer(try c["pointwise_initializer"].map(Initializers.get) ?? GlorotUniform()),
-                                biasInitializer: a.biasInit, activityRegularizer: a.activityReg, name: a.name)
+                                biasInitializer: a.biasInit, depthwiseRegularizer: try Regularizers.get(c["depthwise_regularizer"]),
+                                pointwiseRegularizer: try Regularizers.get(c["pointwise_regularizer"]), biasRegularizer: a.biasReg,
+                                activityRegularizer: a.activityReg, depthwiseConstraint: try Constraints.get(c["depthwise_constraint"]),
+                                pointwiseConstraint: try Constraints.get(c["pointwise_constraint"]), biasConstraint: a.biasCons, name: a.name)
         try l.applyInputShape(from: c)
         return l
     }
@@ -211,6 +237,7 @@ public final class Conv2DTranspose: BaseConv {
 
     public override var config: JSON {
         var c = super.config
+        c.remove("groups")  // Keras's Conv2DTranspose has none
         c.set("output_padding", outputPadding.map { JSON($0) } ?? .null)
         return c
     }

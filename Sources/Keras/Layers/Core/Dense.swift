@@ -66,6 +66,7 @@ public final class Dense: Layer {
     public override var config: JSON {
         var c = super.config
         c.set("units", JSON(units))
+        c.set("quantization_config", .null)  // Keras 3 writes it; this library does not quantize
         c.set("activation", activationJSON(activation))
         c.set("use_bias", JSON(useBias))
         c.set("kernel_initializer", (try? Initializers.serialize(kernelInitSpec.resolveInitializer())) ?? .null)

@@ -53,6 +53,7 @@ public final class Embedding: Layer {
     public override var config: JSON {
         var c = super.config
         c.set("input_dim", JSON(inputDim))
+        c.set("quantization_config", .null)  // Keras 3 writes it; this library does not quantize
         c.set("output_dim", JSON(outputDim))
         c.set("embeddings_initializer", (try? Initializers.serialize(initSpec.resolveInitializer())) ?? .null)
         c.set("embeddings_regularizer", embeddingsRegularizer?.serialized ?? .null)

@@ -117,6 +117,10 @@ public final class BatchNormalization: Layer {
         c.set("epsilon", JSON(epsilon))
         c.set("center", .bool(center))
         c.set("scale", .bool(scale))
+        // Keras 3's batch renormalization keys, at their defaults (renormalization is refused when read).
+        c.set("renorm", false)
+        c.set("renorm_clipping", .null)
+        c.set("renorm_momentum", 0.99)
         for (key, spec) in [("beta_initializer", betaInitSpec), ("gamma_initializer", gammaInitSpec),
                             ("moving_mean_initializer", movingMeanInitSpec), ("moving_variance_initializer", movingVarianceInitSpec)] {
             c.set(key, (try? Initializers.serialize(spec.resolveInitializer())) ?? .null)
@@ -134,6 +138,9 @@ public final class BatchNormalization: Layer {
         // Keras 2 wrote the axis as a list of one.
         let axes = try c.ints("axis") ?? [-1]
         guard axes.count == 1 else { throw KerasError("BatchNormalization config: axis must be one integer, got \(axes)") }
+        guard try !c.bool("renorm", default: false) else {
+            throw KerasError("BatchNormalization config \(name ?? ""): renorm (batch renormalization) is not supported")
+        }
         if try c.bool("renorm", default: false) { throw KerasError("BatchNormalization config: renorm is not supported (Keras 3 dropped it)") }
         func initializer(_ key: String, _ def: Initializer) throws -> AnyInitializer {
             try c[key].flatMap { $0.isNull ? nil : $0 }.map(Initializers.get).map(AnyInitializer.init) ?? AnyInitializer(def)

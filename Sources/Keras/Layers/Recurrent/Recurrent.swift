@@ -357,6 +357,13 @@ public final class SimpleRNN: RecurrentLayer {
                    goBackwards: goBackwards, stateful: stateful, unroll: unroll, seed: seed, inputShape: inputShape, name: name)
     }
 
+    /// Keras's SimpleRNN config has no seed (LSTM's and GRU's do).
+    public override var config: JSON {
+        var c = super.config
+        c.remove("seed")
+        return c
+    }
+
     public override class func from(config c: JSON) throws -> Layer {
         let a = try Arguments(c, defaultRecurrentActivation: "sigmoid")
         let l = SimpleRNN(a.units, activation: a.activation, useBias: a.useBias, kernelInitializer: a.kernelInit,
