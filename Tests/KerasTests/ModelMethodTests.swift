@@ -1,0 +1,96 @@
+import Foundation
+import Keras
+import XCTest
+
+/// Model methods Keras users call, each against the number Keras's
+/// definition gives (issue 13, item 8): getLayer, pop, fit's validation data,
+/// sample and class weights, the single-batch methods, regularizers in the
+/// reported loss and constraints after each update.
+final class ModelMethodTests: XCTestCase {
+    func data(_ n: Int = 12) throws -> (Tensor, Tensor) { try TrainingTests.separable(n, seed: 17) }
+
+    func model(_ layers: [Layer]? = nil, lr: Float = 0) throws -> Sequential {
+        Naming.reset()
+        RandomSeed.set(9)
+        let m = try Sequential(layers ?? [Dense(3, activation: "softmax", inputShape: [20])])
+        try m.compile(optimizer: SGD(learningRate: lr), loss: "categorical_crossentropy")
+        return m
+    }
+
+    /// -log p[true class] per sample, from predict.
+    func sampleLosses(_ m: Model, _ x: Tensor, _ y: Tensor) throws -> [Float] {
+        let p = try m.predict(x).floats, t = y.floats
+        return (0..<x.shape[0]).map { i in -Foundation.log((0..<3).map { p[i * 3 + $0] * t[i * 3 + $0] }.reduce(0, +)) }
+    }
+
+    func testGetLayerAndPop() throws {
+        let m = try model([Dense(4, inputShape: [20], name: "first"), Dense(3, name: "second")])
+        XCTAssertEqual(try m.getLayer(name: "second").name, "second")
+        XCTAssertEqual(try m.getLayer(index: 0).name, "first")
+        XCTAssertThrowsError(try m.getLayer(name: "third")) { XCTAssertTrue("\($0)".contains("no such layer: third"), "\($0)") }
+        XCTAssertThrowsError(try m.getLayer(index: 2)) { XCTAssertTrue("\($0)".contains("index 2 but model only has 2 layers"), "\($0)") }
+        try m.pop()
+        XCTAssertEqual(m.layers.map(\.name), ["first"])
+        XCTAssertEqual(try m.outputShape, [nil, 4])
+        try m.pop()
+        XCTAssertThrowsError(try m.pop()) { XCTAssertTrue("\($0)".contains("no layers"), "\($0)") }
+    }
+
+    /// With a zero learning rate the weights stay, so the reported losses are Keras's formulas exactly.
+    func testFitWeightsAndValidationFollowKeras() throws {
+        let (x, y) = try data()
+        let m = try model()
+        let l = try sampleLosses(m, x, y)
+        let n = Float(l.count)
+        // sum_over_batch_size: sum(w * l) / n
+        let plain = try m.fit(x, y, batchSize: 12, epochs: 1, verbose: 0, shuffle: false).history["loss"]![0]
+        XCTAssertEqual(plain, l.reduce(0, +) / n, accuracy: 1e-5)
+        let sw = try Tensor((0..<12).map { Float($0 % 2) }, shape: [12])
+        let weighted = try m.fit(x, y, batchSize: 12, epochs: 1, verbose: 0, shuffle: false, sampleWeight: sw).history["loss"]![0]
+        XCTAssertEqual(weighted, (0..<12).map { Float($0 % 2) * l[$0] }.reduce(0, +) / n, accuracy: 1e-5)
+        let classes = (0..<12).map { i in (0..<3).first { y.floats[i * 3 + $0] == 1 }! }
+        let byClass = try m.fit(x, y, batchSize: 12, epochs: 1, verbose: 0, shuffle: false, classWeight: [0: 0, 1: 0.5, 2: 2]).history["loss"]![0]
+        let cw: [Float] = [0, 0.5, 2]
+        XCTAssertEqual(byClass, (0..<12).map { cw[classes[$0]] * l[$0] }.reduce(0, +) / n, accuracy: 1e-5)
+        // validation data: val_loss is the unweighted mean over it
+        let (vx, vy) = try TrainingTests.separable(6, seed: 3)
+        let h = try m.fit(x, y, batchSize: 4, epochs: 2, verbose: 0, validationData: (vx, vy))
+        XCTAssertEqual(h.history["val_loss"]?.count, 2)
+        let vl = try sampleLosses(m, vx, vy)
+        XCTAssertEqual(h.history["val_loss"]![1], vl.reduce(0, +) / 6, accuracy: 1e-5)
+    }
+
+    func testSingleBatchMethods() throws {
+        let (x, y) = try data(8)
+        let m = try model(lr: 0.5)
+        XCTAssertEqual(try m.predictOnBatch([x])[0].floats, try m.predict(x).floats)
+        let before = try m.testOnBatch(x: [x], y: [y])[0]
+        XCTAssertEqual(before, try m.evaluate(x, y)[0], accuracy: 1e-6)
+        // train_on_batch reports the loss of the weights it started from, then steps
+        XCTAssertEqual(try m.trainOnBatch(x, y)[0], before, accuracy: 1e-6)
+        XCTAssertLessThan(try m.testOnBatch(x: [x], y: [y])[0], before)
+    }
+
+    func testRegularizersAddToTheLossAndConstraintsHoldAfterUpdates() throws {
+        let (x, y) = try data()
+        let m = try model([Dense(3, activation: "softmax", kernelRegularizer: L2(l2: 0.1), inputShape: [20])])
+        let w = m.layers[0].weights[0].value.floats
+        let l = try sampleLosses(m, x, y)
+        let reported = try m.fit(x, y, batchSize: 12, epochs: 1, verbose: 0, shuffle: false).history["loss"]![0]
+        XCTAssertEqual(reported, l.reduce(0, +) / 12 + 0.1 * w.map { $0 * $0 }.reduce(0, +), accuracy: 1e-4)
+
+        for (constraint, check) in [(NonNeg() as Constraint, { (v: [Float]) in v.allSatisfy { $0 >= 0 } }),
+                                    (MaxNorm(maxValue: 0.5), { v in Self.columnNorms(v).allSatisfy { $0 <= 0.5 + 1e-5 } }),
+                                    (UnitNorm(), { v in Self.columnNorms(v).allSatisfy { abs($0 - 1) < 1e-4 } }),
+                                    (MinMaxNorm(minValue: 0.8, maxValue: 0.9), { v in Self.columnNorms(v).allSatisfy { $0 >= 0.8 - 1e-4 && $0 <= 0.9 + 1e-4 } })] {
+            let c = try model([Dense(3, activation: "softmax", kernelConstraint: constraint, inputShape: [20])], lr: 1)
+            _ = try c.fit(x, y, batchSize: 4, epochs: 1, verbose: 0)
+            XCTAssertTrue(check(c.layers[0].weights[0].value.floats), "\(type(of: constraint)) after updates")
+        }
+    }
+
+    /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
+    static func columnNorms(_ v: [Float]) -> [Float] {
+        (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }
+    }
+}
