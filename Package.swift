@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 // MARK: - Compiler settings
@@ -7,6 +7,9 @@ import PackageDescription
 /// numerical code at realistic speed, and the reference twins stay plain loops.
 /// ISA-specific code is selected per function with `__attribute__((target))`,
 /// never with a global -mavx2, so the library still runs on older CPUs.
+/// Tools version 6.2 lets packages that depend on this one build with these
+/// flags; Package@swift-6.0.swift is the same manifest without them, for
+/// 6.0 and 6.1 toolchains (which refuse unsafe flags in a dependency).
 let kernelCSettings: [CSetting] = [
     .unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"])
 ]
