@@ -126,6 +126,38 @@ final class RegistryRoundTripTests: XCTestCase {
                 break
             }
         }
+        try harness(cls, layer, model, sample)  // last: it trains the model
+    }
+}
+
+extension RegistryRoundTripTests {
+    /// The layer harness every registered class goes through (in the spirit
+    /// of Keras's run_layer_test): the inferred output shape against the
+    /// executed one at batch 1 and at the sample's batch, and one training
+    /// step of a model around the layer (finite loss; with the layer frozen,
+    /// its weights do not move).
+    func harness(_ cls: String, _ layer: Layer, _ model: Model, _ sample: Sample) throws {
+        let inferred = try layer.computeOutputShape(sample.inputs.map { [nil] + $0.shape.dropFirst().map { Optional($0) } })[0]
+        for n in Set([1, sample.inputs[0].shape[0]]).sorted() {
+            let xs = try sample.inputs.map { t in try t.rows(0..<n) }
+            let y = try model.predict(xs)[0]
+            XCTAssertEqual(y.shape.count, inferred.count, "\(cls): rank at batch \(n)")
+            for (a, (got, want)) in zip(y.shape, inferred).enumerated() where a > 0 && want != nil {
+                XCTAssertEqual(got, want!, "\(cls): output axis \(a) at batch \(n): inferred \(inferred), executed \(y.shape)")
+            }
+        }
+        // One training step against zero targets; then the same with the layer frozen.
+        let out = try model.predict(sample.inputs)[0]
+        let zeros = try Tensor([Float](repeating: 0, count: out.shape.reduce(1, *)), shape: out.shape)
+        try model.compile(optimizer: SGD(learningRate: 0.01), loss: "mse")
+        let loss = try model.trainOnBatch(x: sample.inputs, y: [zeros])[0]
+        XCTAssertTrue(loss.isFinite, "\(cls): training loss \(loss)")
+        layer.trainable = false
+        try model.compile(optimizer: SGD(learningRate: 0.5), loss: "mse")
+        let before = layer.weights.map(\.value.floats)
+        _ = try model.trainOnBatch(x: sample.inputs, y: [zeros])
+        XCTAssertEqual(layer.weights.map(\.value.floats), before, "\(cls): a frozen layer's weights moved in training")
+        layer.trainable = true
     }
 }
 
