@@ -161,6 +161,35 @@ extension RegistryRoundTripTests {
     }
 }
 
+/// Keras 1 configs' keys read as their Keras 2/3 names: the layer built from
+/// the old config has the same config as the one built from the new.
+final class Keras1ConfigTests: XCTestCase {
+    func same(_ old: JSON, _ new: JSON, file: StaticString = #filePath, line: UInt = #line) throws {
+        Naming.reset()
+        let a = try LayerRegistry.deserialize(old).config
+        Naming.reset()
+        let b = try LayerRegistry.deserialize(new).config
+        XCTAssertEqual(a.serialized(), b.serialized(), file: file, line: line)
+    }
+
+    func testKeras1KeysReadAsTheirNewNames() throws {
+        try same(["class_name": "Dense", "config": ["output_dim": 7, "init": "he_normal", "W_regularizer": ["l1": 0, "l2": 0.01, "name": "L1L2Regularizer"],
+                                                    "bias": false, "name": "d"]],
+                 ["class_name": "Dense", "config": ["units": 7, "kernel_initializer": "he_normal", "kernel_regularizer": ["class_name": "L1L2", "config": ["l1": 0, "l2": 0.01]],
+                                                    "use_bias": false, "name": "d"]])
+        try same(["class_name": "Convolution2D", "config": ["nb_filter": 8, "nb_row": 3, "nb_col": 5, "border_mode": "same", "subsample": [2, 1],
+                                                            "dim_ordering": "th", "name": "c"]],
+                 ["class_name": "Conv2D", "config": ["filters": 8, "kernel_size": [3, 5], "padding": "same", "strides": [2, 1],
+                                                     "data_format": "channels_first", "name": "c"]])
+        try same(["class_name": "Convolution1D", "config": ["nb_filter": 4, "filter_length": 3, "subsample_length": 2, "name": "c1"]],
+                 ["class_name": "Conv1D", "config": ["filters": 4, "kernel_size": [3], "strides": [2], "name": "c1"]])
+        try same(["class_name": "MaxPooling1D", "config": ["pool_length": 3, "stride": 2, "border_mode": "valid", "name": "p"]],
+                 ["class_name": "MaxPooling1D", "config": ["pool_size": [3], "strides": [2], "padding": "valid", "name": "p"]])
+        try same(["class_name": "Embedding", "config": ["input_dim": 10, "output_dim": 4, "init": "uniform", "name": "e"]],
+                 ["class_name": "Embedding", "config": ["input_dim": 10, "output_dim": 4, "embeddings_initializer": "uniform", "name": "e"]])
+    }
+}
+
 /// The other objects configs hold: each kind's serialized form, written as
 /// JSON text and read back, gives the same serialized form.
 final class ConfigObjectRoundTripTests: XCTestCase {

@@ -52,10 +52,46 @@ public enum LayerRegistry {
         guard let type = types[cls] else {
             throw KerasError("unknown layer class '\(cls)' (registered: \(types.keys.sorted().joined(separator: ", "))); a custom layer is registered with LayerRegistry.register(MyLayer.self) or passed to modelFromJSON/loadModel as customObjects")
         }
-        let config = json["config"] ?? .object([])
+        let config = keras1Normalized(json["config"] ?? .object([]), className: cls)
         let layer = try type.from(config: config)
         // Every layer and nested model honours "trainable" in its config, whatever its own from(config:) reads.
         layer.trainable = try config.bool("trainable", default: layer.trainable)
         return layer
+    }
+
+    /// A Keras 1 config's keys under their Keras 2/3 names, where the newer
+    /// name is absent: init, W_/b_ regularizers and constraints, bias, Dense's
+    /// output_dim, convolutions' nb_filter, nb_row/nb_col, filter_length,
+    /// border_mode, subsample(_length) and dim_ordering, pooling's
+    /// pool_length and stride, Embedding's init and W_* (its weights are
+    /// "embeddings").
+    static func keras1Normalized(_ config: JSON, className: String) -> JSON {
+        var c = config
+        func move(_ old: String, _ new: String, _ transform: (JSON) -> JSON = { $0 }) {
+            guard let v = c[old], c[new] == nil else { return }
+            c.remove(old)
+            c.set(new, transform(v))
+        }
+        let weights = className == "Embedding" ? "embeddings" : "kernel"
+        move("init", "\(weights)_initializer")
+        move("W_regularizer", "\(weights)_regularizer"); move("b_regularizer", "bias_regularizer")
+        move("W_constraint", "\(weights)_constraint"); move("b_constraint", "bias_constraint")
+        move("bias", "use_bias")
+        if className == "Dense" { move("output_dim", "units") }
+        move("nb_filter", "filters")
+        if let r = c["nb_row"]?.intValue, let col = c["nb_col"]?.intValue, c["kernel_size"] == nil {
+            c.remove("nb_row"); c.remove("nb_col")
+            c.set("kernel_size", JSON([r, col]))
+        }
+        move("filter_length", "kernel_size") { v in v.intValue.map { JSON([$0]) } ?? v }
+        move("pool_length", "pool_size") { v in v.intValue.map { JSON([$0]) } ?? v }
+        move("border_mode", "padding")
+        move("subsample_length", "strides") { v in v.intValue.map { JSON([$0]) } ?? v }
+        move("subsample", "strides")
+        move("stride", "strides") { v in v.intValue.map { JSON([$0]) } ?? v }
+        move("dim_ordering", "data_format") { v in
+            switch v.stringValue { case "th"?: return "channels_first"; case "tf"?: return "channels_last"; default: return v }
+        }
+        return c
     }
 }

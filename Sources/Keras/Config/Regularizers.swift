@@ -52,7 +52,9 @@ public enum Regularizers {
     public static func get(_ json: JSON?) throws -> Regularizer? {
         guard let json, !json.isNull else { return nil }
         let (cls, c) = try classAndConfig(json, what: "a regularizer")
-        switch canonicalName(cls) {
+        var name = canonicalName(cls)
+        if name.hasSuffix("regularizer") { name.removeLast("regularizer".count) }  // Keras 1's L1L2Regularizer
+        switch name {
         case "l1": return L1(l1: try c.float("l1", default: 0.01))
         case "l2": return L2(l2: try c.float("l2", default: 0.01))
         case "l1l2": return L1L2(l1: try c.float("l1", default: 0), l2: try c.float("l2", default: 0))
@@ -133,7 +135,7 @@ public enum Constraints {
         let (cls, c) = try classAndConfig(json, what: "a constraint")
         let axis = try c.ints("axis") ?? [0]
         switch canonicalName(cls) {
-        case "maxnorm": return MaxNorm(maxValue: try c.float("max_value", default: 2), axis: axis)
+        case "maxnorm": return MaxNorm(maxValue: try c.float("max_value", default: try c.float("m", default: 2)), axis: axis)  // Keras 1: m
         case "nonneg": return NonNeg()
         case "unitnorm": return UnitNorm(axis: axis)
         case "minmaxnorm":

@@ -9,6 +9,8 @@ func serialized(module: String, className: String, config: JSON) -> JSON {
 /// string ("glorot_uniform", "GlorotUniform").
 func classAndConfig(_ json: JSON, what: String) throws -> (String, JSON) {
     if let s = json.stringValue { return (s, .object([])) }
+    // Keras 1 wrote the class as "name" beside the arguments: {"name": "L1L2Regularizer", "l2": 0.01}.
+    if json["class_name"] == nil, json["config"] == nil, let cls = json["name"]?.stringValue { return (cls, json) }
     guard let cls = json["class_name"]?.stringValue else {
         throw KerasError("cannot read \(what) from \(json.serialized())")
     }
