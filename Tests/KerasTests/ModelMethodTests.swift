@@ -89,6 +89,25 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// A generator's wrongly shaped batch is an error naming the step, and
+    /// that batch changes nothing: the weights are those after the good steps.
+    func testGeneratorWithABadBatchStopsBeforeIt() throws {
+        let (x, y) = try data(8)
+        let m = try model(lr: 0.5)
+        let bad = try Tensor([Float](repeating: 0, count: 8 * 5), shape: [8, 5])
+        let batches: [([Tensor], [Tensor])] = [([x], [y]), ([x], [y]), ([bad], [y])]
+        XCTAssertThrowsError(try m.fitGenerator(batches, stepsPerEpoch: 3, verbose: 0)) {
+            XCTAssertTrue("\($0)".contains("the generator's batch at step 2 of epoch 1"), "\($0)")
+        }
+        let afterError = m.weights.map(\.value.floats)
+        let reference = try model(lr: 0.5)
+        _ = try reference.fitGenerator(Array(batches.prefix(2)), stepsPerEpoch: 2, verbose: 0)
+        XCTAssertEqual(afterError, reference.weights.map(\.value.floats))
+        XCTAssertThrowsError(try m.evaluateGenerator([([bad], [y])], steps: 1)) {
+            XCTAssertTrue("\($0)".contains("the generator's batch at step 0"), "\($0)")
+        }
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

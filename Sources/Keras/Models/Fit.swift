@@ -410,6 +410,16 @@ extension Model {
 
     // MARK: generators (Keras 2)
 
+    /// A generator's batch checked before it touches the model, the error naming the step.
+    private func checkGeneratorBatch(_ x: [Tensor], _ y: [Tensor], _ at: String) throws {
+        do {
+            try checkInputs(x)
+            try checkTargets(x, y, nil)
+        } catch let e as KerasError {
+            throw KerasError("the generator's batch at \(at): \(e.message)")
+        }
+    }
+
     /// Trains on batches drawn from a sequence, `stepsPerEpoch` per epoch.
     @discardableResult
     public func fitGenerator<S: Sequence>(_ generator: S, stepsPerEpoch: Int, epochs: Int = 1, verbose: Int = 1,
@@ -431,8 +441,7 @@ extension Model {
             let bar = Progbar(target: stepsPerEpoch, verbose: verbose)
             for s in 0..<stepsPerEpoch {
                 guard let (bx, by) = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s) of epoch \(epoch + 1)") }
-                try checkInputs(bx)
-                try checkTargets(bx, by, nil)
+                try checkGeneratorBatch(bx, by, "step \(s) of epoch \(epoch + 1)")
                 let n = bx[0].shape[0]
                 let sig = signature(by, sampleWeights: false)
                 let plan = try self.plan(.train, batchSize: n, signature: sig)
@@ -459,8 +468,7 @@ extension Model {
         var it = generator.makeIterator()
         for s in 0..<steps {
             guard let (bx, by) = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
-            try checkInputs(bx)
-            try checkTargets(bx, by, nil)
+            try checkGeneratorBatch(bx, by, "step \(s)")
             let n = bx[0].shape[0], sig = signature(by, sampleWeights: false)
             let plan = try self.plan(.test, batchSize: n, signature: sig)
             try runBatch(plan, key: "test|\(n)|\(sig.key)", x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
