@@ -108,6 +108,32 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// Loss weights by output name: the reported loss is the weighted sum of the outputs' losses.
+    func testLossWeightsByOutputName() throws {
+        Naming.reset()
+        RandomSeed.set(4)
+        let input = Input(shape: [20])
+        let a = try Dense(3, activation: "softmax", name: "a")(input), b = try Dense(3, activation: "softmax", name: "b")(input)
+        let m = try Model(inputs: [input], outputs: [a, b])
+        let (x, y) = try data(8)
+        try m.compile(optimizer: SGD(learningRate: 0), loss: ["categorical_crossentropy"], lossWeights: ["b": 0.25])
+        let total = try m.evaluate(x: [x], y: [y, y])[0]
+        let pa = try m.predict([x])[0].floats, pb = try m.predict([x])[1].floats, t = y.floats
+        func ce(_ p: [Float]) -> Float {
+            var sum: Float = 0
+            for i in 0..<8 {
+                var pt: Float = 0
+                for c in 0..<3 { pt += p[i * 3 + c] * t[i * 3 + c] }
+                sum -= Foundation.log(pt)
+            }
+            return sum / 8
+        }
+        XCTAssertEqual(total, ce(pa) + 0.25 * ce(pb), accuracy: 1e-5)
+        XCTAssertThrowsError(try m.compile(optimizer: "sgd", loss: ["mse"], lossWeights: ["c": 1])) {
+            XCTAssertTrue("\($0)".contains("loss_weights names 'c', which is not an output (outputs: a, b)"), "\($0)")
+        }
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

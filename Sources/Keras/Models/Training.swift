@@ -95,6 +95,18 @@ extension Model {
         try compile(optimizer: optimizer, loss: [loss], metrics: metrics, lossWeights: lossWeights)
     }
 
+    /// Loss weights by output name (Keras's dict form); an output not named
+    /// weighs 1, a name that is no output is an error.
+    public func compile(optimizer: OptimizerConvertible = "rmsprop", loss: [LossConvertible], metrics: [String] = [],
+                        lossWeights: [String: Float]) throws {
+        let names = outputNames
+        if let unknown = lossWeights.keys.sorted().first(where: { !names.contains($0) }) {
+            throw KerasError("\(name): loss_weights names '\(unknown)', which is not an output (outputs: \(names.joined(separator: ", ")))")
+        }
+        try compile(optimizer: optimizer, loss: loss, metrics: metrics, lossWeights: names.map { lossWeights[$0] ?? 1 })
+        training?.compileConfig.set("loss_weights", .object(names.map { ($0, JSON(lossWeights[$0] ?? 1)) }))
+    }
+
     public var optimizer: Optimizer? { training?.isCompiled == true ? training?.optimizer : nil }
     public var isCompiled: Bool { training?.isCompiled == true }
 
