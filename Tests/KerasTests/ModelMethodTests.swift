@@ -134,6 +134,59 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// A generator that counts the batches drawn from it (from any thread).
+    final class CountingBatches: Sequence, IteratorProtocol, @unchecked Sendable {
+        let batches: [([Tensor], [Tensor])]
+        private var i = 0
+        private let lock = NSLock()
+        init(_ batches: [([Tensor], [Tensor])]) { self.batches = batches }
+        var drawn: Int { lock.lock(); defer { lock.unlock() }; return i }
+        func next() -> ([Tensor], [Tensor])? {
+            lock.lock(); defer { lock.unlock() }
+            guard i < batches.count else { return nil }
+            i += 1
+            return batches[i - 1]
+        }
+    }
+
+    /// fit_generator with Keras 2's arguments: prefetching on a thread gives
+    /// the same weights as drawing on this one and draws only what the epochs
+    /// need; initial epoch, class weights and validation (arrays or a generator).
+    func testFitGeneratorPrefetchesAndTakesKeras2Arguments() throws {
+        let (x, y) = try data(8)
+        let batches = (0..<20).map { k in ([try! x.rows(k % 2 * 4..<(k % 2 * 4 + 4))], [try! y.rows(k % 2 * 4..<(k % 2 * 4 + 4))]) }
+        var finals: [[Float]] = []
+        for workers in [0, 1] {
+            let m = try model(lr: 0.3)
+            let source = CountingBatches(batches)
+            let h = try m.fitGenerator(source, stepsPerEpoch: 3, epochs: 4, verbose: 0, maxQueueSize: 2, workers: workers, initialEpoch: 1)
+            XCTAssertEqual(h.history["loss"]?.count, 3, "epochs 2 to 4")
+            XCTAssertEqual(source.drawn, 9, "workers \(workers): three epochs of three steps, nothing more")
+            finals.append(m.weights.flatMap(\.value.floats))
+        }
+        XCTAssertEqual(finals[0], finals[1], "prefetched on a thread or drawn here: the same steps")
+        // class weights: with a zero learning rate, the loss is Keras's weighted mean
+        let m = try model()
+        let l = try sampleLosses(m, try x.rows(0..<4), try y.rows(0..<4))
+        let classes = (0..<4).map { i in (0..<3).first { y.floats[i * 3 + $0] == 1 }! }
+        let h = try m.fitGenerator(CountingBatches([batches[0]]), stepsPerEpoch: 1, verbose: 0, classWeight: [0: 2, 1: 0, 2: 1])
+        let cw: [Float] = [2, 0, 1]
+        XCTAssertEqual(h.history["loss"]![0], (0..<4).map { cw[classes[$0]] * l[$0] }.reduce(0, +) / 4, accuracy: 1e-5)
+        // validation on arrays and on a generator give the same val_loss for the same data
+        let onArrays = try m.fitGenerator(CountingBatches(batches), stepsPerEpoch: 1, verbose: 0, validationData: ([x], [y]))
+        let onGenerator = try m.fitGenerator(CountingBatches(batches), stepsPerEpoch: 1, verbose: 0,
+                                             validationGenerator: AnySequence(CountingBatches(Array(batches.prefix(2)))), validationSteps: 2)
+        XCTAssertEqual(onArrays.history["val_loss"]![0], onGenerator.history["val_loss"]![0], accuracy: 1e-5)
+        XCTAssertThrowsError(try m.fitGenerator(CountingBatches(batches), stepsPerEpoch: 1, verbose: 0,
+                                                validationGenerator: AnySequence(CountingBatches(batches)))) {
+            XCTAssertTrue("\($0)".contains("validation_steps must be positive"), "\($0)")
+        }
+        // a generator that runs out: an error naming the step, on a thread as here
+        XCTAssertThrowsError(try m.fitGenerator(CountingBatches(Array(batches.prefix(2))), stepsPerEpoch: 3, verbose: 0)) {
+            XCTAssertTrue("\($0)".contains("ran out of batches at step 2 of epoch 1"), "\($0)")
+        }
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

@@ -420,40 +420,65 @@ extension Model {
         }
     }
 
-    /// Trains on batches drawn from a sequence, `stepsPerEpoch` per epoch.
+    /// Trains on batches drawn from a sequence, `stepsPerEpoch` per epoch,
+    /// as Keras 2's fit_generator: batches are prefetched on a background
+    /// thread, at most `maxQueueSize` ahead (`workers: 0` draws them on this
+    /// thread); validation on arrays or on `validationSteps` batches of a
+    /// generator after each epoch; class weights; epochs counted from
+    /// `initialEpoch`.
     @discardableResult
     public func fitGenerator<S: Sequence>(_ generator: S, stepsPerEpoch: Int, epochs: Int = 1, verbose: Int = 1,
-                                          callbacks: [Callback] = []) throws -> History where S.Element == ([Tensor], [Tensor]) {
+                                          callbacks: [Callback] = [], validationData: ([Tensor], [Tensor])? = nil,
+                                          validationGenerator: AnySequence<([Tensor], [Tensor])>? = nil, validationSteps: Int? = nil,
+                                          classWeight: [Int: Float]? = nil, maxQueueSize: Int = 10, workers: Int = 1,
+                                          initialEpoch: Int = 0) throws -> History where S.Element == ([Tensor], [Tensor]) {
         guard stepsPerEpoch > 0 else { throw KerasError("\(name): steps_per_epoch must be positive, got \(stepsPerEpoch)") }
+        guard epochs >= 0, initialEpoch >= 0, maxQueueSize >= 1, workers >= 0 else {
+            throw KerasError("\(name): epochs and initial_epoch must not be negative, max_queue_size must be positive and workers not negative")
+        }
+        if validationGenerator != nil, (validationSteps ?? 0) <= 0 {
+            throw KerasError("\(name): validation_steps must be positive with a validation generator")
+        }
         let state = try requireCompiled("fit_generator()")
         let history = History()
         let all = [history] + callbacks
         for c in all { c.model = self }
         stopTraining = false
-        var it = generator.makeIterator()
+        let batches = Prefetcher(generator.makeIterator(), limit: maxQueueSize, total: stepsPerEpoch * max(epochs - initialEpoch, 0),
+                                 background: workers > 0)
+        defer { batches.stop() }
+        var validationBatches = validationGenerator?.makeIterator()
         let metricNames = state.metricNames(outputNames: outputNames)
         for c in all { try c.onTrainBegin(logs: [:]) }
-        var epoch = 0
+        var epoch = initialEpoch
         while epoch < epochs && !stopTraining {
             if verbose > 0 { print("Epoch \(epoch + 1)/\(epochs)") }
             for c in all { try c.onEpochBegin(epoch, logs: [:]) }
             var acc = Accumulator(metrics: metricNames.count)
             let bar = Progbar(target: stepsPerEpoch, verbose: verbose)
             for s in 0..<stepsPerEpoch {
-                guard let (bx, by) = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s) of epoch \(epoch + 1)") }
+                guard let (bx, by) = batches.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s) of epoch \(epoch + 1)") }
                 try checkGeneratorBatch(bx, by, "step \(s) of epoch \(epoch + 1)")
                 let n = bx[0].shape[0]
-                let sig = signature(by, sampleWeights: false)
+                let weights = try combinedWeights(by, classWeight: classWeight, sampleWeight: nil)
+                let sig = signature(by, sampleWeights: weights != nil)
                 let plan = try self.plan(.train, batchSize: n, signature: sig)
                 state.optimizer.prepareStep()
                 try runBatch(plan, key: "train|\(n)|\(sig.key)", x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
-                             sampleWeights: nil, indices: Array(0..<n)[...])
+                             sampleWeights: weights, indices: Array(0..<n)[...])
                 acc.add(plan, batch: n)
                 bar.update(s + 1, acc.logs(metricNames))
                 for c in all { try c.onTrainBatchEnd(s, logs: Logs(uniqueKeysWithValues: acc.logs(metricNames))) }
                 if stopTraining { break }
             }
-            let logs = acc.logs(metricNames)
+            var logs = acc.logs(metricNames)
+            if let (vx, vy) = validationData {
+                logs += try evaluateDict(x: vx, y: vy, batchSize: nil, verbose: 0, sampleWeight: nil).map { ("val_" + $0.key, $0.value) }
+                    .sorted { $0.0 < $1.0 }
+            } else if validationBatches != nil, let steps = validationSteps {
+                // each epoch's validation continues where the last one stopped, as Keras's does
+                logs += try evaluateBatches(steps: steps) { validationBatches!.next() }.map { ("val_" + $0.key, $0.value) }.sorted { $0.0 < $1.0 }
+            }
             bar.update(stepsPerEpoch, logs, final: true)
             for c in all { try c.onEpochEnd(epoch, logs: Logs(uniqueKeysWithValues: logs)) }
             epoch += 1
@@ -463,11 +488,16 @@ extension Model {
     }
 
     public func evaluateGenerator<S: Sequence>(_ generator: S, steps: Int) throws -> [String: Float] where S.Element == ([Tensor], [Tensor]) {
+        var it = generator.makeIterator()
+        return try evaluateBatches(steps: steps) { it.next() }
+    }
+
+    /// Loss and metrics over `steps` batches drawn from `next`.
+    private func evaluateBatches(steps: Int, _ next: () -> ([Tensor], [Tensor])?) throws -> [String: Float] {
         let state = try requireCompiled("evaluate_generator()")
         var acc = Accumulator(metrics: state.metricNames(outputNames: outputNames).count)
-        var it = generator.makeIterator()
         for s in 0..<steps {
-            guard let (bx, by) = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
+            guard let (bx, by) = next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
             try checkGeneratorBatch(bx, by, "step \(s)")
             let n = bx[0].shape[0], sig = signature(by, sampleWeights: false)
             let plan = try self.plan(.test, batchSize: n, signature: sig)
