@@ -5,11 +5,8 @@
 /// only user; operands from outside must be the result's shape, one value,
 /// or a trailing part of it (a bias row). Decisions, taken or refused, are
 /// recorded with their reasons.
-public final class ElementwiseFusion: GraphPass {
+public final class ElementwiseFusion: DecisionRecordingPass, GraphPass {
     public var name: String { "fuse-elementwise" }
-    public private(set) var decisions: [String] = []
-    public var notes: [String] { decisions }
-    public init() {}
 
     /// An f32 op on f32 operands that a fused program can run.
     static func fusible(_ n: Node, in graph: Graph) -> Bool {

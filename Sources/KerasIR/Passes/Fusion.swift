@@ -2,11 +2,8 @@
 /// one gemm_bias_act or conv_bias_act (a GEMM or convolution whose store step
 /// adds the bias and applies the activation to each tile while it is in cache). Each decision, taken or refused, is recorded with its reason
 /// in `decisions`; the pipeline logs them and KERAS_DUMP=fusion prints them.
-public final class Fusion: GraphPass {
+public final class Fusion: DecisionRecordingPass, GraphPass {
     public var name: String { "fusion" }
-    public private(set) var decisions: [String] = []
-    public var notes: [String] { decisions }
-    public init() {}
 
     static let activations: Set<String> = ["relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "swish", "softplus", "softsign",
                                            "elu", "selu", "leaky_relu", "hard_sigmoid"]

@@ -16,6 +16,14 @@ extension GraphPass {
     public var notes: [String] { [] }
 }
 
+/// The base of the fusion passes: each run's decisions, taken or refused,
+/// with their reasons, which the pipeline reports as the pass's notes.
+open class DecisionRecordingPass {
+    public internal(set) var decisions: [String] = []
+    public var notes: [String] { decisions }
+    public init() {}
+}
+
 /// What the fusion passes ask of a graph: each value's users, whether it is
 /// a graph output, and its printed name for decisions.
 struct GraphUses {

@@ -4,11 +4,8 @@
 /// per-row loss together, and two views read them from its packed result.
 /// The call runs where the gradient did (the loss's readers move after it),
 /// so the cotangent must not depend on the loss values; shapes must be known.
-public final class LossFusion: GraphPass {
+public final class LossFusion: DecisionRecordingPass, GraphPass {
     public var name: String { "fuse-loss" }
-    public private(set) var decisions: [String] = []
-    public var notes: [String] { decisions }
-    public init() {}
 
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
         decisions = []

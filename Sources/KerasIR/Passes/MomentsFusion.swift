@@ -4,11 +4,8 @@
 /// instead of a mean, a full-size squared-deviation tensor and a second
 /// reduction. Needs the channel count known; other axis sets are left alone
 /// with the reason.
-public final class MomentsFusion: GraphPass {
+public final class MomentsFusion: DecisionRecordingPass, GraphPass {
     public var name: String { "fuse-moments" }
-    public private(set) var decisions: [String] = []
-    public var notes: [String] { decisions }
-    public init() {}
 
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
         decisions = []

@@ -7,11 +7,8 @@
 /// them and computed once per job. A job is left as it was, with the reason,
 /// when its ops do not share the parameter's shape or another job reads the
 /// parameter it writes.
-public final class UpdateFusion: GraphPass {
+public final class UpdateFusion: DecisionRecordingPass, GraphPass {
     public var name: String { "fuse-updates" }
-    public private(set) var decisions: [String] = []
-    public var notes: [String] { decisions }
-    public init() {}
 
     public func run(_ graph: inout Graph, registry: OpRegistry) throws -> Bool {
         decisions = []
