@@ -8,12 +8,15 @@ import Glibc
 /// against this machine's FMA peak, as a table and optionally as JSON.
 let usage = """
 usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json FILE] [--markdown FILE]
+                   [--svg FILE [--peers FILE]]
        keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
 
   models: \(modelSuite.map(\.name).joined(separator: ", ")) (default: all)
   --threads N   run at N threads only (default: 1 and all cores)
   --steps N     timed training steps after warm-up (default 30, at least 1)
   --profile     also time every kernel of the training plan and list the slowest
+  --svg FILE    the model table as a bar chart; --peers FILE adds the peers'
+                times (Benchmarks/peers/peers.py --json output)
 """
 
 func usageError(_ message: String) -> Never {
@@ -35,6 +38,8 @@ let markdownPath = take("--markdown")
 let threadArg = take("--threads")
 let modelArg = take("--model")
 let stepsArg = take("--steps")
+let svgPath = take("--svg")
+let peersPath = take("--peers")
 let kernels = args.contains("--kernels")
 let quick = args.contains("--quick")
 let profileKernels = args.contains("--profile")
@@ -61,7 +66,9 @@ func writeOutputs(markdown: () -> String, json: () -> JSON) {
 }
 
 if kernels {
-    guard modelArg == nil, stepsArg == nil else { usageError("--model and --steps belong to the model suite, not --kernels") }
+    guard modelArg == nil, stepsArg == nil, svgPath == nil, peersPath == nil else {
+        usageError("--model, --steps, --svg and --peers belong to the model suite, not --kernels")
+    }
     let records = runKernelSuite(threadCounts: threadCounts, quick: quick)
     writeOutputs(markdown: { markdownTable(records, command: command) }, json: { .array(records.map(\.json)) })
 } else {
@@ -77,7 +84,18 @@ if kernels {
         }
         models = [spec]
     }
+    if peersPath != nil && svgPath == nil { usageError("--peers goes with --svg") }
+    // Read the peers before the (long) run, so a bad file fails fast.
+    var peerTimes: [PeerTime] = []
+    if let p = peersPath {
+        do { peerTimes = try readPeerTimes(p) } catch { fputs("keras-bench: \(error)\n", stderr); exit(1) }
+    }
     let run = runModelSuite(models: models, threadCounts: threadCounts, steps: steps)
+    if let path = svgPath {
+        do {
+            try writeFileAtomically(path, modelChartSVG(run.records, peers: peerTimes, title: "Training step, keras-bench (\(run.isa))"))
+        } catch { fputs("keras-bench: \(error)\n", stderr); exit(1) }
+    }
     let table = modelMarkdownTable(run.records, peak: run.peak, isa: run.isa, command: command)
     print("\n" + table)
     writeOutputs(markdown: { table }, json: { .array(run.records.map(\.json)) })

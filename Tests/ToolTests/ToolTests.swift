@@ -175,6 +175,21 @@ final class ToolTests: XCTestCase {
         XCTAssertGreaterThan(lrec.first?["train_ms_median"] as? Double ?? 0, 0)
     }
 
+    /// --svg draws the model table, with the peers' bars from --peers; a bad peers file fails before the run.
+    func testBenchDrawsTheModelTableWithPeers() throws {
+        let svg = temp(".svg"), peers = temp(".json")
+        try #"[{"peer": "pytorch", "model": "mlp", "threads": 1, "train_ms_median": 5.35}]"#.write(toFile: peers, atomically: true, encoding: .utf8)
+        let r = try run("keras-bench", ["--model", "mlp", "--threads", "1", "--steps", "1", "--svg", svg, "--peers", peers])
+        XCTAssertEqual(r.status, 0, r.err)
+        let text = try String(contentsOfFile: svg, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("<svg") && text.contains(">this library<") && text.contains(">pytorch<") && text.contains(">5.35 ms<"), text)
+        XCTAssertTrue(text.contains("mlp, 1 thread"), text)
+        try "{}".write(toFile: peers, atomically: true, encoding: .utf8)
+        try expectFailure("keras-bench", ["--model", "mlp", "--threads", "1", "--steps", "1", "--svg", svg, "--peers", peers], status: 1,
+                          mentions: ["expected a JSON array of peer records"])
+        try expectFailure("keras-bench", ["--model", "mlp", "--peers", peers], status: 2, mentions: ["--peers goes with --svg"])
+    }
+
     // MARK: hostile input (issue 9)
 
     func testDemoHostileFlagsAndData() throws {
