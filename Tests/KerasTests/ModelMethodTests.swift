@@ -187,6 +187,33 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// Keras 2's sample_weight_mode "temporal": a weight per sample and
+    /// timestep; the loss is sum(w * l) over every (sample, step) / count.
+    func testTemporalSampleWeights() throws {
+        Naming.reset()
+        RandomSeed.set(2)
+        let m = try Sequential([InputLayer(shape: [3, 4]), TimeDistributed(Dense(2, activation: "softmax"))])
+        try m.compile(optimizer: SGD(learningRate: 0), loss: "categorical_crossentropy", sampleWeightMode: "temporal")
+        var rng = SplitMix64(seed: 3)
+        let x = try Tensor((0..<2 * 3 * 4).map { _ in rng.uniform(-1, 1) }, shape: [2, 3, 4])
+        let y = try Tensor((0..<12).map { Float(($0 / 2 + $0) % 2) }, shape: [2, 3, 2])
+        let w = try Tensor([1, 0, 2, 0.5, 1, 0], shape: [2, 3])
+        let p = try m.predict(x).floats, t = y.floats, wv = w.floats
+        var expected: Float = 0
+        for k in 0..<6 {
+            let pt: Float = p[2 * k] * t[2 * k] + p[2 * k + 1] * t[2 * k + 1]
+            expected -= wv[k] * Foundation.log(pt)
+        }
+        let loss = try m.fit(x, y, batchSize: 2, epochs: 1, verbose: 0, shuffle: false, sampleWeight: w).history["loss"]![0]
+        XCTAssertEqual(loss, expected / 6, accuracy: 1e-5)
+        XCTAssertThrowsError(try m.fit(x, y, verbose: 0, sampleWeight: try Tensor([1, 1], shape: [2]))) {
+            XCTAssertTrue("\($0)".contains("must have shape (2, timesteps)"), "\($0)")
+        }
+        XCTAssertThrowsError(try m.compile(optimizer: "sgd", loss: "mse", sampleWeightMode: "element")) {
+            XCTAssertTrue("\($0)".contains("sample_weight_mode must be"), "\($0)")
+        }
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

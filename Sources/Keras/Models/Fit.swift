@@ -109,14 +109,22 @@ extension Model {
         for t in y where (t.shape.first ?? -1) != n {
             throw KerasError("\(name): x and y have different numbers of samples: x has \(n), y has \(t.shape.first ?? 0) (shape \(formatShape(t.shape.map { $0 })))")
         }
-        if let sw = sampleWeight, sw.shape != [n] {
-            throw KerasError("\(name): sample_weight must have shape (\(n),), got \(formatShape(sw.shape.map { $0 }))")
+        if let sw = sampleWeight {
+            if training?.temporalSampleWeights == true {
+                guard let steps = y.first?.shape.dropFirst().first, sw.shape == [n, steps] else {
+                    throw KerasError("\(name): with sample_weight_mode \"temporal\", sample_weight must have shape (\(n), timesteps) matching the targets \(formatShape((y.first?.shape ?? []).map { $0 })), got \(formatShape(sw.shape.map { $0 }))")
+                }
+            } else if sw.shape != [n] {
+                throw KerasError("\(name): sample_weight must have shape (\(n),), got \(formatShape(sw.shape.map { $0 }))")
+            }
         }
         guard n > 0 else { throw KerasError("\(name): no samples to use (x has 0 rows)") }
     }
 
     func signature(_ y: [Tensor], sampleWeights: Bool) -> BatchSignature {
-        BatchSignature(targets: y.map { TensorType($0.dtype, Array($0.shape.dropFirst())) }, sampleWeights: sampleWeights)
+        let temporal = sampleWeights && training?.temporalSampleWeights == true && (y.first?.shape.count ?? 0) >= 2
+        return BatchSignature(targets: y.map { TensorType($0.dtype, Array($0.shape.dropFirst())) }, sampleWeights: sampleWeights,
+                              temporalSteps: temporal ? y[0].shape[1] : 0)
     }
 
     // MARK: one batch
@@ -128,9 +136,12 @@ extension Model {
         let rowBytes = x.rowBytes + (y?.rowBytes ?? [])
         let names = inputNames + (y == nil ? [] : outputNames.map { "\($0)_target" })
         let n = indices.count
+        // sample weights: one per row, or a row of timesteps (temporal)
+        let totalRows = x.tensors.first?.shape.first ?? 1
+        let width = sampleWeights.map { w in max(w.count / max(totalRows, 1), 1) } ?? 1
         if state.staging[key] == nil {
             state.staging[key] = rowBytes.map { UnsafeMutableRawPointer.allocate(byteCount: max($0 * n, 4), alignment: 64) }
-                + [UnsafeMutableRawPointer.allocate(byteCount: max(n * 4, 4), alignment: 64)]
+                + [UnsafeMutableRawPointer.allocate(byteCount: max(n * width * 4, 4), alignment: 64)]
         }
         let buffers = state.staging[key]!
         for (i, t) in arrays.enumerated() {
@@ -147,8 +158,11 @@ extension Model {
         if let sw = sampleWeights {
             let p = buffers.last!.assumingMemoryBound(to: Float.self)
             var k = 0
-            for r in indices { p[k] = sw[r]; k += 1 }
-            try plan.setInput("sample_weight", bytes: UnsafeRawBufferPointer(start: buffers.last!, count: n * 4))
+            for r in indices {
+                for j in 0..<width { p[k * width + j] = sw[r * width + j] }
+                k += 1
+            }
+            try plan.setInput("sample_weight", bytes: UnsafeRawBufferPointer(start: buffers.last!, count: n * width * 4))
         }
         try plan.run()
     }
@@ -157,6 +171,10 @@ extension Model {
     func combinedWeights(_ y: [Tensor], classWeight: [Int: Float]?, sampleWeight: Tensor?) throws -> [Float]? {
         guard classWeight != nil || sampleWeight != nil else { return nil }
         let n = y[0].shape[0]
+        if training?.temporalSampleWeights == true, classWeight != nil {
+            throw KerasError("\(name): class_weight with sample_weight_mode \"temporal\" is not supported; fold the class weights into the temporal sample weights")
+        }
+        if training?.temporalSampleWeights == true, let sw = sampleWeight { return sw.floats }  // [n, timesteps], checked by checkTargets
         var w = sampleWeight?.floats ?? [Float](repeating: 1, count: n)
         if let cw = classWeight {
             let t = y[0]
@@ -214,7 +232,7 @@ extension Model {
             val = (try xs.slice(split..<xs.count), try ys.slice(split..<ys.count))
             xs = try xs.slice(0..<split)
             ys = try ys.slice(0..<split)
-            weights = weights.map { Array($0[0..<split]) }
+            weights = weights.map { w in Array(w[0..<(split * (w.count / max(y[0].shape[0], 1)))]) }  // rows of one or of timesteps
         }
 
         let history = History()

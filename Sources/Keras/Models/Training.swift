@@ -20,6 +20,8 @@ final class TrainingState {
     var compileConfig: JSON = [:]
     /// False for the state an uncompiled model's predict() keeps its plans in.
     var isCompiled = true
+    /// Keras 2's sample_weight_mode "temporal": one weight per sample and timestep.
+    var temporalSampleWeights = false
 
     init(optimizer: Optimizer, losses: [Loss], lossWeights: [Float], metrics: [[Metric]]) {
         self.optimizer = optimizer
@@ -51,7 +53,11 @@ enum StepKind: String {
 struct BatchSignature: Hashable {
     var targets: [TensorType]
     var sampleWeights: Bool
-    var key: String { targets.map(\.description).joined(separator: ";") + (sampleWeights ? "+sw" : "") }
+    /// Timesteps of temporal sample weights ([batch, steps]); 0 for one weight per sample.
+    var temporalSteps = 0
+    var key: String { targets.map(\.description).joined(separator: ";") + (sampleWeights ? "+sw" : "") + (temporalSteps > 0 ? "x\(temporalSteps)" : "") }
+    /// Weights per sample row.
+    var sampleWeightWidth: Int { max(temporalSteps, 1) }
 }
 
 extension Model {
@@ -60,8 +66,11 @@ extension Model {
     /// Configures training: optimizer, one loss per output (or one for
     /// all), optional loss weights and metrics. Unknown names throw here.
     public func compile(optimizer: OptimizerConvertible = "rmsprop", loss: [LossConvertible], metrics: [String] = [],
-                        lossWeights: [Float]? = nil) throws {
+                        lossWeights: [Float]? = nil, sampleWeightMode: String? = nil) throws {
         let graph = try requireGraph("compile()")
+        guard sampleWeightMode == nil || sampleWeightMode == "temporal" else {
+            throw KerasError("\(name): sample_weight_mode must be \"temporal\" or None, got '\(sampleWeightMode!)'")
+        }
         let opt = try optimizer.resolveOptimizer()
         let n = graph.outputs.count
         let resolved = try loss.map { try $0.resolveLoss() }
@@ -73,6 +82,7 @@ extension Model {
         guard weights.count == n else { throw KerasError("\(name): loss_weights has \(weights.count) entries for \(n) outputs") }
         let ms = try (0..<n).map { i in try metrics.map { try Metric.get($0, loss: losses[i]) } }
         training = TrainingState(optimizer: opt, losses: losses, lossWeights: weights, metrics: ms)
+        training?.temporalSampleWeights = sampleWeightMode == "temporal"
         // Keras's compile_config, for model files.
         let lossJSON: [JSON] = losses.map { l in
             let defaults = !l.fromLogits && (l.config["label_smoothing"]?.doubleValue ?? 0) == 0
@@ -91,8 +101,8 @@ extension Model {
     }
 
     public func compile(optimizer: OptimizerConvertible = "rmsprop", loss: LossConvertible, metrics: [String] = [],
-                        lossWeights: [Float]? = nil) throws {
-        try compile(optimizer: optimizer, loss: [loss], metrics: metrics, lossWeights: lossWeights)
+                        lossWeights: [Float]? = nil, sampleWeightMode: String? = nil) throws {
+        try compile(optimizer: optimizer, loss: [loss], metrics: metrics, lossWeights: lossWeights, sampleWeightMode: sampleWeightMode)
     }
 
     /// Loss weights by output name (Keras's dict form); an output not named
@@ -141,14 +151,24 @@ extension Model {
         for (i, t) in signature.targets.enumerated() {
             ys.append(try b.input("\(outputNames[i])_target", TensorType(t.dtype, [TensorType.unknown] + t.shape)))
         }
-        let sw = signature.sampleWeights ? try b.input("sample_weight", .f32([TensorType.unknown])) : nil
+        let sw = signature.sampleWeights
+            ? try b.input("sample_weight", .f32(signature.temporalSteps > 0 ? [TensorType.unknown, signature.temporalSteps] : [TensorType.unknown])) : nil
 
         /// Sample weights for output i's per-position values `v`: the fed
         /// weights, times the output mask scaled by total/valid as Keras's
         /// apply_mask does (so the mean runs over unmasked positions).
         func weights(for v: Value, output i: Int, forLoss: Bool) throws -> Value? {
             let t = b.type(of: v)
-            var w: Value? = try sw.map { t.rank > 1 ? try b.reshape($0, [-1] + [Int](repeating: 1, count: t.rank - 1)) : $0 }
+            var w: Value? = try sw.map { s in
+                if signature.temporalSteps > 0 {
+                    // temporal: [batch, steps] against per-timestep values [batch, steps, ...]
+                    guard t.rank >= 2, t.shape[1] == signature.temporalSteps else {
+                        throw KerasError("\(name): temporal sample weights [batch, \(signature.temporalSteps)] need per-timestep loss values, got \(t) for output \(outputNames[i])")
+                    }
+                    return t.rank > 2 ? try b.reshape(s, [-1, signature.temporalSteps] + [Int](repeating: 1, count: t.rank - 2)) : s
+                }
+                return t.rank > 1 ? try b.reshape(s, [-1] + [Int](repeating: 1, count: t.rank - 1)) : s
+            }
             if let m0 = outMasks[i], b.type(of: m0).rank == t.rank {
                 var m = b.type(of: m0).dtype == .f32 ? m0 : try b.cast(m0, to: .f32)
                 if forLoss {
