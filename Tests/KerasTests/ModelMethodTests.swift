@@ -214,6 +214,24 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// As in Keras, `trainable` is read at compile(): freezing a layer after
+    /// compiling changes nothing until the next compile, which freezes it.
+    func testTrainableTakesEffectAtTheNextCompile() throws {
+        let (x, y) = try data(8)
+        let m = try model([Dense(4, inputShape: [20]), Dense(3, activation: "softmax")], lr: 0.5)
+        let first = m.layers[0]
+        first.trainable = false
+        var before = first.weights.map(\.value.floats)
+        _ = try m.fit(x, y, batchSize: 8, epochs: 1, verbose: 0)
+        XCTAssertNotEqual(first.weights.map(\.value.floats), before, "compiled while trainable: it still trains")
+        try m.compile(optimizer: SGD(learningRate: 0.5), loss: "categorical_crossentropy")
+        before = first.weights.map(\.value.floats)
+        let last = m.layers[1].weights.map(\.value.floats)
+        _ = try m.fit(x, y, batchSize: 8, epochs: 1, verbose: 0)
+        XCTAssertEqual(first.weights.map(\.value.floats), before, "recompiled while frozen: it stays")
+        XCTAssertNotEqual(m.layers[1].weights.map(\.value.floats), last)
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

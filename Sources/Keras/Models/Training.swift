@@ -22,6 +22,9 @@ final class TrainingState {
     var isCompiled = true
     /// Keras 2's sample_weight_mode "temporal": one weight per sample and timestep.
     var temporalSampleWeights = false
+    /// The variables training updates, as they were trainable at compile():
+    /// changing `trainable` takes effect at the next compile, as in Keras.
+    var trainableAtCompile: Set<ObjectIdentifier> = []
 
     init(optimizer: Optimizer, losses: [Loss], lossWeights: [Float], metrics: [[Metric]]) {
         self.optimizer = optimizer
@@ -83,6 +86,7 @@ extension Model {
         let ms = try (0..<n).map { i in try metrics.map { try Metric.get($0, loss: losses[i]) } }
         training = TrainingState(optimizer: opt, losses: losses, lossWeights: weights, metrics: ms)
         training?.temporalSampleWeights = sampleWeightMode == "temporal"
+        training?.trainableAtCompile = Set(trainableWeights.map(ObjectIdentifier.init))
         // Keras's compile_config, for model files.
         let lossJSON: [JSON] = losses.map { l in
             let defaults = !l.fromLogits && (l.config["label_smoothing"]?.doubleValue ?? 0) == 0
@@ -217,7 +221,7 @@ extension Model {
         if kind != .train { try ctx.emitUpdates() }
         var graph = b.graph
         if kind == .train {
-            let trainable = ctx.variablesRead.filter { $0.trainable && model(owns: $0) }
+            let trainable = ctx.variablesRead.filter { state.trainableAtCompile.contains(ObjectIdentifier($0)) }
             let params = trainable.compactMap { ctx.parameter(of: $0) }
             let grads = try Autodiff.gradients(of: loss!, wrt: params, in: &graph)
             let ub = GraphBuilder(extending: graph)
@@ -238,11 +242,6 @@ extension Model {
         }
         graph.outputs = [loss!] + metricOutputs
         return graph
-    }
-
-    /// Whether `v` belongs to a trainable layer of this model.
-    private func model(owns v: Variable) -> Bool {
-        trainableWeights.contains { $0 === v }
     }
 
     /// The plan for one step kind at a batch size, compiled on first use.
