@@ -232,6 +232,21 @@ final class ModelMethodTests: XCTestCase {
         XCTAssertNotEqual(m.layers[1].weights.map(\.value.floats), last)
     }
 
+    /// Keras 2's weights= sets a layer's initial weights once it is built; ones that do not fit are an error naming the weight.
+    func testInitialWeightsArgument() throws {
+        Naming.reset()
+        let w = try Tensor((0..<6).map(Float.init), shape: [3, 2]), b = try Tensor([0.5, -0.5], shape: [2])
+        let m = try Sequential([Dense(2, inputShape: [3], weights: [w, b])])
+        XCTAssertEqual(m.layers[0].weights.map(\.value.floats), [w.floats, b.floats])
+        XCTAssertEqual(try m.predict(try Tensor([1, 0, 0], shape: [1, 3])).floats, [0.5, 0.5])
+        let k = try Tensor([Float](repeating: 1, count: 3 * 3 * 1 * 2), shape: [3, 3, 1, 2])
+        let c = try Sequential([Conv2D(filters: 2, kernelSize: [3, 3], inputShape: [3, 3, 1], weights: [k, try Tensor([0, 1], shape: [2])])])
+        XCTAssertEqual(try c.predict(try Tensor([Float](repeating: 1, count: 9), shape: [1, 3, 3, 1])).floats, [9, 10])
+        XCTAssertThrowsError(try Sequential([Dense(2, inputShape: [4], weights: [w, b])])) {
+            XCTAssertTrue("\($0)".contains("has shape (4, 2), got an array of shape (3, 2)"), "\($0)")
+        }
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

@@ -210,12 +210,14 @@ public final class Conv2D: BaseConv {
                 dilationRate: [Int] = [1, 1], groups: Int = 1, activation: ActivationConvertible? = nil, useBias: Bool = true,
                 kernelInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
-                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil,
+                weights: [Tensor]? = nil, name: String? = nil) {
         super.init(rank: 2, filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dataFormat: dataFormat,
                    dilationRate: dilationRate, groups: groups, activation: activation, useBias: useBias, kernelInitializer: kernelInitializer,
                    biasInitializer: biasInitializer, kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer,
                    activityRegularizer: activityRegularizer, kernelConstraint: kernelConstraint, biasConstraint: biasConstraint,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
     /// `Conv2D(32, 3, activation: "relu")`: one size for both axes.
     public convenience init(_ filters: Int, _ kernelSize: Int, strides: Int = 1, padding: String = "valid", dataFormat: String? = nil,

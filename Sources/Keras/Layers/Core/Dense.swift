@@ -19,7 +19,7 @@ public final class Dense: Layer {
                 kernelInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
                 kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil,
-                inputShape: [Int]? = nil, inputDim: Int? = nil, name: String? = nil) {
+                inputShape: [Int]? = nil, inputDim: Int? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.units = units
         self.activationSpec = activation
         self.useBias = useBias
@@ -30,6 +30,7 @@ public final class Dense: Layer {
         self.kernelConstraint = kernelConstraint
         self.biasConstraint = biasConstraint
         super.init(name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
         self.activityRegularizer = activityRegularizer
         self.declaredInputShape = declaredShape(inputShape: inputShape, inputDim: inputDim)
         if let a = try? activation?.resolveActivation() { self.activation = a }
