@@ -247,6 +247,22 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// Keras 1's samples_per_epoch / nb_epoch / nb_val_samples: 10 samples in batches of 4 is 3 steps an epoch.
+    func testFitGeneratorKeras1Names() throws {
+        let (x, y) = try data(8)
+        let batches = (0..<20).map { k in ([try! x.rows(k % 2 * 4..<(k % 2 * 4 + 4))], [try! y.rows(k % 2 * 4..<(k % 2 * 4 + 4))]) }
+        let m = try model(lr: 0.1)
+        let source = CountingBatches(batches), val = CountingBatches(batches)
+        let h = try m.fitGenerator(source, samplesPerEpoch: 10, nbEpoch: 2, verbose: 0, validationGenerator: AnySequence(val), nbValSamples: 8)
+        XCTAssertEqual(h.history["loss"]?.count, 2)
+        XCTAssertEqual(source.drawn, 6, "two epochs of ceil(10 / 4) = 3 batches")
+        XCTAssertEqual(val.drawn, 4, "two validations of 8 / 4 = 2 batches")
+        XCTAssertNotNil(h.history["val_loss"])
+        XCTAssertThrowsError(try m.fitGenerator(CountingBatches([]), samplesPerEpoch: 4, nbEpoch: 1, verbose: 0)) {
+            XCTAssertTrue("\($0)".contains("the generator yielded no batch"), "\($0)")
+        }
+    }
+
     /// Norms of the kernel's 3 columns ([20, 3], the axis-0 norms Keras's constraints use).
     static func columnNorms(_ v: [Float]) -> [Float] {
         (0..<3).map { j in (0..<20).map { v[$0 * 3 + j] * v[$0 * 3 + j] }.reduce(0, +).squareRoot() }

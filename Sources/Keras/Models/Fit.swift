@@ -505,6 +505,42 @@ extension Model {
         return history
     }
 
+    /// Keras 1's fit_generator: epochs of `samplesPerEpoch` samples (as many
+    /// batches as that takes, from the first batch's size), `nbEpoch` epochs,
+    /// and validation on `nbValSamples` samples of a validation generator.
+    @discardableResult
+    public func fitGenerator<S: Sequence>(_ generator: S, samplesPerEpoch: Int, nbEpoch: Int, verbose: Int = 1, callbacks: [Callback] = [],
+                                          validationData: ([Tensor], [Tensor])? = nil,
+                                          validationGenerator: AnySequence<([Tensor], [Tensor])>? = nil, nbValSamples: Int? = nil,
+                                          classWeight: [Int: Float]? = nil, maxQueueSize: Int = 10) throws -> History
+        where S.Element == ([Tensor], [Tensor]) {
+        guard samplesPerEpoch > 0 else { throw KerasError("\(name): samples_per_epoch must be positive, got \(samplesPerEpoch)") }
+        let (train, rows) = try peekBatchRows(generator, "the generator")
+        var validation: AnySequence<([Tensor], [Tensor])>? = nil, validationSteps: Int? = nil
+        if let v = validationGenerator {
+            guard let samples = nbValSamples, samples > 0 else { throw KerasError("\(name): nb_val_samples must be positive with a validation generator") }
+            let (seq, valRows) = try peekBatchRows(v, "the validation generator")
+            validation = seq
+            validationSteps = (samples + valRows - 1) / valRows
+        }
+        return try fitGenerator(train, stepsPerEpoch: (samplesPerEpoch + rows - 1) / rows, epochs: nbEpoch, verbose: verbose,
+                                callbacks: callbacks, validationData: validationData, validationGenerator: validation,
+                                validationSteps: validationSteps, classWeight: classWeight, maxQueueSize: maxQueueSize)
+    }
+
+    /// The generator with its first batch drawn to learn the batch size, and that size.
+    private func peekBatchRows<S: Sequence>(_ generator: S, _ what: String) throws -> (AnySequence<([Tensor], [Tensor])>, Int)
+        where S.Element == ([Tensor], [Tensor]) {
+        var it = generator.makeIterator()
+        guard let first = it.next() else { throw KerasError("\(name): \(what) yielded no batch") }
+        guard let rows = first.0.first?.shape.first, rows > 0 else { throw KerasError("\(name): \(what)'s first batch has no rows") }
+        var pending: ([Tensor], [Tensor])? = first
+        return (AnySequence(AnyIterator { () -> ([Tensor], [Tensor])? in
+            if let p = pending { pending = nil; return p }
+            return it.next()
+        }), rows)
+    }
+
     public func evaluateGenerator<S: Sequence>(_ generator: S, steps: Int) throws -> [String: Float] where S.Element == ([Tensor], [Tensor]) {
         var it = generator.makeIterator()
         return try evaluateBatches(steps: steps) { it.next() }
