@@ -10,6 +10,8 @@ final class SeedExampleTests: XCTestCase {
         let model = try Sequential([Dense(32, inputDim: 784), Activation("relu"), Dense(10), Activation("softmax")])
         XCTAssertEqual(try model.layers[0].outputShape, [nil, 32])
         XCTAssertEqual(try model.layers[3].outputShape, [nil, 10])
+        XCTAssertEqual(try model.outputShape, [nil, 10], "model.output_shape, as the seed's examples read it")
+        XCTAssertEqual(try model.inputShape, [nil, 784])
         XCTAssertEqual(model.countParams(), 784 * 32 + 32 + 32 * 10 + 10)
         XCTAssertEqual(model.layers.map(\.name), ["dense", "activation", "dense_1", "activation_1"])
         let text = model.summaryText
@@ -31,20 +33,25 @@ final class SeedExampleTests: XCTestCase {
     func testReshapeChain() throws {
         let model = try Sequential([Reshape([3, 4], inputShape: [12])])
         XCTAssertEqual(try model.layers[0].outputShape, [nil, 3, 4])
+        XCTAssertEqual(try model.outputShape, [nil, 3, 4])
         try model.add(Reshape([6, 2]))
         XCTAssertEqual(try model.layers[1].outputShape, [nil, 6, 2])
+        XCTAssertEqual(try model.outputShape, [nil, 6, 2], "at each step, as the seed shows")
         try model.add(Reshape([-1, 2, 2]))
         XCTAssertEqual(try model.layers[2].outputShape, [nil, 3, 2, 2])
+        XCTAssertEqual(try model.outputShape, [nil, 3, 2, 2])
     }
 
     func testPermute() throws {
         let model = try Sequential([Permute([2, 1], inputShape: [10, 64])])
         XCTAssertEqual(try model.layers[0].outputShape, [nil, 64, 10])
+        XCTAssertEqual(try model.outputShape, [nil, 64, 10])
     }
 
     func testRepeatVector() throws {
         let model = try Sequential([Dense(32, inputDim: 32), RepeatVector(3)])
         XCTAssertEqual(try model.layers[1].outputShape, [nil, 3, 32])
+        XCTAssertEqual(try model.outputShape, [nil, 3, 32])
     }
 
     func testFunctionalDense() throws {
@@ -52,6 +59,7 @@ final class SeedExampleTests: XCTestCase {
         let b = try Dense(32)(a)
         let model = try Model(inputs: a, outputs: b)
         XCTAssertEqual(model.outputs[0].shape, [nil, 32])
+        XCTAssertEqual(try model.outputShape, [nil, 32])
         XCTAssertEqual(model.layers.count, 2)
         XCTAssertTrue(model.layers[0] is InputLayer)
         XCTAssertTrue(model.summaryText.contains("Connected to"))
