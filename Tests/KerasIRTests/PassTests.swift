@@ -269,7 +269,7 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-updates", "fuse-elementwise", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-elementwise", "schedule"])
         XCTAssertTrue(p.log[3].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[3].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
@@ -278,7 +278,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-updates", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)

@@ -141,7 +141,7 @@ final class UpdateFusionTests: XCTestCase {
           return %dy
         }
         """)
-        let pass = UpdateFusion()
+        let pass = GemmUpdateFusion()
         XCTAssertTrue(try pass.run(&g, registry: .standard))
         try Verifier.verify(g)
         let expected = """
@@ -179,7 +179,7 @@ final class UpdateFusionTests: XCTestCase {
             XCTAssertEqual(plan.steps.filter { $0.kernel.name.contains("w-=lr*AB") || $0.kernel.name.contains("w+=m") }.count, disable == nil ? 2 : 0)
             return store
         }
-        let fused = try run(disable: nil), unfused = try run(disable: "fuse-updates")
+        let fused = try run(disable: nil), unfused = try run(disable: "fuse-gemm-updates")
         for name in ["w", "v", "m"] {
             let a = try fused.tensor(name).floats, b = try unfused.tensor(name).floats
             XCTAssertEqual(zip(a, b).map { abs($0 - $1) }.max()!, 0, accuracy: 2e-6, name)

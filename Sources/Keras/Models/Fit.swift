@@ -465,7 +465,7 @@ extension Model {
         let batches = Prefetcher(generator.makeIterator(), limit: maxQueueSize, total: stepsPerEpoch * max(epochs - initialEpoch, 0),
                                  background: workers > 0)
         defer { batches.stop() }
-        var validationBatches = validationGenerator?.makeIterator()
+        let validationBatches = validationGenerator?.makeIterator()
         let metricNames = state.metricNames(outputNames: outputNames)
         for c in all { try c.onTrainBegin(logs: [:]) }
         var epoch = initialEpoch
