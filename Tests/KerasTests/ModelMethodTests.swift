@@ -247,6 +247,20 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// Training stopped by a callback stops the prefetching: no more than
+    /// the queue's bound is drawn past the batches trained on.
+    func testStoppedTrainingStopsThePrefetch() throws {
+        let (x, y) = try data(8)
+        let batches = (0..<50).map { _ in ([x], [y]) }
+        let m = try model(lr: 0.1)
+        let source = CountingBatches(batches)
+        let stop = LambdaCallback(onBatchEnd: { batch, _ in if batch == 1 { m.stopTraining = true } })
+        _ = try m.fitGenerator(source, stepsPerEpoch: 10, epochs: 5, verbose: 0, callbacks: [stop], maxQueueSize: 3)
+        // two batches trained, at most three waiting, and possibly one being drawn when the stop came
+        XCTAssertLessThanOrEqual(source.drawn, 2 + 3 + 1)
+        XCTAssertGreaterThanOrEqual(source.drawn, 2)
+    }
+
     /// Keras 1's samples_per_epoch / nb_epoch / nb_val_samples: 10 samples in batches of 4 is 3 steps an epoch.
     func testFitGeneratorKeras1Names() throws {
         let (x, y) = try data(8)
