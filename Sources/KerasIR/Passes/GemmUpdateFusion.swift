@@ -12,7 +12,7 @@ public final class GemmUpdateFusion: DecisionRecordingPass, GraphPass {
         let uses = GraphUses(graph)
         let nodes = graph.nodes
         func ref(_ i: Int) -> String { uses.ref(i) }
-        let assigns = nodes.indices.filter { nodes[$0].kind == .assign && !uses.outputs.contains($0) }
+        let assigns = uses.rewritableAssigns(graph)
         let targets = Set(assigns.map { nodes[$0].inputs[0].id })
         // SGD on a GEMM's result (w - lr * matmul, or with momentum m' = m * mu - lr * matmul, w + m'),
         // every intermediate used once: the update goes into the GEMM's store step.

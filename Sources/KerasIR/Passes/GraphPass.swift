@@ -38,6 +38,8 @@ struct GraphUses {
     }
 
     func ref(_ i: Int) -> String { printer.ref(Value(i)) }
+    /// The assigns the update passes may rewrite (those that are not graph outputs).
+    func rewritableAssigns(_ g: Graph) -> [Int] { g.nodes.indices.filter { g.nodes[$0].kind == .assign && !outputs.contains($0) } }
     /// Used once, and not a graph output.
     func singleUse(_ i: Int) -> Bool { users[i].count == 1 && !outputs.contains(i) }
 }

@@ -15,7 +15,7 @@ public final class UpdateFusion: DecisionRecordingPass, GraphPass {
         let uses = GraphUses(graph)
         let nodes = graph.nodes
         func ref(_ i: Int) -> String { uses.ref(i) }
-        let assigns = nodes.indices.filter { nodes[$0].kind == .assign && !uses.outputs.contains($0) }
+        let assigns = uses.rewritableAssigns(graph)
         guard !assigns.isEmpty else { return false }
         let targets = Set(assigns.map { nodes[$0].inputs[0].id })
         let isAssign = Set(assigns)
