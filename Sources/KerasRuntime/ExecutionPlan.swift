@@ -4,12 +4,23 @@ import KerasIR
 
 /// A graph compiled at concrete shapes: a flat list of kernel calls over
 /// preassigned buffers (one arena for intermediates, the parameter store for
-/// persistent state, a constant pool, a shared workspace). `run()` walks the
-/// list and allocates nothing.
+/// persistent state, a constant pool, a shared workspace). The calls are
+/// data (`KernelCall`); the plan binds their operands to addresses once, and
+/// `run()` walks the bound list and allocates nothing.
 public final class ExecutionPlan {
+    /// One kernel call and the node it computes (an op may lower to several).
     public struct Step {
         public var node: Int
-        public var kernel: Kernel
+        public var kernel: KernelCall
+    }
+
+    /// A step bound to memory: the C entry, its table row, the parameter
+    /// block and the operand addresses, all owned by the plan.
+    private struct Launch {
+        var entry: ck_entry_fn
+        var row: UnsafePointer<ck_kernel_info>
+        var params: UnsafeRawPointer
+        var operands: UnsafePointer<UnsafeMutableRawPointer?>
     }
 
     /// The specialized, optimized, scheduled graph the plan runs.
@@ -25,7 +36,9 @@ public final class ExecutionPlan {
 
     private let arena: UnsafeMutableRawPointer
     private var constants: [UnsafeMutableRawPointer] = []
-    private let workspace = Workspace()
+    private var workspace: UnsafeMutableRawPointer?
+    private var launches: ContiguousArray<Launch> = []
+    private var callMemory: [UnsafeMutableRawPointer] = []
     private let counter: UnsafeMutablePointer<UInt64>
     private var pointers: [UnsafeMutableRawPointer] = []
     private var inputIndex: [String: Int] = [:]
@@ -97,52 +110,32 @@ public final class ExecutionPlan {
     deinit {
         arena.deallocate()
         for c in constants { c.deallocate() }
-        workspace.base?.deallocate()
+        workspace?.deallocate()
+        for p in callMemory { p.deallocate() }
         counter.deallocate()
-    }
-
-    private final class Context: LoweringContext {
-        let isa: ck_isa
-        let node: Node
-        let inputTypes: [TensorType]
-        let inputs: [UnsafeMutableRawPointer]
-        let output: UnsafeMutableRawPointer
-        let randomCounter: UnsafeMutablePointer<UInt64>
-        let shared: Workspace
-        var workspaceRequest = 0
-        init(isa: ck_isa, node: Node, inputTypes: [TensorType], inputs: [UnsafeMutableRawPointer],
-             output: UnsafeMutableRawPointer, counter: UnsafeMutablePointer<UInt64>, workspace: Workspace) {
-            self.isa = isa; self.node = node; self.inputTypes = inputTypes; self.inputs = inputs
-            self.output = output; self.randomCounter = counter; self.shared = workspace
-        }
-        func input(_ i: Int) -> UnsafeMutableRawPointer { inputs[i] }
-        func workspace(bytes: Int) -> Workspace {
-            workspaceRequest = max(workspaceRequest, bytes)
-            return shared
-        }
     }
 
     private func lower() throws {
         let g = graph
         pointers = []
         pointers.reserveCapacity(g.nodes.count)
+        var buffers: [(inputs: [UnsafeMutableRawPointer], output: UnsafeMutableRawPointer)] = []
         for (i, node) in g.nodes.enumerated() {
             let def = try registry.lookup(node.op)
             let ins = node.inputs.map { pointers[$0.id] }
             let types = node.inputs.map { g.type(of: $0) }
-            func context(_ out: UnsafeMutableRawPointer) -> Context {
-                Context(isa: isa, node: node, inputTypes: types, inputs: ins, output: out, counter: counter, workspace: workspace)
-            }
-            func addKernel(_ make: (LoweringContext) throws -> Kernel, _ out: UnsafeMutableRawPointer) throws {
-                let ctx = context(out)
-                let k: Kernel
-                do { k = try make(ctx) } catch let e as IRError {
+            func addKernels(_ make: (LoweringContext) throws -> [KernelCall], _ out: UnsafeMutableRawPointer) throws {
+                let calls: [KernelCall]
+                do { calls = try make(LoweringContext(isa: isa, node: node, inputTypes: types)) } catch let e as IRError {
                     throw IRError.at(layer: node.layer, "lowering \(node.op): \(e.message)")
                 } catch let e as AttributeError {
                     throw IRError.at(layer: node.layer, "lowering \(node.op): \(e)")
                 }
-                workspaceBytes = max(workspaceBytes, ctx.workspaceRequest)
-                steps.append(Step(node: i, kernel: k))
+                for c in calls {
+                    workspaceBytes = max(workspaceBytes, c.workspaceBytes)
+                    steps.append(Step(node: i, kernel: c))
+                    buffers.append((ins, out))
+                }
             }
             switch def.lowering {
             case .storage:
@@ -177,17 +170,72 @@ public final class ExecutionPlan {
                 pointers.append(ins[0] + (try offset(node)) * 4)
             case .inPlace(let make):
                 pointers.append(ins[0])
-                try addKernel(make, ins[0])
-            case .kernel(let make):
+                try addKernels(make, ins[0])
+            case .kernels(let make):
                 let out = arena + memory.offset(of: i)!
                 pointers.append(out)
-                try addKernel(make, out)
+                try addKernels(make, out)
             }
         }
         if workspaceBytes > 0 {
             try MemoryLimit.check("plan @\(g.name) workspace", count: workspaceBytes, elementBytes: 1)
-            workspace.base = alignedAllocate(bytes: workspaceBytes)
+            workspace = alignedAllocate(bytes: workspaceBytes)
         }
+        for (k, step) in steps.enumerated() { launches.append(try bind(step, buffers[k].inputs, buffers[k].output)) }
+    }
+
+    /// Resolves a call's operands to addresses and copies its parameter
+    /// block next to them, 64-byte aligned, for the plan's life.
+    private func bind(_ step: Step, _ inputs: [UnsafeMutableRawPointer], _ output: UnsafeMutableRawPointer) throws -> Launch {
+        let call = step.kernel, node = graph.nodes[step.node]
+        guard let entry = ck_kernel_entry(Int32(call.kernel)) else {
+            throw IRError.at(layer: node.layer, "lowering \(node.op): kernel table row \(call.kernel) has no entry")
+        }
+        var count = 0
+        let table = ck_kernel_table(&count)!
+        let paramBytes = (call.params.count + 63) / 64 * 64
+        let memory = alignedAllocate(bytes: paramBytes + max(call.operands.count, 1) * MemoryLayout<UnsafeMutableRawPointer?>.stride)
+        callMemory.append(memory)
+        call.params.withUnsafeBytes { memory.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        let operands = (memory + paramBytes).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: max(call.operands.count, 1))
+        for (j, o) in call.operands.enumerated() {
+            let base: UnsafeMutableRawPointer?
+            switch o.buffer {
+            case .input(let i):
+                guard i >= 0 && i < inputs.count else {
+                    throw IRError.at(layer: node.layer, "lowering \(node.op): \(call.name) names input \(i) of \(inputs.count)")
+                }
+                base = inputs[i]
+            case .output: base = output
+            case .workspace: base = workspace
+            case .randomCounter: base = UnsafeMutableRawPointer(counter)
+            case .absent: base = nil
+            }
+            operands[j] = base.map { $0 + o.byteOffset }
+        }
+        return Launch(entry: entry, row: table + call.kernel, params: UnsafeRawPointer(memory), operands: UnsafePointer(operands))
+    }
+
+    /// Calls step `i`'s kernel; 0, or its failure code.
+    @inline(__always) private func launch(_ i: Int) -> Int64 {
+        let l = launches[i]
+        return l.entry(l.row, l.params, l.operands)
+    }
+
+    /// What a failure code from step `i` means (gather and scatter_add count
+    /// indices out of range; gather also names the first one).
+    private func failureMessage(_ i: Int, code: Int64) -> String {
+        let step = steps[i], op = graph.nodes[step.node].op
+        let family = KernelTable.rows[step.kernel.kernel].family
+        guard family == CK_FAMILY_GATHER.rawValue || family == CK_FAMILY_SCATTER_ADD.rawValue else {
+            return "\(op) failed with code \(code)"
+        }
+        let p = launches[i].params.load(as: ck_index_call.self)
+        var first = ""
+        if family == CK_FAMILY_GATHER.rawValue, let idx = launches[i].operands[0]?.assumingMemoryBound(to: Int32.self) {
+            for k in 0..<Int(p.nidx) where idx[k] < 0 || Int64(idx[k]) >= p.rows { first = "index \(idx[k]) at position \(k); "; break }
+        }
+        return "\(op): \(first)\(code) of \(p.nidx) indices out of range [0, \(p.rows))"
     }
 
     // MARK: Running
@@ -230,11 +278,9 @@ public final class ExecutionPlan {
         var i = 0
         let n = steps.count
         while i < n {
-            let code = steps[i].kernel.run()
+            let code = launch(i)
             if code != 0 {
-                let step = steps[i]
-                let node = graph.nodes[step.node]
-                throw IRError.at(layer: node.layer, step.kernel.failure?(code) ?? "\(node.op) failed with code \(code)")
+                throw IRError.at(layer: graph.nodes[steps[i].node].layer, failureMessage(i, code: code))
             }
             i += 1
         }
@@ -257,12 +303,12 @@ public final class ExecutionPlan {
         var totals = [Double](repeating: 0, count: steps.count)
         let clock = ContinuousClock()
         for _ in 0..<max(runs, 1) {
-            for (i, s) in steps.enumerated() {
+            for i in steps.indices {
                 let t0 = clock.now
-                let code = s.kernel.run()
+                let code = launch(i)
                 let d = clock.now - t0
                 totals[i] += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-                if code != 0 { throw IRError("\(graph.nodes[s.node].op) failed with code \(code) while profiling") }
+                if code != 0 { throw IRError("\(failureMessage(i, code: code)) while profiling") }
             }
             counter.pointee &+= 1
         }

@@ -20,16 +20,16 @@ let convEpilogueOps: [OpDef] = [
               let xt = ctx.inputTypes[0], wt = ctx.inputTypes[1], yt = ctx.outputType
               let rank = xt.rank - 2
               let geometry = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv_bias_act")
-              var d = geometry.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(yt.shape[1..<(1 + rank)]),
+              let d = geometry.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(yt.shape[1..<(1 + rank)]),
                                     kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: wt.shape.last!)
-              var i = 2
-              if p.bias { d.bias = UnsafePointer(ctx.f32(i)); i += 1 }
-              if p.residual { d.residual = UnsafePointer(ctx.f32(i)) }
+              var withEpilogue = d
               if let act = p.act, let (op, alpha) = unaryKernel(act, p.actAttrs) {
-                  d.activation = Int32(op.rawValue) + 1
-                  d.act_params = ck_unary_params(alpha: alpha, beta: 0)
+                  withEpilogue.activation = Int32(op.rawValue) + 1
+                  withEpilogue.act_params = ck_unary_params(alpha: alpha, beta: 0)
               }
-              return convKernel(ctx, 0, ck_f32_conv_forward_kernel(ctx.isa)!, d, epilogue: epilogueSuffix(p))
+              let bias: KernelOperand = p.bias ? .input(2) : .absent
+              let residual: KernelOperand = p.residual ? .input(p.bias ? 3 : 2) : .absent
+              return try convCall(ctx, 0, withEpilogue, bias: bias, residual: residual, epilogue: epilogueSuffix(p))
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2

@@ -177,11 +177,11 @@ struct RefConv {
 // MARK: - Ops
 
 /// One call of a convolution-family kernel (forward, backward-data and
-/// backward-filter share the C signature: descriptor, two inputs, output).
-func convKernel(_ ctx: LoweringContext, _ op: Int32, _ fn: ck_f32_conv_fn, _ d: ck_conv_desc, epilogue: String = "") -> Kernel {
-    let keep = ParamsBox(d), box = keep.pointer
-    let a = ctx.f32(0), b = ctx.f32(1), out = ctx.f32Out
-    return Kernel(name: kernelTableName(CK_FAMILY_CONV, op: op, isa: ctx.isa) + epilogue) { _ = keep; fn(box, a, b, out); return 0 }
+/// backward-filter share the operands: two inputs, the output, then a
+/// forward epilogue's bias and residual).
+func convCall(_ ctx: LoweringContext, _ op: Int32, _ d: ck_conv_desc, bias: KernelOperand = .absent, residual: KernelOperand = .absent,
+              epilogue: String = "") throws -> KernelCall {
+    try ctx.call(CK_FAMILY_CONV, op: op, isa: ctx.isa, params: d, [.input(0), .input(1), .output, bias, residual], detail: epilogue)
 }
 
 let convOps: [OpDef] = [
@@ -216,7 +216,7 @@ let convOps: [OpDef] = [
               let g = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv")
               let d = g.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(yt.shape[1..<(1 + rank)]),
                              kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: wt.shape.last!)
-              return convKernel(ctx, 0, ck_f32_conv_forward_kernel(ctx.isa)!, d)
+              return try convCall(ctx, 0, d)
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2
@@ -268,7 +268,7 @@ let convOps: [OpDef] = [
               let g = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv_backward_data")
               let d = g.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(dyt.shape[1..<(1 + rank)]),
                              kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: wt.shape.last!)
-              return convKernel(ctx, 1, ck_f32_conv_backward_data_kernel(ctx.isa)!, d)
+              return try convCall(ctx, 1, d)
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2
@@ -321,7 +321,7 @@ let convOps: [OpDef] = [
               let g = try ConvGeometry(ctx.node.attrs, rank: rank, op: "conv_backward_filter")
               let d = g.desc(batch: xt.shape[0], inSpatial: Array(xt.shape[1..<(1 + rank)]), outSpatial: Array(dyt.shape[1..<(1 + rank)]),
                              kernel: Array(wt.shape[0..<rank]), inChannels: xt.shape.last!, outChannels: dyt.shape.last!)
-              return convKernel(ctx, 2, ck_f32_conv_backward_filter_kernel(ctx.isa)!, d)
+              return try convCall(ctx, 2, d)
           },
           cost: { ins, out, _ in
               let rank = ins[0].rank - 2

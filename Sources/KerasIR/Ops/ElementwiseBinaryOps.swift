@@ -6,23 +6,11 @@ import Darwin
 #endif
 
 /// Lowers a broadcasting binary op to the N-d walker over the 1-D kernel.
-private func lowerBinary(_ op: ck_binary_op, _ opName: String) -> Lowering {
+private func lowerBinary(_ op: ck_binary_op) -> Lowering {
     .kernel { ctx in
-        let isa = ctx.vectorISA
         let walk = try binaryWalk(out: ctx.outputType.shape, a: ctx.inputTypes[0].shape, b: ctx.inputTypes[1].shape)
-        let keep = ParamsBox(walk), box = keep.pointer
-        let a = ctx.input(0), b = ctx.input(1), y = ctx.output
-        let name = "ck_\(ctx.inputTypes[0].dtype.rawValue)_\(String(cString: ck_binary_op_name(op)))__\(isaSuffix(isa))"
-        if ctx.inputTypes[0].dtype == .f32 {
-            guard let fn = ck_f32_binary_kernel(op, isa) else { throw IRError("\(opName): no f32 kernel") }
-            let pa = a.assumingMemoryBound(to: Float.self), pb = b.assumingMemoryBound(to: Float.self)
-            let py = y.assumingMemoryBound(to: Float.self)
-            return Kernel(name: name) { _ = keep; ck_f32_binary_nd(fn, box, pa, pb, py); return 0 }
-        }
-        guard let fn = ck_i32_binary_kernel(op, isa) else { throw IRError("\(opName): no i32 kernel") }
-        let pa = a.assumingMemoryBound(to: Int32.self), pb = b.assumingMemoryBound(to: Int32.self)
-        let py = y.assumingMemoryBound(to: Int32.self)
-        return Kernel(name: name) { _ = keep; ck_i32_binary_nd(fn, box, pa, pb, py); return 0 }
+        let family = ctx.inputTypes[0].dtype == .f32 ? CK_FAMILY_BINARY_F32 : CK_FAMILY_BINARY_I32
+        return try ctx.call(family, op: Int32(op.rawValue), params: walk, [.input(0), .input(1), .output])
     }
 }
 
@@ -54,7 +42,7 @@ private func binaryOp(_ name: String, _ op: ck_binary_op, dtypes: Set<DType> = [
                       let r = referenceBroadcast(ctx) { reference($0[0], $0[1]) }
                       return ctx.type.dtype == .i32 ? r.rounded() : r
                   },
-                  lowering: lowerBinary(op, name), cost: elementwiseCost(flops))
+                  lowering: lowerBinary(op), cost: elementwiseCost(flops))
     d.writesInPlaceOfInput = true
     return d
 }
@@ -98,7 +86,7 @@ private func comparisonOp(_ name: String, _ op: ck_binary_op, _ f: @escaping (Do
     OpDef(name, arity: .exactly(2), shape: binaryShape([.f32, .i32]),
           differentiability: .notDifferentiable(reason: "a comparison's result is piecewise constant"),
           reference: { ctx in referenceBroadcast(ctx) { f($0[0], $0[1]) ? 1 : 0 } },
-          lowering: lowerBinary(op, name), cost: elementwiseCost(1))
+          lowering: lowerBinary(op), cost: elementwiseCost(1))
 }
 
 let comparisonOps: [OpDef] = [
@@ -124,21 +112,10 @@ let comparisonOps: [OpDef] = [
           },
           reference: { ctx in referenceBroadcast(ctx) { $0[0] != 0 ? $0[1] : $0[2] } },
           lowering: .kernel { ctx in
-              let isa = ctx.vectorISA
               let walk = try ternaryWalk(out: ctx.outputType.shape, ctx.inputTypes[0].shape,
                                          ctx.inputTypes[1].shape, ctx.inputTypes[2].shape)
-              let keep = ParamsBox(walk), box = keep.pointer
-              let condF32 = ctx.inputTypes[0].dtype == .f32
-              guard let fn = ck_x32_select_kernel(condF32 ? 1 : 0, isa) else { throw IRError("select: no kernel") }
-              let c = UnsafeRawPointer(ctx.input(0))
-              let a = ctx.input(1).assumingMemoryBound(to: UInt32.self)
-              let bb = ctx.input(2).assumingMemoryBound(to: UInt32.self)
-              let y = ctx.output.assumingMemoryBound(to: UInt32.self)
-              return Kernel(name: "ck_x32_select_\(condF32 ? "f32" : "i32")__\(isaSuffix(isa))") {
-                  _ = keep
-                  ck_x32_select_nd(fn, box, c, a, bb, y)
-                  return 0
-              }
+              return try ctx.call(CK_FAMILY_SELECT, op: ctx.inputTypes[0].dtype == .f32 ? 1 : 0, params: walk,
+                                  [.input(0), .input(1), .input(2), .output])
           },
           cost: elementwiseCost(1)),
 ]

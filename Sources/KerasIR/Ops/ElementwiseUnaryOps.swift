@@ -139,34 +139,13 @@ private func makeUnaryOp(_ spec: UnarySpec) -> OpDef {
             return RefTensor(.f32, ctx.type.shape, ctx.inputs[0].data.map { spec.reference($0, a) })
         },
         lowering: .kernel { ctx in
-            let isa = ctx.vectorISA
-            guard let fn = ck_f32_unary_kernel(spec.kernel, isa) else {
-                throw IRError("\(spec.name): no kernel at \(isaSuffix(isa))")
-            }
             let params = ck_unary_params(alpha: spec.alphaAttr.map { alpha(ctx.node.attrs, $0.0, $0.1) } ?? 0, beta: 0)
-            let n = ctx.outCount, x = ctx.f32(0), y = ctx.f32Out
-            let keep = ParamsBox(params), box = keep.pointer
-            return Kernel(name: "ck_f32_v\(spec.name)__\(isaSuffix(isa))") {
-                _ = keep
-                fn(n, x, y, box)
-                return 0
-            }
+            return try ctx.call(CK_FAMILY_UNARY, op: Int32(spec.kernel.rawValue), params: ck_unary_call(n: Int64(ctx.outCount), params: params),
+                                [.input(0), .output])
         },
         cost: elementwiseCost(spec.flops))
     d.writesInPlaceOfInput = true
     return d
-}
-
-/// Owns a parameter struct captured by a kernel closure for the plan's life.
-/// A kernel's parameter struct at a fixed address, freed when the kernel
-/// closure that holds the box goes away.
-final class ParamsBox<T> {
-    let pointer: UnsafeMutablePointer<T>
-    init(_ value: T) {
-        pointer = UnsafeMutablePointer<T>.allocate(capacity: 1)
-        pointer.initialize(to: value)
-    }
-    deinit { pointer.deinitialize(count: 1); pointer.deallocate() }
 }
 
 let elementwiseUnaryOps: [OpDef] = unarySpecs.map(makeUnaryOp)

@@ -107,23 +107,14 @@ private func fusedElementwiseOp() -> OpDef {
           lowering: .kernel { ctx in
               let program = try FusedProgram(try ctx.node.attrs.string("program"), inputs: ctx.inputTypes.count)
               let instrs = try program.instructions.map { try fusedInstruction($0, program) }
-              let n = ctx.outCount
-              let instrBox = UnsafeMutablePointer<ck_fused_instr>.allocate(capacity: instrs.count)
-              instrBox.initialize(from: instrs, count: instrs.count)
-              let inputs = UnsafeMutablePointer<UnsafePointer<Float>?>.allocate(capacity: ctx.inputTypes.count)
-              let counts = UnsafeMutablePointer<Int64>.allocate(capacity: ctx.inputTypes.count)
-              for k in ctx.inputTypes.indices {
-                  inputs[k] = UnsafePointer(ctx.f32(k))
-                  counts[k] = Int64(elementCount(ctx.inputTypes[k]))
-              }
-              let keep = ParamsBox(ck_fused_program(count: Int32(instrs.count), instrs: UnsafePointer(instrBox)))
-              let owner = FusedBuffers(instrBox, inputs, counts)
-              let p = keep.pointer, out = ctx.f32Out, isa = ctx.vectorISA
-              return Kernel(name: "ck_f32_fused_elementwise__\(isaSuffix(isa)) \(program.instructions.map(\.op).joined(separator: ","))") {
-                  _ = keep; _ = owner
-                  ck_f32_fused_elementwise(isa, p, Int64(n), inputs, counts, out)
-                  return 0
-              }
+              var header = ck_fused_call(n: Int64(ctx.outCount), count: Int32(instrs.count), inputs: Int32(ctx.inputTypes.count),
+                                         instrs_at: 0, counts_at: 0)
+              var block = ParamBlock(header)
+              header.instrs_at = block.append(instrs)
+              header.counts_at = block.append(ctx.inputTypes.map { Int64(elementCount($0)) })
+              block.setHeader(header)
+              return try ctx.call(CK_FAMILY_FUSED_ELEMENTWISE, params: block, ctx.inputs(ctx.inputTypes.count) + [.output],
+                                  detail: " " + program.instructions.map(\.op).joined(separator: ","))
           },
           cost: { ins, out, attrs in
               let count = ((try? attrs.string("program")) ?? "").split(separator: ";").count
@@ -131,15 +122,4 @@ private func fusedElementwiseOp() -> OpDef {
           })
     d.writesInPlaceOfInput = true
     return d
-}
-
-/// Frees a fused kernel's instruction and operand arrays with the plan.
-final class FusedBuffers {
-    let instrs: UnsafeMutablePointer<ck_fused_instr>
-    let inputs: UnsafeMutablePointer<UnsafePointer<Float>?>
-    let counts: UnsafeMutablePointer<Int64>
-    init(_ i: UnsafeMutablePointer<ck_fused_instr>, _ x: UnsafeMutablePointer<UnsafePointer<Float>?>, _ c: UnsafeMutablePointer<Int64>) {
-        instrs = i; inputs = x; counts = c
-    }
-    deinit { instrs.deallocate(); inputs.deallocate(); counts.deallocate() }
 }

@@ -111,24 +111,21 @@ let fusedOps: [OpDef] = [
               let p = fusedParts(ctx.node.attrs)
               let at = ctx.inputTypes[0], wt = ctx.inputTypes[1]
               let k = at.shape.last!, n = ctx.outputType.shape.last!, m = elementCount(at) / max(k, 1)
-              var args = ck_gemm_args()
+              var args = ck_gemm_call()
               args.trans_a = 0
               args.trans_b = p.tb ? 1 : 0
               args.m = Int64(m); args.n = Int64(n); args.k = Int64(k)
               args.alpha = 1; args.beta = 0
-              args.a = UnsafePointer(ctx.f32(0)); args.lda = Int64(k)
-              args.b = UnsafePointer(ctx.f32(1)); args.ldb = Int64(wt.shape[1])
-              args.c = ctx.f32Out; args.ldc = Int64(n)
-              var i = 2
-              if p.bias { args.bias = UnsafePointer(ctx.f32(i)); i += 1 }
-              if p.residual { args.residual = UnsafePointer(ctx.f32(i)); args.ld_residual = Int64(n) }
+              args.lda = Int64(k); args.ldb = Int64(wt.shape[1]); args.ldc = Int64(n)
+              args.batch = 1
+              if p.residual { args.ld_residual = Int64(n) }
               if let act = p.act, let (op, alpha) = unaryKernel(act, p.actAttrs) {
                   args.activation = Int32(op.rawValue) + 1
                   args.act_params = ck_unary_params(alpha: alpha, beta: 0)
               }
-              let keep = ParamsBox(args), box = keep.pointer
-              let fn = ck_f32_gemm_kernel(ctx.isa)!
-              return Kernel(name: gemmKernelName(ctx.isa, rows: m) + epilogueSuffix(p)) { _ = keep; fn(box, nil); return 0 }
+              let bias: KernelOperand = p.bias ? .input(2) : .absent
+              let residual: KernelOperand = p.residual ? .input(p.bias ? 3 : 2) : .absent
+              return try gemmCall(ctx, args, [.input(0), .input(1), .output, bias, residual], detail: epilogueSuffix(p))
           },
           cost: { ins, out, _ in
               let k = ins[0].shape.last.map { Swift.max($0, 1) } ?? 1
@@ -181,25 +178,18 @@ private func gemmUpdateOp() -> OpDef {
               let (ta, tb, mu) = try parts(ctx.node.attrs)
               let first = mu == nil ? 1 : 2
               let at = ctx.inputTypes[first], bt = ctx.inputTypes[first + 1], wt = ctx.inputTypes[0]
-              guard let fn = ck_f32_gemm_kernel(ctx.isa) else { throw IRError("gemm_update: no gemm kernel") }
-              let wsBytes = ck_f32_gemm_workspace_bytes(ctx.isa)
-              let ws = wsBytes > 0 ? ctx.workspace(bytes: wsBytes) : nil
-              var args = ck_gemm_args()
+              var args = ck_gemm_call()
               args.trans_a = ta ? 1 : 0
               args.trans_b = tb ? 1 : 0
               args.m = Int64(wt.shape[0]); args.n = Int64(wt.shape[1]); args.k = Int64(ta ? at.shape[0] : at.shape[1])
               args.beta = mu ?? 1
-              args.a = UnsafePointer(ctx.f32(first)); args.lda = Int64(at.shape[1])
-              args.b = UnsafePointer(ctx.f32(first + 1)); args.ldb = Int64(bt.shape[1])
-              args.c = ctx.f32(0); args.ldc = Int64(wt.shape[1])
-              if mu != nil { args.accumulate_into = ctx.f32(1); args.ld_accumulate = Int64(wt.shape[1]) }
-              let keep = ParamsBox(args), box = keep.pointer, lr = ctx.f32(first + 2)
-              return Kernel(name: gemmKernelName(ctx.isa, rows: wt.shape[0]) + (mu == nil ? " w-=lr*AB" : " m=mu*m-lr*AB,w+=m")) {
-                  _ = keep
-                  box.pointee.alpha = -lr.pointee
-                  fn(box, ws?.base)
-                  return 0
-              }
+              args.lda = Int64(at.shape[1]); args.ldb = Int64(bt.shape[1]); args.ldc = Int64(wt.shape[1])
+              args.batch = 1
+              // alpha = -lr, read when the call runs; with momentum, C is m and the tile is added into w.
+              var accumulate = KernelOperand.absent
+              if mu != nil { accumulate = .input(1); args.ld_accumulate = Int64(wt.shape[1]) }
+              return [try gemmCall(ctx, args, [.input(first), .input(first + 1), .input(0), .absent, .absent, accumulate, .input(first + 2)],
+                                   detail: mu == nil ? " w-=lr*AB" : " m=mu*m-lr*AB,w+=m")]
           },
           cost: { ins, out, attrs in
               let first = attrs["momentum"] == nil ? 1 : 2

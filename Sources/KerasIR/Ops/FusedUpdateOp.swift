@@ -97,33 +97,28 @@ private func fusedUpdateOp() -> OpDef {
           },
           lowering: .inPlace { ctx in
               let program = try UpdateProgram(try ctx.node.attrs.string("program"), inputs: ctx.inputTypes.count)
-              let buffers = UpdateBuffers(program, inputs: ctx.inputTypes.count)
-              for k in ctx.inputTypes.indices {
-                  buffers.inputs[k] = ctx.f32(k)
-                  buffers.counts[k] = Int64(elementCount(ctx.inputTypes[k]))
-              }
-              var first: Int32 = 0, storeFirst: Int32 = 0, instrs = 0
-              for (j, job) in program.jobs.enumerated() {
-                  for (i, ins) in job.program.instructions.enumerated() { buffers.instrs[instrs + i] = try fusedInstruction(ins, job.program) }
-                  for (s, st) in job.stores.enumerated() {
-                      buffers.stores[Int(storeFirst) + s] = ck_update_store(target: Int32(st.target), kind: st.value.input ? 0 : 1, index: Int32(st.value.index))
-                  }
+              var jobs: [ck_update_job] = [], instrs: [ck_fused_instr] = [], stores: [ck_update_store] = []
+              for job in program.jobs {
                   let n = Int64(elementCount(ctx.inputTypes[job.stores[0].target]))
-                  buffers.jobs[j] = ck_update_job(n: n, first: first, count: Int32(job.program.instructions.count),
-                                                  store_first: storeFirst, store_count: Int32(job.stores.count))
-                  first += Int32(job.program.instructions.count); instrs += job.program.instructions.count
-                  storeFirst += Int32(job.stores.count)
+                  jobs.append(ck_update_job(n: n, first: Int32(instrs.count), count: Int32(job.program.instructions.count),
+                                            store_first: Int32(stores.count), store_count: Int32(job.stores.count)))
+                  for ins in job.program.instructions { instrs.append(try fusedInstruction(ins, job.program)) }
+                  for st in job.stores {
+                      stores.append(ck_update_store(target: Int32(st.target), kind: st.value.input ? 0 : 1, index: Int32(st.value.index)))
+                  }
               }
-              let keep = ParamsBox(ck_fused_update(jobs: Int32(program.jobs.count), job: buffers.jobs, instrs: buffers.instrs, stores: buffers.stores,
-                                                   inputs: buffers.inputs, counts: buffers.counts, uniform_values: buffers.uniformValues,
-                                                   uniform: buffers.uniform, tile_start: buffers.tileStart))
-              let p = keep.pointer, isa = ctx.vectorISA
-              let ops = program.jobs.map(\.program.instructions.count).reduce(0, +)
-              return Kernel(name: "ck_f32_fused_update__\(isaSuffix(isa)) \(program.jobs.count) jobs, \(ops) ops, \(program.targets.count) stores") {
-                  _ = buffers; _ = keep
-                  ck_f32_fused_update(isa, p)
-                  return 0
-              }
+              var header = ck_update_call()
+              header.jobs = Int32(jobs.count); header.inputs = Int32(ctx.inputTypes.count)
+              header.instr_count = Int32(instrs.count); header.store_count = Int32(stores.count)
+              var block = ParamBlock(header)
+              header.jobs_at = block.append(jobs)
+              header.instrs_at = block.append(instrs)
+              header.stores_at = block.append(stores)
+              header.counts_at = block.append(ctx.inputTypes.map { Int64(elementCount($0)) })
+              block.setHeader(header)
+              let workspace = ck_fused_update_workspace_bytes(Int64(instrs.count), Int64(jobs.count))
+              return [try ctx.call(CK_FAMILY_FUSED_ELEMENTWISE, op: 1, params: block, ctx.inputs(ctx.inputTypes.count) + [.workspace()],
+                                   workspace: workspace, detail: " \(jobs.count) jobs, \(instrs.count) ops, \(program.targets.count) stores")]
           },
           cost: { ins, _, attrs in
               guard let program = try? UpdateProgram(try attrs.string("program"), inputs: ins.count) else { return Cost(flops: 0, bytes: 0) }
@@ -158,34 +153,4 @@ func fusedInstruction(_ i: FusedProgram.Instruction, _ program: FusedProgram) th
         instr.alpha = alpha
     }
     return instr
-}
-
-/// The arrays a fused_update kernel reads and its per-call state, freed with the plan.
-final class UpdateBuffers {
-    let jobs: UnsafeMutablePointer<ck_update_job>
-    let instrs: UnsafeMutablePointer<ck_fused_instr>
-    let stores: UnsafeMutablePointer<ck_update_store>
-    let inputs: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
-    let counts: UnsafeMutablePointer<Int64>
-    let uniformValues: UnsafeMutablePointer<Float>
-    let uniform: UnsafeMutablePointer<UInt8>
-    let tileStart: UnsafeMutablePointer<Int64>
-
-    init(_ p: UpdateProgram, inputs n: Int) {
-        let instrCount = max(p.jobs.map(\.program.instructions.count).reduce(0, +), 1)
-        jobs = .allocate(capacity: p.jobs.count)
-        instrs = .allocate(capacity: instrCount)
-        stores = .allocate(capacity: max(p.targets.count, 1))
-        inputs = .allocate(capacity: n)
-        counts = .allocate(capacity: n)
-        uniformValues = .allocate(capacity: instrCount)
-        uniform = .allocate(capacity: instrCount)
-        tileStart = .allocate(capacity: p.jobs.count + 1)
-        uniformValues.initialize(repeating: 0, count: instrCount)
-        uniform.initialize(repeating: 0, count: instrCount)
-    }
-    deinit {
-        jobs.deallocate(); instrs.deallocate(); stores.deallocate(); inputs.deallocate(); counts.deallocate()
-        uniformValues.deallocate(); uniform.deallocate(); tileStart.deallocate()
-    }
 }

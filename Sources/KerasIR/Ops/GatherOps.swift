@@ -30,20 +30,10 @@ let gatherOps: [OpDef] = [
               return RefTensor(.f32, ctx.type.shape, out)
           },
           lowering: .kernel { ctx in
-              let fn = ck_f32_gather_kernel(ctx.vectorISA)!
               let table = ctx.inputTypes[0]
               let rows = table.shape[0], width = table.shape.dropFirst().reduce(1, *)
-              let nidx = elementCount(ctx.inputTypes[1])
-              let t = ctx.f32(0), idx = ctx.input(1).assumingMemoryBound(to: Int32.self), y = ctx.f32Out
-              return Kernel(name: "ck_f32_gather_rows__\(isaSuffix(ctx.vectorISA))",
-                            failure: { bad in
-                                // Name the first offending index (the kernel counts them and writes nothing wild).
-                                var first = ""
-                                for p in 0..<nidx where idx[p] < 0 || Int(idx[p]) >= rows { first = "index \(idx[p]) at position \(p); "; break }
-                                return "gather: \(first)\(bad) of \(nidx) indices out of range [0, \(rows))"
-                            }) {
-                  Int(fn(nidx, idx, t, rows, width, y))
-              }
+              let params = ck_index_call(nidx: Int64(elementCount(ctx.inputTypes[1])), rows: Int64(rows), width: Int64(width))
+              return try ctx.call(CK_FAMILY_GATHER, params: params, [.input(1), .input(0), .output])
           },
           cost: { ins, out, _ in Cost(flops: 0, bytes: (elementCount(ins[1]) + 2 * elementCount(out)) * 4) }),
 
@@ -73,14 +63,9 @@ let gatherOps: [OpDef] = [
               return RefTensor(.f32, ctx.type.shape, out)
           },
           lowering: .kernel { ctx in
-              let fn = ck_f32_scatter_add_kernel(ctx.vectorISA)!
               let rows = ctx.outputType.shape[0], width = ctx.outputType.shape.dropFirst().reduce(1, *)
-              let nidx = elementCount(ctx.inputTypes[1])
-              let u = ctx.f32(0), idx = ctx.input(1).assumingMemoryBound(to: Int32.self), y = ctx.f32Out
-              return Kernel(name: "ck_f32_scatter_add_rows__\(isaSuffix(ctx.vectorISA))",
-                            failure: { "scatter_add: \($0) of \(nidx) indices out of range [0, \(rows))" }) {
-                  Int(fn(nidx, idx, u, rows, width, y))
-              }
+              let params = ck_index_call(nidx: Int64(elementCount(ctx.inputTypes[1])), rows: Int64(rows), width: Int64(width))
+              return try ctx.call(CK_FAMILY_SCATTER_ADD, params: params, [.input(1), .input(0), .output])
           },
           cost: { ins, out, _ in Cost(flops: elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) }),
 ]

@@ -108,19 +108,13 @@ private func referenceXent(_ z: RefTensor, _ y: RefTensor, _ g: RefTensor?, _ at
     return (loss, dz)
 }
 
-/// One call of the loss kernel: loss and/or gradient pointers.
-private func xentKernel(_ ctx: LoweringContext, name: String, loss: UnsafeMutablePointer<Float>?, dz: UnsafeMutablePointer<Float>?,
-                        g: UnsafeMutablePointer<Float>?) throws -> Kernel {
+/// One call of the loss kernel, writing the loss and/or the gradient.
+private func xentCall(_ ctx: LoweringContext, name: String, loss: KernelOperand, dz: KernelOperand, g: KernelOperand) throws -> KernelCall {
     let shape = XentShape(ctx.inputTypes[0])
-    let fromLogits: Int32 = try ctx.node.attrs.bool("from_logits", default: false) ? 1 : 0
-    let sigmoid = try isSigmoid(ctx.node.attrs)
-    let fn = (sigmoid ? ck_f32_sigmoid_xent_kernel(ctx.vectorISA) : ck_f32_softmax_xent_kernel(ctx.vectorISA))!
-    let z = UnsafePointer(ctx.f32(0)), y = UnsafePointer(ctx.f32(1)), gp = g.map { UnsafePointer($0) }
-    let rows = Int64(shape.rows), classes = Int64(shape.classes)
-    return Kernel(name: "ck_f32_\(sigmoid ? "sigmoid" : "softmax")_xent__\(isaSuffix(ctx.vectorISA))\(name)") {
-        fn(rows, classes, fromLogits, z, y, gp, loss, dz)
-        return 0
-    }
+    let params = ck_xent_call(rows: Int64(shape.rows), classes: Int64(shape.classes),
+                              from_logits: try ctx.node.attrs.bool("from_logits", default: false) ? 1 : 0)
+    return try ctx.call(CK_FAMILY_SOFTMAX, op: try isSigmoid(ctx.node.attrs) ? 2 : 1, params: params,
+                        [.input(0), .input(1), g, loss, dz], detail: name)
 }
 
 private func xentCost(_ ins: [TensorType], _ out: TensorType, _ attrs: Attributes) -> Cost {
@@ -138,7 +132,7 @@ let lossOps: [OpDef] = [
               let r = try referenceXent(ctx.inputs[0], ctx.inputs[1], nil, ctx.attrs)
               return RefTensor(.f32, Array(ctx.inputs[0].shape.dropLast()), r.loss)
           },
-          lowering: .kernel { ctx in try xentKernel(ctx, name: " loss", loss: ctx.f32Out, dz: nil, g: nil) },
+          lowering: .kernel { ctx in try xentCall(ctx, name: " loss", loss: .output, dz: .absent, g: .absent) },
           cost: xentCost),
     OpDef("softmax_cross_entropy_grad", arity: .exactly(3),
           shape: { ctx in _ = try checkXent(ctx); return ctx.inputs[0] },
@@ -147,7 +141,7 @@ let lossOps: [OpDef] = [
               let r = try referenceXent(ctx.inputs[0], ctx.inputs[1], ctx.inputs[2], ctx.attrs)
               return RefTensor(.f32, ctx.inputs[0].shape, r.dz)
           },
-          lowering: .kernel { ctx in try xentKernel(ctx, name: " gradient", loss: nil, dz: ctx.f32Out, g: ctx.f32(2)) },
+          lowering: .kernel { ctx in try xentCall(ctx, name: " gradient", loss: .absent, dz: .output, g: .input(2)) },
           cost: xentCost),
     OpDef("softmax_cross_entropy_fused", arity: .exactly(3),
           shape: { ctx in
@@ -163,7 +157,7 @@ let lossOps: [OpDef] = [
           },
           lowering: .kernel { ctx in
               let s = XentShape(ctx.inputTypes[0])
-              return try xentKernel(ctx, name: " loss+gradient", loss: ctx.f32Out + s.rows * s.classes, dz: ctx.f32Out, g: ctx.f32(2))
+              return try xentCall(ctx, name: " loss+gradient", loss: .output(element: s.rows * s.classes), dz: .output, g: .input(2))
           },
           cost: xentCost),
     OpDef("view", arity: .exactly(1),

@@ -108,36 +108,18 @@ let matmulOps: [OpDef] = [
         lowering: .kernel { ctx in
             let (ta, tb) = try flags(ctx.node.attrs)
             let d = try matmulDims(ctx.inputTypes[0], ctx.inputTypes[1], ta: ta, tb: tb)
-            let isa = ctx.isa
-            guard let fn = ck_f32_gemm_kernel(isa) else { throw IRError("matmul: no gemm kernel") }
-            let wsBytes = ck_f32_gemm_workspace_bytes(isa)
-            let ws = wsBytes > 0 ? ctx.workspace(bytes: wsBytes) : nil
             let batch = d.batch.reduce(1, *)
-            var args = ck_gemm_args()
-            args.trans_a = ta ? 1 : 0
-            args.trans_b = tb ? 1 : 0
-            args.m = Int64(d.m); args.n = Int64(d.n); args.k = Int64(d.k)
-            args.alpha = 1; args.beta = 0
-            args.lda = Int64(ctx.inputTypes[0].shape.last!)
-            args.ldb = Int64(ctx.inputTypes[1].shape.last!)
-            args.ldc = Int64(d.n)
-            let a = ctx.f32(0), b = ctx.f32(1), c = ctx.f32Out
-            let keep = ParamsBox(args), box = keep.pointer
-            let aStride = d.m * d.k, bStride = d.bBatched ? d.k * d.n : 0, cStride = d.m * d.n
-            let kernelName = gemmKernelName(isa, rows: d.m)
-            return Kernel(name: kernelName + (batch > 1 ? " x\(batch)" : "")) {
-                _ = keep
-                let w = ws?.base
-                var p = 0
-                while p < batch {
-                    box.pointee.a = UnsafePointer(a + p * aStride)
-                    box.pointee.b = UnsafePointer(b + p * bStride)
-                    box.pointee.c = c + p * cStride
-                    fn(box, w)
-                    p += 1
-                }
-                return 0
-            }
+            var p = ck_gemm_call()
+            p.trans_a = ta ? 1 : 0
+            p.trans_b = tb ? 1 : 0
+            p.m = Int64(d.m); p.n = Int64(d.n); p.k = Int64(d.k)
+            p.alpha = 1; p.beta = 0
+            p.lda = Int64(ctx.inputTypes[0].shape.last!)
+            p.ldb = Int64(ctx.inputTypes[1].shape.last!)
+            p.ldc = Int64(d.n)
+            p.batch = Int64(batch)
+            p.stride_a = Int64(d.m * d.k); p.stride_b = Int64(d.bBatched ? d.k * d.n : 0); p.stride_c = Int64(d.m * d.n)
+            return try gemmCall(ctx, p, [.input(0), .input(1), .output], detail: batch > 1 ? " x\(batch)" : "")
         },
         cost: { ins, out, attrs in
             let ta = (try? attrs.bool("transpose_a", default: false)) ?? false
@@ -148,10 +130,12 @@ let matmulOps: [OpDef] = [
         }),
 ]
 
-/// The kernel table name of the GEMM a product of `rows` rows runs.
-func gemmKernelName(_ isa: ck_isa, rows: Int) -> String {
-    if isa == CK_ISA_REF { return "ck_f32_gemm__ref" }
-    var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
-    ck_f32_gemm_tile_for_rows(isa, Int64(rows), &mr, &nr, &kc)
-    return "ck_f32_gemm__\(isaSuffix(isa))_\(mr)x\(nr)"
+/// A GEMM call, on the table row of the micro-tile a product of p.m rows
+/// runs. Operands: a, b, c, then bias, residual, accumulate_into and the
+/// run-time alpha source, absent when not given.
+func gemmCall(_ ctx: LoweringContext, _ p: ck_gemm_call, _ operands: [KernelOperand], detail: String = "") throws -> KernelCall {
+    var mr: Int32 = 1, nr: Int32 = 0, kc: Int32 = 0
+    if ctx.isa != CK_ISA_REF { ck_f32_gemm_tile_for_rows(ctx.isa, p.m, &mr, &nr, &kc) }
+    let all = operands + Array(repeating: KernelOperand.absent, count: Swift.max(0, 7 - operands.count))
+    return try ctx.call(CK_FAMILY_GEMM, isa: ctx.isa, tile: mr, params: p, all, detail: detail)
 }

@@ -28,12 +28,8 @@ let momentsOps: [OpDef] = [
           },
           lowering: .kernel { ctx in
               let x = ctx.inputTypes[0], c = x.shape.last!, rows = c == 0 ? 0 : elementCount(x) / c
-              let fn = ck_f32_moments_kernel(ctx.vectorISA)!
-              let xp = UnsafePointer(ctx.f32(0)), out = ctx.f32Out
-              return Kernel(name: "ck_f32_moments__\(isaSuffix(ctx.vectorISA))") {
-                  fn(Int64(rows), Int64(c), xp, out, out + c)
-                  return 0
-              }
+              return try ctx.call(CK_FAMILY_REDUCE, op: 100, params: ck_rows_call(rows: Int64(rows), cols: Int64(c)),
+                                  [.input(0), .output, .output(element: c)])
           },
           cost: { ins, out, _ in Cost(flops: 3 * elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) }),
 ]

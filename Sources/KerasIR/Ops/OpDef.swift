@@ -74,43 +74,9 @@ public struct ReferenceContext {
 }
 public typealias ReferenceRule = (ReferenceContext) throws -> RefTensor
 
-/// A lowered kernel call: a closure over preassigned pointers. Returns 0, or a
-/// failure code that `failure` turns into a message (e.g. bad gather indices).
-public struct Kernel {
-    public var name: String
-    public var run: () -> Int
-    public var failure: ((Int) -> String)?
-
-    public init(name: String, failure: ((Int) -> String)? = nil, run: @escaping () -> Int) {
-        self.name = name
-        self.run = run
-        self.failure = failure
-    }
-}
-
-/// Scratch memory shared by all steps of a plan; the closure reads `base` at
-/// run time because the region grows while a plan is being lowered.
-public final class Workspace {
-    public var base: UnsafeMutableRawPointer?
-    public init() {}
-}
-
-/// What lowering sees: the node with concrete types, and its buffers.
-public protocol LoweringContext: AnyObject {
-    var isa: ck_isa { get }
-    var node: Node { get }
-    var inputTypes: [TensorType] { get }
-    func input(_ i: Int) -> UnsafeMutableRawPointer
-    var output: UnsafeMutableRawPointer { get }
-    /// Reserves `bytes` of 64-byte-aligned scratch valid during this kernel.
-    func workspace(bytes: Int) -> Workspace
-    /// The plan's per-run counter for random ops.
-    var randomCounter: UnsafeMutablePointer<UInt64> { get }
-}
-
 public enum Lowering {
-    /// A kernel call.
-    case kernel((LoweringContext) throws -> Kernel)
+    /// Kernel calls (usually one) that write the result.
+    case kernels((LoweringContext) throws -> [KernelCall])
     /// The result shares its first input's buffer (reshape).
     case alias
     /// The result is a part of its first input's buffer starting this many
@@ -118,9 +84,12 @@ public enum Lowering {
     case view(offset: (Node) throws -> Int)
     /// The planner binds storage directly (input, parameter, constant).
     case storage
-    /// A kernel that writes into its first input's buffer, which the result
-    /// then names (assign writes the parameter's storage).
-    case inPlace((LoweringContext) throws -> Kernel)
+    /// Kernel calls that write into the first input's buffer, which the
+    /// result then names (assign writes the parameter's storage).
+    case inPlace((LoweringContext) throws -> [KernelCall])
+
+    /// One kernel call.
+    static func kernel(_ make: @escaping (LoweringContext) throws -> KernelCall) -> Lowering { .kernels { [try make($0)] } }
 }
 
 public struct Cost: Sendable, Equatable {
@@ -224,22 +193,3 @@ let movementCost: CostRule = { inputs, out, _ in
     Cost(flops: 0, bytes: (inputs.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
 }
 
-func isaSuffix(_ isa: ck_isa) -> String { String(cString: ck_isa_name(isa)) }
-
-/// The kernel table's name for a family's op at an ISA (the name plans,
-/// tests and benchmarks use), or "family op" when the table has no row.
-func kernelTableName(_ family: ck_family, op: Int32, isa: ck_isa) -> String {
-    var n = 0
-    let table = ck_kernel_table(&n)!
-    for i in 0..<n where table[i].family == family && table[i].op == op && table[i].isa == isa { return String(cString: table[i].name) }
-    return "family \(family.rawValue) op \(op) at \(isaSuffix(isa))"
-}
-
-extension LoweringContext {
-    var outputType: TensorType { node.type }
-    func f32(_ i: Int) -> UnsafeMutablePointer<Float> { input(i).assumingMemoryBound(to: Float.self) }
-    var f32Out: UnsafeMutablePointer<Float> { output.assumingMemoryBound(to: Float.self) }
-    var outCount: Int { elementCount(node.type) }
-    /// The ISA elementwise families run at (they have no AVX-512 variant).
-    var vectorISA: ck_isa { isa == CK_ISA_REF ? CK_ISA_REF : CK_ISA_AVX2 }
-}

@@ -92,12 +92,13 @@ private func poolShape(_ ctx: ShapeContext) throws -> (PoolWindow, [Int]) {
     return (g, spatial)
 }
 
-private func lowerPool(_ ctx: LoweringContext, input: TensorType, output: TensorType) throws -> (UnsafeMutablePointer<ck_conv_desc>, ParamsBox<ck_conv_desc>) {
+/// One call of pooling kernel `op` (0 max, 1 avg, 2 max backward, 3 avg backward).
+private func poolCall(_ ctx: LoweringContext, _ op: Int32, input: TensorType, output: TensorType, _ operands: [KernelOperand]) throws -> KernelCall {
     let rank = input.rank - 2
     let g = try PoolWindow(ctx.node.attrs, rank: rank, op: ctx.node.op)
-    let keep = ParamsBox(g.desc(batch: input.shape[0], inSpatial: Array(input.shape[1..<(1 + rank)]),
-                                outSpatial: Array(output.shape[1..<(1 + rank)]), channels: input.shape.last!))
-    return (keep.pointer, keep)
+    let desc = g.desc(batch: input.shape[0], inSpatial: Array(input.shape[1..<(1 + rank)]),
+                      outSpatial: Array(output.shape[1..<(1 + rank)]), channels: input.shape.last!)
+    return try ctx.call(CK_FAMILY_POOL, op: op, params: desc, operands)
 }
 
 private let poolCost: CostRule = { ins, out, attrs in
@@ -127,10 +128,7 @@ let poolOps: [OpDef] = [
               return RefTensor(.f32, ctx.type.shape, y)
           },
           lowering: .kernel { ctx in
-              let (box, keep) = try lowerPool(ctx, input: ctx.inputTypes[0], output: ctx.outputType)
-              let fn = ck_f32_max_pool_kernel(ctx.vectorISA)!
-              let x = ctx.f32(0), y = ctx.f32Out
-              return Kernel(name: "ck_f32_max_pool__\(isaSuffix(ctx.vectorISA))") { _ = keep; fn(box, x, y); return 0 }
+              try poolCall(ctx, 0, input: ctx.inputTypes[0], output: ctx.outputType, [.input(0), .output])
           },
           cost: poolCost),
 
@@ -161,10 +159,7 @@ let poolOps: [OpDef] = [
               return RefTensor(.f32, ctx.type.shape, y)
           },
           lowering: .kernel { ctx in
-              let (box, keep) = try lowerPool(ctx, input: ctx.inputTypes[0], output: ctx.outputType)
-              let fn = ck_f32_avg_pool_kernel(ctx.vectorISA)!
-              let x = ctx.f32(0), y = ctx.f32Out
-              return Kernel(name: "ck_f32_avg_pool__\(isaSuffix(ctx.vectorISA))") { _ = keep; fn(box, x, y); return 0 }
+              try poolCall(ctx, 1, input: ctx.inputTypes[0], output: ctx.outputType, [.input(0), .output])
           },
           cost: poolCost),
 
@@ -196,10 +191,7 @@ let poolOps: [OpDef] = [
               return RefTensor(.f32, x.shape, dx)
           },
           lowering: .kernel { ctx in
-              let (box, keep) = try lowerPool(ctx, input: ctx.inputTypes[0], output: ctx.inputTypes[1])
-              let fn = ck_f32_max_pool_backward_kernel(ctx.vectorISA)!
-              let x = ctx.f32(0), dy = ctx.f32(1), dx = ctx.f32Out
-              return Kernel(name: "ck_f32_max_pool_backward__\(isaSuffix(ctx.vectorISA))") { _ = keep; fn(box, x, dy, dx); return 0 }
+              try poolCall(ctx, 2, input: ctx.inputTypes[0], output: ctx.inputTypes[1], [.input(0), .input(1), .output])
           },
           cost: poolCost),
 
@@ -234,10 +226,7 @@ let poolOps: [OpDef] = [
               return RefTensor(.f32, ctx.type.shape, dx)
           },
           lowering: .kernel { ctx in
-              let (box, keep) = try lowerPool(ctx, input: ctx.outputType, output: ctx.inputTypes[0])
-              let fn = ck_f32_avg_pool_backward_kernel(ctx.vectorISA)!
-              let dy = ctx.f32(0), dx = ctx.f32Out
-              return Kernel(name: "ck_f32_avg_pool_backward__\(isaSuffix(ctx.vectorISA))") { _ = keep; fn(box, dy, dx); return 0 }
+              try poolCall(ctx, 3, input: ctx.outputType, output: ctx.inputTypes[0], [.input(0), .output])
           },
           cost: poolCost),
 ]

@@ -56,12 +56,8 @@ private func randomOp(_ spec: RandomSpec) -> OpDef {
               let seed = UInt64(bitPattern: Int64(try ctx.node.attrs.int("seed")))
               let a = try ctx.node.attrs.float(spec.a.0, default: spec.a.1)
               let b = try ctx.node.attrs.float(spec.b.0, default: spec.b.1)
-              let fn = ck_f32_random_kernel(spec.dist, ctx.vectorISA)!
-              let n = ctx.outCount, y = ctx.f32Out, counter = ctx.randomCounter
-              return Kernel(name: "ck_f32_\(spec.name)__\(isaSuffix(ctx.vectorISA))") {
-                  fn(n, seed, counter.pointee, a, b, y)
-                  return 0
-              }
+              return try ctx.call(CK_FAMILY_RANDOM, op: Int32(spec.dist.rawValue),
+                                  params: ck_random_call(n: Int64(ctx.outCount), seed: seed, a: a, b: b), [.output, .randomCounter])
           },
           cost: elementwiseCost(4))
 }

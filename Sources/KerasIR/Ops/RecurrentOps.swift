@@ -45,13 +45,10 @@ private func lstmReference(_ ctx: ReferenceContext, hidden: Bool) -> RefTensor {
     return RefTensor(.f32, [rows, units], out)
 }
 
-private func lstmLowering(op: Int32, name: String) -> Lowering {
+private func lstmLowering(op: Int32) -> Lowering {
     .kernel { ctx in
-        let isa = ctx.vectorISA
-        let fn = ck_f32_lstm_kernel(op, isa)!
-        let rows = Int64(ctx.outputType.shape[0]), units = Int64(ctx.outputType.shape[1])
-        let z = UnsafePointer(ctx.f32(0)), s = UnsafePointer(ctx.f32(1)), y = ctx.f32Out
-        return Kernel(name: "ck_f32_\(name)__\(isaSuffix(isa))") { fn(rows, units, z, s, y); return 0 }
+        try ctx.call(CK_FAMILY_LSTM, op: op, params: ck_rows_call(rows: Int64(ctx.outputType.shape[0]), cols: Int64(ctx.outputType.shape[1])),
+                     [.input(0), .input(1), .output])
     }
 }
 
@@ -75,7 +72,7 @@ let recurrentOps: [OpDef] = [
               return [dz, try b.mul(g, f)]
           },
           reference: { ctx in lstmReference(ctx, hidden: false) },
-          lowering: lstmLowering(op: 0, name: "lstm_cell_state"), cost: lstmCost),
+          lowering: lstmLowering(op: 0), cost: lstmCost),
     OpDef("lstm_hidden", arity: .exactly(2), shape: lstmShape,
           differentiability: .vjp { b, args, g in
               let z = args.inputs[0], c = args.inputs[1]
@@ -87,5 +84,5 @@ let recurrentOps: [OpDef] = [
               return [dz, try b.mul(g, b.mul(o, b.sub(b.scalar(1), b.square(t))))]
           },
           reference: { ctx in lstmReference(ctx, hidden: true) },
-          lowering: lstmLowering(op: 1, name: "lstm_hidden"), cost: lstmCost),
+          lowering: lstmLowering(op: 1), cost: lstmCost),
 ]

@@ -134,26 +134,11 @@ private func sequenceLowering(backward: Bool) -> Lowering {
         let xpType = ctx.inputTypes[first], units = ctx.inputTypes[first + 1].shape[0]
         var desc = spec.desc(batch: xpType.shape[0], time: xpType.shape[1], units: units)
         let bytes = backward ? ck_f32_rnn_backward_workspace_bytes(&desc) : ck_f32_rnn_forward_workspace_bytes(&desc)
-        let ws = ctx.workspace(bytes: max(Int(bytes), 64))
-        let isa = ctx.isa
-        func ptr(_ i: Int?) -> UnsafePointer<Float>? { i.map { UnsafePointer(ctx.f32(first + $0)) } }
-        let xp = ptr(0)!, u = ptr(1)!, h0 = ptr(2)!, c0 = ptr(spec.c0), mask = ptr(spec.mask), rb = ptr(spec.rb)
-        let out = ctx.f32Out
-        let keep = ParamsBox(desc), d = keep.pointer
-        let name = "ck_f32_rnn_\(backward ? "backward" : "forward")__\(isaSuffix(isa)) \((try? ctx.node.attrs.string("cell")) ?? "")"
-        if backward {
-            let states = UnsafePointer(ctx.f32(0)), dstates = UnsafePointer(ctx.f32(1))
-            return Kernel(name: name) {
-                _ = keep
-                ck_f32_rnn_backward(isa, d, xp, u, rb, h0, c0, mask, states, dstates, out, ws.base)
-                return 0
-            }
-        }
-        return Kernel(name: name) {
-            _ = keep
-            ck_f32_rnn_forward(isa, d, xp, u, rb, h0, c0, mask, out, ws.base)
-            return 0
-        }
+        func operand(_ i: Int?) -> KernelOperand { i.map { .input(first + $0) } ?? .absent }
+        let shared = [operand(0), operand(1), operand(spec.rb), operand(2), operand(spec.c0), operand(spec.mask)]
+        let operands = backward ? shared + [.input(0), .input(1), .output, .workspace()] : shared + [.output, .workspace()]
+        return try ctx.call(CK_FAMILY_RNN, op: backward ? 1 : 0, isa: ctx.isa, params: desc, operands, workspace: max(Int(bytes), 64),
+                            detail: " \((try? ctx.node.attrs.string("cell")) ?? "")")
     }
 }
 

@@ -104,47 +104,33 @@ private func reduceReference(_ ctx: ReferenceContext, _ kind: ck_reduce_op, mean
 /// Splits the reduced axes into runs of adjacent axes; each run is one call
 /// of the [outer, n, inner] kernel, innermost run first.
 private func lowerReduce(_ kind: ck_reduce_op, mean: Bool) -> Lowering {
-    .kernel { ctx in
-        let isa = ctx.vectorISA
-        guard let fn = ck_f32_reduce_kernel(kind, isa) else { throw IRError("reduce: no kernel") }
+    .kernels { ctx in
         var shape = ctx.inputTypes[0].shape
         let axes = try normalizeAxes(try ctx.node.attrs.ints("axes"), rank: shape.count, op: ctx.node.op)
         var runs: [(Int, Int)] = []  // [start, end)
         for a in axes {
             if let last = runs.last, last.1 == a { runs[runs.count - 1].1 = a + 1 } else { runs.append((a, a + 1)) }
         }
-        var calls: [(outer: Int, n: Int, inner: Int)] = []
+        var dims: [(outer: Int, n: Int, inner: Int)] = []
         for (s, e) in runs.reversed() {
             let outer = shape[..<s].reduce(1, *), n = shape[s..<e].reduce(1, *), inner = shape[e...].reduce(1, *)
-            calls.append((outer, n, inner))
+            dims.append((outer, n, inner))
             for i in s..<e { shape[i] = 1 }
         }
-        if calls.isEmpty { calls.append((ctx.outCount, 1, 1)) }
+        if dims.isEmpty { dims.append((ctx.outCount, 1, 1)) }
         let count = axes.map { ctx.inputTypes[0].shape[$0] }.reduce(1, *)
-        let outN = ctx.outCount
-        // Intermediate results ping-pong between two halves of the workspace.
-        let inN = elementCount(ctx.inputTypes[0])
-        let ws = calls.count > 1 ? ctx.workspace(bytes: 2 * inN * 4) : nil
-        let x = ctx.f32(0), y = ctx.f32Out
-        // The box owns the scale's storage for as long as the kernel lives.
-        let keep = ParamsBox(1 / Float(Swift.max(count, 1)))
-        let scale = keep.pointer
-        let mulFn = ck_f32_binary_kernel(CK_BINARY_MUL, isa)!
-        // One flat table of (outer, n, inner) triples, walked by index.
-        let table = ContiguousArray(calls.flatMap { [$0.outer, $0.n, $0.inner] })
-        let callCount = calls.count
-        return Kernel(name: "ck_f32_reduce_\(String(cString: ck_reduce_op_name(kind)))__\(isaSuffix(isa))" + (mean ? "+scale" : "")) {
-            _ = keep
-            var src: UnsafePointer<Float> = UnsafePointer(x)
-            var i = 0
-            while i < callCount {
-                let dst = i == callCount - 1 ? y : ws!.base!.assumingMemoryBound(to: Float.self) + (i % 2) * inN
-                fn(table[3 * i], table[3 * i + 1], table[3 * i + 2], src, dst)
-                src = UnsafePointer(dst)
-                i += 1
-            }
-            if mean { mulFn(outN, y, 1, scale, 0, y) }
-            return 0
+        // Intermediate results ping-pong between two halves of the workspace;
+        // the last call writes the result and, for a mean, scales it.
+        let inBytes = elementCount(ctx.inputTypes[0]) * 4
+        let workspace = dims.count > 1 ? 2 * inBytes : 0
+        return try dims.enumerated().map { i, d in
+            let last = i == dims.count - 1
+            let params = ck_axis_call(outer: Int64(d.outer), n: Int64(d.n), inner: Int64(d.inner),
+                                      scale: last && mean ? 1 / Float(Swift.max(count, 1)) : 1, flag: 0)
+            let src: KernelOperand = i == 0 ? .input(0) : .workspace(byte: ((i - 1) % 2) * inBytes)
+            let dst: KernelOperand = last ? .output : .workspace(byte: (i % 2) * inBytes)
+            return try ctx.call(CK_FAMILY_REDUCE, op: Int32(kind.rawValue), params: params, [src, dst], workspace: workspace,
+                                detail: last && mean ? "+scale" : "")
         }
     }
 }
@@ -190,14 +176,9 @@ private func softmaxOp(_ name: String, log logOut: Bool, vjp: @escaping VJPRule)
           differentiability: .vjp(vjp),
           reference: { try softmaxReference($0, log: logOut) },
           lowering: .kernel { ctx in
-              let isa = ctx.vectorISA
               let (outer, n, inner) = try axisSplit(ctx.inputTypes[0].shape, try ctx.node.attrs.int("axis", default: -1), op: name)
-              let fn = ck_f32_softmax_kernel(isa)!
-              let x = ctx.f32(0), y = ctx.f32Out
-              return Kernel(name: "ck_f32_softmax__\(isaSuffix(isa))" + (logOut ? "(log)" : "")) {
-                  fn(outer, n, inner, x, y, logOut ? 1 : 0)
-                  return 0
-              }
+              return try ctx.call(CK_FAMILY_SOFTMAX, params: ck_axis_call(outer: Int64(outer), n: Int64(n), inner: Int64(inner), scale: 1, flag: logOut ? 1 : 0),
+                                  [.input(0), .output], detail: logOut ? "(log)" : "")
           },
           cost: elementwiseCost(14))
 }
@@ -230,9 +211,8 @@ private let argmaxOp = OpDef(
     },
     lowering: .kernel { ctx in
         let (outer, n, inner) = try axisSplit(ctx.inputTypes[0].shape, try ctx.node.attrs.int("axis", default: -1), op: "argmax")
-        let fn = ck_f32_argmax_kernel(ctx.vectorISA)!
-        let x = ctx.f32(0), y = ctx.output.assumingMemoryBound(to: Int32.self)
-        return Kernel(name: "ck_f32_argmax__\(isaSuffix(ctx.vectorISA))") { fn(outer, n, inner, x, y); return 0 }
+        return try ctx.call(CK_FAMILY_ARGMAX, params: ck_axis_call(outer: Int64(outer), n: Int64(n), inner: Int64(inner), scale: 1, flag: 0),
+                            [.input(0), .output])
     },
     cost: { ins, out, _ in Cost(flops: elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) })
 

@@ -99,14 +99,10 @@ private func concatAxis(_ ctx: ShapeContext) throws -> Int {
 
 /// A strided copy from `src` (with its own strides and offset) into a
 /// contiguous or strided destination, on the 32-bit copy kernel.
-private func copyKernel(_ ctx: LoweringContext, shape: [Int], src: UnsafeMutableRawPointer, srcStrides: [Int],
-                        dst: UnsafeMutableRawPointer, dstStrides: [Int], label: String) throws -> () -> Void {
-    let isa = ctx.vectorISA
-    let fn = ck_x32_copy_kernel(isa)!
-    let desc = try makeCopyDesc(shape, src: srcStrides, dst: dstStrides)
-    let keep = ParamsBox(desc), box = keep.pointer
-    let s = src.assumingMemoryBound(to: UInt32.self), d = dst.assumingMemoryBound(to: UInt32.self)
-    return { _ = keep; fn(box, s, d) }
+/// One strided copy of 32-bit elements from `src` to `dst`.
+private func copyCall(_ ctx: LoweringContext, shape: [Int], src: KernelOperand, srcStrides: [Int],
+                      dst: KernelOperand, dstStrides: [Int], detail: String = "") throws -> KernelCall {
+    try ctx.call(CK_FAMILY_COPY, params: try makeCopyDesc(shape, src: srcStrides, dst: dstStrides), [src, dst], detail: detail)
 }
 
 private func fillBits(_ dtype: DType, _ v: Float) -> UInt32 {
@@ -164,9 +160,8 @@ let shapeOps: [OpDef] = [
               let perm = try ctx.node.attrs.ints("perm")
               let xs = rowMajorStrides(ctx.inputTypes[0].shape)
               let out = ctx.outputType.shape
-              let run = try copyKernel(ctx, shape: out, src: ctx.input(0), srcStrides: perm.map { xs[$0] },
-                                       dst: ctx.output, dstStrides: rowMajorStrides(out), label: "transpose")
-              return Kernel(name: "ck_x32_copy_nd__\(isaSuffix(ctx.vectorISA))") { run(); return 0 }
+              return try copyCall(ctx, shape: out, src: .input(0), srcStrides: perm.map { xs[$0] },
+                                  dst: .output, dstStrides: rowMajorStrides(out))
           },
           cost: movementCost),
 
@@ -184,10 +179,8 @@ let shapeOps: [OpDef] = [
           },
           lowering: .kernel { ctx in
               let out = ctx.outputType.shape
-              let run = try copyKernel(ctx, shape: out, src: ctx.input(0),
-                                       srcStrides: broadcastStrides(ctx.inputTypes[0].shape, into: out),
-                                       dst: ctx.output, dstStrides: rowMajorStrides(out), label: "broadcast")
-              return Kernel(name: "ck_x32_copy_nd__\(isaSuffix(ctx.vectorISA))") { run(); return 0 }
+              return try copyCall(ctx, shape: out, src: .input(0), srcStrides: broadcastStrides(ctx.inputTypes[0].shape, into: out),
+                                  dst: .output, dstStrides: rowMajorStrides(out))
           },
           cost: movementCost),
 
@@ -240,23 +233,19 @@ let shapeOps: [OpDef] = [
               }
               return RefTensor(ctx.type.dtype, out, data)
           },
-          lowering: .kernel { ctx in
+          lowering: .kernels { ctx in
+              // One copy per input, each into its block of the result.
               let axis = try normalizeAxes([try ctx.node.attrs.int("axis")], rank: ctx.outputType.rank, op: "concat")[0]
               let out = ctx.outputType.shape, outStrides = rowMajorStrides(out)
-              var runs: [() -> Void] = []
+              var calls: [KernelCall] = []
               var offset = 0
               for (i, t) in ctx.inputTypes.enumerated() {
-                  let dst = ctx.output + offset * outStrides[axis] * 4
-                  runs.append(try copyKernel(ctx, shape: t.shape, src: ctx.input(i), srcStrides: rowMajorStrides(t.shape),
-                                             dst: dst, dstStrides: outStrides, label: "concat"))
+                  calls.append(try copyCall(ctx, shape: t.shape, src: .input(i), srcStrides: rowMajorStrides(t.shape),
+                                            dst: .output(element: offset * outStrides[axis]), dstStrides: outStrides,
+                                            detail: " \(i + 1) of \(ctx.inputTypes.count)"))
                   offset += t.shape[axis]
               }
-              let table = ContiguousArray(runs)
-              return Kernel(name: "ck_x32_copy_nd__\(isaSuffix(ctx.vectorISA)) x\(runs.count)") {
-                  var i = 0
-                  while i < table.count { table[i](); i += 1 }
-                  return 0
-              }
+              return calls
           },
           cost: movementCost),
 
@@ -292,10 +281,8 @@ let shapeOps: [OpDef] = [
               let begin = try ctx.node.attrs.ints("begin")
               let xs = rowMajorStrides(ctx.inputTypes[0].shape)
               let out = ctx.outputType.shape
-              let src = ctx.input(0) + flatten(begin, xs) * 4
-              let run = try copyKernel(ctx, shape: out, src: src, srcStrides: xs, dst: ctx.output,
-                                       dstStrides: rowMajorStrides(out), label: "slice")
-              return Kernel(name: "ck_x32_copy_nd__\(isaSuffix(ctx.vectorISA))") { run(); return 0 }
+              return try copyCall(ctx, shape: out, src: .input(0, element: flatten(begin, xs)), srcStrides: xs, dst: .output,
+                                  dstStrides: rowMajorStrides(out))
           },
           cost: movementCost),
 
@@ -335,21 +322,15 @@ let shapeOps: [OpDef] = [
               }
               return RefTensor(x.dtype, out, data)
           },
-          lowering: .kernel { ctx in
+          lowering: .kernels { ctx in
+              // Fill the result with the value, then copy the input into its interior.
               let x = ctx.inputTypes[0]
               let pairs = try padPairs(x, try ctx.node.attrs.ints("pads"), op: "pad")
               let value = fillBits(x.dtype, try ctx.node.attrs.float("value", default: 0))
               let out = ctx.outputType.shape, os = rowMajorStrides(out)
-              let dst = ctx.output + flatten(pairs.map(\.0), os) * 4
-              let run = try copyKernel(ctx, shape: x.shape, src: ctx.input(0), srcStrides: rowMajorStrides(x.shape),
-                                       dst: dst, dstStrides: os, label: "pad")
-              let fill = ck_x32_fill_kernel(ctx.vectorISA)!
-              let n = ctx.outCount, y = ctx.output.assumingMemoryBound(to: UInt32.self)
-              return Kernel(name: "ck_x32_fill__\(isaSuffix(ctx.vectorISA))+copy_nd") {
-                  fill(n, value, y)
-                  run()
-                  return 0
-              }
+              return [try ctx.call(CK_FAMILY_FILL, params: ck_fill_call(n: Int64(ctx.outCount), value: value), [.output]),
+                      try copyCall(ctx, shape: x.shape, src: .input(0), srcStrides: rowMajorStrides(x.shape),
+                                   dst: .output(element: flatten(pairs.map(\.0), os)), dstStrides: os)]
           },
           cost: movementCost),
 
@@ -370,12 +351,10 @@ let shapeOps: [OpDef] = [
           },
           lowering: .kernel { ctx in
               let from = ctx.inputTypes[0].dtype, to = ctx.outputType.dtype
-              let n = ctx.outCount, x = UnsafeRawPointer(ctx.input(0)), y = ctx.output
               if from == to {
-                  return Kernel(name: "memmove") { if x != UnsafeRawPointer(y) { y.copyMemory(from: x, byteCount: n * 4) }; return 0 }
+                  return try copyCall(ctx, shape: [ctx.outCount], src: .input(0), srcStrides: [1], dst: .output, dstStrides: [1])
               }
-              let fn = ck_cast_kernel(to == .i32 ? 1 : 0, ctx.vectorISA)!
-              return Kernel(name: "ck_cast_\(from.rawValue)_\(to.rawValue)__\(isaSuffix(ctx.vectorISA))") { fn(n, x, y); return 0 }
+              return try ctx.call(CK_FAMILY_CAST, op: to == .i32 ? 1 : 0, params: ck_count_call(n: Int64(ctx.outCount)), [.input(0), .output])
           },
           cost: movementCost),
 ]

@@ -76,8 +76,7 @@ let sourceOps: [OpDef] = [assignOp()] + [
               let shape = ctx.inputTypes[0].shape
               let axes = try normalizeAxes(try ctx.node.attrs.ints("axes", default: Array(shape.indices)), rank: shape.count, op: "dim_size")
               let v = Float(axes.map { shape[$0] }.reduce(1, *))
-              let y = ctx.f32Out
-              return Kernel(name: "store \(formatFloat(v))") { y.pointee = v; return 0 }
+              return try ctx.call(CK_FAMILY_FILL, params: ck_fill_call(n: 1, value: v.bitPattern), [.output], detail: " \(formatFloat(v))")
           },
           cost: { _, _, _ in Cost(flops: 0, bytes: 4) }),
 ]
@@ -93,12 +92,9 @@ private func assignOp() -> OpDef {
           differentiability: .notDifferentiable(reason: "an update of state, not a function of its inputs"),
           reference: { ctx in ctx.inputs[1] },
           lowering: .inPlace { ctx in
-              let n = ctx.outCount
-              let src = ctx.input(1), dst = ctx.input(0)
-              return Kernel(name: "memmove") {
-                  if src != dst { dst.copyMemory(from: src, byteCount: n * 4) }
-                  return 0
-              }
+              // Nothing runs when the value was computed in the parameter's storage.
+              let desc = try makeCopyDesc([ctx.outCount], src: [1], dst: [1])
+              return [try ctx.call(CK_FAMILY_COPY, params: desc, [.input(1), .input(0)])]
           },
           cost: movementCost)
     d.writtenParameters = { _ in [0] }
