@@ -346,7 +346,7 @@ public final class ExecutionPlan {
         var lines = ["plan @\(graph.name) isa=\(String(cString: ck_isa_name(isa))) steps=\(steps.count) workspace=\(workspaceBytes) bytes"]
         for (k, s) in steps.enumerated() {
             let n = graph.nodes[s.node]
-            lines.append("  \(k): \(names.ref(Value(s.node))) = \(n.op) -> \(s.kernel.name)" + (n.layer.map { "  # \($0)" } ?? ""))
+            lines.append("  \(k): \(names.ref(Value(s.node))) = \(n.op) -> \(s.kernel)" + (n.layer.map { "  # \($0)" } ?? ""))
         }
         lines.append(memory.description)
         return lines.joined(separator: "\n")

@@ -182,8 +182,12 @@ enum KGraphCommand {
         if let path = opts["--json"] {
             let kernels: [JSON] = plan.steps.map { s in
                 let n = plan.graph.nodes[s.node]
-                let cost = OpRegistry.standard[n.op]?.cost(n.inputs.map { plan.graph.type(of: $0) }, n.type, n.attrs)
+                let def = plan.registry[n.op]
+                let cost = def?.cost(n.inputs.map { plan.graph.type(of: $0) }, n.type, n.attrs)
                 return ["name": .string(s.kernel.name), "op": .string(n.op), "layer": n.layer.map { JSON.string($0) } ?? .null,
+                        "fused_ops": .array((def?.sourceOps(n.attrs) ?? [n.op]).map { JSON.string($0) }),
+                        "kernel_id": JSON(s.kernel.kernel), "operands": .array(s.kernel.operands.map { JSON.string($0.description) }),
+                        "params_bytes": JSON(s.kernel.params.count), "workspace_bytes": JSON(s.kernel.workspaceBytes),
                         "flops": JSON(cost?.flops ?? 0), "bytes": JSON(cost?.bytes ?? 0)]
             }
             let doc: JSON = ["model": .string(args[0]), "training": .bool(train), "kernels": .array(kernels),

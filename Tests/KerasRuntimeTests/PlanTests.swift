@@ -42,7 +42,7 @@ final class PlanTests: XCTestCase {
         let plan = try ExecutionPlan(b.graph, batchSize: 2, store: ParameterStore(), isa: CK_ISA_REF)
         XCTAssertEqual(plan.listing, """
         plan @tiny isa=ref steps=1 workspace=0 bytes
-          0: %0 = relu -> ck_f32_vrelu__ref  # act
+          0: %0 = relu -> ck_f32_vrelu__ref(in0, out)  # act
         %x -> arena[0x0000, +64) live [0,2]
         %0 -> arena[0x0040, +64) live [1,2]
         arena: 128 bytes in 2 buffers, reduced from 128 to 128 bytes

@@ -152,6 +152,36 @@ final class KGraphTests: XCTestCase {
         return path
     }
 
+    /// The issue's plan criteria, read from `kgraph plan NAME --train --json`:
+    /// every Dense and Conv bias and activation in its GEMM or conv call, the
+    /// loss and its gradient in one kernel, one fused optimizer kernel, and
+    /// an arena within 1.15x of the liveness lower bound.
+    func testTrainingPlansFuseEpiloguesLossAndOptimizer() throws {
+        for model in ["mlp", "mnist_cnn", "cifar_cnn"] {
+            let json = NSTemporaryDirectory() + "kgraph-\(model)-\(UUID().uuidString).json"
+            defer { try? FileManager.default.removeItem(atPath: json) }
+            let r = try kgraph(["plan", model, "--train", "--batch", "8", "--json", json])
+            XCTAssertEqual(r.status, 0, r.err)
+            let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any] ?? [:]
+            let kernels = doc["kernels"] as? [[String: Any]] ?? []
+            func ops(_ k: [String: Any]) -> [String] { k["fused_ops"] as? [String] ?? [] }
+            func layer(_ k: [String: Any]) -> String { k["layer"] as? String ?? "" }
+            let forward = kernels.filter { ["matmul", "conv"].contains(ops($0).first) && ops($0).count > 1 && !ops($0).contains("assign") }
+            let layers = Set(forward.map(layer))
+            XCTAssertFalse(layers.isEmpty, "\(model): no GEMM or conv with an epilogue")
+            for k in forward { XCTAssertEqual(ops(k)[1], "add", "\(model): \(k["name"]!) has no bias") }
+            // No standalone bias add or activation in a Dense or Conv layer's forward.
+            let standalone = kernels.filter { k in
+                layers.contains(layer(k)) && ops(k).count == 1 && ["add", "relu", "softmax", "sigmoid", "tanh"].contains(ops(k)[0])
+            }
+            XCTAssertEqual(standalone.map { $0["name"] as? String ?? "" }, [], model)
+            XCTAssertEqual(kernels.filter { ops($0).contains("softmax_cross_entropy") && ops($0).contains("softmax_cross_entropy_grad") }.count, 1, model)
+            XCTAssertEqual(kernels.filter { $0["op"] as? String == "fused_update" }.count, 1, model)
+            let arena = doc["arena_bytes"] as? Int ?? 0, bound = doc["lower_bound_bytes"] as? Int ?? 1
+            XCTAssertLessThanOrEqual(Double(arena), 1.15 * Double(bound), model)
+        }
+    }
+
     func testPlanAndGradAndPasses() throws {
         let path = try write(valid)
         let plan = try kgraph(["plan", path, "--batch", "4"])

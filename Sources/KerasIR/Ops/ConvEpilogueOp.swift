@@ -35,5 +35,5 @@ let convEpilogueOps: [OpDef] = [
               let rank = ins[0].rank - 2
               let f = convFlops(out.shape[0], Array(out.shape[1..<(1 + rank)]), out.shape.last!, Array(ins[1].shape[0..<rank]), ins[1].shape[rank])
               return Cost(flops: f, bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
-          }),
+          }).fusing(epilogueSourceOps("conv")),
 ]

@@ -121,5 +121,6 @@ private func fusedElementwiseOp() -> OpDef {
               return Cost(flops: count * elementCount(out), bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
           })
     d.writesInPlaceOfInput = true
+    d.fusedOps = { attrs in try FusedProgram(try attrs.string("program"), inputs: Int.max).instructions.map(\.op) }
     return d
 }

@@ -22,6 +22,14 @@ func epilogueCoreAttrs(_ attrs: Attributes) -> Attributes {
     return core
 }
 
+/// The ops a GEMM or convolution with an epilogue stands for.
+func epilogueSourceOps(_ core: String) -> (Attributes) -> [String] {
+    return { attrs in
+        let p = fusedParts(attrs)
+        return [core] + (p.bias ? ["add"] : []) + (p.residual ? ["add"] : []) + (p.act.map { [$0] } ?? [])
+    }
+}
+
 /// The kernel-name suffix that shows an epilogue in plans ("+bias+relu").
 func epilogueSuffix(_ p: (tb: Bool, bias: Bool, residual: Bool, act: String?, actAttrs: Attributes)) -> String {
     (p.bias ? "+bias" : "") + (p.residual ? "+residual" : "") + (p.act.map { "+\($0)" } ?? "")
@@ -130,7 +138,7 @@ let fusedOps: [OpDef] = [
           cost: { ins, out, _ in
               let k = ins[0].shape.last.map { Swift.max($0, 1) } ?? 1
               return Cost(flops: 2 * elementCount(out) * k, bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
-          }),
+          }).fusing(epilogueSourceOps("matmul")),
     gemmUpdateOp(),
 ]
 
@@ -198,5 +206,8 @@ private func gemmUpdateOp() -> OpDef {
               return Cost(flops: 2 * elementCount(out) * k, bytes: (elementCount(ins[first]) + elementCount(ins[first + 1]) + 2 * first * elementCount(out)) * 4)
           })
     d.writtenParameters = { node in node.attrs["momentum"] == nil ? [0] : [0, 1] }
+    d.fusedOps = { attrs in
+        attrs["momentum"] == nil ? ["matmul", "mul", "sub", "assign"] : ["matmul", "mul", "mul", "sub", "assign", "add", "assign"]
+    }
     return d
 }

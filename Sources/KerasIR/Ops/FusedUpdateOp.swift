@@ -134,6 +134,9 @@ private func fusedUpdateOp() -> OpDef {
               return Cost(flops: flops, bytes: bytes)
           })
     d.writtenParameters = { node in try UpdateProgram(try node.attrs.string("program"), inputs: node.inputs.count).targets }
+    d.fusedOps = { attrs in
+        try UpdateProgram(try attrs.string("program"), inputs: Int.max).jobs.flatMap { job in job.program.instructions.map(\.op) + job.stores.map { _ in "assign" } }
+    }
     return d
 }
 

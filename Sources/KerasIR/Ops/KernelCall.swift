@@ -2,8 +2,8 @@ import CKernels
 
 /// Where one operand address of a kernel call comes from; the runtime
 /// resolves it when it builds the plan (calls.c gives each family's order).
-public struct KernelOperand: Hashable, Sendable, CustomStringConvertible {
-    public enum Buffer: Hashable, Sendable {
+public struct KernelOperand: Hashable, Sendable, Codable, CustomStringConvertible {
+    public enum Buffer: Hashable, Sendable, Codable {
         /// The node's input at this position.
         case input(Int)
         /// The node's result.
@@ -42,7 +42,7 @@ public struct KernelOperand: Hashable, Sendable, CustomStringConvertible {
 /// family's parameter block (a pointer-free C struct, see CKernels.h) and
 /// where each operand address comes from. Plans are lists of these, so
 /// they print, compare and serialize, and KerasIR holds no runtime state.
-public struct KernelCall: Hashable, Sendable, CustomStringConvertible {
+public struct KernelCall: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The row of `ck_kernel_table` this call runs.
     public var kernel: Int
     public var params: [UInt8]
@@ -52,8 +52,18 @@ public struct KernelCall: Hashable, Sendable, CustomStringConvertible {
     /// What the listing adds after the table name ("+bias+relu", " x4").
     public var detail: String
 
+    public init(kernel: Int, params: [UInt8], operands: [KernelOperand], workspaceBytes: Int, detail: String) {
+        self.kernel = kernel
+        self.params = params
+        self.operands = operands
+        self.workspaceBytes = workspaceBytes
+        self.detail = detail
+    }
+
     /// The kernel table's name for the row, then the detail.
-    public var name: String { KernelTable.rows[kernel].name + detail }
+    public var name: String {
+        (KernelTable.rows.indices.contains(kernel) ? KernelTable.rows[kernel].name : "no kernel-table row \(kernel)") + detail
+    }
 
     public var description: String {
         "\(name)(\(operands.map(\.description).joined(separator: ", ")))"

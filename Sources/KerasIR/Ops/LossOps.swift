@@ -159,7 +159,7 @@ let lossOps: [OpDef] = [
               let s = XentShape(ctx.inputTypes[0])
               return try xentCall(ctx, name: " loss+gradient", loss: .output(element: s.rows * s.classes), dz: .output, g: .input(2))
           },
-          cost: xentCost),
+          cost: xentCost).fusing { _ in ["softmax_cross_entropy", "softmax_cross_entropy_grad"] },
     OpDef("view", arity: .exactly(1),
           shape: { ctx in
               let shape = try ctx.attrs.ints("shape"), offset = try ctx.attrs.int("offset", default: 0)

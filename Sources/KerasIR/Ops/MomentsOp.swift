@@ -31,5 +31,6 @@ let momentsOps: [OpDef] = [
               return try ctx.call(CK_FAMILY_REDUCE, op: 100, params: ck_rows_call(rows: Int64(rows), cols: Int64(c)),
                                   [.input(0), .output, .output(element: c)])
           },
-          cost: { ins, out, _ in Cost(flops: 3 * elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) }),
+          cost: { ins, out, _ in Cost(flops: 3 * elementCount(ins[0]), bytes: (elementCount(ins[0]) + elementCount(out)) * 4) })
+        .fusing { _ in ["reduce_mean", "sub", "square", "reduce_mean"] },
 ]

@@ -122,6 +122,19 @@ public struct OpDef {
     /// last and dead-code elimination keeps them.
     public var writtenParameters: ((Node) throws -> [Int])?
     public var updatesParameters: Bool { writtenParameters != nil }
+    /// For ops a fusion pass makes: the ops a node stands for, in order
+    /// (plans report them beside the kernel that runs them).
+    public var fusedOps: ((Attributes) throws -> [String])?
+
+    /// The ops a node computes: itself, or what fusion folded into it.
+    public func sourceOps(_ attrs: Attributes) -> [String] { (try? fusedOps?(attrs)) ?? [name] }
+
+    /// This op, reporting `rule` as the ops its nodes stand for.
+    func fusing(_ rule: @escaping (Attributes) throws -> [String]) -> OpDef {
+        var d = self
+        d.fusedOps = rule
+        return d
+    }
 
     public init(_ name: String, arity: Arity, isPure: Bool = true, shape: @escaping ShapeRule,
                 differentiability: Differentiability, reference: @escaping ReferenceRule,
