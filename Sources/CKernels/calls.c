@@ -154,10 +154,26 @@ static int64_t run_rnn(const ck_kernel_info *k, const void *params, void *const 
     return 0;
 }
 
-size_t ck_fused_update_workspace_bytes(int64_t instr_count, int64_t jobs) {
+/* The fused update's workspace: per-instruction values and flags, per-job
+ * tile offsets, per-reduction tile offsets and results, per-block partials. */
+typedef struct update_layout { size_t flags, tile_start, reduce_start, results, partials, total; } update_layout;
+
+static update_layout layout(int64_t instr_count, int64_t jobs, int64_t reductions, int64_t reduce_tiles) {
     size_t n = (size_t)(instr_count > 0 ? instr_count : 1);
-    size_t floats = (n * sizeof(float) + 7) / 8 * 8, flags = (n + 7) / 8 * 8;
-    return floats + flags + (size_t)(jobs + 1) * sizeof(int64_t);
+    update_layout l;
+    l.flags = (n * sizeof(float) + 7) / 8 * 8;
+    l.tile_start = l.flags + (n + 7) / 8 * 8;
+    l.reduce_start = l.tile_start + (size_t)(jobs + 1) * sizeof(int64_t);
+    l.results = l.reduce_start + (size_t)(reductions + 1) * sizeof(int64_t);
+    l.partials = l.results + ((size_t)reductions * sizeof(float) + 7) / 8 * 8;
+    l.total = l.partials + (size_t)reduce_tiles * sizeof(double);
+    return l;
+}
+
+size_t ck_fused_update_workspace(int64_t instr_count, int64_t jobs, int64_t reductions, int64_t reduce_tiles, size_t *results_offset) {
+    update_layout l = layout(instr_count, jobs, reductions, reduce_tiles);
+    if (results_offset) *results_offset = l.results;
+    return l.total;
 }
 
 static int64_t run_fused(const ck_kernel_info *k, const void *params, void *const *o) {
@@ -168,9 +184,8 @@ static int64_t run_fused(const ck_kernel_info *k, const void *params, void *cons
         return 0;
     }
     const ck_update_call *p = params;
-    size_t n = (size_t)(p->instr_count > 0 ? p->instr_count : 1);
     char *ws = o[p->inputs];
-    size_t floats = (n * sizeof(float) + 7) / 8 * 8, flags = (n + 7) / 8 * 8;
+    update_layout l = layout(p->instr_count, p->jobs, p->reductions, p->reduce_tiles);
     ck_fused_update u = {
         .jobs = p->jobs,
         .job = AT(ck_update_job, p, p->jobs_at),
@@ -179,8 +194,13 @@ static int64_t run_fused(const ck_kernel_info *k, const void *params, void *cons
         .inputs = (float *const *)o,
         .counts = AT(int64_t, p, p->counts_at),
         .uniform_values = (float *)ws,
-        .uniform = (uint8_t *)(ws + floats),
-        .tile_start = (int64_t *)(ws + floats + flags),
+        .uniform = (uint8_t *)(ws + l.flags),
+        .tile_start = (int64_t *)(ws + l.tile_start),
+        .reductions = p->reductions,
+        .reduce_first = p->inputs - p->reductions,
+        .reduce_inputs = AT(int32_t, p, p->reduce_at),
+        .reduce_start = (int64_t *)(ws + l.reduce_start),
+        .partials = (double *)(ws + l.partials),
     };
     ck_f32_fused_update(k->isa, &u);
     return 0;

@@ -153,8 +153,57 @@ static void update_tiles(void *ctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
+/* Sum of squares of one block, in a fixed order for its ISA. */
+static double sum_squares__ref(const float *x, int64_t n) {
+    float s = 0;
+    for (int64_t k = 0; k < n; k++) s += x[k] * x[k];
+    return s;
+}
+
+CK_AVX2 static double sum_squares__avx2(const float *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) { __m256 v = _mm256_loadu_ps(x + k); acc = _mm256_fmadd_ps(v, v, acc); }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    float s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; k < n; k++) s += x[k] * x[k];
+    return s;
+}
+
+static void reduce_tiles(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const update_run *r = ctx;
+    const ck_fused_update *u = r->u;
+    int32_t q = 0;
+    for (int64_t t = begin; t < end; t++) {
+        while (u->reduce_start[q + 1] <= t) q++;
+        int32_t in = u->reduce_inputs[q];
+        int64_t start = (t - u->reduce_start[q]) * TILE, len = u->counts[in] - start < TILE ? u->counts[in] - start : TILE;
+        const float *x = u->inputs[in] + start;
+        u->partials[t] = r->isa == CK_ISA_REF ? sum_squares__ref(x, len) : sum_squares__avx2(x, len);
+    }
+}
+
 void ck_f32_fused_update(ck_isa isa, const ck_fused_update *u) {
     update_run r = {u, isa == CK_ISA_REF ? CK_ISA_REF : CK_ISA_AVX2, 0};
+    /* 0: sums of squares, block partials on the pool, then added in order */
+    if (u->reductions > 0) {
+        int64_t elements = 0;
+        u->reduce_start[0] = 0;
+        for (int32_t q = 0; q < u->reductions; q++) {
+            int64_t n = u->counts[u->reduce_inputs[q]];
+            elements += n;
+            u->reduce_start[q + 1] = u->reduce_start[q] + (n + TILE - 1) / TILE;
+        }
+        int64_t tiles = u->reduce_start[u->reductions];
+        if (tiles > 0) ck_parallel_for(tiles, elements < 2 * CK_ELEMENTWISE_CHUNK, reduce_tiles, &r);
+        for (int32_t q = 0; q < u->reductions; q++) {
+            double s = 0;
+            for (int64_t t = u->reduce_start[q]; t < u->reduce_start[q + 1]; t++) s += u->partials[t];
+            u->inputs[u->reduce_first + q][0] = (float)s;
+        }
+    }
     /* 1: values computed once per job (learning-rate factors, the step count), before any store */
     for (int32_t j = 0; j < u->jobs; j++) {
         const ck_update_job *jb = &u->job[j];

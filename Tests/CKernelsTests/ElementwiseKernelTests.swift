@@ -373,7 +373,8 @@ final class ElementwiseKernelTests: XCTestCase {
     }
 
     /// The fused update kernel at AVX2 against its scalar twin: a momentum
-    /// job over sizes around the tile, a bias-row job and a step counter in
+    /// job over sizes around the tile, a bias-row job, a step counter and a
+    /// sum of squares of the gradient (clipping's norm) stored by a job in
     /// one call; targets guarded by canaries; 1 and 2 threads bitwise alike.
     func testFusedUpdateMatchesReference() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
@@ -391,40 +392,52 @@ final class ElementwiseKernelTests: XCTestCase {
                       instr(1, mul, (0, 6), (0, 3)), instr(1, sub, (0, 5), (1, 0)),
                       instr(1, add, (0, 7), (0, 8))]
         let stores = [ck_update_store(target: 1, kind: 1, index: 2), ck_update_store(target: 0, kind: 1, index: 6),
-                      ck_update_store(target: 5, kind: 1, index: 1), ck_update_store(target: 7, kind: 1, index: 0)]
+                      ck_update_store(target: 5, kind: 1, index: 1), ck_update_store(target: 7, kind: 1, index: 0),
+                      ck_update_store(target: 10, kind: 0, index: 9)]
         for n in [1, 5, t - 1, t, t + 1, 3 * t + 7, 40_000] {
             let rowN = 13
             let w0 = rng.floats(n, -1, 1), m0 = rng.floats(n, -1, 1), g0 = rng.floats(n, -1, 1), b0 = rng.floats(rowN, -1, 1), gb0 = rng.floats(rowN, -1, 1)
             var results: [[Float]] = []
             for (isa, threads) in [(CK_ISA_REF, Int32(1)), (CK_ISA_AVX2, Int32(1)), (CK_ISA_AVX2, Int32(2))] {
                 let w = Guarded(w0), m = Guarded(m0), g = Guarded(g0), lr = Guarded([0.1]), mu = Guarded([0.9]), b = Guarded(b0), gb = Guarded(gb0)
-                let step = Guarded([4]), one = Guarded([1])
+                let step = Guarded([4]), one = Guarded([1]), norm = Guarded([0]), normOut = Guarded([0])
                 let saved = ck_threads_set(threads)
-                var inputs: [UnsafeMutablePointer<Float>?] = [w.pointer, m.pointer, g.pointer, lr.pointer, mu.pointer, b.pointer, gb.pointer, step.pointer, one.pointer]
-                var counts: [Int64] = [Int64(n), Int64(n), Int64(n), 1, 1, Int64(rowN), Int64(rowN), 1, 1]
+                var inputs: [UnsafeMutablePointer<Float>?] = [w.pointer, m.pointer, g.pointer, lr.pointer, mu.pointer, b.pointer, gb.pointer, step.pointer, one.pointer,
+                                                              norm.pointer, normOut.pointer]
+                var counts: [Int64] = [Int64(n), Int64(n), Int64(n), 1, 1, Int64(rowN), Int64(rowN), 1, 1, 1, 1]
                 let jobs = [ck_update_job(n: Int64(n), first: 0, count: 7, store_first: 0, store_count: 2),
                             ck_update_job(n: Int64(rowN), first: 7, count: 2, store_first: 2, store_count: 1),
-                            ck_update_job(n: 1, first: 9, count: 1, store_first: 3, store_count: 1)]
+                            ck_update_job(n: 1, first: 9, count: 1, store_first: 3, store_count: 1),
+                            ck_update_job(n: 1, first: 10, count: 0, store_first: 4, store_count: 1)]
                 var uniformValues = [Float](repeating: 0, count: instrs.count), uniform = [UInt8](repeating: 0, count: instrs.count)
                 var tileStart = [Int64](repeating: 0, count: jobs.count + 1)
+                var reduceInputs: [Int32] = [2], reduceStart = [Int64](repeating: 0, count: 2)
+                var partials = [Double](repeating: 0, count: (n + t - 1) / t)
                 instrs.withUnsafeBufferPointer { ip in jobs.withUnsafeBufferPointer { jp in stores.withUnsafeBufferPointer { sp in
                     inputs.withUnsafeMutableBufferPointer { inp in counts.withUnsafeMutableBufferPointer { cp in
                         uniformValues.withUnsafeMutableBufferPointer { uvp in uniform.withUnsafeMutableBufferPointer { up in
                             tileStart.withUnsafeMutableBufferPointer { tp in
-                                var u = ck_fused_update(jobs: Int32(jp.count), job: jp.baseAddress, instrs: ip.baseAddress, stores: sp.baseAddress,
-                                                        inputs: inp.baseAddress, counts: cp.baseAddress, uniform_values: uvp.baseAddress,
-                                                        uniform: up.baseAddress, tile_start: tp.baseAddress)
-                                ck_f32_fused_update(isa, &u)
+                                reduceInputs.withUnsafeMutableBufferPointer { rp in reduceStart.withUnsafeMutableBufferPointer { rsp in
+                                    partials.withUnsafeMutableBufferPointer { pp in
+                                        var u = ck_fused_update(jobs: Int32(jp.count), job: jp.baseAddress, instrs: ip.baseAddress, stores: sp.baseAddress,
+                                                                inputs: inp.baseAddress, counts: cp.baseAddress, uniform_values: uvp.baseAddress,
+                                                                uniform: up.baseAddress, tile_start: tp.baseAddress, reductions: 1, reduce_first: 9,
+                                                                reduce_inputs: rp.baseAddress, reduce_start: rsp.baseAddress, partials: pp.baseAddress)
+                                        ck_f32_fused_update(isa, &u)
+                                    }
+                                } }
                             }
                         } }
                     } }
                 } } }
                 _ = ck_threads_set(saved)
-                for (name, x) in [("w", w), ("m", m), ("b", b), ("step", step)] { XCTAssertTrue(x.intactCanaries, "ck_f32_fused_update n \(n) wrote outside \(name)") }
+                for (name, x) in [("w", w), ("m", m), ("b", b), ("step", step), ("norm", norm), ("normOut", normOut)] { XCTAssertTrue(x.intactCanaries, "ck_f32_fused_update n \(n) wrote outside \(name)") }
                 XCTAssertEqual(g.values, g0, "the gradient is read, not written")
                 XCTAssertEqual(step.values, [5], "the step counter is stored once, after every job read it")
                 // every job read the step's old value: m' and w' use lr only, and b' reads the old gb
-                results.append(w.values + m.values + b.values)
+                let sumSquares = g0.reduce(0.0) { $0 + Double($1) * Double($1) }
+                XCTAssertEqual(Double(normOut.values[0]), sumSquares, accuracy: 1e-5 * max(sumSquares, 1), "sum of squares, n \(n) \(isa)")
+                results.append(w.values + m.values + b.values + normOut.values)
             }
             if let msg = compare(results[1], results[0], tol: 2e-6) { XCTFail("ck_f32_fused_update__avx2 n \(n): \(msg)") }
             XCTAssertEqual(results[1], results[2], "ck_f32_fused_update__avx2 n \(n): 1 and 2 threads")

@@ -121,6 +121,68 @@ final class UpdateFusionTests: XCTestCase {
         }
     }
 
+    /// Clipping by norm in the same call: per-variable clipnorm and a global
+    /// norm over two gradients, their sums of squares computed by the fused
+    /// update before any store. Against the unfused kernels within float
+    /// rounding of a reordered sum; one and two threads bitwise alike.
+    func testClippingNormsAreComputedByTheFusedUpdate() throws {
+        let shapes: [[Int]] = [[5], [1025], [2, 1031], [300]]
+        let c: Float = 1
+        func build() throws -> Graph {
+            let b = GraphBuilder(name: "clipped")
+            let lr = try b.parameter("lr", .f32([]))
+            let grads = try shapes.indices.map { try b.input("g\($0)", .f32(shapes[$0])) }
+            func sumSquares(_ g: Value) throws -> Value { try b.reduceSum(b.square(g), axes: Array(0..<b.type(of: g).rank)) }
+            var clipped: [Value] = []
+            for g in grads.prefix(2) {  // clipnorm
+                let norm = try b.sqrt(b.maximum(sumSquares(g), b.scalar(0)))
+                clipped.append(try b.div(b.mul(g, c), b.maximum(norm, b.scalar(c))))
+            }
+            let total = try b.add(sumSquares(grads[2]), sumSquares(grads[3]))  // global_clipnorm
+            let scale = try b.div(b.scalar(c), b.maximum(b.sqrt(total), b.scalar(c)))
+            clipped += try grads.suffix(2).map { try b.mul($0, scale) }
+            for (i, g) in clipped.enumerated() {
+                let w = try b.parameter("w\(i)", .f32(shapes[i]))
+                _ = try b.assign(w, b.sub(w, b.mul(g, lr)))
+            }
+            b.setOutputs([grads[0]])
+            return b.graph
+        }
+        var rng = SplitMix64(seed: 9)
+        let feeds = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
+            ("g\(i)", try! Tensor((0..<s.reduce(1, *)).map { _ in Float(rng.unit() * 2 - 1) }, shape: s))
+        })
+        func run(disable: String?, threads: Int32) throws -> (ParameterStore, [String]) {
+            let saved = ck_threads_get()
+            _ = ck_threads_set(threads)
+            defer { _ = ck_threads_set(saved) }
+            if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
+            defer { unsetenv("KERAS_DISABLE_PASSES") }
+            let store = ParameterStore()
+            let plan = try ExecutionPlan(try build(), inputShapes: feeds.mapValues(\.shape), store: store)
+            try store.set("lr", [0.5])
+            for name in store.names where name != "lr" {
+                try store.set(name, (0..<store.buffer(name)!.count).map { Float(($0 * 37 + name.count) % 11) / 10 })
+            }
+            for _ in 0..<2 { _ = try plan.run(feeds) }
+            return (store, plan.steps.map(\.kernel.name))
+        }
+        let (unfused, plain) = try run(disable: "fuse-updates", threads: 1)
+        let (fused, kernels) = try run(disable: nil, threads: 1)
+        let (fused2, _) = try run(disable: nil, threads: 2)
+        XCTAssertEqual(kernels.count, 1, "\(kernels)")
+        XCTAssertTrue(kernels[0].hasPrefix("ck_f32_fused_update") && kernels[0].hasSuffix("4 norms"), "\(kernels)")
+        XCTAssertGreaterThan(plain.filter { $0.hasPrefix("ck_f32_reduce_sum") }.count, 3, "\(plain)")
+        for name in unfused.names {
+            let want = try unfused.tensor(name).floats
+            let got = try fused.tensor(name).floats
+            for (k, (a, e)) in zip(got, want).enumerated() {
+                XCTAssertEqual(a, e, accuracy: 2e-6 * max(abs(e), 1), "\(name)[\(k)]: fused against unfused")
+            }
+            XCTAssertEqual(try fused2.tensor(name).floats.map(\.bitPattern), got.map(\.bitPattern), "\(name): two threads")
+        }
+    }
+
     /// SGD on a weight-gradient matmul goes into the GEMM's store step:
     /// plain (w - lr * g) and with momentum (m' = m * mu - lr * g, w + m').
     func testSGDUpdatesOfMatmulGradientsBecomeGemmUpdates() throws {

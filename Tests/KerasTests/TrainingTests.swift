@@ -61,7 +61,8 @@ final class TrainingTests: XCTestCase {
         let (x, y) = try Self.separable(32, seed: 5)
         let optimizers: [Optimizer] = [SGD(), SGD(momentum: 0.9, nesterov: true), SGD(learningRate: 0.1, clipvalue: 0.5),
                                        RMSprop(), RMSprop(momentum: 0.9, centered: true), Adagrad(), Adadelta(), Adam(), Adam(amsgrad: true),
-                                       Adamax(), Nadam()]
+                                       Adamax(), Nadam(), Adam(clipnorm: 1), SGD(momentum: 0.9, globalClipnorm: 1),
+                                       RMSprop(clipnorm: 0.5)]
         for opt in optimizers {
             Naming.reset()
             let model = try Sequential([Dense(8, activation: "relu", inputShape: [20]), BatchNormalization(), Dense(3, activation: "softmax")])
@@ -74,7 +75,8 @@ final class TrainingTests: XCTestCase {
             let own = plan.steps.filter { plan.graph.nodes[$0.node].layer == opt.name }
             let inGemm = own.filter { plan.graph.nodes[$0.node].op == "gemm_update" }.count
             XCTAssertEqual(own.count - inGemm, 1, "\(what): optimizer kernels \(own.map(\.kernel.name))")
-            let sgdInGemm = (opt as? SGD).map { !$0.nesterov && $0.clipvalue == nil } ?? false  // clipping sits between the GEMM and the update
+            // clipping sits between the GEMM and the update
+            let sgdInGemm = (opt as? SGD).map { !$0.nesterov && $0.clipvalue == nil && $0.clipnorm == nil && $0.globalClipnorm == nil } ?? false
             XCTAssertEqual(inGemm, sgdInGemm ? 2 : 0, "\(what): updates in the gradient GEMMs")
         }
     }
@@ -153,12 +155,22 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(model.optimizer!.iterations, 16)
         XCTAssertEqual(model.optimizer!.currentLearningRate, 0.05, accuracy: 1e-7)
         let clipped = try Sequential([Dense(3, activation: "softmax", inputShape: [20])])
-        try clipped.compile(optimizer: SGD(learningRate: 0.1, clipnorm: 0.01, clipvalue: 0.001), loss: "categorical_crossentropy")
-        let before = clipped.getWeights()[0].floats
-        _ = try clipped.trainOnBatch(x, y)
-        let after = clipped.getWeights()[0].floats
-        let maxChange = zip(before, after).map { abs($0 - $1) }.max()!
-        XCTAssertLessThanOrEqual(maxChange, 0.1 * 0.001 + 1e-7)
+        XCTAssertThrowsError(try clipped.compile(optimizer: SGD(learningRate: 0.1, clipnorm: 0.01, clipvalue: 0.001), loss: "categorical_crossentropy")) {
+            XCTAssertTrue("\($0)".contains("only one of clipnorm, clipvalue and global_clipnorm can be set; got clipnorm=0.01, clipvalue=0.001"), "\($0)")
+        }
+        XCTAssertFalse(clipped.isCompiled, "a refused compile leaves the model as it was")
+        for (opt, bound) in [(SGD(learningRate: 0.1, clipvalue: 0.001), Float(0.1 * 0.001)), (SGD(learningRate: 0.1, clipnorm: 0.01), 0.1 * 0.01),
+                             (SGD(learningRate: 0.1, globalClipnorm: 0.01), 0.1 * 0.01)] {
+            try clipped.compile(optimizer: opt, loss: "categorical_crossentropy")
+            let before = clipped.getWeights().map(\.floats)
+            _ = try clipped.trainOnBatch(x, y)
+            let after = clipped.getWeights().map(\.floats)
+            // clipvalue bounds each change; clipnorm and global_clipnorm bound the change's norm
+            let changes = zip(before, after).map { zip($0, $1).map { $0 - $1 } }
+            let measure = opt.clipvalue != nil ? changes.flatMap { $0.map(abs) }.max()! : changes.map { sqrt($0.map { $0 * $0 }.reduce(0, +)) }.max()!
+            XCTAssertLessThanOrEqual(measure, bound * 1.0001 + 1e-7, "\(opt.config)")
+            XCTAssertGreaterThan(measure, bound * 0.5, "\(opt.config): the clip was reached")
+        }
     }
 
     func testActivityRegularizationAddsToTheLoss() throws {

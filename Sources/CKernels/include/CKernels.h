@@ -406,7 +406,12 @@ int64_t ck_fused_tile(void);
  * job before any tile; then every job's tiles run on the pool, each storing
  * its results after computing them; stores into single-value targets run
  * last. So every job reads the values all parameters had before the call,
- * provided no vector target is read by another job (the fusion pass checks). */
+ * provided no vector target is read by another job (the fusion pass checks).
+ * Before all of that, `reductions` sums of squares (gradient clipping by
+ * norm): reduction r writes sum(x^2) over input reduce_inputs[r] into the
+ * single value inputs[reduce_first + r], which jobs then read as an input.
+ * Each TILE-element block's partial sum is fixed and the partials are added
+ * in order in double, so the sums do not depend on the thread count. */
 typedef struct ck_update_store {
     int32_t target;            /* input index of the parameter written */
     int32_t kind, index;       /* the value: an input (0) or an instruction (1) */
@@ -427,6 +432,12 @@ typedef struct ck_fused_update {
     float *uniform_values;
     uint8_t *uniform;
     int64_t *tile_start;
+    /* Sums of squares computed first (none when reductions == 0); the
+     * state: reductions + 1 tile offsets and one double per block. */
+    int32_t reductions, reduce_first;
+    const int32_t *reduce_inputs;
+    int64_t *reduce_start;
+    double *partials;
 } ck_fused_update;
 void ck_f32_fused_update(ck_isa isa, const ck_fused_update *u);
 
@@ -525,13 +536,16 @@ typedef struct ck_gemm_call {
  * backward [xp, u, rb, h0, c0, mask, states, dstates, grad, workspace]. */
 /* FUSED_ELEMENTWISE op 0: [inputs..., out]. */
 typedef struct ck_fused_call { int64_t n; int32_t count, inputs; int64_t instrs_at, counts_at; } ck_fused_call;
-/* FUSED_ELEMENTWISE op 1 (fused update): [inputs..., workspace], the
- * workspace at least ck_fused_update_workspace_bytes(instr_count, jobs). */
+/* FUSED_ELEMENTWISE op 1 (fused update): [inputs..., workspace], where the
+ * last `reductions` inputs are the sums of squares' results, which the
+ * caller places in the workspace at `results_offset` (4 bytes each); the
+ * workspace is ck_fused_update_workspace(...) bytes. */
 typedef struct ck_update_call {
-    int32_t jobs, inputs, instr_count, store_count;
-    int64_t jobs_at, instrs_at, stores_at, counts_at;
+    int32_t jobs, inputs, instr_count, store_count, reductions, pad_;
+    int64_t reduce_tiles;
+    int64_t jobs_at, instrs_at, stores_at, counts_at, reduce_at;
 } ck_update_call;
-size_t ck_fused_update_workspace_bytes(int64_t instr_count, int64_t jobs);
+size_t ck_fused_update_workspace(int64_t instr_count, int64_t jobs, int64_t reductions, int64_t reduce_tiles, size_t *results_offset);
 
 #ifdef __cplusplus
 }

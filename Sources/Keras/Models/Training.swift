@@ -75,6 +75,7 @@ extension Model {
             throw KerasError("\(name): sample_weight_mode must be \"temporal\" or None, got '\(sampleWeightMode!)'")
         }
         let opt = try optimizer.resolveOptimizer()
+        try opt.checkClipping()
         let n = graph.outputs.count
         let resolved = try loss.map { try $0.resolveLoss() }
         guard resolved.count == 1 || resolved.count == n else {

@@ -196,6 +196,15 @@ open class Optimizer {
         }
     }
 
+    /// Keras 3 accepts at most one of clipnorm, clipvalue and global_clipnorm.
+    func checkClipping() throws {
+        guard [clipnorm, clipvalue, globalClipnorm].compactMap({ $0 }).count <= 1 else {
+            func show(_ v: Float?) -> String { v.map { "\($0)" } ?? "None" }
+            throw KerasError("\(name): only one of clipnorm, clipvalue and global_clipnorm can be set; got clipnorm=\(show(clipnorm)), "
+                             + "clipvalue=\(show(clipvalue)), global_clipnorm=\(show(globalClipnorm))")
+        }
+    }
+
     /// Keras's get_config().
     open var config: JSON {
         var lr: JSON

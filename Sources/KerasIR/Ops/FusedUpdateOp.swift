@@ -57,14 +57,39 @@ struct UpdateProgram {
     var targets: [Int] { jobs.flatMap { $0.stores.map(\.target) } }
 }
 
+extension UpdateProgram.Job {
+    /// The job with input operand k renamed to remap[k].
+    func remappingInputs(_ remap: [Int]) -> UpdateProgram.Job {
+        let instructions = program.instructions.map { i in
+            FusedProgram.Instruction(op: i.op, alpha: i.alpha, args: i.args.map { $0.input ? (true, remap[$0.index]) : $0 })
+        }
+        return UpdateProgram.Job(program: FusedProgram(instructions), stores: stores.map { st in
+            UpdateProgram.Store(target: remap[st.target], value: st.value.input ? (true, remap[st.value.index]) : st.value)
+        })
+    }
+}
+
 let fusedUpdateOps: [OpDef] = [fusedUpdateOp()]
+
+/// A fused_update's program and {sum_squares}: the inputs whose sum of
+/// squares the kernel computes first (clipping by norm); reduction r is the
+/// single-value operand x<inputs + r> of every job.
+func updateProgram(_ attrs: Attributes, inputs: Int) throws -> (program: UpdateProgram, sumSquares: [Int]) {
+    let squares = try attrs.ints("sum_squares", default: [])
+    guard squares.allSatisfy({ $0 >= 0 && $0 < inputs }) else {
+        throw IRError("fused_update: sum_squares \(squares) names inputs outside 0..<\(inputs)")
+    }
+    return (try UpdateProgram(try attrs.string("program"), inputs: inputs + squares.count), squares)
+}
 
 private func fusedUpdateOp() -> OpDef {
     var d = OpDef("fused_update", arity: .atLeast(1), isPure: false,
           shape: { ctx in
               for i in ctx.inputs.indices { try ctx.requireDType(i, [.f32]) }
-              let program = try UpdateProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)
+              let (program, squares) = try updateProgram(ctx.attrs, inputs: ctx.inputs.count)
+              let operands = ctx.inputs + squares.map { _ in TensorType.f32([]) }
               guard program.jobs.first?.stores.first?.target == 0 else { throw ctx.fail("must store into its first input first") }
+              if let bad = program.targets.first(where: { $0 >= ctx.inputs.count }) { throw ctx.fail("stores into x\(bad), a sum of squares") }
               for (j, job) in program.jobs.enumerated() {
                   let t = ctx.inputs[job.stores[0].target]
                   guard t.isFullyKnown else { throw ctx.fail("job \(j) stores into \(t), which is not fully known") }
@@ -73,30 +98,32 @@ private func fusedUpdateOp() -> OpDef {
                   }
                   let read = job.program.instructions.flatMap { $0.args.filter(\.input).map(\.index) }
                       + job.stores.filter(\.value.input).map(\.value.index)
-                  if let bad = read.first(where: { !fusedOperandFits(ctx.inputs[$0], t) }) {
-                      throw ctx.fail("job \(j) over \(t) reads x\(bad) \(ctx.inputs[bad]), which is neither that shape, one value nor a trailing part of it")
+                  if let bad = read.first(where: { !fusedOperandFits(operands[$0], t) }) {
+                      throw ctx.fail("job \(j) over \(t) reads x\(bad) \(operands[bad]), which is neither that shape, one value nor a trailing part of it")
                   }
               }
+              if let bad = squares.first(where: { !ctx.inputs[$0].isFullyKnown }) { throw ctx.fail("sums the squares of x\(bad) \(ctx.inputs[bad]), which is not fully known") }
               return ctx.inputs[0]
           },
           differentiability: .notDifferentiable(reason: "an update of state, not a function of its inputs"),
           reference: { ctx in
               // The new value of input 0: the first store of the first job.
-              let program = try UpdateProgram(try ctx.attrs.string("program"), inputs: ctx.inputs.count)
+              let (program, squares) = try updateProgram(ctx.attrs, inputs: ctx.inputs.count)
+              let operands = ctx.inputs + squares.map { k in RefTensor.scalar(ctx.inputs[k].data.reduce(0) { $0 + $1 * $1 }) }
               let job = program.jobs[0], store = job.stores[0]
               var results: [RefTensor] = []
               for ins in job.program.instructions {
-                  let args = ins.args.map { $0.input ? ctx.inputs[$0.index] : results[$0.index] }
+                  let args = ins.args.map { $0.input ? operands[$0.index] : results[$0.index] }
                   let def = try OpRegistry.standard.lookup(ins.op)
                   let type = try def.shape(ShapeContext(op: ins.op, inputs: args.map(\.type), attrs: job.program.attrs(ins), declared: nil))
                   results.append(try def.reference(ReferenceContext(inputs: args, attrs: job.program.attrs(ins), type: type)))
               }
-              let v = store.value.input ? ctx.inputs[store.value.index] : results[store.value.index]
+              let v = store.value.input ? operands[store.value.index] : results[store.value.index]
               let n = ctx.inputs[0].data.count
               return RefTensor(.f32, ctx.inputs[0].shape, v.data.count == n ? v.data : (0..<n).map { v.data[$0 % v.data.count] })
           },
           lowering: .inPlace { ctx in
-              let program = try UpdateProgram(try ctx.node.attrs.string("program"), inputs: ctx.inputTypes.count)
+              let (program, squares) = try updateProgram(ctx.node.attrs, inputs: ctx.inputTypes.count)
               var jobs: [ck_update_job] = [], instrs: [ck_fused_instr] = [], stores: [ck_update_store] = []
               for job in program.jobs {
                   let n = Int64(elementCount(ctx.inputTypes[job.stores[0].target]))
@@ -107,23 +134,34 @@ private func fusedUpdateOp() -> OpDef {
                       stores.append(ck_update_store(target: Int32(st.target), kind: st.value.input ? 0 : 1, index: Int32(st.value.index)))
                   }
               }
+              // The sums of squares are inputs after the node's own, in the workspace.
+              let tile = Int(ck_fused_tile())
+              let reduceTiles = squares.map { (elementCount(ctx.inputTypes[$0]) + tile - 1) / tile }.reduce(0, +)
+              var resultsOffset = 0
+              let workspace = ck_fused_update_workspace(Int64(instrs.count), Int64(jobs.count), Int64(squares.count), Int64(reduceTiles), &resultsOffset)
               var header = ck_update_call()
-              header.jobs = Int32(jobs.count); header.inputs = Int32(ctx.inputTypes.count)
+              header.jobs = Int32(jobs.count); header.inputs = Int32(ctx.inputTypes.count + squares.count)
               header.instr_count = Int32(instrs.count); header.store_count = Int32(stores.count)
+              header.reductions = Int32(squares.count); header.reduce_tiles = Int64(reduceTiles)
               var block = ParamBlock(header)
               header.jobs_at = block.append(jobs)
               header.instrs_at = block.append(instrs)
               header.stores_at = block.append(stores)
-              header.counts_at = block.append(ctx.inputTypes.map { Int64(elementCount($0)) })
+              header.counts_at = block.append(ctx.inputTypes.map { Int64(elementCount($0)) } + squares.map { _ in Int64(1) })
+              header.reduce_at = block.append(squares.map { Int32($0) })
               block.setHeader(header)
-              let workspace = ck_fused_update_workspace_bytes(Int64(instrs.count), Int64(jobs.count))
-              return [try ctx.call(CK_FAMILY_FUSED_ELEMENTWISE, op: 1, params: block, ctx.inputs(ctx.inputTypes.count) + [.workspace()],
-                                   workspace: workspace, detail: " \(jobs.count) jobs, \(instrs.count) ops, \(program.targets.count) stores")]
+              let results = squares.indices.map { KernelOperand.workspace(byte: Int(resultsOffset) + 4 * $0) }
+              return [try ctx.call(CK_FAMILY_FUSED_ELEMENTWISE, op: 1, params: block, ctx.inputs(ctx.inputTypes.count) + results + [.workspace()],
+                                   workspace: Int(workspace),
+                                   detail: " \(jobs.count) jobs, \(instrs.count) ops, \(program.targets.count) stores"
+                                       + (squares.isEmpty ? "" : ", \(squares.count) norms"))]
           },
           cost: { ins, _, attrs in
-              guard let program = try? UpdateProgram(try attrs.string("program"), inputs: ins.count) else { return Cost(flops: 0, bytes: 0) }
-              var flops = 0, bytes = 0
-              var read = Set<Int>()
+              guard let (program, squares) = try? updateProgram(attrs, inputs: ins.count) else { return Cost(flops: 0, bytes: 0) }
+              var flops = squares.map { 2 * elementCount(ins[$0]) }.reduce(0, +), bytes = 0
+              var read = Set<Int>(squares)
+              for k in Set(squares) { bytes += elementCount(ins[k]) * 4 }
+              let ins = ins + squares.map { _ in TensorType.f32([]) }
               for job in program.jobs {
                   let n = elementCount(ins[job.stores[0].target])
                   flops += job.program.instructions.count * n
@@ -133,9 +171,11 @@ private func fusedUpdateOp() -> OpDef {
               }
               return Cost(flops: flops, bytes: bytes)
           })
-    d.writtenParameters = { node in try UpdateProgram(try node.attrs.string("program"), inputs: node.inputs.count).targets }
+    d.writtenParameters = { node in try updateProgram(node.attrs, inputs: node.inputs.count).program.targets }
     d.fusedOps = { attrs in
-        try UpdateProgram(try attrs.string("program"), inputs: Int.max).jobs.flatMap { job in job.program.instructions.map(\.op) + job.stores.map { _ in "assign" } }
+        let (program, squares) = try updateProgram(attrs, inputs: Int.max / 2)
+        return squares.flatMap { _ in ["square", "reduce_sum"] }
+            + program.jobs.flatMap { job in job.program.instructions.map(\.op) + job.stores.map { _ in "assign" } }
     }
     return d
 }

@@ -6,7 +6,9 @@
 /// single-value ops (bias corrections) are copied into each job that needs
 /// them and computed once per job. A job is left as it was, with the reason,
 /// when its ops do not share the parameter's shape or another job reads the
-/// parameter it writes.
+/// parameter it writes. A sum of squares feeding only the update (clipping
+/// by norm: reduce_sum(square(g)) over every element) is computed by the
+/// same call before any job ({sum_squares}), so clipping adds no kernel.
 public final class UpdateFusion: DecisionRecordingPass, GraphPass {
     public var name: String { "fuse-updates" }
 
@@ -25,6 +27,15 @@ public final class UpdateFusion: DecisionRecordingPass, GraphPass {
             inRegion[i] = !uses.users[i].isEmpty && uses.users[i].allSatisfy { inRegion[$0.id] || isAssign.contains($0.id) }
         }
         func uniform(_ i: Int) -> Bool { nodes[i].type.elementCount == 1 }
+        // Sums of squares of values from outside the region, read only by it: the kernel computes them first.
+        var normSource: [Int: Value] = [:]
+        for i in nodes.indices where nodes[i].kind == .reduceSum && uniform(i) && nodes[i].type.dtype == .f32 && !uses.outputs.contains(i) {
+            let sq = nodes[i].inputs[0].id
+            guard nodes[sq].kind == .square, uses.singleUse(sq), !targets.contains(nodes[sq].inputs[0].id),
+                  graph.type(of: nodes[sq].inputs[0]).isFullyKnown,
+                  !uses.users[i].isEmpty, uses.users[i].allSatisfy({ inRegion[$0.id] }) else { continue }
+            normSource[i] = nodes[sq].inputs[0]
+        }
         // Jobs: assigns and full-size region ops connected through full-size values.
         var parent = Array(nodes.indices)
         func find(_ i: Int) -> Int { var x = i; while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }; return x }
@@ -108,12 +119,26 @@ public final class UpdateFusion: DecisionRecordingPass, GraphPass {
             decisions.append("fused \(what)\(order.isEmpty ? "" : " with " + order.map { "\(nodes[$0].op) \(ref($0))" }.joined(separator: ", ")) -> job \(jobs.count - 1)")
         }
         guard !jobs.isEmpty else { return false }
+        // Sums of squares become the operands after the node's inputs: x<inputs + r>.
+        let norms = externals.filter { normSource[$0.id] != nil }
+        var sumSquares: [Int] = []
+        if !norms.isEmpty {
+            var real = externals.filter { normSource[$0.id] == nil }
+            for v in norms where !real.contains(normSource[v.id]!) { real.append(normSource[v.id]!) }
+            sumSquares = norms.map { real.firstIndex(of: normSource[$0.id]!)! }
+            let remap = externals.map { v in real.firstIndex(of: v) ?? real.count + norms.firstIndex(of: v)! }
+            jobs = jobs.map { $0.remappingInputs(remap) }
+            for v in norms { decisions.append("sum of squares \(ref(v.id)) of \(ref(normSource[v.id]!.id)) -> computed first by the fused_update") }
+            externals = real
+        }
         // The layer that owns most of the updates names the kernel in profiles.
         var counts: [String: Int] = [:]
         for a in fused { counts[nodes[a].layer ?? "", default: 0] += 1 }
         let layer = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
         let last = fused.max()!
-        graph.nodes[last] = Node(kind: .fusedUpdate, inputs: externals, attrs: ["program": .string(UpdateProgram(jobs).text)],
+        var attrs: Attributes = ["program": .string(UpdateProgram(jobs).text)]
+        if !sumSquares.isEmpty { attrs["sum_squares"] = .ints(sumSquares) }
+        graph.nodes[last] = Node(kind: .fusedUpdate, inputs: externals, attrs: attrs,
                                  type: graph.type(of: externals[0]), layer: layer?.isEmpty == false ? layer : nil)
         graph = rewrite(graph, replace: [:], drop: Set(fused.filter { $0 != last }))
         _ = try DeadCodeElimination().run(&graph, registry: registry)
