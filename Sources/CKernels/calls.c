@@ -180,7 +180,8 @@ static int64_t run_fused(const ck_kernel_info *k, const void *params, void *cons
     if (k->op == 0) {
         const ck_fused_call *p = params;
         ck_fused_program program = {p->count, AT(ck_fused_instr, p, p->instrs_at)};
-        ck_f32_fused_elementwise(k->isa, &program, p->n, (const float *const *)o, AT(int64_t, p, p->counts_at), o[p->inputs]);
+        ck_f32_fused_elementwise(k->isa, &program, *(const uint64_t *)o[p->inputs + 1], p->n, (const float *const *)o,
+                                 AT(int64_t, p, p->counts_at), o[p->inputs]);
         return 0;
     }
     const ck_update_call *p = params;

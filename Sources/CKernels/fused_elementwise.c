@@ -21,6 +21,7 @@ int64_t ck_fused_tile(void) { return TILE; }
 
 typedef struct fused_job {
     const ck_fused_program *p;
+    uint64_t counter;
     int64_t n;
     const float *const *inputs;
     const int64_t *counts;
@@ -58,6 +59,11 @@ static void fused_tiles(void *ctx, int64_t begin, int64_t end, int thread) {
         for (int i = 0; i < p->count; i++) {
             const ck_fused_instr *in = &p->instrs[i];
             float *y = i == p->count - 1 ? j->out + start : temps + (size_t)i * TILE;
+            if (in->binary == 3) {
+                uint64_t seed = (uint64_t)(uint32_t)in->a_index | (uint64_t)(uint32_t)in->b_index << 32;
+                ck_f32_random_at((ck_random_dist)in->op, j->isa, seed, j->counter, (uint64_t)start, (size_t)len, in->alpha, 0, y);
+                continue;
+            }
             size_t sa, sb;
             const float *a = operand(j, in->a_kind, in->a_index, start, len, temps, spillA, &sa);
             if (in->binary == 2) {
@@ -79,10 +85,10 @@ static void fused_tiles(void *ctx, int64_t begin, int64_t end, int thread) {
 
 size_t ck_f32_fused_elementwise_scratch_bytes(const ck_fused_program *p) { return (size_t)(p->count + 3) * TILE * sizeof(float); }
 
-void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, int64_t n, const float *const *inputs, const int64_t *counts,
-                              float *out) {
+void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, uint64_t counter, int64_t n, const float *const *inputs,
+                              const int64_t *counts, float *out) {
     if (n <= 0 || p->count <= 0) return;
-    fused_job j = {p, n, inputs, counts, out, isa == CK_ISA_REF ? CK_ISA_REF : CK_ISA_AVX2};
+    fused_job j = {p, counter, n, inputs, counts, out, isa == CK_ISA_REF ? CK_ISA_REF : CK_ISA_AVX2};
     int64_t tiles = (n + TILE - 1) / TILE;
     ck_parallel_for(tiles, n < 2 * CK_ELEMENTWISE_CHUNK, fused_tiles, &j);
 }

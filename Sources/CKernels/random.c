@@ -98,3 +98,30 @@ ck_f32_random_fn ck_f32_random_kernel(ck_random_dist dist, ck_isa isa) {
     if ((unsigned)dist >= CK_RANDOM_COUNT) return NULL;
     return isa == CK_ISA_REF ? ref[dist] : avx2[dist];
 }
+
+/* Elements [first, first + n) of draw `counter`: the same values the whole
+ * kernel writes there, so a fused program can compute a draw one tile at a
+ * time (dropout's mask, recomputed in the backward pass instead of stored). */
+CK_AVX2 static void random_at__avx2(ck_random_dist dist, uint64_t seed, uint64_t counter, uint64_t first, size_t n, float a, float b, float *y) {
+    __m256i key = _mm256_set1_epi32((int)key32(seed, counter));
+    size_t i = 0;
+    if (dist == CK_RANDOM_BERNOULLI) {
+        __m256 vp = _mm256_set1_ps(a), one = _mm256_set1_ps(1.0f);
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_and_ps(_mm256_cmp_ps(bits_to_unit(key, first + i), vp, _CMP_LT_OQ), one));
+        for (; i < n; i++) y[i] = ((float)ck_random_bits(seed, counter, first + i) * U24) < a ? 1.0f : 0.0f;
+    } else if (dist == CK_RANDOM_UNIFORM) {
+        __m256 vlo = _mm256_set1_ps(a), vw = _mm256_set1_ps(b - a);
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(vlo, _mm256_mul_ps(vw, bits_to_unit(key, first + i))));
+        for (; i < n; i++) y[i] = a + (b - a) * ((float)ck_random_bits(seed, counter, first + i) * U24);
+    } else {
+        for (; i < n; i++) y[i] = normal_at(seed, counter, first + i, a, b);
+    }
+}
+
+void ck_f32_random_at(ck_random_dist dist, ck_isa isa, uint64_t seed, uint64_t counter, uint64_t first, size_t n, float a, float b, float *y) {
+    if (isa != CK_ISA_REF) { random_at__avx2(dist, seed, counter, first, n, a, b, y); return; }
+    for (size_t i = 0; i < n; i++) {
+        float u = (float)ck_random_bits(seed, counter, first + i) * U24;
+        y[i] = dist == CK_RANDOM_BERNOULLI ? (u < a ? 1.0f : 0.0f) : dist == CK_RANDOM_UNIFORM ? a + (b - a) * u : normal_at(seed, counter, first + i, a, b);
+    }
+}

@@ -361,7 +361,7 @@ final class ElementwiseKernelTests: XCTestCase {
                     var prog = ck_fused_program(count: Int32(ip.count), instrs: ip.baseAddress)
                     let ins: [UnsafePointer<Float>?] = [UnsafePointer(x0.pointer), UnsafePointer(s.pointer), UnsafePointer(r.pointer), UnsafePointer(x1.pointer)]
                     let counts: [Int64] = [Int64(n), 1, Int64(row), Int64(n)]
-                    ck_f32_fused_elementwise(isa, &prog, Int64(n), ins, counts, y.pointer)
+                    ck_f32_fused_elementwise(isa, &prog, 0, Int64(n), ins, counts, y.pointer)
                 }
                 _ = ck_threads_set(saved)
                 XCTAssertTrue(y.intactCanaries, "ck_f32_fused_elementwise n \(n) wrote outside its output")

@@ -228,6 +228,8 @@ typedef enum ck_random_dist {
 typedef void (*ck_f32_random_fn)(size_t n, uint64_t seed, uint64_t counter, float a, float b,
                                  float *y);
 ck_f32_random_fn ck_f32_random_kernel(ck_random_dist dist, ck_isa isa);
+/* Elements [first, first + n) of the same draw, as the whole kernel writes them. */
+void ck_f32_random_at(ck_random_dist dist, ck_isa isa, uint64_t seed, uint64_t counter, uint64_t first, size_t n, float a, float b, float *y);
 /* The 24-bit uniform integer behind element i (exposed for the Swift reference). */
 uint32_t ck_random_bits(uint64_t seed, uint64_t counter, uint64_t i);
 
@@ -380,7 +382,10 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
  * one value, or a trailing block repeated: counts[] says which) and 1 for an
  * earlier instruction's result. `binary` is 0 for a ck_unary_op in `op`, 1
  * for a ck_binary_op (comparisons included), 2 for select(a, b, c) =
- * a != 0 ? b : c. */
+ * a != 0 ? b : c, 3 for a random draw with no operands: `op` a
+ * ck_random_dist, alpha its first parameter (bernoulli's p), the seed's low
+ * and high 32 bits in a_index and b_index, element i of the result being
+ * element i of the draw under the call's run counter. */
 typedef struct ck_fused_instr {
     int32_t binary, op;
     int32_t a_kind, a_index, b_kind, b_index;
@@ -391,8 +396,8 @@ typedef struct ck_fused_program {
     int32_t count;
     const ck_fused_instr *instrs;
 } ck_fused_program;
-void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, int64_t n, const float *const *inputs, const int64_t *counts,
-                              float *out);
+void ck_f32_fused_elementwise(ck_isa isa, const ck_fused_program *p, uint64_t counter, int64_t n, const float *const *inputs,
+                              const int64_t *counts, float *out);
 size_t ck_f32_fused_elementwise_scratch_bytes(const ck_fused_program *p);
 /* Elements per tile of the fused kernels (for tests around it). */
 int64_t ck_fused_tile(void);
@@ -534,7 +539,7 @@ typedef struct ck_gemm_call {
  * POOL: a ck_conv_desc; op 0, 1: [x, y]; op 2: [x, dy, dx]; op 3: [dy, dx]. */
 /* RNN: a ck_rnn_desc; forward [xp, u, rb, h0, c0, mask, states, workspace],
  * backward [xp, u, rb, h0, c0, mask, states, dstates, grad, workspace]. */
-/* FUSED_ELEMENTWISE op 0: [inputs..., out]. */
+/* FUSED_ELEMENTWISE op 0: [inputs..., out, counter (uint64_t, for random draws)]. */
 typedef struct ck_fused_call { int64_t n; int32_t count, inputs; int64_t instrs_at, counts_at; } ck_fused_call;
 /* FUSED_ELEMENTWISE op 1 (fused update): [inputs..., workspace], where the
  * last `reductions` inputs are the sums of squares' results, which the

@@ -8,12 +8,19 @@ import CKernels
 /// unary op with an alpha writes it as `name@<float bits in hex>`. The last
 /// instruction is the result. Every input is the result's shape, a single
 /// value, or a trailing part of the result's shape (a bias row), repeated.
+/// `random_bernoulli@<p bits>#<seed in hex>()` draws the result-sized mask
+/// of a dropout where it is used (element i is element i of the plan's draw
+/// for that seed), so the mask is recomputed rather than stored.
 struct FusedProgram {
     struct Instruction {
         var op: String
         var alpha: Float?
         var args: [(input: Bool, index: Int)]
+        /// A random draw's seed.
+        var seed: UInt64? = nil
     }
+    /// Random draws a program may make (no operands, result-sized).
+    static let randomOps: [String: ck_random_dist] = ["random_bernoulli": CK_RANDOM_BERNOULLI]
     var instructions: [Instruction]
 
     /// Binary f32 kernels a program may use; comparisons write 1 or 0 as f32.
@@ -23,7 +30,9 @@ struct FusedProgram {
                                                     "less_equal": CK_BINARY_LE, "greater": CK_BINARY_GT, "greater_equal": CK_BINARY_GE]
 
     /// Operands an op takes in a program: select(c, a, b) three, binary ops two, unary one.
-    static func arity(_ op: String) -> Int { op == "select" ? 3 : binaryOps[op] != nil ? 2 : 1 }
+    static func arity(_ op: String) -> Int { op == "select" ? 3 : binaryOps[op] != nil ? 2 : randomOps[op] != nil ? 0 : 1 }
+
+    var drawsRandomNumbers: Bool { instructions.contains { FusedProgram.randomOps[$0.op] != nil } }
 
     init(_ instructions: [Instruction]) { self.instructions = instructions }
 
@@ -32,7 +41,12 @@ struct FusedProgram {
         for part in text.split(separator: ";") {
             guard let open = part.firstIndex(of: "("), part.last == ")" else { throw IRError("fused_elementwise: bad instruction '\(part)'") }
             var name = String(part[..<open])
-            var alpha: Float? = nil
+            var alpha: Float? = nil, seed: UInt64? = nil
+            if let hash = name.firstIndex(of: "#") {
+                guard let s = UInt64(name[name.index(after: hash)...], radix: 16) else { throw IRError("fused_elementwise: bad seed in '\(part)'") }
+                seed = s
+                name = String(name[..<hash])
+            }
             if let at = name.firstIndex(of: "@") {
                 guard let bits = UInt32(name[name.index(after: at)...], radix: 16) else { throw IRError("fused_elementwise: bad alpha in '\(part)'") }
                 alpha = Float(bitPattern: bits)
@@ -45,22 +59,25 @@ struct FusedProgram {
                 return (a.first == "x", k)
             }
             let arity = FusedProgram.arity(name)
-            guard args.count == arity, arity >= 2 || unaryKernel(name, [:]) != nil else {
-                throw IRError("fused_elementwise: '\(part)' is not a fusible op with \(arity) operand(s)")
+            guard args.count == arity, arity >= 2 || unaryKernel(name, [:]) != nil || (arity == 0 && seed != nil && alpha != nil) else {
+                throw IRError("fused_elementwise: '\(part)' is not a fusible op with \(arity) operand(s)" + (arity == 0 ? ", p and seed" : ""))
             }
-            instructions.append(Instruction(op: name, alpha: alpha, args: args))
+            guard seed == nil || arity == 0 else { throw IRError("fused_elementwise: '\(part)' is not a random draw but has a seed") }
+            instructions.append(Instruction(op: name, alpha: alpha, args: args, seed: seed))
         }
         guard !instructions.isEmpty else { throw IRError("fused_elementwise: empty program") }
     }
 
     var text: String {
         instructions.map { i in
-            i.op + (i.alpha.map { "@" + String($0.bitPattern, radix: 16) } ?? "") + "(" + i.args.map { ($0.input ? "x" : "t") + String($0.index) }.joined(separator: ",") + ")"
+            i.op + (i.alpha.map { "@" + String($0.bitPattern, radix: 16) } ?? "") + (i.seed.map { "#" + String($0, radix: 16) } ?? "")
+                + "(" + i.args.map { ($0.input ? "x" : "t") + String($0.index) }.joined(separator: ",") + ")"
         }.joined(separator: ";")
     }
 
     /// The attributes the unfused op had.
     func attrs(_ i: Instruction) -> Attributes {
+        if let seed = i.seed { return ["p": .float(i.alpha ?? 0.5), "seed": .int(Int(Int64(bitPattern: seed)))] }
         guard let a = i.alpha, let key = unaryAlphaKey(i.op) else { return [:] }
         return [key: .float(a)]
     }
@@ -99,8 +116,9 @@ private func fusedElementwiseOp() -> OpDef {
                   let args = ins.args.map { $0.input ? ctx.inputs[$0.index] : results[$0.index] }
                   let def = try OpRegistry.standard.lookup(ins.op)
                   let types = args.map(\.type)
-                  let type = try def.shape(ShapeContext(op: ins.op, inputs: types, attrs: program.attrs(ins), declared: nil))
-                  results.append(try def.reference(ReferenceContext(inputs: args, attrs: program.attrs(ins), type: type)))
+                  // A random draw has the result's shape; it reads the run's counter.
+                  let type = ins.seed != nil ? ctx.type : try def.shape(ShapeContext(op: ins.op, inputs: types, attrs: program.attrs(ins), declared: nil))
+                  results.append(try def.reference(ReferenceContext(inputs: args, attrs: program.attrs(ins), type: type, randomCounter: ctx.randomCounter)))
               }
               return results.last!
           },
@@ -113,7 +131,7 @@ private func fusedElementwiseOp() -> OpDef {
               header.instrs_at = block.append(instrs)
               header.counts_at = block.append(ctx.inputTypes.map { Int64(elementCount($0)) })
               block.setHeader(header)
-              return try ctx.call(CK_FAMILY_FUSED_ELEMENTWISE, params: block, ctx.inputs(ctx.inputTypes.count) + [.output],
+              return try ctx.call(CK_FAMILY_FUSED_ELEMENTWISE, params: block, ctx.inputs(ctx.inputTypes.count) + [.output, .randomCounter],
                                   detail: " " + program.instructions.map(\.op).joined(separator: ","))
           },
           cost: { ins, out, attrs in
@@ -121,6 +139,7 @@ private func fusedElementwiseOp() -> OpDef {
               return Cost(flops: count * elementCount(out), bytes: (ins.map(elementCount).reduce(0, +) + elementCount(out)) * 4)
           })
     d.writesInPlaceOfInput = true
+    d.drawsRandomNumbers = { attrs in (try? FusedProgram(try attrs.string("program"), inputs: Int.max).drawsRandomNumbers) ?? false }
     d.fusedOps = { attrs in try FusedProgram(try attrs.string("program"), inputs: Int.max).instructions.map(\.op) }
     return d
 }

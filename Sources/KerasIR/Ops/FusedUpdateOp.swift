@@ -102,6 +102,7 @@ private func fusedUpdateOp() -> OpDef {
                       throw ctx.fail("job \(j) over \(t) reads x\(bad) \(operands[bad]), which is neither that shape, one value nor a trailing part of it")
                   }
               }
+              if program.jobs.contains(where: { $0.program.drawsRandomNumbers }) { throw ctx.fail("cannot draw random numbers in an update") }
               if let bad = squares.first(where: { !ctx.inputs[$0].isFullyKnown }) { throw ctx.fail("sums the squares of x\(bad) \(ctx.inputs[bad]), which is not fully known") }
               return ctx.inputs[0]
           },
@@ -182,11 +183,19 @@ private func fusedUpdateOp() -> OpDef {
 
 /// The C form of one instruction (shared with fused_elementwise).
 func fusedInstruction(_ i: FusedProgram.Instruction, _ program: FusedProgram) throws -> ck_fused_instr {
-    let a = i.args[0], b = i.args.count > 1 ? i.args[1] : (input: false, index: 0), c = i.args.count > 2 ? i.args[2] : (input: false, index: 0)
+    let none = (input: false, index: 0)
+    let a = i.args.first ?? none, b = i.args.count > 1 ? i.args[1] : none, c = i.args.count > 2 ? i.args[2] : none
     var instr = ck_fused_instr(binary: 0, op: 0, a_kind: a.input ? 0 : 1, a_index: Int32(a.index),
                                b_kind: b.input ? 0 : 1, b_index: Int32(b.index), alpha: 0, c_kind: c.input ? 0 : 1, c_index: Int32(c.index))
     if i.op == "select" {
         instr.binary = 2
+    } else if let dist = FusedProgram.randomOps[i.op], let seed = i.seed {
+        instr.binary = 3
+        instr.op = Int32(dist.rawValue)
+        instr.alpha = i.alpha ?? 0.5
+        instr.a_index = Int32(bitPattern: UInt32(truncatingIfNeeded: seed))
+        instr.b_index = Int32(bitPattern: UInt32(truncatingIfNeeded: seed >> 32))
+        instr.a_kind = 2; instr.b_kind = 2
     } else if let binary = FusedProgram.binaryOps[i.op] {
         instr.binary = 1
         instr.op = Int32(binary.rawValue)

@@ -122,6 +122,13 @@ public struct OpDef {
     /// last and dead-code elimination keeps them.
     public var writtenParameters: ((Node) throws -> [Int])?
     public var updatesParameters: Bool { writtenParameters != nil }
+    /// For ops whose purity depends on the node (a fused program with a
+    /// random draw): true when this node draws, so CSE and folding skip it.
+    public var drawsRandomNumbers: ((Attributes) -> Bool)?
+
+    /// Whether CSE may merge and folding may evaluate this node.
+    public func isPure(_ node: Node) -> Bool { isPure && !(drawsRandomNumbers?(node.attrs) ?? false) }
+
     /// For ops a fusion pass makes: the ops a node stands for, in order
     /// (plans report them beside the kernel that runs them).
     public var fusedOps: ((Attributes) throws -> [String])?

@@ -14,7 +14,7 @@ public struct CommonSubexpressionElimination: GraphPass {
         var seen: [Key: Int] = [:]
         var replace: [Int: Int] = [:]
         for (i, n) in graph.nodes.enumerated() {
-            guard let def = registry[n.op], def.isPure, !n.isArgument else { continue }
+            guard let def = registry[n.op], def.isPure(n), !n.isArgument else { continue }
             let key = Key(op: n.op, inputs: n.inputs.map { replace[$0.id] ?? $0.id }, attrs: n.attrs, type: n.type)
             if let earlier = seen[key] {
                 // Two distinct user names are both kept.

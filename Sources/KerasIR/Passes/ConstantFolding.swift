@@ -10,7 +10,7 @@ public struct ConstantFolding: GraphPass {
         var changed = false
         for i in graph.nodes.indices {
             let n = graph.nodes[i]
-            guard n.kind != .constant, !n.isArgument, let def = registry[n.op], def.isPure,
+            guard n.kind != .constant, !n.isArgument, let def = registry[n.op], def.isPure(n),
                   let count = n.type.elementCount, count <= maxElements else { continue }
             let rule = def.reference
             let inputs = n.inputs.map { graph.nodes[$0.id] }
