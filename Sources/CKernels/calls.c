@@ -136,6 +136,7 @@ static int64_t run_pool(const ck_kernel_info *k, const void *params, void *const
     case 0: ck_f32_max_pool_kernel(k->isa)(d, o[0], o[1]); break;
     case 1: ck_f32_avg_pool_kernel(k->isa)(d, o[0], o[1]); break;
     case 2: ck_f32_max_pool_backward_kernel(k->isa)(d, o[0], o[1], o[2]); break;
+    case 4: ck_f32_max_pool_backward_relu_kernel(k->isa)(d, o[0], o[1], o[2]); break;
     default: ck_f32_avg_pool_backward_kernel(k->isa)(d, o[0], o[1]); break;
     }
     return 0;

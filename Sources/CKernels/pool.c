@@ -242,6 +242,124 @@ static void ck_f32_avg_pool_backward__avx2(const ck_conv_desc *d, const float *d
     ck_parallel_for(d->batch, 0, pool_bwd_task, &j);
 }
 
+/* ---- max-pool backward with relu's gradient, in place ----
+ * dx = (x > 0 ? max_pool_backward(x, dy) : 0) for windows that do not
+ * overlap (stride >= pool on every axis): relu's gradient taken from its
+ * output x, which max pooling read. Each window's x is read before any of
+ * its dx is written, and positions outside every window are zeroed without
+ * touching the others, so dx may be x's own storage. Values are the unfused
+ * pair's: 0 + dy at the kept maximum, +0 elsewhere. */
+
+/* Whether input position i along axis a lies in some window. */
+static inline int covered(const ck_conv_desc *d, int a, int64_t i) {
+    int64_t t = i + d->pad[a], o = t / d->stride[a];
+    return o < d->out_size[a] && t - o * d->stride[a] < d->kernel[a];
+}
+
+static void zero_uncovered(const ck_conv_desc *d, float *dx) {
+    const int64_t C = d->in_channels;
+    for (int64_t i0 = 0; i0 < d->in_size[0]; i0++)
+        for (int64_t i1 = 0; i1 < d->in_size[1]; i1++)
+            for (int64_t i2 = 0; i2 < d->in_size[2]; i2++)
+                if (!covered(d, 0, i0) || !covered(d, 1, i1) || !covered(d, 2, i2)) memset(dx + IN_INDEX(d, 0, i0, i1, i2) * C, 0, (size_t)C * sizeof(float));
+}
+
+/* Channel c of one window: the reference's argmax, then every position written. */
+static inline void relu_window_channel(const ck_conv_desc *d, const float *x, float g, const window *w, int64_t c, float *dx) {
+    int64_t arg = window_argmax(d, x, 0, w, c);
+    float keep = arg >= 0 && x[arg] > 0 ? 0.0f + g : 0.0f;
+    for (int64_t i0 = w->lo[0]; i0 < w->hi[0]; i0++)
+        for (int64_t i1 = w->lo[1]; i1 < w->hi[1]; i1++)
+            for (int64_t i2 = w->lo[2]; i2 < w->hi[2]; i2++) {
+                int64_t idx = IN_INDEX(d, 0, i0, i1, i2) * d->in_channels + c;
+                dx[idx] = idx == arg ? keep : 0.0f;
+            }
+}
+
+static void max_pool_bwd_relu_item__ref(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    const int64_t C = d->in_channels;
+    zero_uncovered(d, dx);
+    FOR_OUTPUT(d, n, o, p) {
+        (void)n;
+        int64_t oo[3] = {o0, o1, o2};
+        window w = window_of(d, oo);
+        for (int64_t c = 0; c < C; c++) relu_window_channel(d, x, dy[p * C + c], &w, c, dx);
+    }
+}
+
+CK_AVX2 static void max_pool_bwd_relu_item__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    const int64_t C = d->in_channels;
+    zero_uncovered(d, dx);
+    for (int64_t o0 = 0; o0 < d->out_size[0]; o0++)
+        for (int64_t o1 = 0; o1 < d->out_size[1]; o1++)
+            for (int64_t o2 = 0; o2 < d->out_size[2]; o2++) {
+                int64_t oo[3] = {o0, o1, o2};
+                const int64_t p = (o0 * d->out_size[1] + o1) * d->out_size[2] + o2;
+                window w = window_of(d, oo);
+                if (count_of(&w) == 0) continue;
+                int64_t c = 0;
+                for (; c + 8 <= C; c += 8) {
+                    __m256 m = _mm256_setzero_ps();
+                    __m256i arg = _mm256_setzero_si256();
+                    int32_t k = 0;
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
+                                __m256 v = _mm256_loadu_ps(x + IN_INDEX(d, 0, i0, i1, i2) * C + c);
+                                if (k == 0) { m = v; continue; }
+                                __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ),
+                                                           _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
+                                m = _mm256_blendv_ps(m, v, take);
+                                arg = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(k)), take));
+                            }
+                    /* 0 + dy where the maximum is positive (NaN compares false), +0 elsewhere */
+                    const __m256 keep = _mm256_add_ps(_mm256_setzero_ps(), _mm256_and_ps(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                                                                        _mm256_loadu_ps(dy + p * C + c)));
+                    k = 0;
+                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
+                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
+                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
+                                __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(arg, _mm256_set1_epi32(k)));
+                                _mm256_storeu_ps(dx + IN_INDEX(d, 0, i0, i1, i2) * C + c, _mm256_and_ps(hit, keep));
+                            }
+                }
+                for (; c < C; c++) relu_window_channel(d, x, dy[p * C + c], &w, c, dx);
+            }
+}
+
+typedef struct relu_bwd_job { const ck_conv_desc *d; const float *x, *dy; float *dx; int ref; } relu_bwd_job;
+
+static void relu_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const relu_bwd_job *j = ctx;
+    ck_conv_desc one = *j->d;
+    one.batch = 1;
+    int64_t inN = j->d->in_size[0] * j->d->in_size[1] * j->d->in_size[2] * j->d->in_channels;
+    int64_t outN = j->d->out_size[0] * j->d->out_size[1] * j->d->out_size[2] * j->d->in_channels;
+    for (int64_t n = begin; n < end; n++) {
+        if (j->ref) max_pool_bwd_relu_item__ref(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
+        else max_pool_bwd_relu_item__avx2(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
+    }
+}
+
+static void ck_f32_max_pool_backward_relu__ref(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    relu_bwd_job j = {d, x, dy, dx, 1};
+    relu_bwd_task(&j, 0, d->batch, 0);
+}
+static void ck_f32_max_pool_backward_relu__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+    relu_bwd_job j = {d, x, dy, dx, 0};
+    ck_parallel_for(d->batch, 0, relu_bwd_task, &j);
+}
+
+int ck_pool_windows_overlap(const ck_conv_desc *d) {
+    for (int a = 0; a < 3; a++) if (d->stride[a] < d->kernel[a]) return 1;
+    return 0;
+}
+
+ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_relu_kernel(ck_isa isa) {
+    return isa == CK_ISA_REF ? ck_f32_max_pool_backward_relu__ref : ck_f32_max_pool_backward_relu__avx2;
+}
+
 ck_f32_pool_fn ck_f32_max_pool_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_max_pool__ref : ck_f32_max_pool__avx2; }
 ck_f32_pool_fn ck_f32_avg_pool_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_avg_pool__ref : ck_f32_avg_pool__avx2; }
 ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_max_pool_backward__ref : ck_f32_max_pool_backward__avx2; }

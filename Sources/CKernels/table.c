@@ -72,6 +72,8 @@ static const ck_kernel_info table[] = {
     {"ck_f32_max_pool_backward__avx2", CK_FAMILY_POOL, 2, CK_ISA_AVX2, 1},
     {"ck_f32_avg_pool_backward__ref", CK_FAMILY_POOL, 3, CK_ISA_REF, 1},
     {"ck_f32_avg_pool_backward__avx2", CK_FAMILY_POOL, 3, CK_ISA_AVX2, 1},
+    {"ck_f32_max_pool_backward_relu__ref", CK_FAMILY_POOL, 4, CK_ISA_REF, 1},
+    {"ck_f32_max_pool_backward_relu__avx2", CK_FAMILY_POOL, 4, CK_ISA_AVX2, 8},
     {"ck_f32_lstm_cell_state__ref", CK_FAMILY_LSTM, 0, CK_ISA_REF, 1},
     {"ck_f32_lstm_cell_state__avx2", CK_FAMILY_LSTM, 0, CK_ISA_AVX2, 8},
     {"ck_f32_lstm_hidden__ref", CK_FAMILY_LSTM, 1, CK_ISA_REF, 1},

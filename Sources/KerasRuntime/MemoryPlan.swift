@@ -31,8 +31,9 @@ public struct MemoryPlan: CustomStringConvertible {
     private var names: GraphPrinter
 
     /// `inPlace`: an op whose output element depends only on input elements
-    /// at its index (OpDef.writesInPlaceOfInput) may take the storage of an
-    /// input of its own type that no later step reads.
+    /// at its index (OpDef.writesInPlaceOfInput), or whose kernel reads an
+    /// input before writing over it (OpDef.overwritableInput), may take the
+    /// storage of that input of its own type when no later step reads it.
     public init(_ g: Graph, registry: OpRegistry = .standard, inPlace: Bool = true) throws {
         names = GraphPrinter(g)
         let n = g.nodes.count
@@ -65,9 +66,9 @@ public struct MemoryPlan: CustomStringConvertible {
                 inArena[i] = node.kind == .input
                 first[i] = 0
             default:
-                if inPlace && def.writesInPlaceOfInput,
-                   let v = node.inputs.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]] && atRootStart[$0.id]
-                                                       && rootLastUse[storageRoot[$0.id]] == i }) {
+                let candidates = def.writesInPlaceOfInput ? node.inputs : def.overwritableInput?(node).map { [node.inputs[$0]] } ?? []
+                if inPlace, let v = candidates.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]] && atRootStart[$0.id]
+                                                              && rootLastUse[storageRoot[$0.id]] == i }) {
                     // The input's storage dies here: the output overwrites it.
                     storageRoot[i] = storageRoot[v.id]
                     inArena[i] = true

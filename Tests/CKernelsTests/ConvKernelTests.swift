@@ -195,6 +195,20 @@ final class PoolKernelTests: XCTestCase {
             ck_f32_avg_pool_backward_kernel(CK_ISA_REF)(&d, dy.pointer, dr.pointer)
             XCTAssertEqual(dx.values, dr.values, "avg pool backward \(c)")
             XCTAssertTrue(dx.intactCanaries)
+            // With relu's gradient (windows that do not overlap only), written over x itself:
+            // bitwise select(x > 0, max_pool_backward(x, dy), 0) at both ISAs.
+            if ck_pool_windows_overlap(&d) == 0 {
+                let plain = Guarded(g.xCount)
+                ck_f32_max_pool_backward_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, plain.pointer)
+                let want = zip(xs, plain.values).map { $0 > 0 ? $1 : 0 }
+                for isa in [CK_ISA_REF, CK_ISA_AVX2] {
+                    let inPlace = Guarded(xs)
+                    ck_f32_max_pool_backward_relu_kernel(isa)(&d, inPlace.pointer, dy.pointer, inPlace.pointer)
+                    let bad = zip(inPlace.values, want).filter { $0.bitPattern != $1.bitPattern }.count
+                    XCTAssertEqual(bad, 0, "ck_f32_max_pool_backward_relu__\(isa == CK_ISA_REF ? "ref" : "avx2") in place \(c): \(bad) of \(want.count) differ")
+                    XCTAssertTrue(inPlace.intactCanaries)
+                }
+            }
         }
     }
 }

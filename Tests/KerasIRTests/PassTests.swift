@@ -269,7 +269,7 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-elementwise", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "schedule"])
         XCTAssertTrue(p.log[3].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[3].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
@@ -278,7 +278,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)
@@ -318,6 +318,91 @@ final class PassTests: XCTestCase {
 
         """)
         XCTAssertTrue(pass.decisions.contains { $0.contains("operand %c f32[?,1] broadcasts") }, "\(pass.decisions)")
+    }
+
+    /// A dropout mask is drawn inside both trees that read it (forward and
+    /// backward) instead of being stored between them.
+    func testElementwiseFusionRecomputesDropoutMasks() throws {
+        let pass = ElementwiseFusion()
+        try check(pass, """
+        graph @g(%x: f32[2,8], %g: f32[2,8]) -> (f32[2,8], f32[2,8]) {
+          %k = constant {value=[2.0]} : f32[]
+          %0 = random_bernoulli(%x) {p=0.5, seed=7} : f32[2,8]  # dropout
+          %1 = mul(%0, %k) : f32[2,8]  # dropout
+          %2 = mul(%x, %1) : f32[2,8]  # dropout
+          %3 = mul(%g, %1) : f32[2,8]  # dropout
+          return %2, %3
+        }
+        """, """
+        graph @g(%x: f32[2,8], %g: f32[2,8]) -> (f32[2,8], f32[2,8]) {
+          %k = constant {value=[2.0]} : f32[]
+          %0 = fused_elementwise(%k, %x) {program="random_bernoulli@3f000000#7();mul(t0,x0);mul(x1,t1)"} : f32[2,8]  # dropout
+          %1 = fused_elementwise(%k, %g) {program="random_bernoulli@3f000000#7();mul(t0,x0);mul(x1,t1)"} : f32[2,8]  # dropout
+          return %0, %1
+        }
+
+        """)
+        XCTAssertEqual(pass.decisions, ["fused random_bernoulli %0, mul %1, mul %2 -> fused_elementwise (recomputing %1 instead of storing it)",
+                                        "fused random_bernoulli %0, mul %1, mul %3 -> fused_elementwise (recomputing %1 instead of storing it)"])
+    }
+
+    func testPoolReluGradFusion() throws {
+        let pass = PoolReluGradFusion()
+        try check(pass, """
+        graph @g(%y: f32[1,4,4,2], %dy: f32[1,2,2,2]) -> (f32[1,4,4,2]) {
+          %z = constant {value=[0]} : f32[]
+          %0 = max_pool_backward(%y, %dy) {pads=[0,0,0,0], pool=[2,2], strides=[2,2]} : f32[1,4,4,2]  # pool
+          %1 = greater(%y, %z) : f32[1,4,4,2]  # conv
+          %2 = select(%1, %0, %z) : f32[1,4,4,2]  # conv
+          return %2
+        }
+        """, """
+        graph @g(%y: f32[1,4,4,2], %dy: f32[1,2,2,2]) -> (f32[1,4,4,2]) {
+          %z = constant {value=[0]} : f32[]
+          %0 = max_pool_backward(%y, %dy) {pads=[0,0,0,0], pool=[2,2], relu_mask=true, strides=[2,2]} : f32[1,4,4,2]  # conv
+          return %0
+        }
+
+        """)
+        XCTAssertEqual(pass.decisions, ["fused max_pool_backward %0 + greater %1, select %2 -> max_pool_backward {relu_mask}"])
+        // Overlapping windows would need gradients summed where windows meet: left alone.
+        let overlapping = """
+        graph @g(%y: f32[1,4,4,2], %dy: f32[1,3,3,2]) -> (f32[1,4,4,2]) {
+          %z = constant {value=[0]} : f32[]
+          %0 = max_pool_backward(%y, %dy) {pads=[0,0,0,0], pool=[2,2], strides=[1,1]} : f32[1,4,4,2]
+          %1 = greater(%y, %z) : f32[1,4,4,2]
+          %2 = select(%1, %0, %z) : f32[1,4,4,2]
+          return %2
+        }
+        """
+        try check(pass, overlapping, overlapping + "\n", changed: false)
+        XCTAssertEqual(pass.decisions, ["not fused %0, %2: pooling windows overlap (stride 1 < pool 2 on axis 0)"])
+    }
+
+    /// A value larger than its operands (a weight gradient of two small
+    /// activations) is made just before its reader; a reader of an updated
+    /// parameter stays before the update.
+    func testScheduleSinksLargeResultsToTheirReaders() throws {
+        try check(Schedule(), """
+        graph @g(%w: f32[16,16] param, %a: f32[2,16], %b: f32[2,16], %c: f32[16,16]) -> (f32[16,16]) {
+          %0 = matmul(%a, %b) {transpose_a=true} : f32[16,16]
+          %1 = matmul(%w, %c) : f32[16,16]
+          %2 = exp(%1) : f32[16,16]
+          %3 = add(%0, %2) : f32[16,16]
+          %4 = assign(%w, %3) : f32[16,16]
+          return %2
+        }
+        """, """
+        graph @g(%w: f32[16,16] param, %a: f32[2,16], %b: f32[2,16], %c: f32[16,16]) -> (f32[16,16]) {
+          %0 = matmul(%w, %c) : f32[16,16]
+          %1 = exp(%0) : f32[16,16]
+          %2 = matmul(%a, %b) {transpose_a=true} : f32[16,16]
+          %3 = add(%2, %1) : f32[16,16]
+          %4 = assign(%w, %3) : f32[16,16]
+          return %1
+        }
+
+        """)
     }
 
     func testVerifierRejectsBrokenGraphs() throws {

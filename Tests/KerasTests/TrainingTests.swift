@@ -173,6 +173,38 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// A small CNN with relu, max pooling and dropout trains to the same
+    /// weights with the memory passes on (dropout masks recomputed, relu's
+    /// gradient in the pooling kernel over the relu output's storage, large
+    /// results made late) and off.
+    func testPoolReluGradAndRecomputedDropoutMatchTheUnfusedStep() throws {
+        var rng = SplitMix64(seed: 21)
+        let x = try Tensor((0..<(8 * 8 * 8 * 1)).map { _ in Float(rng.unit()) }, shape: [8, 8, 8, 1])
+        let y = try Tensor((0..<(8 * 3)).map { $0 % 3 == ($0 / 3) % 3 ? 1 : 0 }, shape: [8, 3])
+        func train(disable: String?) throws -> [[Float]] {
+            if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
+            defer { unsetenv("KERAS_DISABLE_PASSES") }
+            Naming.reset()
+            let model = try Sequential([Conv2D(filters: 4, kernelSize: [3, 3], activation: "relu", kernelInitializer: GlorotUniform(seed: 3), inputShape: [8, 8, 1]),
+                                        MaxPooling2D(poolSize: [2, 2]), Dropout(0.5, seed: 11), Flatten(),
+                                        Dense(3, activation: "softmax", kernelInitializer: GlorotUniform(seed: 4))])
+            try model.compile(optimizer: Adam(learningRate: 0.01), loss: "categorical_crossentropy")
+            let plan = try model.trainingPlan(x: [x], y: [y])
+            let names = plan.steps.map(\.kernel.name)
+            if disable == nil {
+                XCTAssertTrue(names.contains { $0.hasPrefix("ck_f32_max_pool_backward_relu") }, "\(names)")
+                XCTAssertFalse(names.contains { $0.hasPrefix("ck_f32_random_bernoulli") }, "the mask is drawn in the fused kernels: \(names)")
+            }
+            for _ in 0..<3 { _ = try model.trainOnBatch(x, y) }
+            return model.getWeights().map(\.floats)
+        }
+        let fused = try train(disable: nil)
+        let plain = try train(disable: "fuse-pool-relu-grad,fuse-elementwise,in-place")
+        for (k, (a, b)) in zip(fused, plain).enumerated() {
+            for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5, "weight \(k)") }
+        }
+    }
+
     func testActivityRegularizationAddsToTheLoss() throws {
         let x = try Tensor([Float](repeating: 1, count: 8), shape: [2, 4])
         let y = try Tensor([Float](repeating: 0, count: 8), shape: [2, 4])

@@ -320,6 +320,10 @@ ck_f32_pool_fn ck_f32_max_pool_kernel(ck_isa isa);
 ck_f32_pool_fn ck_f32_avg_pool_kernel(ck_isa isa);
 ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_kernel(ck_isa isa);
 ck_f32_avg_pool_bwd_fn ck_f32_avg_pool_backward_kernel(ck_isa isa);
+/* dx = x > 0 ? max-pool backward : 0 (relu's gradient from its output x,
+ * fused) for windows that do not overlap; dx may be x's storage. */
+ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_relu_kernel(ck_isa isa);
+int ck_pool_windows_overlap(const ck_conv_desc *d);
 
 /* ------------------------------------------------------------------------ */
 /* Threads: a persistent pool; KERAS_NUM_THREADS or the number of cores by default. */
@@ -471,7 +475,7 @@ typedef enum ck_family {
     CK_FAMILY_GEMM,
     CK_FAMILY_ARGMAX,
     CK_FAMILY_CONV,        /* op: 0 forward, 1 backward data, 2 backward filter */
-    CK_FAMILY_POOL,        /* op: 0 max, 1 avg, 2 max backward, 3 avg backward */
+    CK_FAMILY_POOL,        /* op: 0 max, 1 avg, 2 max backward, 3 avg backward, 4 max backward with relu */
     CK_FAMILY_LSTM,        /* op: 0 cell state, 1 hidden state */
     CK_FAMILY_RNN,         /* op: 0 whole-sequence forward, 1 backward (all cells) */
     CK_FAMILY_FUSED_ELEMENTWISE, /* a program of unary and binary ops, per tile */
@@ -536,7 +540,7 @@ typedef struct ck_gemm_call {
 } ck_gemm_call;
 /* CONV: a ck_conv_desc whose pointers are ignored, [a, b, out, bias, residual]
  * (forward: x, w; backward data: dy, w; backward filter: x, dy).
- * POOL: a ck_conv_desc; op 0, 1: [x, y]; op 2: [x, dy, dx]; op 3: [dy, dx]. */
+ * POOL: a ck_conv_desc; op 0, 1: [x, y]; op 2, 4: [x, dy, dx]; op 3: [dy, dx]. */
 /* RNN: a ck_rnn_desc; forward [xp, u, rb, h0, c0, mask, states, workspace],
  * backward [xp, u, rb, h0, c0, mask, states, dstates, grad, workspace]. */
 /* FUSED_ELEMENTWISE op 0: [inputs..., out, counter (uint64_t, for random draws)]. */

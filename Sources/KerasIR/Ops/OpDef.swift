@@ -122,6 +122,12 @@ public struct OpDef {
     /// last and dead-code elimination keeps them.
     public var writtenParameters: ((Node) throws -> [Int])?
     public var updatesParameters: Bool { writtenParameters != nil }
+    /// For ops whose kernel can write the result over one input of the
+    /// result's type (read before written, in the kernel's own order): that
+    /// input's position for this node, or nil. The memory planner uses it
+    /// when the input dies at this node.
+    public var overwritableInput: ((Node) -> Int?)?
+
     /// For ops whose purity depends on the node (a fused program with a
     /// random draw): true when this node draws, so CSE and folding skip it.
     public var drawsRandomNumbers: ((Attributes) -> Bool)?
@@ -135,6 +141,13 @@ public struct OpDef {
 
     /// The ops a node computes: itself, or what fusion folded into it.
     public func sourceOps(_ attrs: Attributes) -> [String] { (try? fusedOps?(attrs)) ?? [name] }
+
+    /// This op, whose result may overwrite the input `rule` names.
+    func overwriting(_ rule: @escaping (Node) -> Int?) -> OpDef {
+        var d = self
+        d.overwritableInput = rule
+        return d
+    }
 
     /// This op, reporting `rule` as the ops its nodes stand for.
     func fusing(_ rule: @escaping (Attributes) throws -> [String]) -> OpDef {

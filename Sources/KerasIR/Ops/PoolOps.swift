@@ -171,6 +171,9 @@ let poolOps: [OpDef] = [
               guard dy.rank == want.rank, zip(dy.shape, want.shape).allSatisfy({ $0 == $1 || $0 == TensorType.unknown || $1 == TensorType.unknown }) else {
                   throw ctx.fail("expects dy of type \(want) for x \(x), got \(dy)")
               }
+              if try ctx.attrs.bool("relu_mask", default: false), let a = (0..<g.rank).first(where: { g.strides[$0] < g.pool[$0] }) {
+                  throw ctx.fail("with relu_mask needs windows that do not overlap, got stride \(g.strides[a]) < pool \(g.pool[a]) on axis \(a)")
+              }
               return x
           },
           differentiability: .notDifferentiable(reason: "routes gradients to the window maxima; its own gradient is not needed for training"),
@@ -188,12 +191,17 @@ let poolOps: [OpDef] = [
                       dx[(b * S + arg) * c + ch] += dy.data[(b * P + o) * c + ch]
                   }
               }
+              // relu_mask: relu's gradient from its output x, applied after routing.
+              if try ctx.attrs.bool("relu_mask", default: false) { for k in dx.indices where !(x.data[k] > 0) { dx[k] = 0 } }
               return RefTensor(.f32, x.shape, dx)
           },
           lowering: .kernel { ctx in
-              try poolCall(ctx, 2, input: ctx.inputTypes[0], output: ctx.inputTypes[1], [.input(0), .input(1), .output])
+              try poolCall(ctx, try ctx.node.attrs.bool("relu_mask", default: false) ? 4 : 2, input: ctx.inputTypes[0], output: ctx.inputTypes[1],
+                           [.input(0), .input(1), .output])
           },
-          cost: poolCost),
+          cost: poolCost)
+        // With relu's gradient fused the kernel reads each window before writing it, so dx may take x's storage.
+        .overwriting { node in (try? node.attrs.bool("relu_mask", default: false)) == true ? 0 : nil },
 
     OpDef("avg_pool_backward", arity: .exactly(1),
           shape: { ctx in

@@ -5,7 +5,10 @@
 /// before it is overwritten, and an update that can run early (a layer's
 /// weights updated in its weight-gradient GEMM during the backward pass)
 /// frees its operands early. An update whose parameter another update
-/// reads runs after all others.
+/// reads runs after all others. Then a value larger than all its operands
+/// together (a weight gradient from two activations, kept for the fused
+/// optimizer call at the end) is made just before its first reader, so it
+/// is not live, and taking memory, while the rest of the backward pass runs.
 public struct Schedule: GraphPass {
     public var name: String { "schedule" }
     public init() {}
@@ -29,6 +32,7 @@ public struct Schedule: GraphPass {
             for (k, i) in order.enumerated().dropFirst(after + 1) { position[i] = k }
         }
         order += last
+        sinkLargeResults(&order, nodes: nodes, users: users, isUpdate: isUpdate, written: Set(written.joined()))
         if order == Array(nodes.indices) { return false }
         var newIndex = [Int](repeating: 0, count: nodes.count)
         for (k, i) in order.enumerated() { newIndex[i] = k }
@@ -41,5 +45,28 @@ public struct Schedule: GraphPass {
         out.outputs = graph.outputs.map { Value(newIndex[$0.id]) }
         graph = out
         return true
+    }
+
+    /// Moves each value whose bytes exceed its operands' to just before its
+    /// first reader: its operands may live longer, but by less than it would.
+    /// A reader of a parameter that an update writes stays where it is, so
+    /// it still reads the old value.
+    func sinkLargeResults(_ order: inout [Int], nodes: [Node], users: [[Value]], isUpdate: [Bool], written: Set<Int>) {
+        let candidates = nodes.indices.filter { i in
+            guard !isUpdate[i], !nodes[i].isArgument, !users[i].isEmpty, let out = nodes[i].type.byteCount,
+                  !nodes[i].inputs.contains(where: { written.contains($0.id) }) else { return false }
+            let ins = nodes[i].inputs.map { nodes[$0.id].type.byteCount ?? Int.max }.reduce(0) { $0 &+ $1 }
+            return out > ins && ins >= 0
+        }
+        guard !candidates.isEmpty else { return }
+        var position = [Int](repeating: 0, count: nodes.count)
+        for (k, i) in order.enumerated() { position[i] = k }
+        for i in candidates {
+            let p = position[i], first = users[i].map { position[$0.id] }.min()!
+            guard first > p + 1 else { continue }
+            order.remove(at: p)
+            order.insert(i, at: first - 1)
+            for k in p..<first { position[order[k]] = k }
+        }
     }
 }
