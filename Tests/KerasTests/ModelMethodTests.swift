@@ -247,6 +247,36 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// Every Keras 2 layer with weights takes weights= from Swift: the values
+    /// given (the probe's own initial values plus one) are the layer's once built.
+    func testInitialWeightsOnEveryWeightedLayer() throws {
+        func check(_ what: String, _ input: [Int], _ make: ([Tensor]?) throws -> Layer) throws {
+            Naming.reset()
+            let probe = try make(nil)
+            let p = Input(shape: input)
+            _ = try Model(inputs: [p], outputs: [try probe(p)])
+            let given = try probe.getWeights().map { t in try Tensor(t.floats.map { $0 + 1 }, shape: t.shape) }
+            XCTAssertFalse(given.isEmpty, what)
+            let layer = try make(given)
+            let x = Input(shape: input)
+            _ = try Model(inputs: [x], outputs: [try layer(x)])
+            XCTAssertEqual(layer.getWeights().map(\.floats), given.map(\.floats), what)
+        }
+        try check("Conv1D", [5, 2]) { Conv1D(filters: 2, kernelSize: 2, weights: $0) }
+        try check("Conv3D", [3, 3, 3, 1]) { Conv3D(filters: 2, kernelSize: [2, 2, 2], weights: $0) }
+        try check("DepthwiseConv2D", [3, 3, 2]) { DepthwiseConv2D(kernelSize: [2, 2], weights: $0) }
+        try check("SeparableConv2D", [3, 3, 2]) { SeparableConv2D(filters: 2, kernelSize: [2, 2], weights: $0) }
+        try check("Conv2DTranspose", [3, 3, 2]) { Conv2DTranspose(filters: 2, kernelSize: [2, 2], weights: $0) }
+        try check("BatchNormalization", [4]) { BatchNormalization(weights: $0) }
+        try check("LayerNormalization", [4]) { LayerNormalization(axis: -1, weights: $0) }
+        try check("PReLU", [4]) { PReLU(weights: $0) }
+        try check("SimpleRNN", [3, 2]) { SimpleRNN(2, weights: $0) }
+        try check("LSTM", [3, 2]) { LSTM(2, weights: $0) }
+        try check("GRU", [3, 2]) { GRU(2, weights: $0) }
+        try check("LocallyConnected1D", [4, 2]) { LocallyConnected1D(filters: 2, kernelSize: 2, weights: $0) }
+        try check("LocallyConnected2D", [3, 3, 2]) { LocallyConnected2D(filters: 2, kernelSize: [2, 2], weights: $0) }
+    }
+
     /// Training stopped by a callback stops the prefetching: no more than
     /// the queue's bound is drawn past the batches trained on.
     func testStoppedTrainingStopsThePrefetch() throws {

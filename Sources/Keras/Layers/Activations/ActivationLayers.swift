@@ -117,12 +117,13 @@ public final class PReLU: Layer {
     public private(set) var alpha: Variable?
 
     public init(alphaInitializer: InitializerConvertible = "zeros", alphaRegularizer: Regularizer? = nil,
-                alphaConstraint: Constraint? = nil, sharedAxes: [Int]? = nil, name: String? = nil) {
+                alphaConstraint: Constraint? = nil, sharedAxes: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.initSpec = alphaInitializer
         self.alphaRegularizer = alphaRegularizer
         self.alphaConstraint = alphaConstraint
         self.sharedAxes = sharedAxes
         super.init(name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
         supportsMasking = true
     }
 

@@ -187,12 +187,13 @@ public final class Conv1D: BaseConv {
                 dilationRate: Int = 1, groups: Int = 1, activation: ActivationConvertible? = nil, useBias: Bool = true,
                 kernelInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
-                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         super.init(rank: 1, filters: filters, kernelSize: [kernelSize], strides: [strides], padding: padding, dataFormat: dataFormat,
                    dilationRate: [dilationRate], groups: groups, activation: activation, useBias: useBias, kernelInitializer: kernelInitializer,
                    biasInitializer: biasInitializer, kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer,
                    activityRegularizer: activityRegularizer, kernelConstraint: kernelConstraint, biasConstraint: biasConstraint,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
     public override class func from(config c: JSON) throws -> Layer {
         let a = try ConfigArgs(c, rank: 1)
@@ -246,12 +247,13 @@ public final class Conv3D: BaseConv {
                 dilationRate: [Int] = [1, 1, 1], groups: Int = 1, activation: ActivationConvertible? = nil, useBias: Bool = true,
                 kernelInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
-                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         super.init(rank: 3, filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dataFormat: dataFormat,
                    dilationRate: dilationRate, groups: groups, activation: activation, useBias: useBias, kernelInitializer: kernelInitializer,
                    biasInitializer: biasInitializer, kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer,
                    activityRegularizer: activityRegularizer, kernelConstraint: kernelConstraint, biasConstraint: biasConstraint,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
     public override class func from(config c: JSON) throws -> Layer {
         let a = try ConfigArgs(c, rank: 3)

@@ -11,13 +11,14 @@ public final class DepthwiseConv2D: BaseConv {
                 dilationRate: [Int] = [1, 1], activation: ActivationConvertible? = nil, useBias: Bool = true,
                 depthwiseInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 depthwiseRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
-                depthwiseConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                depthwiseConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.depthMultiplier = depthMultiplier
         super.init(rank: 2, filters: 1, kernelSize: kernelSize, strides: strides, padding: padding, dataFormat: dataFormat,
                    dilationRate: dilationRate, groups: 1, activation: activation, useBias: useBias, kernelInitializer: depthwiseInitializer,
                    biasInitializer: biasInitializer, kernelRegularizer: depthwiseRegularizer, biasRegularizer: biasRegularizer,
                    activityRegularizer: activityRegularizer, kernelConstraint: depthwiseConstraint, biasConstraint: biasConstraint,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
 
     public override func build(_ shapes: [Shape]) throws {
@@ -81,7 +82,7 @@ public final class SeparableConv2D: BaseConv {
                 depthwiseInitializer: InitializerConvertible = "glorot_uniform", pointwiseInitializer: InitializerConvertible = "glorot_uniform",
                 biasInitializer: InitializerConvertible = "zeros", depthwiseRegularizer: Regularizer? = nil, pointwiseRegularizer: Regularizer? = nil,
                 biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil, depthwiseConstraint: Constraint? = nil,
-                pointwiseConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                pointwiseConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.depthMultiplier = depthMultiplier
         self.pointwiseInitSpec = pointwiseInitializer
         self.pointwiseRegularizer = pointwiseRegularizer
@@ -91,6 +92,7 @@ public final class SeparableConv2D: BaseConv {
                    biasInitializer: biasInitializer, kernelRegularizer: depthwiseRegularizer, biasRegularizer: biasRegularizer,
                    activityRegularizer: activityRegularizer, kernelConstraint: depthwiseConstraint, biasConstraint: biasConstraint,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
 
     public override func build(_ shapes: [Shape]) throws {
@@ -155,13 +157,14 @@ public final class Conv2DTranspose: BaseConv {
                 dataFormat: String? = nil, dilationRate: [Int] = [1, 1], activation: ActivationConvertible? = nil, useBias: Bool = true,
                 kernelInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
-                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.outputPadding = outputPadding
         super.init(rank: 2, filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dataFormat: dataFormat,
                    dilationRate: dilationRate, groups: 1, activation: activation, useBias: useBias, kernelInitializer: kernelInitializer,
                    biasInitializer: biasInitializer, kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer,
                    activityRegularizer: activityRegularizer, kernelConstraint: kernelConstraint, biasConstraint: biasConstraint,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
 
     var transposedKernel: Variable?

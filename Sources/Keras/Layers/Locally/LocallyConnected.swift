@@ -171,12 +171,13 @@ public final class LocallyConnected1D: LocallyConnected {
                 useBias: Bool = true, kernelInitializer: InitializerConvertible = "glorot_uniform", biasInitializer: InitializerConvertible = "zeros",
                 kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil,
                 kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, implementation: Int = 1,
-                inputShape: [Int]? = nil, name: String? = nil) {
+                inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         super.init(rank: 1, filters: filters, kernelSize: [kernelSize], strides: [strides], padding: padding, dataFormat: "channels_last",
                    activation: activation, useBias: useBias, kernelInitializer: kernelInitializer, biasInitializer: biasInitializer,
                    kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer, activityRegularizer: activityRegularizer,
                    kernelConstraint: kernelConstraint, biasConstraint: biasConstraint, implementation: implementation,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
     public override class func from(config c: JSON) throws -> Layer { try make(c, rank: 1) }
 }
@@ -186,12 +187,13 @@ public final class LocallyConnected2D: LocallyConnected {
                 activation: ActivationConvertible? = nil, useBias: Bool = true, kernelInitializer: InitializerConvertible = "glorot_uniform",
                 biasInitializer: InitializerConvertible = "zeros", kernelRegularizer: Regularizer? = nil, biasRegularizer: Regularizer? = nil,
                 activityRegularizer: Regularizer? = nil, kernelConstraint: Constraint? = nil, biasConstraint: Constraint? = nil,
-                implementation: Int = 1, inputShape: [Int]? = nil, name: String? = nil) {
+                implementation: Int = 1, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         super.init(rank: 2, filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dataFormat: dataFormat,
                    activation: activation, useBias: useBias, kernelInitializer: kernelInitializer, biasInitializer: biasInitializer,
                    kernelRegularizer: kernelRegularizer, biasRegularizer: biasRegularizer, activityRegularizer: activityRegularizer,
                    kernelConstraint: kernelConstraint, biasConstraint: biasConstraint, implementation: implementation,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
     public override class func from(config c: JSON) throws -> Layer { try make(c, rank: 2) }
 }

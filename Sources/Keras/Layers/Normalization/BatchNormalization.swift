@@ -31,7 +31,7 @@ public final class BatchNormalization: Layer {
                 betaInitializer: InitializerConvertible = "zeros", gammaInitializer: InitializerConvertible = "ones",
                 movingMeanInitializer: InitializerConvertible = "zeros", movingVarianceInitializer: InitializerConvertible = "ones",
                 betaRegularizer: Regularizer? = nil, gammaRegularizer: Regularizer? = nil,
-                betaConstraint: Constraint? = nil, gammaConstraint: Constraint? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                betaConstraint: Constraint? = nil, gammaConstraint: Constraint? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.axis = axis
         self.momentum = momentum
         self.epsilon = epsilon
@@ -46,6 +46,7 @@ public final class BatchNormalization: Layer {
         self.betaConstraint = betaConstraint
         self.gammaConstraint = gammaConstraint
         super.init(name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
         declaredInputShape = declaredShape(inputShape: inputShape, inputDim: nil)
         supportsMasking = true
     }

@@ -25,7 +25,7 @@ public final class LayerNormalization: Layer {
     public init(axis: [Int] = [-1], epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, rmsScaling: Bool = false,
                 betaInitializer: InitializerConvertible = "zeros", gammaInitializer: InitializerConvertible = "ones",
                 betaRegularizer: Regularizer? = nil, gammaRegularizer: Regularizer? = nil,
-                betaConstraint: Constraint? = nil, gammaConstraint: Constraint? = nil, name: String? = nil) {
+                betaConstraint: Constraint? = nil, gammaConstraint: Constraint? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.axis = axis
         self.epsilon = epsilon
         self.center = center
@@ -38,12 +38,13 @@ public final class LayerNormalization: Layer {
         self.betaConstraint = betaConstraint
         self.gammaConstraint = gammaConstraint
         super.init(name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
         supportsMasking = true
     }
 
     public convenience init(axis: Int, epsilon: Float = 1e-3, center: Bool = true, scale: Bool = true, rmsScaling: Bool = false,
-                            name: String? = nil) {
-        self.init(axis: [axis], epsilon: epsilon, center: center, scale: scale, rmsScaling: rmsScaling, name: name)
+                            weights: [Tensor]? = nil, name: String? = nil) {
+        self.init(axis: [axis], epsilon: epsilon, center: center, scale: scale, rmsScaling: rmsScaling, weights: weights, name: name)
         axisWasInt = true
     }
 

@@ -348,13 +348,14 @@ public final class SimpleRNN: RecurrentLayer {
                 biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil, kernelConstraint: Constraint? = nil,
                 recurrentConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, dropout: Float = 0, recurrentDropout: Float = 0,
                 returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                unroll: Bool = false, seed: Int? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                unroll: Bool = false, seed: Int? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         super.init(units: units, activation: activation, recurrentActivation: "sigmoid", useBias: useBias, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, kernelRegularizer: kernelRegularizer,
                    recurrentRegularizer: recurrentRegularizer, biasRegularizer: biasRegularizer, activityRegularizer: activityRegularizer,
                    kernelConstraint: kernelConstraint, recurrentConstraint: recurrentConstraint, biasConstraint: biasConstraint,
                    dropout: dropout, recurrentDropout: recurrentDropout, returnSequences: returnSequences, returnState: returnState,
                    goBackwards: goBackwards, stateful: stateful, unroll: unroll, seed: seed, inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
 
     /// Keras's SimpleRNN config has no seed (LSTM's and GRU's do).
@@ -392,7 +393,7 @@ public final class LSTM: RecurrentLayer {
                 biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil, kernelConstraint: Constraint? = nil,
                 recurrentConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, dropout: Float = 0, recurrentDropout: Float = 0,
                 returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                unroll: Bool = false, seed: Int? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                unroll: Bool = false, seed: Int? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.unitForgetBias = unitForgetBias
         super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
                    kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
@@ -401,6 +402,7 @@ public final class LSTM: RecurrentLayer {
                    biasConstraint: biasConstraint, dropout: dropout, recurrentDropout: recurrentDropout, returnSequences: returnSequences,
                    returnState: returnState, goBackwards: goBackwards, stateful: stateful, unroll: unroll, seed: seed,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
 
     override func initialBias() throws -> Initializer {
@@ -472,7 +474,7 @@ public final class GRU: RecurrentLayer {
                 biasRegularizer: Regularizer? = nil, activityRegularizer: Regularizer? = nil, kernelConstraint: Constraint? = nil,
                 recurrentConstraint: Constraint? = nil, biasConstraint: Constraint? = nil, dropout: Float = 0, recurrentDropout: Float = 0,
                 returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                unroll: Bool = false, resetAfter: Bool = true, seed: Int? = nil, inputShape: [Int]? = nil, name: String? = nil) {
+                unroll: Bool = false, resetAfter: Bool = true, seed: Int? = nil, inputShape: [Int]? = nil, weights: [Tensor]? = nil, name: String? = nil) {
         self.resetAfter = resetAfter
         super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
                    kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer,
@@ -481,6 +483,7 @@ public final class GRU: RecurrentLayer {
                    biasConstraint: biasConstraint, dropout: dropout, recurrentDropout: recurrentDropout, returnSequences: returnSequences,
                    returnState: returnState, goBackwards: goBackwards, stateful: stateful, unroll: unroll, seed: seed,
                    inputShape: inputShape, name: name)
+        initialWeights = weights  // Keras 2's weights=: set once the layer is built
     }
 
     override func biasShape() -> [Int] { resetAfter ? [2, 3 * units] : [3 * units] }
