@@ -188,6 +188,34 @@ final class Keras1ConfigTests: XCTestCase {
         try same(["class_name": "Embedding", "config": ["input_dim": 10, "output_dim": 4, "init": "uniform", "name": "e"]],
                  ["class_name": "Embedding", "config": ["input_dim": 10, "output_dim": 4, "embeddings_initializer": "uniform", "name": "e"]])
     }
+
+    /// The less common layers' Keras 1 keys.
+    func testKeras1KeysOfRecurrentNormalizationNoiseAndOtherLayers() throws {
+        try same(["class_name": "LSTM", "config": ["output_dim": 5, "init": "he_uniform", "inner_init": "glorot_normal", "forget_bias_init": "one",
+                                                   "inner_activation": "hard_sigmoid", "U_regularizer": ["class_name": "L2", "config": ["l2": 0.1]],
+                                                   "dropout_W": 0.25, "dropout_U": 0.5, "return_sequences": true, "name": "l"]],
+                 ["class_name": "LSTM", "config": ["units": 5, "kernel_initializer": "he_uniform", "recurrent_initializer": "glorot_normal",
+                                                   "unit_forget_bias": true, "recurrent_activation": "hard_sigmoid",
+                                                   "recurrent_regularizer": ["class_name": "L2", "config": ["l2": 0.1]],
+                                                   "dropout": 0.25, "recurrent_dropout": 0.5, "return_sequences": true, "name": "l"]])
+        try same(["class_name": "GRU", "config": ["output_dim": 3, "U_constraint": ["class_name": "NonNeg", "config": [:]], "name": "g"]],
+                 ["class_name": "GRU", "config": ["units": 3, "recurrent_constraint": ["class_name": "NonNeg", "config": [:]], "name": "g"]])
+        try same(["class_name": "SimpleRNN", "config": ["output_dim": 2, "name": "s"]], ["class_name": "SimpleRNN", "config": ["units": 2, "name": "s"]])
+        try same(["class_name": "Dropout", "config": ["p": 0.4, "name": "d"]], ["class_name": "Dropout", "config": ["rate": 0.4, "name": "d"]])
+        try same(["class_name": "SpatialDropout2D", "config": ["p": 0.2, "dim_ordering": "tf", "name": "d"]],
+                 ["class_name": "SpatialDropout2D", "config": ["rate": 0.2, "data_format": "channels_last", "name": "d"]])
+        try same(["class_name": "GaussianDropout", "config": ["p": 0.3, "name": "d"]], ["class_name": "GaussianDropout", "config": ["rate": 0.3, "name": "d"]])
+        try same(["class_name": "GaussianNoise", "config": ["sigma": 0.3, "name": "n"]], ["class_name": "GaussianNoise", "config": ["stddev": 0.3, "name": "n"]])
+        try same(["class_name": "BatchNormalization", "config": ["beta_init": "ones", "gamma_init": "zeros", "epsilon": 0.01, "name": "b"]],
+                 ["class_name": "BatchNormalization", "config": ["beta_initializer": "ones", "gamma_initializer": "zeros", "epsilon": 0.01, "name": "b"]])
+        try same(["class_name": "PReLU", "config": ["init": "ones", "name": "p"]], ["class_name": "PReLU", "config": ["alpha_initializer": "ones", "name": "p"]])
+        try same(["class_name": "UpSampling1D", "config": ["length": 3, "name": "u"]], ["class_name": "UpSampling1D", "config": ["size": 3, "name": "u"]])
+        try same(["class_name": "Convolution3D", "config": ["nb_filter": 2, "kernel_dim1": 1, "kernel_dim2": 2, "kernel_dim3": 3, "subsample": [1, 1, 2],
+                                                            "border_mode": "same", "name": "c3"]],
+                 ["class_name": "Conv3D", "config": ["filters": 2, "kernel_size": [1, 2, 3], "strides": [1, 1, 2], "padding": "same", "name": "c3"]])
+        try same(["class_name": "Convolution2D", "config": ["nb_filter": 2, "nb_row": 3, "nb_col": 3, "atrous_rate": [2, 2], "name": "a"]],
+                 ["class_name": "Conv2D", "config": ["filters": 2, "kernel_size": [3, 3], "dilation_rate": [2, 2], "name": "a"]])
+    }
 }
 
 /// The other objects configs hold: each kind's serialized form, written as

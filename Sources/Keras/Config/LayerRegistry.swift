@@ -64,7 +64,11 @@ public enum LayerRegistry {
     /// output_dim, convolutions' nb_filter, nb_row/nb_col, filter_length,
     /// border_mode, subsample(_length) and dim_ordering, pooling's
     /// pool_length and stride, Embedding's init and W_* (its weights are
-    /// "embeddings").
+    /// "embeddings"), PReLU's init; the recurrent layers' output_dim,
+    /// inner_init, inner_activation, U_* and dropout_W/U (and LSTM's
+    /// forget_bias_init "one"), Convolution3D's kernel_dim1-3, atrous_rate,
+    /// the dropouts' p, GaussianNoise's sigma, BatchNormalization's
+    /// beta_init and gamma_init, UpSampling1D's length.
     static func keras1Normalized(_ config: JSON, className: String) -> JSON {
         var c = config
         func move(_ old: String, _ new: String, _ transform: (JSON) -> JSON = { $0 }) {
@@ -72,12 +76,30 @@ public enum LayerRegistry {
             c.remove(old)
             c.set(new, transform(v))
         }
-        let weights = className == "Embedding" ? "embeddings" : "kernel"
+        let weights = className == "Embedding" ? "embeddings" : className == "PReLU" ? "alpha" : "kernel"
         move("init", "\(weights)_initializer")
         move("W_regularizer", "\(weights)_regularizer"); move("b_regularizer", "bias_regularizer")
         move("W_constraint", "\(weights)_constraint"); move("b_constraint", "bias_constraint")
         move("bias", "use_bias")
         if className == "Dense" { move("output_dim", "units") }
+        if ["SimpleRNN", "LSTM", "GRU"].contains(className) {
+            move("output_dim", "units")
+            move("inner_init", "recurrent_initializer"); move("inner_activation", "recurrent_activation")
+            move("U_regularizer", "recurrent_regularizer"); move("U_constraint", "recurrent_constraint")
+            move("dropout_W", "dropout"); move("dropout_U", "recurrent_dropout")
+            move("forget_bias_init", "unit_forget_bias") { v in .bool(v.stringValue == "one") }
+        }
+        if ["Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "AlphaDropout"].contains(className) {
+            move("p", "rate")
+        }
+        if className == "GaussianNoise" { move("sigma", "stddev") }
+        if className == "BatchNormalization" { move("beta_init", "beta_initializer"); move("gamma_init", "gamma_initializer") }
+        if className == "UpSampling1D" { move("length", "size") }
+        if let d1 = c["kernel_dim1"]?.intValue, let d2 = c["kernel_dim2"]?.intValue, let d3 = c["kernel_dim3"]?.intValue, c["kernel_size"] == nil {
+            c.remove("kernel_dim1"); c.remove("kernel_dim2"); c.remove("kernel_dim3")
+            c.set("kernel_size", JSON([d1, d2, d3]))
+        }
+        move("atrous_rate", "dilation_rate")
         move("nb_filter", "filters")
         if let r = c["nb_row"]?.intValue, let col = c["nb_col"]?.intValue, c["kernel_size"] == nil {
             c.remove("nb_row"); c.remove("nb_col")
