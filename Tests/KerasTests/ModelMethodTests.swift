@@ -108,6 +108,37 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// A generator that throws (a file it cannot read): the error names the
+    /// step and carries the generator's own; the steps before it trained,
+    /// the failed one changed nothing; evaluation and prediction alike.
+    func testThrowingGeneratorStopsWithItsError() throws {
+        struct Unreadable: Error, CustomStringConvertible { var description: String { "batch file 3 is unreadable" } }
+        let (x, y) = try data(8)
+        for workers in [0, 1] {
+            let m = try model(lr: 0.5)
+            var drawn = 0
+            let next: () throws -> ([Tensor], [Tensor])? = {
+                drawn += 1
+                if drawn == 3 { throw Unreadable() }
+                return ([x], [y])
+            }
+            XCTAssertThrowsError(try m.fitGenerator(next, stepsPerEpoch: 4, verbose: 0, workers: workers)) {
+                XCTAssertTrue("\($0)".contains("the generator failed at step 2 of epoch 1: batch file 3 is unreadable"), "\($0)")
+            }
+            let reference = try model(lr: 0.5)
+            _ = try reference.fitGenerator([([x], [y]), ([x], [y])], stepsPerEpoch: 2, verbose: 0)
+            XCTAssertEqual(m.weights.map(\.value.floats), reference.weights.map(\.value.floats), "workers \(workers)")
+            XCTAssertThrowsError(try m.evaluateGenerator({ throw Unreadable() }, steps: 2)) {
+                XCTAssertTrue("\($0)".contains("the generator failed at step 0: batch file 3 is unreadable"), "\($0)")
+            }
+            var calls = 0
+            XCTAssertThrowsError(try m.predictGenerator({ calls += 1; if calls > 1 { throw Unreadable() }; return [x] }, steps: 3)) {
+                XCTAssertTrue("\($0)".contains("the generator failed at step 1"), "\($0)")
+            }
+            XCTAssertEqual(try m.predictGenerator({ [x] }, steps: 2)[0].shape, [16, 3])
+        }
+    }
+
     /// Loss weights by output name: the reported loss is the weighted sum of the outputs' losses.
     func testLossWeightsByOutputName() throws {
         Naming.reset()

@@ -450,6 +450,48 @@ extension Model {
                                           validationGenerator: AnySequence<([Tensor], [Tensor])>? = nil, validationSteps: Int? = nil,
                                           classWeight: [Int: Float]? = nil, maxQueueSize: Int = 10, workers: Int = 1,
                                           initialEpoch: Int = 0) throws -> History where S.Element == ([Tensor], [Tensor]) {
+        var it = generator.makeIterator()
+        return try fitDrawing({ it.next().map { .success($0) } }, stepsPerEpoch: stepsPerEpoch, epochs: epochs, verbose: verbose,
+                              callbacks: callbacks, validationData: validationData, validationGenerator: validationGenerator,
+                              validationSteps: validationSteps, classWeight: classWeight, maxQueueSize: maxQueueSize, workers: workers,
+                              initialEpoch: initialEpoch)
+    }
+
+    /// fit_generator on a generator that may fail (reading files, decoding):
+    /// `next` returns a batch, nil when it has no more, or throws. A throw
+    /// stops training with an error naming the step; the steps before it
+    /// have trained, the failed one changes nothing.
+    @discardableResult
+    public func fitGenerator(_ next: @escaping () throws -> ([Tensor], [Tensor])?, stepsPerEpoch: Int, epochs: Int = 1, verbose: Int = 1,
+                             callbacks: [Callback] = [], validationData: ([Tensor], [Tensor])? = nil, classWeight: [Int: Float]? = nil,
+                             maxQueueSize: Int = 10, workers: Int = 1, initialEpoch: Int = 0) throws -> History {
+        try fitDrawing(catching(next), stepsPerEpoch: stepsPerEpoch, epochs: epochs, verbose: verbose, callbacks: callbacks,
+                       validationData: validationData, validationGenerator: nil, validationSteps: nil, classWeight: classWeight,
+                       maxQueueSize: maxQueueSize, workers: workers, initialEpoch: initialEpoch)
+    }
+
+    /// A throwing generator as one that yields its failure once, then ends.
+    private func catching<T>(_ next: @escaping () throws -> T?) -> () -> Result<T, Error>? {
+        var failed = false
+        return {
+            guard !failed else { return nil }
+            do { return try next().map { .success($0) } } catch { failed = true; return .failure(error) }
+        }
+    }
+
+    /// The batch drawn for `step`, or the generator's failure or its end as an error naming the step.
+    private func drawn<T>(_ r: Result<T, Error>?, _ step: String) throws -> T {
+        switch r {
+        case .success(let b)?: return b
+        case .failure(let e)?: throw KerasError("\(name): the generator failed at \(step): \(e)")
+        case nil: throw KerasError("\(name): the generator ran out of batches at \(step)")
+        }
+    }
+
+    private func fitDrawing(_ pull: @escaping () -> Result<([Tensor], [Tensor]), Error>?, stepsPerEpoch: Int, epochs: Int, verbose: Int,
+                            callbacks: [Callback], validationData: ([Tensor], [Tensor])?,
+                            validationGenerator: AnySequence<([Tensor], [Tensor])>?, validationSteps: Int?,
+                            classWeight: [Int: Float]?, maxQueueSize: Int, workers: Int, initialEpoch: Int) throws -> History {
         guard stepsPerEpoch > 0 else { throw KerasError("\(name): steps_per_epoch must be positive, got \(stepsPerEpoch)") }
         guard epochs >= 0, initialEpoch >= 0, maxQueueSize >= 1, workers >= 0 else {
             throw KerasError("\(name): epochs and initial_epoch must not be negative, max_queue_size must be positive and workers not negative")
@@ -462,7 +504,7 @@ extension Model {
         let all = [history] + callbacks
         for c in all { c.model = self }
         stopTraining = false
-        let batches = Prefetcher(generator.makeIterator(), limit: maxQueueSize, total: stepsPerEpoch * max(epochs - initialEpoch, 0),
+        let batches = Prefetcher(AnyIterator(pull), limit: maxQueueSize, total: stepsPerEpoch * max(epochs - initialEpoch, 0),
                                  background: workers > 0)
         defer { batches.stop() }
         let validationBatches = validationGenerator?.makeIterator()
@@ -475,7 +517,7 @@ extension Model {
             var acc = Accumulator(metrics: metricNames.count)
             let bar = Progbar(target: stepsPerEpoch, verbose: verbose)
             for s in 0..<stepsPerEpoch {
-                guard let (bx, by) = batches.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s) of epoch \(epoch + 1)") }
+                let (bx, by) = try drawn(batches.next(), "step \(s) of epoch \(epoch + 1)")
                 try checkGeneratorBatch(bx, by, "step \(s) of epoch \(epoch + 1)")
                 let n = bx[0].shape[0]
                 let weights = try combinedWeights(by, classWeight: classWeight, sampleWeight: nil)
@@ -495,7 +537,7 @@ extension Model {
                     .sorted { $0.0 < $1.0 }
             } else if validationBatches != nil, let steps = validationSteps {
                 // each epoch's validation continues where the last one stopped, as Keras's does
-                logs += try evaluateBatches(steps: steps) { validationBatches!.next() }.map { ("val_" + $0.key, $0.value) }.sorted { $0.0 < $1.0 }
+                logs += try evaluateBatches(steps: steps) { validationBatches!.next().map { .success($0) } }.map { ("val_" + $0.key, $0.value) }.sorted { $0.0 < $1.0 }
             }
             bar.update(stepsPerEpoch, logs, final: true)
             for c in all { try c.onEpochEnd(epoch, logs: Logs(uniqueKeysWithValues: logs)) }
@@ -543,15 +585,20 @@ extension Model {
 
     public func evaluateGenerator<S: Sequence>(_ generator: S, steps: Int) throws -> [String: Float] where S.Element == ([Tensor], [Tensor]) {
         var it = generator.makeIterator()
-        return try evaluateBatches(steps: steps) { it.next() }
+        return try evaluateBatches(steps: steps) { it.next().map { .success($0) } }
+    }
+
+    /// evaluate_generator on a generator that may throw (see fitGenerator).
+    public func evaluateGenerator(_ next: @escaping () throws -> ([Tensor], [Tensor])?, steps: Int) throws -> [String: Float] {
+        try evaluateBatches(steps: steps, catching(next))
     }
 
     /// Loss and metrics over `steps` batches drawn from `next`.
-    private func evaluateBatches(steps: Int, _ next: () -> ([Tensor], [Tensor])?) throws -> [String: Float] {
+    private func evaluateBatches(steps: Int, _ next: () -> Result<([Tensor], [Tensor]), Error>?) throws -> [String: Float] {
         let state = try requireCompiled("evaluate_generator()")
         var acc = Accumulator(metrics: state.metricNames(outputNames: outputNames).count)
         for s in 0..<steps {
-            guard let (bx, by) = next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
+            let (bx, by) = try drawn(next(), "step \(s)")
             try checkGeneratorBatch(bx, by, "step \(s)")
             let n = bx[0].shape[0], sig = signature(by, sampleWeights: false)
             let plan = try self.plan(.test, batchSize: n, signature: sig)
@@ -564,9 +611,18 @@ extension Model {
 
     public func predictGenerator<S: Sequence>(_ generator: S, steps: Int) throws -> [Tensor] where S.Element == [Tensor] {
         var it = generator.makeIterator()
+        return try predictBatches(steps: steps) { it.next().map { .success($0) } }
+    }
+
+    /// predict_generator on a generator that may throw (see fitGenerator).
+    public func predictGenerator(_ next: @escaping () throws -> [Tensor]?, steps: Int) throws -> [Tensor] {
+        try predictBatches(steps: steps, catching(next))
+    }
+
+    private func predictBatches(steps: Int, _ next: () -> Result<[Tensor], Error>?) throws -> [Tensor] {
         var parts: [[Tensor]] = []
         for s in 0..<steps {
-            guard let bx = it.next() else { throw KerasError("\(name): the generator ran out of batches at step \(s)") }
+            let bx = try drawn(next(), "step \(s)")
             parts.append(try predictOnBatch(bx))
         }
         guard let first = parts.first else { return [] }
