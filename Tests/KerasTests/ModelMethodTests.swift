@@ -139,6 +139,20 @@ final class ModelMethodTests: XCTestCase {
         }
     }
 
+    /// Keras 2's predict_proba is predict; a frozen layer's weights count as non-trainable in summary().
+    func testPredictProbaAndSummaryCountsOfAFrozenLayer() throws {
+        let (x, _) = try data(8)
+        let m = try model(lr: 0.1)
+        XCTAssertEqual(try m.predictProba(x).floats, try m.predict(x).floats)
+        m.layers[0].trainable = false
+        var text = ""
+        m.summary(print: { text += $0 + "\n" })
+        let frozen = m.layers[0].weights.map { $0.shape.reduce(1, *) }.reduce(0, +)
+        let rest = m.layers.dropFirst().flatMap(\.weights).map { $0.shape.reduce(1, *) }.reduce(0, +)
+        XCTAssertTrue(text.contains("Trainable params: \(rest) "), text)
+        XCTAssertTrue(text.contains("Non-trainable params: \(frozen) "), text)
+    }
+
     /// Loss weights by output name: the reported loss is the weighted sum of the outputs' losses.
     func testLossWeightsByOutputName() throws {
         Naming.reset()
