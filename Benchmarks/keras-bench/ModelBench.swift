@@ -29,6 +29,9 @@ struct ModelRecord {
     var arenaBytes = 0
     var peakRSS = 0
     var steps = 0
+    /// --profile: every kernel call of the training step and of batch predict.
+    var trainProfile: [ExecutionPlan.StepTime] = []
+    var predictProfile: [ExecutionPlan.StepTime] = []
 
     var json: JSON {
         func r(_ v: Double, _ d: Double = 1000) -> JSON { JSON((v * d).rounded() / d) }
@@ -39,6 +42,15 @@ struct ModelRecord {
               ("train_ms_p90", r(trainMs.p90)), ("predict_ms_median", r(predictMs)), ("predict1_ms_median", r(predict1Ms)),
               ("train_flops", JSON(trainFlops)), ("gflops", r(gflops, 10)), ("pct_peak", r(pctPeak, 10)),
               ("compile_ms", r(compileMs)), ("arena_bytes", JSON(arenaBytes)), ("peak_rss_bytes", JSON(peakRSS))]
+        if !trainProfile.isEmpty {
+            func rows(_ p: [ExecutionPlan.StepTime]) -> JSON {
+                .array(p.map { t in
+                    ["step": JSON(t.step), "op": .string(t.op), "kernel": .string(t.kernel), "layer": t.layer.map { JSON.string($0) } ?? .null,
+                     "ms": r(t.seconds * 1e3, 1e6), "flops": JSON(t.flops), "bytes": JSON(t.bytes)]
+                })
+            }
+            o.append(("profile", ["train": rows(trainProfile), "predict": rows(predictProfile)]))
+        }
         return .object(o)
     }
 }
@@ -98,7 +110,12 @@ func benchModel(_ spec: ModelSpec, threads: Int, steps: Int, peak: Double) -> Mo
         let one = try x.gatherRows([0])
         rec.predict1Ms = try medianTime(reps: reps) { _ = try model.predict(one, batchSize: 1) } * 1e3
         rec.peakRSS = peakRSSBytes()
-        if profileKernels { printProfile(try plan.profile(runs: steps), model: spec.name, threads: threads, stepMs: rec.trainMs.median) }
+        if profileKernels {
+            rec.trainProfile = try plan.profile(runs: steps)
+            printProfile(rec.trainProfile, what: "train", model: spec.name, threads: threads, stepMs: rec.trainMs.median, peak: peak)
+            rec.predictProfile = try model.predictionPlan(batchSize: spec.batchSize).profile(runs: reps)
+            printProfile(rec.predictProfile, what: "predict", model: spec.name, threads: threads, stepMs: rec.predictMs, peak: peak)
+        }
     } catch {
         rec.status = "error: \(error)"
     }
@@ -121,16 +138,22 @@ func runModelSuite(models: [ModelSpec], threadCounts: [Int], steps: Int) -> (rec
     return (records, peak, isaName(isa))
 }
 
-/// The slowest kernels of a training plan, and how much of the step the plan's kernels account for.
-func printProfile(_ times: [ExecutionPlan.StepTime], model: String, threads: Int, stepMs: Double) {
+/// Every kernel call of a plan, slowest first: median time, share of the
+/// kernels' total, GFLOP/s against the FMA peak of the threads used, GB/s;
+/// then the time by layer, and how much of the measured step the kernels are.
+func printProfile(_ times: [ExecutionPlan.StepTime], what: String, model: String, threads: Int, stepMs: Double, peak: Double) {
     let total = times.reduce(0) { $0 + $1.seconds } * 1e3
-    print("profile \(model) threads=\(threads): kernels \(fmt(total, 2)) ms of a \(fmt(stepMs, 2)) ms step, \(times.count) steps")
+    print("profile \(model) \(what) threads=\(threads): kernels \(fmt(total, 3)) ms of a \(fmt(stepMs, 3)) ms step, \(times.count) calls")
+    print("  " + ["ms", "share", "GFLOP/s", "% peak", "GB/s", "call"].joined(separator: "\t"))
+    for t in times {
+        let gflops = t.seconds > 0 ? Double(t.flops) / t.seconds / 1e9 : 0
+        let gbs = t.seconds > 0 ? Double(t.bytes) / t.seconds / 1e9 : 0
+        print("  " + [fmt(t.seconds * 1e3, 3), fmt(100 * t.seconds * 1e3 / max(total, 1e-12)) + "%", fmt(gflops), fmt(100 * gflops / (peak * Double(threads))),
+                     fmt(gbs), "#\(t.step) \(t.op) -> \(t.kernel)" + (t.layer.map { "  # \($0)" } ?? "")].joined(separator: "\t"))
+    }
     var byLayer: [String: Double] = [:]
     for t in times { byLayer[t.layer ?? "-", default: 0] += t.seconds * 1e3 }
-    print("  by layer: " + byLayer.sorted { $0.value > $1.value }.map { "\($0.key) \(fmt($0.value, 2)) ms" }.joined(separator: ", "))
-    for t in times.prefix(15) {
-        print("  \(fmt(t.seconds * 1e3, 3)) ms \(fmt(100 * t.seconds * 1e3 / total))%  #\(t.step) \(t.op) -> \(t.kernel)" + (t.layer.map { "  # \($0)" } ?? ""))
-    }
+    print("  by layer: " + byLayer.sorted { $0.value > $1.value }.map { "\($0.key) \(fmt($0.value, 3)) ms" }.joined(separator: ", "))
 }
 
 func modelLine(_ r: ModelRecord) -> String {

@@ -14,7 +14,8 @@ usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json 
   models: \(modelSuite.map(\.name).joined(separator: ", ")) (default: all)
   --threads N   run at N threads only (default: 1 and all cores)
   --steps N     timed training steps after warm-up (default 30, at least 1)
-  --profile     also time every kernel of the training plan and list the slowest
+  --profile     also time every kernel call of the training step and of batch
+                predict: median ms, share, GFLOP/s, % of peak, GB/s (and in --json)
   --svg FILE    the model table as a bar chart; --peers FILE adds the peers'
                 times (Benchmarks/peers/peers.py --json output)
 """

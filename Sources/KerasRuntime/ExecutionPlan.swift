@@ -287,34 +287,44 @@ public final class ExecutionPlan {
         counter.pointee &+= 1
     }
 
-    /// One step's share of a profiled run.
+    /// One kernel call's share of a profiled run: its median time over the
+    /// runs and its node's cost (a node lowered to several calls splits it).
     public struct StepTime {
         public var step: Int
         public var op: String
         public var kernel: String
         public var layer: String?
         public var seconds: Double
+        public var flops: Int
+        public var bytes: Int
     }
 
-    /// Runs the plan `runs` times, timing every step; returns each step's
-    /// mean time, slowest first. For finding where a plan spends its time
-    /// (keras-bench --profile); the timers cost a few nanoseconds per step.
+    /// Runs the plan `runs` times, timing every kernel call; returns each
+    /// call's median time, slowest first. For finding where a plan spends its
+    /// time (keras-bench --profile); the timers cost a few nanoseconds per call.
     public func profile(runs: Int) throws -> [StepTime] {
-        var totals = [Double](repeating: 0, count: steps.count)
+        let n = max(runs, 1)
+        var samples = [[Double]](repeating: [], count: steps.count)
         let clock = ContinuousClock()
-        for _ in 0..<max(runs, 1) {
+        for _ in 0..<n {
             for i in steps.indices {
                 let t0 = clock.now
                 let code = launch(i)
                 let d = clock.now - t0
-                totals[i] += Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+                samples[i].append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
                 if code != 0 { throw IRError("\(failureMessage(i, code: code)) while profiling") }
             }
             counter.pointee &+= 1
         }
+        var callsPerNode: [Int: Int] = [:]
+        for s in steps { callsPerNode[s.node, default: 0] += 1 }
         return steps.enumerated().map { i, s in
-            let n = graph.nodes[s.node]
-            return StepTime(step: i, op: n.op, kernel: s.kernel.name, layer: n.layer, seconds: totals[i] / Double(max(runs, 1)))
+            let node = graph.nodes[s.node]
+            let c = registry[node.op]?.cost(node.inputs.map { graph.type(of: $0) }, node.type, node.attrs) ?? Cost(flops: 0, bytes: 0)
+            let share = callsPerNode[s.node]!
+            let sorted = samples[i].sorted()
+            return StepTime(step: i, op: node.op, kernel: s.kernel.name, layer: node.layer, seconds: sorted[sorted.count / 2],
+                            flops: c.flops / share, bytes: c.bytes / share)
         }.sorted { $0.seconds > $1.seconds }
     }
 

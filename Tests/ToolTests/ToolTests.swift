@@ -167,6 +167,20 @@ final class ToolTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(flops, matmulFlops)
         XCTAssertLessThan(flops, matmulFlops * 21 / 20, "elementwise work should add under 5%")
 
+        // --profile: every kernel call of the training step and of predict, with its cost, in the record.
+        let profiled = try run("keras-bench", ["--model", "mlp", "--threads", "1", "--steps", "2", "--profile", "--json", json])
+        XCTAssertEqual(profiled.status, 0, profiled.err)
+        XCTAssertTrue(profiled.out.contains("profile mlp train threads=1") && profiled.out.contains("% peak"), profiled.out)
+        let prec = (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [[String: Any]])[0]
+        let profile = prec["profile"] as? [String: Any]
+        let train = profile?["train"] as? [[String: Any]] ?? [], predict = profile?["predict"] as? [[String: Any]] ?? []
+        XCTAssertEqual(train.count, 17, "one row per kernel call of the mlp training step")
+        XCTAssertGreaterThan(predict.count, 2)
+        for row in train + predict {
+            for key in ["step", "op", "kernel", "ms", "flops", "bytes"] { XCTAssertNotNil(row[key], "profile row lacks \(key): \(row)") }
+        }
+        XCTAssertEqual(train.map { $0["flops"] as? Int ?? 0 }.reduce(0, +), flops, "the calls' FLOPs add up to the step's")
+
         // imdb_lstm is built from the layer registry; with LSTM registered it trains.
         let lstm = try run("keras-bench", ["--model", "imdb_lstm", "--threads", "1", "--steps", "1", "--json", json])
         XCTAssertEqual(lstm.status, 0, lstm.err)
