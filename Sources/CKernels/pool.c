@@ -175,72 +175,6 @@ static void ck_f32_avg_pool__avx2(const ck_conv_desc *d, const float *x, float *
 }
 
 /* Backward: each batch item's dx is written by one thread, in the reference's order. */
-typedef struct pool_bwd_job { const ck_conv_desc *d; const float *x, *dy; float *dx; int max; } pool_bwd_job;
-
-/* Max-pool backward for one batch item, 8 channels at a time: the argmax of
- * each window is tracked per lane with the reference's rule (first maximum;
- * a NaN wins once seen), then dy is added at the argmax and 0 elsewhere, in
- * the reference's output order, so dx is bitwise the reference's. */
-CK_AVX2 static void max_pool_bwd_item(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
-    const int64_t C = d->in_channels;
-    memset(dx, 0, (size_t)(d->in_size[0] * d->in_size[1] * d->in_size[2] * C) * sizeof(float));
-    for (int64_t o0 = 0; o0 < d->out_size[0]; o0++)
-        for (int64_t o1 = 0; o1 < d->out_size[1]; o1++)
-            for (int64_t o2 = 0; o2 < d->out_size[2]; o2++) {
-                int64_t oo[3] = {o0, o1, o2};
-                const int64_t p = (o0 * d->out_size[1] + o1) * d->out_size[2] + o2;
-                window w = window_of(d, oo);
-                if (count_of(&w) == 0) continue;
-                int64_t c = 0;
-                for (; c + 8 <= C; c += 8) {
-                    __m256 m = _mm256_setzero_ps();
-                    __m256i arg = _mm256_setzero_si256();
-                    int32_t k = 0;
-                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
-                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
-                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
-                                __m256 v = _mm256_loadu_ps(x + IN_INDEX(d, 0, i0, i1, i2) * C + c);
-                                if (k == 0) { m = v; continue; }
-                                __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ),
-                                                           _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), _mm256_cmp_ps(m, m, _CMP_ORD_Q)));
-                                m = _mm256_blendv_ps(m, v, take);
-                                arg = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(k)), take));
-                            }
-                    const __m256 g = _mm256_loadu_ps(dy + p * C + c);
-                    k = 0;
-                    for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
-                        for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
-                            for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
-                                __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(arg, _mm256_set1_epi32(k)));
-                                float *q = dx + IN_INDEX(d, 0, i0, i1, i2) * C + c;
-                                _mm256_storeu_ps(q, _mm256_add_ps(_mm256_loadu_ps(q), _mm256_and_ps(hit, g)));
-                            }
-                }
-                for (; c < C; c++) dx[window_argmax(d, x, 0, &w, c)] += dy[p * C + c];
-            }
-}
-
-static void pool_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    (void)thread;
-    const pool_bwd_job *j = ctx;
-    ck_conv_desc one = *j->d;
-    one.batch = 1;
-    int64_t inN = j->d->in_size[0] * j->d->in_size[1] * j->d->in_size[2] * j->d->in_channels;
-    int64_t outN = j->d->out_size[0] * j->d->out_size[1] * j->d->out_size[2] * j->d->in_channels;
-    for (int64_t n = begin; n < end; n++) {
-        if (j->max) max_pool_bwd_item(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
-        else ck_f32_avg_pool_backward__ref(&one, j->dy + n * outN, j->dx + n * inN);
-    }
-}
-
-static void ck_f32_max_pool_backward__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
-    pool_bwd_job j = {d, x, dy, dx, 1};
-    ck_parallel_for(d->batch, 0, pool_bwd_task, &j);
-}
-static void ck_f32_avg_pool_backward__avx2(const ck_conv_desc *d, const float *dy, float *dx) {
-    pool_bwd_job j = {d, NULL, dy, dx, 0};
-    ck_parallel_for(d->batch, 0, pool_bwd_task, &j);
-}
 
 /* ---- max-pool backward with relu's gradient, in place ----
  * dx = (x > 0 ? max_pool_backward(x, dy) : 0) for windows that do not
@@ -264,7 +198,7 @@ static void zero_uncovered(const ck_conv_desc *d, float *dx) {
                 if (!covered(d, 0, i0) || !covered(d, 1, i1) || !covered(d, 2, i2)) memset(dx + IN_INDEX(d, 0, i0, i1, i2) * C, 0, (size_t)C * sizeof(float));
 }
 
-/* Channel c of one window: the reference's argmax, then every position written. */
+/* Channel c of one window with relu's gradient: the reference's argmax, then every position written. */
 static inline void relu_window_channel(const ck_conv_desc *d, const float *x, float g, const window *w, int64_t c, float *dx) {
     int64_t arg = window_argmax(d, x, 0, w, c);
     float keep = arg >= 0 && x[arg] > 0 ? 0.0f + g : 0.0f;
@@ -287,9 +221,15 @@ static void max_pool_bwd_relu_item__ref(const ck_conv_desc *d, const float *x, c
     }
 }
 
-CK_AVX2 static void max_pool_bwd_relu_item__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
+/* Max-pool backward for one batch item, 8 channels at a time: the argmax of
+ * each window is tracked per lane with the reference's rule (first maximum;
+ * a NaN wins once seen), then dy is added at the argmax and 0 elsewhere, in
+ * the reference's output order, so dx is bitwise the reference's. With
+ * `relu`, relu's gradient too, written over the window (see above). */
+CK_AVX2 static void max_pool_bwd_item(const ck_conv_desc *d, const float *x, const float *dy, float *dx, int relu) {
     const int64_t C = d->in_channels;
-    zero_uncovered(d, dx);
+    if (relu) zero_uncovered(d, dx);
+    else memset(dx, 0, (size_t)(d->in_size[0] * d->in_size[1] * d->in_size[2] * C) * sizeof(float));
     for (int64_t o0 = 0; o0 < d->out_size[0]; o0++)
         for (int64_t o1 = 0; o1 < d->out_size[1]; o1++)
             for (int64_t o2 = 0; o2 < d->out_size[2]; o2++) {
@@ -312,43 +252,60 @@ CK_AVX2 static void max_pool_bwd_relu_item__avx2(const ck_conv_desc *d, const fl
                                 m = _mm256_blendv_ps(m, v, take);
                                 arg = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(k)), take));
                             }
-                    /* 0 + dy where the maximum is positive (NaN compares false), +0 elsewhere */
-                    const __m256 keep = _mm256_add_ps(_mm256_setzero_ps(), _mm256_and_ps(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ),
-                                                                                        _mm256_loadu_ps(dy + p * C + c)));
+                    __m256 g = _mm256_loadu_ps(dy + p * C + c);
+                    /* relu: 0 + dy where the maximum is positive (NaN compares false), +0 elsewhere */
+                    if (relu) g = _mm256_add_ps(_mm256_setzero_ps(), _mm256_and_ps(_mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ), g));
                     k = 0;
                     for (int64_t i0 = w.lo[0]; i0 < w.hi[0]; i0++)
                         for (int64_t i1 = w.lo[1]; i1 < w.hi[1]; i1++)
                             for (int64_t i2 = w.lo[2]; i2 < w.hi[2]; i2++, k++) {
                                 __m256 hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(arg, _mm256_set1_epi32(k)));
-                                _mm256_storeu_ps(dx + IN_INDEX(d, 0, i0, i1, i2) * C + c, _mm256_and_ps(hit, keep));
+                                float *q = dx + IN_INDEX(d, 0, i0, i1, i2) * C + c;
+                                _mm256_storeu_ps(q, relu ? _mm256_and_ps(hit, g) : _mm256_add_ps(_mm256_loadu_ps(q), _mm256_and_ps(hit, g)));
                             }
                 }
-                for (; c < C; c++) relu_window_channel(d, x, dy[p * C + c], &w, c, dx);
+                for (; c < C; c++) {
+                    if (relu) relu_window_channel(d, x, dy[p * C + c], &w, c, dx);
+                    else dx[window_argmax(d, x, 0, &w, c)] += dy[p * C + c];
+                }
             }
 }
 
-typedef struct relu_bwd_job { const ck_conv_desc *d; const float *x, *dy; float *dx; int ref; } relu_bwd_job;
+typedef enum { BWD_MAX, BWD_MAX_RELU, BWD_MAX_RELU_REF, BWD_AVG } bwd_kind;
+typedef struct pool_bwd_job { const ck_conv_desc *d; const float *x, *dy; float *dx; bwd_kind kind; } pool_bwd_job;
 
-static void relu_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
+static void pool_bwd_task(void *ctx, int64_t begin, int64_t end, int thread) {
     (void)thread;
-    const relu_bwd_job *j = ctx;
+    const pool_bwd_job *j = ctx;
     ck_conv_desc one = *j->d;
     one.batch = 1;
     int64_t inN = j->d->in_size[0] * j->d->in_size[1] * j->d->in_size[2] * j->d->in_channels;
     int64_t outN = j->d->out_size[0] * j->d->out_size[1] * j->d->out_size[2] * j->d->in_channels;
     for (int64_t n = begin; n < end; n++) {
-        if (j->ref) max_pool_bwd_relu_item__ref(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
-        else max_pool_bwd_relu_item__avx2(&one, j->x + n * inN, j->dy + n * outN, j->dx + n * inN);
+        const float *x = j->x ? j->x + n * inN : NULL, *dy = j->dy + n * outN;
+        float *dx = j->dx + n * inN;
+        switch (j->kind) {
+        case BWD_MAX: max_pool_bwd_item(&one, x, dy, dx, 0); break;
+        case BWD_MAX_RELU: max_pool_bwd_item(&one, x, dy, dx, 1); break;
+        case BWD_MAX_RELU_REF: max_pool_bwd_relu_item__ref(&one, x, dy, dx); break;
+        case BWD_AVG: ck_f32_avg_pool_backward__ref(&one, dy, dx); break;
+        }
     }
 }
 
+static void pool_backward(const ck_conv_desc *d, const float *x, const float *dy, float *dx, bwd_kind kind) {
+    pool_bwd_job j = {d, x, dy, dx, kind};
+    if (kind == BWD_MAX_RELU_REF) pool_bwd_task(&j, 0, d->batch, 0);
+    else ck_parallel_for(d->batch, 0, pool_bwd_task, &j);
+}
+
+static void ck_f32_max_pool_backward__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) { pool_backward(d, x, dy, dx, BWD_MAX); }
+static void ck_f32_avg_pool_backward__avx2(const ck_conv_desc *d, const float *dy, float *dx) { pool_backward(d, NULL, dy, dx, BWD_AVG); }
 static void ck_f32_max_pool_backward_relu__ref(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
-    relu_bwd_job j = {d, x, dy, dx, 1};
-    relu_bwd_task(&j, 0, d->batch, 0);
+    pool_backward(d, x, dy, dx, BWD_MAX_RELU_REF);
 }
 static void ck_f32_max_pool_backward_relu__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dx) {
-    relu_bwd_job j = {d, x, dy, dx, 0};
-    ck_parallel_for(d->batch, 0, relu_bwd_task, &j);
+    pool_backward(d, x, dy, dx, BWD_MAX_RELU);
 }
 
 int ck_pool_windows_overlap(const ck_conv_desc *d) {
