@@ -7,6 +7,34 @@ import XCTest
 /// fused_update kernel against the unfused kernels, bitwise, on sizes around
 /// its tile (many tiles, partial tiles) and on one and two threads.
 final class UpdateFusionTests: XCTestCase {
+    /// Random gradients g0, g1, ... of these shapes.
+    static func gradients(_ shapes: [[Int]], seed: UInt64) -> [String: Tensor] {
+        var rng = SplitMix64(seed: seed)
+        return Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
+            ("g\(i)", try! Tensor((0..<s.reduce(1, *)).map { _ in Float(rng.unit() * 2 - 1) }, shape: s))
+        })
+    }
+
+    /// The parameters after `runs` runs of the compiled graph, with some
+    /// passes disabled and on `threads` threads, every parameter but
+    /// `skipping` set to a fixed pattern first; and the plan's kernel names.
+    static func steps(_ build: () throws -> Graph, feeds: [String: Tensor], runs: Int, disable: String?, threads: Int32, skipping: String,
+                      setUp: (ParameterStore) throws -> Void = { _ in }) throws -> (ParameterStore, [String]) {
+        let saved = ck_threads_get()
+        _ = ck_threads_set(threads)
+        defer { _ = ck_threads_set(saved) }
+        if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
+        defer { unsetenv("KERAS_DISABLE_PASSES") }
+        let store = ParameterStore()
+        let plan = try ExecutionPlan(try build(), inputShapes: feeds.mapValues(\.shape), store: store)
+        try setUp(store)
+        for name in store.names where name != skipping {
+            try store.set(name, (0..<store.buffer(name)!.count).map { Float(($0 * 37 + name.count) % 11) / 10 })
+        }
+        for _ in 0..<runs { _ = try plan.run(feeds) }
+        return (store, plan.steps.map(\.kernel.name))
+    }
+
     func testMomentumUpdatesAndStepCounterBecomeOneCall() throws {
         var g = try GraphParser.parse("""
         graph @g(%w: f32[3,2] param, %m: f32[3,2] param, %b: f32[2] param, %it: f32[] param, %lr: f32[] param, %gw: f32[3,2], %gb: f32[2]) -> (f32[3,2]) {
@@ -90,23 +118,9 @@ final class UpdateFusionTests: XCTestCase {
             b.setOutputs([outs[0]])
             return b.graph
         }
-        var rng = SplitMix64(seed: 5)
-        let feeds = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
-            ("g\(i)", try! Tensor((0..<s.reduce(1, *)).map { _ in Float(rng.unit() * 2 - 1) }, shape: s))
-        })
+        let feeds = Self.gradients(shapes, seed: 5)
         func run(disable: String?, threads: Int32) throws -> (ParameterStore, [String]) {
-            let saved = ck_threads_get()
-            _ = ck_threads_set(threads)
-            defer { _ = ck_threads_set(saved) }
-            if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
-            defer { unsetenv("KERAS_DISABLE_PASSES") }
-            let store = ParameterStore()
-            let plan = try ExecutionPlan(try build(), inputShapes: feeds.mapValues(\.shape), store: store)
-            for name in store.names where name != "it" {
-                try store.set(name, (0..<store.buffer(name)!.count).map { Float(($0 * 37 + name.count) % 11) / 10 })
-            }
-            for _ in 0..<3 { _ = try plan.run(feeds) }
-            return (store, plan.steps.map(\.kernel.name))
+            try Self.steps(build, feeds: feeds, runs: 3, disable: disable, threads: threads, skipping: "it")
         }
         let (unfused, plain) = try run(disable: "fuse-updates", threads: 1)
         let (fused, kernels) = try run(disable: nil, threads: 1)
@@ -148,24 +162,9 @@ final class UpdateFusionTests: XCTestCase {
             b.setOutputs([grads[0]])
             return b.graph
         }
-        var rng = SplitMix64(seed: 9)
-        let feeds = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
-            ("g\(i)", try! Tensor((0..<s.reduce(1, *)).map { _ in Float(rng.unit() * 2 - 1) }, shape: s))
-        })
+        let feeds = Self.gradients(shapes, seed: 9)
         func run(disable: String?, threads: Int32) throws -> (ParameterStore, [String]) {
-            let saved = ck_threads_get()
-            _ = ck_threads_set(threads)
-            defer { _ = ck_threads_set(saved) }
-            if let d = disable { setenv("KERAS_DISABLE_PASSES", d, 1) }
-            defer { unsetenv("KERAS_DISABLE_PASSES") }
-            let store = ParameterStore()
-            let plan = try ExecutionPlan(try build(), inputShapes: feeds.mapValues(\.shape), store: store)
-            try store.set("lr", [0.5])
-            for name in store.names where name != "lr" {
-                try store.set(name, (0..<store.buffer(name)!.count).map { Float(($0 * 37 + name.count) % 11) / 10 })
-            }
-            for _ in 0..<2 { _ = try plan.run(feeds) }
-            return (store, plan.steps.map(\.kernel.name))
+            try Self.steps(build, feeds: feeds, runs: 2, disable: disable, threads: threads, skipping: "lr") { try $0.set("lr", [0.5]) }
         }
         let (unfused, plain) = try run(disable: "fuse-updates", threads: 1)
         let (fused, kernels) = try run(disable: nil, threads: 1)
