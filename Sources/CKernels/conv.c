@@ -65,18 +65,22 @@ static void ck_f32_conv_backward_data__ref(const ck_conv_desc *d, const float *d
 }
 
 
-/* ---- indirect GEMM micro-kernels: C[MR x NR] = sum_t sum_k A_t[r][k] * W[t][k][:] ---- */
+/* ---- indirect GEMM micro-kernels: C[MR x NR] = sum_t sum_k A_t[r][k] * W[t][k][:] ----
+ * Row r of tap t starts at ind[t * MR + r]; or, with a pixel stride ps != 0,
+ * at ind[t * MR] + r * ps (only row 0's pointer is read: the few-channel
+ * path's tiles along one row of a padded image). */
 
-typedef void (*igemm_ukr)(int64_t taps, int64_t kc, const float *const *ind, const float *w, float *c, int64_t ldc,
+typedef void (*igemm_ukr)(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
                           int64_t mr, int64_t nr);
 
-CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, const float *w, float *c, int64_t ldc,
+CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
                                int64_t mr, int64_t nr) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t t = 0; t < taps; t++) {
-        const float *a0 = ind[t * 6 + 0], *a1 = ind[t * 6 + 1], *a2 = ind[t * 6 + 2];
-        const float *a3 = ind[t * 6 + 3], *a4 = ind[t * 6 + 4], *a5 = ind[t * 6 + 5];
+        const float *a0 = ind[t * 6 + 0];
+        const float *a1 = ps ? a0 + ps : ind[t * 6 + 1], *a2 = ps ? a0 + 2 * ps : ind[t * 6 + 2];
+        const float *a3 = ps ? a0 + 3 * ps : ind[t * 6 + 3], *a4 = ps ? a0 + 4 * ps : ind[t * 6 + 4], *a5 = ps ? a0 + 5 * ps : ind[t * 6 + 5];
         for (int64_t k = 0; k < kc; k++) {
             __m256 b0 = _mm256_load_ps(w), b1 = _mm256_load_ps(w + 8);
             __m256 v = _mm256_broadcast_ss(a0 + k);
@@ -116,7 +120,7 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
         acc##r##1 = _mm512_fmadd_ps(v, b1, acc##r##1);                    \
     }
 
-CK_AVX512 static void igemm_14x32(int64_t taps, int64_t kc, const float *const *ind, const float *w, float *c,
+CK_AVX512 static void igemm_14x32(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c,
                                   int64_t ldc, int64_t mr, int64_t nr) {
     __m512 z = _mm512_setzero_ps();
     __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
@@ -125,8 +129,10 @@ CK_AVX512 static void igemm_14x32(int64_t taps, int64_t kc, const float *const *
     __m512 acc120 = z, acc121 = z, acc130 = z, acc131 = z;
     for (int64_t t = 0; t < taps; t++) {
         const float *const *row = ind + t * 14;
-        const float *a0 = row[0], *a1 = row[1], *a2 = row[2], *a3 = row[3], *a4 = row[4], *a5 = row[5], *a6 = row[6];
-        const float *a7 = row[7], *a8 = row[8], *a9 = row[9], *a10 = row[10], *a11 = row[11], *a12 = row[12], *a13 = row[13];
+        const float *a0 = row[0];
+#define IPTR(r) const float *a##r = ps ? a0 + r * ps : row[r];
+        IPTR(1) IPTR(2) IPTR(3) IPTR(4) IPTR(5) IPTR(6) IPTR(7) IPTR(8) IPTR(9) IPTR(10) IPTR(11) IPTR(12) IPTR(13)
+#undef IPTR
         for (int64_t k = 0; k < kc; k++) {
             __m512 b0 = _mm512_load_ps(w), b1 = _mm512_load_ps(w + 16);
             IROW512(0) IROW512(1) IROW512(2) IROW512(3) IROW512(4) IROW512(5) IROW512(6)
@@ -314,7 +320,7 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
         }
         for (int64_t j = 0; j < cp->cols; j += NR) {
             int64_t nr = cp->cols - j < NR ? cp->cols - j : NR;
-            cp->im->ukr(T, cp->kc, ind, cp->panels + j * T * cp->kc, cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr);
+            cp->im->ukr(T, cp->kc, ind, 0, cp->panels + j * T * cp->kc, cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr);
         }
         if (!cp->backward && has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_AVX2, cp->dst, p0, mr, cp->dst_off, cp->cols);
     }
@@ -338,7 +344,8 @@ static float w_backward(const void *ctx, int64_t row, int64_t col) {
 
 pthread_mutex_t ck_conv_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void few_channel_forward(ck_isa isa, const ck_conv_desc *d, const float *x, const float *w, float *y) {
+/* Few channels, other ranks: a GEMM whose A panels are gathered from the patches. */
+static void few_channel_gemm(ck_isa isa, const ck_conv_desc *d, const float *x, const float *w, float *y) {
     pthread_mutex_lock(&ck_conv_mu);
     patch_ctx pc = {d, x, ck_conv_patch_deltas(d)};
     ck_gemm_args g = {0};
@@ -353,6 +360,67 @@ static void few_channel_forward(ck_isa isa, const ck_conv_desc *d, const float *
     pthread_mutex_unlock(&ck_conv_mu);
 }
 
+/* ---- few input channels (first layers), 2-D ----
+ * With 1 to 4 channels a tap is 1 to 4 multiply-adds per output channel, so
+ * building a pointer per (pixel, tap), as run_igemm does, costs more than the
+ * arithmetic. Instead each image is copied once into a zero-padded buffer,
+ * where every tap of every output pixel is in bounds; a tile of MR pixels
+ * along one output row then reads tap t at one base plus r times the pixel
+ * stride, a table built with one add per entry and no bounds checks. Each
+ * image is one task, so every element is summed in the same order on any
+ * number of threads. */
+
+typedef struct few_pass {
+    const ck_conv_desc *d;
+    const igemm_impl *im;
+    const float *x, *panels;
+    float *y;
+    int64_t Hp, Wp, top, left;  /* the padded image and where the input starts in it */
+} few_pass;
+
+static int few_channel_direct(const ck_conv_desc *d) {
+    return few_channels(d) && d->rank == 2 && d->in_size[2] == 1 && d->out_size[2] == 1 && d->kernel[2] == 1 && taps_of(d) <= 64;
+}
+
+static void few_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const few_pass *f = ctx;
+    const ck_conv_desc *d = f->d;
+    const int MR = f->im->mr, NR = f->im->nr;
+    const int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d), OH = d->out_size[0], OW = d->out_size[1];
+    const int64_t H = d->in_size[0], W = d->in_size[1];
+    size_t table = ((size_t)T * MR * sizeof(float *) + 63) / 64 * 64;
+    /* the image, then room for rows past a row's last pixel, which the kernel reads and discards */
+    char *scratch = ck_thread_scratch(thread, table + (size_t)(f->Hp * f->Wp * C + MR * d->stride[1] * C) * sizeof(float));
+    if (!scratch) return;
+    const float **ind = (const float **)scratch;
+    float *xp = (float *)(scratch + table);
+    const int64_t ps = d->stride[1] * C;
+    enum { MAX_TAPS = 64 };
+    int64_t koff[MAX_TAPS];  /* each tap's offset from the window's corner, in floats */
+    for (int64_t t = 0; t < T && t < MAX_TAPS; t++) {
+        int64_t k[3];
+        tap_offset(d, t, k);
+        koff[t] = (k[0] * f->Wp + k[1]) * C;
+    }
+    for (int64_t n = begin; n < end; n++) {
+        memset(xp, 0, (size_t)(f->Hp * f->Wp * C) * sizeof(float));
+        int64_t cols = W < f->Wp - f->left ? W : f->Wp - f->left;  /* input columns the windows reach */
+        for (int64_t i = 0; i < H && f->top + i < f->Hp && cols > 0; i++)
+            memcpy(xp + ((f->top + i) * f->Wp + f->left) * C, f->x + (n * H + i) * W * C, (size_t)(cols * C) * sizeof(float));
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox0 = 0; ox0 < OW; ox0 += MR) {
+                int64_t mr = OW - ox0 < MR ? OW - ox0 : MR;
+                const float *corner = xp + (oy * d->stride[0] * f->Wp + ox0 * d->stride[1]) * C;
+                for (int64_t t = 0; t < T; t++) ind[t * MR] = corner + koff[t];
+                int64_t p0 = (n * OH + oy) * OW + ox0;
+                for (int64_t j = 0; j < OC; j += NR) {
+                    int64_t nr = OC - j < NR ? OC - j : NR;
+                    f->im->ukr(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr);
+                }
+                if (has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_AVX2, f->y, p0, mr, 0, OC);
+            }
+    }
+}
 
 static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward, const float *src, const float *w, float *dst) {
     int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d);
@@ -375,11 +443,31 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
     pthread_mutex_unlock(&ck_conv_mu);
 }
 
+/* The few-channel forward: weights packed once, then one task per image. */
+static void few_channel_forward(const igemm_impl *im, const ck_conv_desc *d, const float *x, const float *w, float *y) {
+    int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d);
+    int64_t blocks = (OC + im->nr - 1) / im->nr;
+    int64_t kh = (d->kernel[0] - 1) * d->dilation[0] + 1, kw = (d->kernel[1] - 1) * d->dilation[1] + 1;
+    few_pass f = {d, im, x, NULL, y, (d->out_size[0] - 1) * d->stride[0] + kh, (d->out_size[1] - 1) * d->stride[1] + kw, d->pad[0], d->pad[1]};
+    pthread_mutex_lock(&ck_conv_mu);
+    float *panels = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)blocks * im->nr * T * C * sizeof(float));
+    weight_view v = {w, C, OC, 0, T * C, 0, OC};
+    pack_panels(&v, w_forward, T * C, OC, im->nr, panels);
+    f.panels = panels;
+    int64_t flops = 2 * d->batch * out_pixels(d) * OC * T * C;
+    ck_parallel_for(d->batch, flops < (1 << 20), few_task, &f);
+    pthread_mutex_unlock(&ck_conv_mu);
+}
+
 static void ck_f32_conv_forward__avx2(const ck_conv_desc *d, const float *x, const float *w, float *y) {
-    if (few_channels(d)) few_channel_forward(CK_ISA_AVX2, d, x, w, y); else run_igemm(&igemm_avx2, d, 0, x, w, y);
+    if (few_channel_direct(d)) few_channel_forward(&igemm_avx2, d, x, w, y);
+    else if (few_channels(d)) few_channel_gemm(CK_ISA_AVX2, d, x, w, y);
+    else run_igemm(&igemm_avx2, d, 0, x, w, y);
 }
 static void ck_f32_conv_forward__avx512(const ck_conv_desc *d, const float *x, const float *w, float *y) {
-    if (few_channels(d)) few_channel_forward(CK_ISA_AVX512, d, x, w, y); else run_igemm(&igemm_avx512, d, 0, x, w, y);
+    if (few_channel_direct(d)) few_channel_forward(&igemm_avx512, d, x, w, y);
+    else if (few_channels(d)) few_channel_gemm(CK_ISA_AVX512, d, x, w, y);
+    else run_igemm(&igemm_avx512, d, 0, x, w, y);
 }
 static void ck_f32_conv_backward_data__avx2(const ck_conv_desc *d, const float *dy, const float *w, float *dx) { run_igemm(&igemm_avx2, d, 1, dy, w, dx); }
 static void ck_f32_conv_backward_data__avx512(const ck_conv_desc *d, const float *dy, const float *w, float *dx) { run_igemm(&igemm_avx512, d, 1, dy, w, dx); }

@@ -51,7 +51,13 @@ final class ConvKernelTests: XCTestCase {
         g.append(Geometry(rank: 1, batch: 2, c: 9, oc: 5, groups: 1, input: [13], kernel: [3], stride: [3], dilation: [2], pad: [2], padAfter: [1]))
         g.append(Geometry(rank: 2, batch: 2, c: 6, oc: 7, groups: 1, input: [7, 8], kernel: [3, 2], stride: [1, 1],
                           dilation: [2, 3], pad: [2, 1], padAfter: [1, 2]))
-        // few input channels (the patch-packing path): more pixels than the GEMM's K and M blocks, strides, padding
+        // few input channels, 2-D (a zero-padded copy of each image, tiles along output rows): rows longer and
+        // shorter than the tile, strides, dilation, uneven padding, output channels not a multiple of the tile
+        g.append(Geometry(rank: 2, batch: 3, c: 3, oc: 37, groups: 1, input: [9, 31], kernel: [3, 5], stride: [2, 1], dilation: [1, 2],
+                          pad: [1, 4], padAfter: [2, 3]))
+        g.append(Geometry(rank: 2, batch: 2, c: 4, oc: 5, groups: 1, input: [6, 5], kernel: [2, 2], stride: [1, 3], dilation: [2, 1],
+                          pad: [0, 1], padAfter: [0, 0]))
+        // more few-channel 2-D cases: more pixels than a task, strides, padding (1-D and 3-D few-channel cases, above, take the patch-packing GEMM)
         g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                           pad: [1, 1], padAfter: [1, 1]))
         g.append(Geometry(rank: 2, batch: 3, c: 1, oc: 32, groups: 1, input: [28, 28], kernel: [3, 3], stride: [2, 2], dilation: [1, 1],
