@@ -375,19 +375,14 @@ typedef struct few_pass {
     const igemm_impl *im;
     const float *x, *panels;
     float *y;
-    int64_t Hp, Wp, top, left;  /* the padded image and where the input starts in it */
+    int64_t Hp, Wp;  /* the padded image */
 } few_pass;
-
-static int few_channel_direct(const ck_conv_desc *d) {
-    return few_channels(d) && d->rank == 2 && d->in_size[2] == 1 && d->out_size[2] == 1 && d->kernel[2] == 1 && taps_of(d) <= 64;
-}
 
 static void few_task(void *ctx, int64_t begin, int64_t end, int thread) {
     const few_pass *f = ctx;
     const ck_conv_desc *d = f->d;
     const int MR = f->im->mr, NR = f->im->nr;
     const int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d), OH = d->out_size[0], OW = d->out_size[1];
-    const int64_t H = d->in_size[0], W = d->in_size[1];
     size_t table = ((size_t)T * MR * sizeof(float *) + 63) / 64 * 64;
     /* the image, then room for rows past a row's last pixel, which the kernel reads and discards */
     char *scratch = ck_thread_scratch(thread, table + (size_t)(f->Hp * f->Wp * C + MR * d->stride[1] * C) * sizeof(float));
@@ -395,18 +390,10 @@ static void few_task(void *ctx, int64_t begin, int64_t end, int thread) {
     const float **ind = (const float **)scratch;
     float *xp = (float *)(scratch + table);
     const int64_t ps = d->stride[1] * C;
-    enum { MAX_TAPS = 64 };
-    int64_t koff[MAX_TAPS];  /* each tap's offset from the window's corner, in floats */
-    for (int64_t t = 0; t < T && t < MAX_TAPS; t++) {
-        int64_t k[3];
-        tap_offset(d, t, k);
-        koff[t] = (k[0] * f->Wp + k[1]) * C;
-    }
+    int64_t koff[64];
+    padded_tap_offsets(d, f->Wp, koff);
     for (int64_t n = begin; n < end; n++) {
-        memset(xp, 0, (size_t)(f->Hp * f->Wp * C) * sizeof(float));
-        int64_t cols = W < f->Wp - f->left ? W : f->Wp - f->left;  /* input columns the windows reach */
-        for (int64_t i = 0; i < H && f->top + i < f->Hp && cols > 0; i++)
-            memcpy(xp + ((f->top + i) * f->Wp + f->left) * C, f->x + (n * H + i) * W * C, (size_t)(cols * C) * sizeof(float));
+        pad_image(d, f->x, n, f->Hp, f->Wp, xp);
         for (int64_t oy = 0; oy < OH; oy++)
             for (int64_t ox0 = 0; ox0 < OW; ox0 += MR) {
                 int64_t mr = OW - ox0 < MR ? OW - ox0 : MR;
@@ -447,8 +434,8 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
 static void few_channel_forward(const igemm_impl *im, const ck_conv_desc *d, const float *x, const float *w, float *y) {
     int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d);
     int64_t blocks = (OC + im->nr - 1) / im->nr;
-    int64_t kh = (d->kernel[0] - 1) * d->dilation[0] + 1, kw = (d->kernel[1] - 1) * d->dilation[1] + 1;
-    few_pass f = {d, im, x, NULL, y, (d->out_size[0] - 1) * d->stride[0] + kh, (d->out_size[1] - 1) * d->stride[1] + kw, d->pad[0], d->pad[1]};
+    few_pass f = {d, im, x, NULL, y, 0, 0};
+    padded_extent(d, &f.Hp, &f.Wp);
     pthread_mutex_lock(&ck_conv_mu);
     float *panels = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)blocks * im->nr * T * C * sizeof(float));
     weight_view v = {w, C, OC, 0, T * C, 0, OC};

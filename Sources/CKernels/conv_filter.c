@@ -35,6 +35,102 @@ static void few_channel_backward_filter(ck_isa isa, const ck_conv_desc *d, const
 }
 
 
+/* ---- few input channels, 2-D: dW from the zero-padded images ----
+ * dW's T*C rows are few (9 for a 3x3 kernel on one channel), so a block of
+ * rows by 32 (AVX-512) or 16 (AVX2) output channels stays in registers while
+ * every pixel of an image passes: per pixel one load of dy's row and one
+ * broadcast per dW row, no bounds checks (padded_tap_offsets). Images go in
+ * fixed chunks, each chunk's partial dW summed image by image, then the
+ * chunks added in order: the same sums on any number of threads. */
+
+enum { FEW_BF_CHUNK = 4 };
+
+typedef struct few_bf_pass {
+    const ck_conv_desc *d;
+    const float *x, *dy;
+    float *partials;      /* one dW per chunk */
+    int64_t Hp, Wp, rows;  /* padded image; dW rows = T * C */
+    int64_t roff[256];     /* each dW row's offset from a window's corner */
+    int avx512;
+} few_bf_pass;
+
+#define FEW_BF_BLOCK(NAME, ATTR, VEC, LANES, ROWS, SET1, LOADU, FMADD, ZERO, STOREU)                                    \
+    ATTR static void NAME(const float *xp, const int64_t *roff, int64_t ps, int64_t rowstep, const float *dy, int64_t OC,  \
+                          int64_t OH, int64_t OW, float *out) {                                                          \
+        VEC acc[ROWS][2];                                                                                                 \
+        for (int i = 0; i < ROWS; i++) acc[i][0] = acc[i][1] = ZERO();                                                   \
+        for (int64_t oy = 0; oy < OH; oy++) {                                                                             \
+            const float *a = xp + oy * rowstep, *g = dy + oy * OW * OC;                                                   \
+            for (int64_t ox = 0; ox < OW; ox++, a += ps, g += OC) {                                                       \
+                VEC b0 = LOADU(g), b1 = LOADU(g + LANES);                                                                 \
+                for (int i = 0; i < ROWS; i++) {                                                                          \
+                    VEC v = SET1(a[roff[i]]);                                                                             \
+                    acc[i][0] = FMADD(v, b0, acc[i][0]);                                                                  \
+                    acc[i][1] = FMADD(v, b1, acc[i][1]);                                                                  \
+                }                                                                                                         \
+            }                                                                                                             \
+        }                                                                                                                 \
+        for (int i = 0; i < ROWS; i++) { STOREU(out + i * 2 * LANES, acc[i][0]); STOREU(out + i * 2 * LANES + LANES, acc[i][1]); } \
+    }
+
+FEW_BF_BLOCK(few_bf_block512, CK_AVX512, __m512, 16, 12, _mm512_set1_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_setzero_ps, _mm512_storeu_ps)
+FEW_BF_BLOCK(few_bf_block256, CK_AVX2, __m256, 8, 6, _mm256_set1_ps, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_setzero_ps, _mm256_storeu_ps)
+
+static void few_bf_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const few_bf_pass *f = ctx;
+    const ck_conv_desc *d = f->d;
+    const int64_t C = d->in_channels, OC = d->out_channels, OH = d->out_size[0], OW = d->out_size[1];
+    const int ROWS = f->avx512 ? 12 : 6, BLOCK = f->avx512 ? 32 : 16;
+    float *xp = ck_thread_scratch(thread, (size_t)(f->Hp * f->Wp * C + ROWS * 2 * 16) * sizeof(float));
+    if (!xp) return;
+    float *tile = xp + f->Hp * f->Wp * C;
+    const int64_t ps = d->stride[1] * C, rowstep = d->stride[0] * f->Wp * C;
+    for (int64_t chunk = begin; chunk < end; chunk++) {
+        float *part = f->partials + chunk * f->rows * OC;
+        memset(part, 0, (size_t)(f->rows * OC) * sizeof(float));
+        int64_t n1 = (chunk + 1) * FEW_BF_CHUNK < d->batch ? (chunk + 1) * FEW_BF_CHUNK : d->batch;
+        for (int64_t n = chunk * FEW_BF_CHUNK; n < n1; n++) {
+            pad_image(d, f->x, n, f->Hp, f->Wp, xp);
+            const float *g = f->dy + n * OH * OW * OC;
+            for (int64_t r0 = 0; r0 < f->rows; r0 += ROWS) {
+                int64_t roff[12];
+                for (int i = 0; i < ROWS; i++) roff[i] = f->roff[r0 + i < f->rows ? r0 + i : f->rows - 1];
+                for (int64_t oc0 = 0; oc0 < OC; oc0 += BLOCK) {
+                    if (f->avx512) few_bf_block512(xp, roff, ps, rowstep, g + oc0, OC, OH, OW, tile);
+                    else few_bf_block256(xp, roff, ps, rowstep, g + oc0, OC, OH, OW, tile);
+                    for (int i = 0; i < ROWS && r0 + i < f->rows; i++)
+                        for (int j = 0; j < BLOCK; j++) part[(r0 + i) * OC + oc0 + j] += tile[i * BLOCK + j];
+                }
+            }
+        }
+    }
+}
+
+/* Whether the register-blocked few-channel path applies at this ISA. */
+static int few_bf_applies(const ck_conv_desc *d, int avx512) {
+    return few_channel_direct(d) && d->out_channels % (avx512 ? 32 : 16) == 0 && taps_of(d) * d->in_channels <= 256 && d->batch > 0;
+}
+
+static void few_channel_filter_direct(const ck_conv_desc *d, const float *x, const float *dy, float *dw, int avx512) {
+    few_bf_pass f;
+    pthread_mutex_lock(&ck_conv_mu);
+    f.d = d; f.x = x; f.dy = dy; f.avx512 = avx512;
+    padded_extent(d, &f.Hp, &f.Wp);
+    f.rows = taps_of(d) * d->in_channels;
+    int64_t koff[64];
+    padded_tap_offsets(d, f.Wp, koff);
+    for (int64_t r = 0; r < f.rows; r++) f.roff[r] = koff[r / d->in_channels] + r % d->in_channels;
+    int64_t chunks = (d->batch + FEW_BF_CHUNK - 1) / FEW_BF_CHUNK, OC = d->out_channels;
+    f.partials = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)(chunks * f.rows * OC) * sizeof(float));
+    ck_parallel_for(chunks, 2 * d->batch * out_pixels(d) * f.rows * OC < (1 << 20), few_bf_task, &f);
+    for (int64_t i = 0; i < f.rows * OC; i++) {
+        float s = 0;
+        for (int64_t c = 0; c < chunks; c++) s += f.partials[c * f.rows * OC + i];
+        dw[i] = s;
+    }
+    pthread_mutex_unlock(&ck_conv_mu);
+}
+
 /* ---- backward filter: dW[(t, c), oc] = sum_p x[src(p, t), c] * dy[p, oc] ----
  *
  * No packing: for a tile of MR channels x NR output channels, the kernel
@@ -211,10 +307,12 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
 }
 
 static void ck_f32_conv_backward_filter__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
-    if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX2, d, x, dy, dw); else backward_filter(CK_ISA_AVX2, d, x, dy, dw);
+    if (few_bf_applies(d, 0)) few_channel_filter_direct(d, x, dy, dw, 0);
+    else if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX2, d, x, dy, dw); else backward_filter(CK_ISA_AVX2, d, x, dy, dw);
 }
 static void ck_f32_conv_backward_filter__avx512(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
-    if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX512, d, x, dy, dw); else backward_filter(CK_ISA_AVX512, d, x, dy, dw);
+    if (few_bf_applies(d, 1)) few_channel_filter_direct(d, x, dy, dw, 1);
+    else if (few_channels(d)) few_channel_backward_filter(CK_ISA_AVX512, d, x, dy, dw); else backward_filter(CK_ISA_AVX512, d, x, dy, dw);
 }
 
 

@@ -116,6 +116,37 @@ const int64_t *ck_conv_patch_deltas(const ck_conv_desc *d);
 
 static inline int few_channels(const ck_conv_desc *d) { return d->groups == 1 && d->in_channels <= FEW_CHANNELS; }
 
+/* ---- few input channels, 2-D: a zero-padded copy of each image ----
+ * In the copy every tap of every output pixel is in bounds, so tap t of
+ * output pixel (oy, ox) is at ((oy * sy) * Wp + ox * sx) * C + koff[t]. */
+static inline int few_channel_direct(const ck_conv_desc *d) {
+    return few_channels(d) && d->rank == 2 && d->in_size[2] == 1 && d->out_size[2] == 1 && d->kernel[2] == 1 && taps_of(d) <= 64;
+}
+
+/* The padded image's rows and columns: what the windows reach. */
+static inline void padded_extent(const ck_conv_desc *d, int64_t *Hp, int64_t *Wp) {
+    *Hp = (d->out_size[0] - 1) * d->stride[0] + (d->kernel[0] - 1) * d->dilation[0] + 1;
+    *Wp = (d->out_size[1] - 1) * d->stride[1] + (d->kernel[1] - 1) * d->dilation[1] + 1;
+}
+
+/* Each tap's offset in the padded image from a window's corner, in floats. */
+static inline void padded_tap_offsets(const ck_conv_desc *d, int64_t Wp, int64_t *koff) {
+    for (int64_t t = 0; t < taps_of(d); t++) {
+        int64_t k[3];
+        tap_offset(d, t, k);
+        koff[t] = (k[0] * Wp + k[1]) * d->in_channels;
+    }
+}
+
+/* Image n of x copied into xp [Hp, Wp, C] with zeros around it. */
+static inline void pad_image(const ck_conv_desc *d, const float *x, int64_t n, int64_t Hp, int64_t Wp, float *xp) {
+    const int64_t C = d->in_channels, H = d->in_size[0], W = d->in_size[1], top = d->pad[0], left = d->pad[1];
+    memset(xp, 0, (size_t)(Hp * Wp * C) * sizeof(float));
+    int64_t cols = W < Wp - left ? W : Wp - left;  /* input columns the windows reach */
+    for (int64_t i = 0; i < H && top + i < Hp && cols > 0; i++)
+        memcpy(xp + ((top + i) * Wp + left) * C, x + (n * H + i) * W * C, (size_t)(cols * C) * sizeof(float));
+}
+
 /* The convolution kernels share the pool's extra scratch: one call at a time. */
 extern pthread_mutex_t ck_conv_mu;
 

@@ -57,6 +57,12 @@ final class ConvKernelTests: XCTestCase {
                           pad: [1, 4], padAfter: [2, 3]))
         g.append(Geometry(rank: 2, batch: 2, c: 4, oc: 5, groups: 1, input: [6, 5], kernel: [2, 2], stride: [1, 3], dilation: [2, 1],
                           pad: [0, 1], padAfter: [0, 0]))
+        // ... and with output channels a multiple of 16 and 32 (the filter gradient's register blocks), a batch
+        // that leaves a partial chunk of images, more dW rows than one block
+        g.append(Geometry(rank: 2, batch: 9, c: 3, oc: 64, groups: 1, input: [9, 13], kernel: [3, 3], stride: [2, 1], dilation: [1, 2],
+                          pad: [1, 2], padAfter: [0, 1]))
+        g.append(Geometry(rank: 2, batch: 5, c: 2, oc: 16, groups: 1, input: [5, 20], kernel: [2, 3], stride: [1, 2], dilation: [1, 1],
+                          pad: [1, 0], padAfter: [1, 1]))
         // more few-channel 2-D cases: more pixels than a task, strides, padding (1-D and 3-D few-channel cases, above, take the patch-packing GEMM)
         g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                           pad: [1, 1], padAfter: [1, 1]))
