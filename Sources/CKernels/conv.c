@@ -68,13 +68,14 @@ static void ck_f32_conv_backward_data__ref(const ck_conv_desc *d, const float *d
 /* ---- indirect GEMM micro-kernels: C[MR x NR] = sum_t sum_k A_t[r][k] * W[t][k][:] ----
  * Row r of tap t starts at ind[t * MR + r]; or, with a pixel stride ps != 0,
  * at ind[t * MR] + r * ps (only row 0's pointer is read: the few-channel
- * path's tiles along one row of a padded image). */
+ * path's tiles along one row of a padded image). With `accumulate` the tile
+ * is added to C (the taps in groups, see conv_task). */
 
 typedef void (*igemm_ukr)(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
-                          int64_t mr, int64_t nr);
+                          int64_t mr, int64_t nr, int accumulate);
 
 CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
-                               int64_t mr, int64_t nr) {
+                               int64_t mr, int64_t nr, int accumulate) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int64_t t = 0; t < taps; t++) {
@@ -99,6 +100,12 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
         }
     }
     __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256i m0 = ck256_tail_mask(nr >= 8 ? 8 : (size_t)nr), m1 = ck256_tail_mask(nr > 8 ? (size_t)(nr - 8) : 0);
+    if (accumulate)
+        for (int64_t r = 0; r < mr; r++) {
+            acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_maskload_ps(c + r * ldc, m0));
+            acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_maskload_ps(c + r * ldc + 8, m1));
+        }
     if (nr == 16) {
         for (int64_t r = 0; r < mr; r++) {
             _mm256_storeu_ps(c + r * ldc, acc[r][0]);
@@ -106,7 +113,6 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
         }
         return;
     }
-    __m256i m0 = ck256_tail_mask(nr >= 8 ? 8 : (size_t)nr), m1 = ck256_tail_mask(nr > 8 ? (size_t)(nr - 8) : 0);
     for (int64_t r = 0; r < mr; r++) {
         _mm256_maskstore_ps(c + r * ldc, m0, acc[r][0]);
         _mm256_maskstore_ps(c + r * ldc + 8, m1, acc[r][1]);
@@ -121,7 +127,7 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
     }
 
 CK_AVX512 static void igemm_14x32(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c,
-                                  int64_t ldc, int64_t mr, int64_t nr) {
+                                  int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
     __m512 z = _mm512_setzero_ps();
     __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
     __m512 acc40 = z, acc41 = z, acc50 = z, acc51 = z, acc60 = z, acc61 = z, acc70 = z, acc71 = z;
@@ -146,6 +152,10 @@ CK_AVX512 static void igemm_14x32(int64_t taps, int64_t kc, const float *const *
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
     for (int64_t r = 0; r < mr; r++) {
+        if (accumulate) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, c + r * ldc));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, c + r * ldc + 16));
+        }
         _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);
         _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][1]);
     }
@@ -229,6 +239,11 @@ const int64_t *ck_conv_patch_deltas(const ck_conv_desc *d) {
 }
 
 
+/* Bytes of weight panel the indirect kernels keep in L1 (of 48 KiB on Zen 4/5
+ * and Sapphire Rapids): a layer whose taps x channels x NR panel is larger
+ * runs its taps in groups of this size, adding each group's product. */
+#define CONV_L1_PANEL (40 * 1024)
+
 typedef struct conv_pass {
     const ck_conv_desc *d;
     const igemm_impl *im;
@@ -250,7 +265,12 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
     const ck_conv_desc *d = cp->d;
     int MR = cp->im->mr, NR = cp->im->nr;
     int64_t T = taps_of(d);
-    const float **ind = ck_thread_scratch(thread, (size_t)T * MR * sizeof(float *));
+    /* Taps in groups whose weight panel (kc x NR per tap) fits in L1, each group's
+     * product added to the tile, for a block of tiles at a time. */
+    const int64_t tap_bytes = cp->kc * NR * (int64_t)sizeof(float);
+    const int64_t TG = T * tap_bytes <= CONV_L1_PANEL ? T : (CONV_L1_PANEL / tap_bytes > 0 ? CONV_L1_PANEL / tap_bytes : 1);
+    const int64_t TB = TG < T ? 8 : 1;
+    const float **tables = ck_thread_scratch(thread, (size_t)(TB * T * MR) * sizeof(float *));
     /* Forward tables without a division per entry: tap offsets once, pixels walked. */
     enum { MAX_WALK_TAPS = 64 };
     int walk = !cp->backward && T <= MAX_WALK_TAPS;
@@ -262,67 +282,81 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
             const int64_t *sz = walk ? d->in_size : d->out_size;  /* the walked-into tensor's pixel strides */
             dpix[t] = (koff[t][0] * sz[1] + koff[t][1]) * sz[2] + koff[t][2];
         }
-    for (int64_t tile = begin; tile < end; tile++) {
-        int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
-        if (walk) {
-            pixel_walk w = walk_from(d, p0);
-            for (int r = 0; r < MR; r++) {
-                if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
-                int64_t b[3];
-                if (window_start(d, &w, b) >= 0) {
-                    int64_t pix = ((w.n * d->in_size[0] + b[0]) * d->in_size[1] + b[1]) * d->in_size[2] + b[2];
-                    const float *base = cp->src + pix * cp->src_ld + cp->src_off;
-                    for (int64_t t = 0; t < T; t++) ind[t * MR + r] = base + dpix[t] * cp->src_ld;
-                } else {
-                    for (int64_t t = 0; t < T; t++) {
-                        int64_t i0 = b[0] + koff[t][0], i1 = b[1] + koff[t][1], i2 = b[2] + koff[t][2];
-                        int inside = i0 >= 0 && i0 < d->in_size[0] && i1 >= 0 && i1 < d->in_size[1] && i2 >= 0 && i2 < d->in_size[2];
-                        ind[t * MR + r] = inside ? cp->src + (((w.n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * cp->src_ld + cp->src_off
-                                                 : cp->zero;
-                    }
-                }
-                walk_next(d, &w);
-            }
-        } else if (walk_back) {
-            /* stride 1: input pixel i receives from output pixel i + pad - k_t * dilation */
-            int64_t q = p0, i[3], n;
-            i[2] = q % d->in_size[2]; q /= d->in_size[2];
-            i[1] = q % d->in_size[1]; q /= d->in_size[1];
-            i[0] = q % d->in_size[0]; n = q / d->in_size[0];
-            for (int r = 0; r < MR; r++) {
-                if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
-                int64_t a[3];
-                int inside = 1;
-                for (int x = 0; x < 3; x++) {
-                    a[x] = i[x] + d->pad[x];  /* the tap-0 source; tap t subtracts koff[t] */
-                    inside &= a[x] - (d->kernel[x] - 1) * d->dilation[x] >= 0 && a[x] < d->out_size[x];
-                }
-                if (inside) {
-                    const float *base = cp->src + (((n * d->out_size[0] + a[0]) * d->out_size[1] + a[1]) * d->out_size[2] + a[2]) * cp->src_ld + cp->src_off;
-                    for (int64_t t = 0; t < T; t++) ind[t * MR + r] = base - dpix[t] * cp->src_ld;
-                } else {
-                    for (int64_t t = 0; t < T; t++) {
-                        int64_t a0 = a[0] - koff[t][0], a1 = a[1] - koff[t][1], a2 = a[2] - koff[t][2];
-                        int ok = a0 >= 0 && a0 < d->out_size[0] && a1 >= 0 && a1 < d->out_size[1] && a2 >= 0 && a2 < d->out_size[2];
-                        ind[t * MR + r] = ok ? cp->src + (((n * d->out_size[0] + a0) * d->out_size[1] + a1) * d->out_size[2] + a2) * cp->src_ld + cp->src_off
-                                             : cp->zero;
-                    }
-                }
-                if (++i[2] == d->in_size[2]) { i[2] = 0; if (++i[1] == d->in_size[1]) { i[1] = 0; if (++i[0] == d->in_size[0]) { i[0] = 0; n++; } } }
-            }
-        } else {
-            for (int64_t t = 0; t < T; t++)
+    for (int64_t first = begin; first < end; first += TB) {
+        int64_t tb = end - first < TB ? end - first : TB;
+        for (int64_t blk = 0; blk < tb; blk++) {
+            const int64_t tile = first + blk;
+            const float **ind = tables + blk * T * MR;
+            int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+            if (walk) {
+                pixel_walk w = walk_from(d, p0);
                 for (int r = 0; r < MR; r++) {
-                    int64_t p = p0 + (r < mr ? r : 0);
-                    int64_t s = cp->backward ? backward_source(d, p, t) : forward_source(d, p, t);
-                    ind[t * MR + r] = s < 0 ? cp->zero : cp->src + s * cp->src_ld + cp->src_off;
+                    if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
+                    int64_t b[3];
+                    if (window_start(d, &w, b) >= 0) {
+                        int64_t pix = ((w.n * d->in_size[0] + b[0]) * d->in_size[1] + b[1]) * d->in_size[2] + b[2];
+                        const float *base = cp->src + pix * cp->src_ld + cp->src_off;
+                        for (int64_t t = 0; t < T; t++) ind[t * MR + r] = base + dpix[t] * cp->src_ld;
+                    } else {
+                        for (int64_t t = 0; t < T; t++) {
+                            int64_t i0 = b[0] + koff[t][0], i1 = b[1] + koff[t][1], i2 = b[2] + koff[t][2];
+                            int inside = i0 >= 0 && i0 < d->in_size[0] && i1 >= 0 && i1 < d->in_size[1] && i2 >= 0 && i2 < d->in_size[2];
+                            ind[t * MR + r] = inside ? cp->src + (((w.n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * cp->src_ld + cp->src_off
+                                                     : cp->zero;
+                        }
+                    }
+                    walk_next(d, &w);
                 }
+            } else if (walk_back) {
+                /* stride 1: input pixel i receives from output pixel i + pad - k_t * dilation */
+                int64_t q = p0, i[3], n;
+                i[2] = q % d->in_size[2]; q /= d->in_size[2];
+                i[1] = q % d->in_size[1]; q /= d->in_size[1];
+                i[0] = q % d->in_size[0]; n = q / d->in_size[0];
+                for (int r = 0; r < MR; r++) {
+                    if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
+                    int64_t a[3];
+                    int inside = 1;
+                    for (int x = 0; x < 3; x++) {
+                        a[x] = i[x] + d->pad[x];  /* the tap-0 source; tap t subtracts koff[t] */
+                        inside &= a[x] - (d->kernel[x] - 1) * d->dilation[x] >= 0 && a[x] < d->out_size[x];
+                    }
+                    if (inside) {
+                        const float *base = cp->src + (((n * d->out_size[0] + a[0]) * d->out_size[1] + a[1]) * d->out_size[2] + a[2]) * cp->src_ld + cp->src_off;
+                        for (int64_t t = 0; t < T; t++) ind[t * MR + r] = base - dpix[t] * cp->src_ld;
+                    } else {
+                        for (int64_t t = 0; t < T; t++) {
+                            int64_t a0 = a[0] - koff[t][0], a1 = a[1] - koff[t][1], a2 = a[2] - koff[t][2];
+                            int ok = a0 >= 0 && a0 < d->out_size[0] && a1 >= 0 && a1 < d->out_size[1] && a2 >= 0 && a2 < d->out_size[2];
+                            ind[t * MR + r] = ok ? cp->src + (((n * d->out_size[0] + a0) * d->out_size[1] + a1) * d->out_size[2] + a2) * cp->src_ld + cp->src_off
+                                                 : cp->zero;
+                        }
+                    }
+                    if (++i[2] == d->in_size[2]) { i[2] = 0; if (++i[1] == d->in_size[1]) { i[1] = 0; if (++i[0] == d->in_size[0]) { i[0] = 0; n++; } } }
+                }
+            } else {
+                for (int64_t t = 0; t < T; t++)
+                    for (int r = 0; r < MR; r++) {
+                        int64_t p = p0 + (r < mr ? r : 0);
+                        int64_t s = cp->backward ? backward_source(d, p, t) : forward_source(d, p, t);
+                        ind[t * MR + r] = s < 0 ? cp->zero : cp->src + s * cp->src_ld + cp->src_off;
+                    }
+            }
         }
         for (int64_t j = 0; j < cp->cols; j += NR) {
             int64_t nr = cp->cols - j < NR ? cp->cols - j : NR;
-            cp->im->ukr(T, cp->kc, ind, 0, cp->panels + j * T * cp->kc, cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr);
+            for (int64_t t0 = 0; t0 < T; t0 += TG)
+                for (int64_t blk = 0; blk < tb; blk++) {
+                    int64_t p0 = (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+                    cp->im->ukr(T - t0 < TG ? T - t0 : TG, cp->kc, tables + blk * T * MR + t0 * MR, 0, cp->panels + (j * T + t0 * NR) * cp->kc,
+                                cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr, t0 > 0);
+                }
         }
-        if (!cp->backward && has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_AVX2, cp->dst, p0, mr, cp->dst_off, cp->cols);
+        if (!cp->backward && has_conv_epilogue(d))
+            for (int64_t blk = 0; blk < tb; blk++) {
+                int64_t p0 = (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+                conv_epilogue(d, CK_ISA_AVX2, cp->dst, p0, mr, cp->dst_off, cp->cols);
+            }
     }
 }
 
@@ -402,7 +436,7 @@ static void few_task(void *ctx, int64_t begin, int64_t end, int thread) {
                 int64_t p0 = (n * OH + oy) * OW + ox0;
                 for (int64_t j = 0; j < OC; j += NR) {
                     int64_t nr = OC - j < NR ? OC - j : NR;
-                    f->im->ukr(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr);
+                    f->im->ukr(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr, 0);
                 }
                 if (has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_AVX2, f->y, p0, mr, 0, OC);
             }

@@ -51,6 +51,10 @@ final class ConvKernelTests: XCTestCase {
         g.append(Geometry(rank: 1, batch: 2, c: 9, oc: 5, groups: 1, input: [13], kernel: [3], stride: [3], dilation: [2], pad: [2], padAfter: [1]))
         g.append(Geometry(rank: 2, batch: 2, c: 6, oc: 7, groups: 1, input: [7, 8], kernel: [3, 2], stride: [1, 1],
                           dilation: [2, 3], pad: [2, 1], padAfter: [1, 2]))
+        // weight panels larger than the L1 share (CONV_L1_PANEL): taps in groups, each added to the tile,
+        // forward at AVX-512, backward-data at both; partial row and column tiles
+        g.append(Geometry(rank: 2, batch: 2, c: 40, oc: 72, groups: 1, input: [6, 7], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [1, 1], padAfter: [1, 1]))
         // few input channels, 2-D (a zero-padded copy of each image, tiles along output rows): rows longer and
         // shorter than the tile, strides, dilation, uneven padding, output channels not a multiple of the tile
         g.append(Geometry(rank: 2, batch: 3, c: 3, oc: 37, groups: 1, input: [9, 31], kernel: [3, 5], stride: [2, 1], dilation: [1, 2],
@@ -132,7 +136,9 @@ final class ConvKernelTests: XCTestCase {
         for g in [Geometry(rank: 2, batch: 4, c: 16, oc: 24, groups: 1, input: [12, 10], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                            pad: [1, 1], padAfter: [1, 1]),
                   Geometry(rank: 2, batch: 8, c: 1, oc: 32, groups: 1, input: [28, 28], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
-                           pad: [0, 0], padAfter: [0, 0])] {
+                           pad: [0, 0], padAfter: [0, 0]),
+                  Geometry(rank: 2, batch: 3, c: 40, oc: 72, groups: 1, input: [9, 8], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                           pad: [1, 1], padAfter: [1, 1])] {
         var d = g.desc
         let x = rng.floats(g.xCount, -1, 1), w = rng.floats(g.wCount, -1, 1), dy = rng.floats(g.yCount, -1, 1)
         let bias = rng.floats(g.oc, -1, 1)
