@@ -240,6 +240,7 @@ static const bf_ukr bf_avx512_by_mr[7] = {bf_8x32, bf_9x32, bf_10x32, bf_11x32, 
  * tiles a group's channels need (32 channels: 3 tiles of 11, not 14+14+4),
  * at least 8. */
 static int bf_avx512_rows(int64_t Cg) {
+    for (int mr = 14; mr >= 8; mr--) if (Cg % mr == 0) return mr;  /* full tiles only, where a size divides */
     int64_t tiles = (Cg + 13) / 14, mr = (Cg + tiles - 1) / tiles;
     return mr < 8 ? 8 : (int)mr;
 }
