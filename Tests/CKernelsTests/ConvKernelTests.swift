@@ -67,6 +67,12 @@ final class ConvKernelTests: XCTestCase {
                           pad: [1, 2], padAfter: [0, 1]))
         g.append(Geometry(rank: 2, batch: 5, c: 2, oc: 16, groups: 1, input: [5, 20], kernel: [2, 3], stride: [1, 2], dilation: [1, 1],
                           pad: [1, 0], padAfter: [1, 1]))
+        // ... stride 1 (the data gradient from transposed, zero-padded dy planes): dilation, uneven padding,
+        // rows and columns not multiples of the vector or the row block
+        g.append(Geometry(rank: 2, batch: 3, c: 3, oc: 20, groups: 1, input: [10, 19], kernel: [3, 2], stride: [1, 1], dilation: [2, 1],
+                          pad: [2, 0], padAfter: [1, 1]))
+        g.append(Geometry(rank: 2, batch: 2, c: 1, oc: 7, groups: 1, input: [17, 33], kernel: [2, 4], stride: [1, 1], dilation: [1, 1],
+                          pad: [0, 3], padAfter: [1, 0]))
         // more few-channel 2-D cases: more pixels than a task, strides, padding (1-D and 3-D few-channel cases, above, take the patch-packing GEMM)
         g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                           pad: [1, 1], padAfter: [1, 1]))
