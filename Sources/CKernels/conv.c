@@ -510,6 +510,43 @@ FEW_BD_KERNEL(few_bd_256, CK_AVX2, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _
 
 typedef struct few_bd_job { const few_bd_pass *f; int avx512; } few_bd_job;
 
+/* One image's dy [OH, OW, OC] into the planes: 8 pixels x 8 channels at a
+ * time through an 8x8 register transpose, the edges element by element. */
+CK_AVX2 static void transpose_dy(const few_bd_pass *f, const float *g, float *dyT) {
+    const ck_conv_desc *d = f->d;
+    const int64_t OC = d->out_channels, OH = d->out_size[0], OW = d->out_size[1], plane = f->Hq * f->Wq;
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *row0 = dyT + (oy + f->PT) * f->Wq + f->PL;
+        const float *src0 = g + oy * OW * OC;
+        int64_t ox = 0;
+        for (; ox + 8 <= OW; ox += 8) {
+            int64_t oc = 0;
+            for (; oc + 8 <= OC; oc += 8) {
+                const float *s = src0 + ox * OC + oc;
+                __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + OC), r2 = _mm256_loadu_ps(s + 2 * OC), r3 = _mm256_loadu_ps(s + 3 * OC);
+                __m256 r4 = _mm256_loadu_ps(s + 4 * OC), r5 = _mm256_loadu_ps(s + 5 * OC), r6 = _mm256_loadu_ps(s + 6 * OC), r7 = _mm256_loadu_ps(s + 7 * OC);
+                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE), u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+                float *dst = row0 + oc * plane + ox;
+                _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+                _mm256_storeu_ps(dst + plane, _mm256_permute2f128_ps(u1, u5, 0x20));
+                _mm256_storeu_ps(dst + 2 * plane, _mm256_permute2f128_ps(u2, u6, 0x20));
+                _mm256_storeu_ps(dst + 3 * plane, _mm256_permute2f128_ps(u3, u7, 0x20));
+                _mm256_storeu_ps(dst + 4 * plane, _mm256_permute2f128_ps(u0, u4, 0x31));
+                _mm256_storeu_ps(dst + 5 * plane, _mm256_permute2f128_ps(u1, u5, 0x31));
+                _mm256_storeu_ps(dst + 6 * plane, _mm256_permute2f128_ps(u2, u6, 0x31));
+                _mm256_storeu_ps(dst + 7 * plane, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+            for (; oc < OC; oc++)
+                for (int64_t q = 0; q < 8; q++) row0[oc * plane + ox + q] = src0[(ox + q) * OC + oc];
+        }
+        for (; ox < OW; ox++)
+            for (int64_t oc = 0; oc < OC; oc++) row0[oc * plane + ox] = src0[ox * OC + oc];
+    }
+}
+
 static void few_bd_task(void *ctx, int64_t begin, int64_t end, int thread) {
     const few_bd_job *job = ctx;
     const few_bd_pass *f = job->f;
@@ -529,12 +566,7 @@ static void few_bd_task(void *ctx, int64_t begin, int64_t end, int thread) {
     for (int64_t n = begin; n < end; n++) {
         memset(dyT, 0, (size_t)(OC * f->Hq * f->Wq + 2 * LANES) * sizeof(float));
         const float *g = f->dy + n * OH * OW * OC;
-        for (int64_t oy = 0; oy < OH; oy++)  /* dy read once, in order; each plane's row written in order */
-            for (int64_t ox = 0; ox < OW; ox++) {
-                const float *src = g + (oy * OW + ox) * OC;
-                float *dst = dyT + (oy + f->PT) * f->Wq + ox + f->PL;
-                for (int64_t oc = 0; oc < OC; oc++) dst[oc * f->Hq * f->Wq] = src[oc];
-            }
+        transpose_dy(f, g, dyT);
         float *dx = f->dx + n * H * W * C;
         for (int64_t iy0 = 0; iy0 < H; iy0 += FEW_BD_ROWS) {
             int64_t rows = H - iy0 < FEW_BD_ROWS ? H - iy0 : FEW_BD_ROWS;
