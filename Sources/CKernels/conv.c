@@ -492,14 +492,14 @@ static int few_bd_applies(const ck_conv_desc *d) {
         const ck_conv_desc *d = f->d;                                                                                   \
         const int64_t C = d->in_channels, OC = d->out_channels, plane = f->Hq * f->Wq;                                 \
         VEC acc[FEW_BD_ROWS];                                                                                           \
-        for (int r = 0; r < FEW_BD_ROWS; r++) acc[r] = ZERO();                                                          \
+        int64_t ro[FEW_BD_ROWS]; /* rows past the block's last repeat it (computed, not stored): no branches */        \
+        for (int r = 0; r < FEW_BD_ROWS; r++) { acc[r] = ZERO(); ro[r] = (r < rows ? r : rows - 1) * f->Wq; }          \
         for (int64_t t = 0; t < taps_of(d); t++) {                                                                      \
             const float *base = dyT + iy0 * f->Wq + ix + toff[t];                                                       \
             const float *wt = f->w + (t * C + c) * OC;                                                                  \
             for (int64_t oc = 0; oc < OC; oc++, base += plane) {                                                        \
                 VEC v = SET1(wt[oc]);                                                                                   \
-                for (int r = 0; r < FEW_BD_ROWS; r++)                                                                   \
-                    if (r < rows) acc[r] = FMADD(v, LOADU(base + r * f->Wq), acc[r]);                                   \
+                for (int r = 0; r < FEW_BD_ROWS; r++) acc[r] = FMADD(v, LOADU(base + ro[r]), acc[r]);                  \
             }                                                                                                           \
         }                                                                                                               \
         for (int r = 0; r < FEW_BD_ROWS; r++) STOREU(out + r * LANES, acc[r]);                                          \
