@@ -147,6 +147,10 @@ static inline void pad_image(const ck_conv_desc *d, const float *x, int64_t n, i
         memcpy(xp + ((top + i) * Wp + left) * C, x + (n * H + i) * W * C, (size_t)(cols * C) * sizeof(float));
 }
 
+/* The few-channel data gradient (conv_data_few.c): whether it applies, and it. */
+int ck_conv_few_bd_applies(const ck_conv_desc *d);
+void ck_conv_few_backward_data(const ck_conv_desc *d, const float *dy, const float *w, float *dx, int avx512);
+
 /* The convolution kernels share the pool's extra scratch: one call at a time. */
 extern pthread_mutex_t ck_conv_mu;
 
