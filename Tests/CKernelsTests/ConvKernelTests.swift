@@ -181,6 +181,7 @@ final class PoolKernelTests: XCTestCase {
             Case(rank: 1, input: [9], pool: [3], stride: [2], pad: [1], padAfter: [1], c: 8),
             Case(rank: 3, input: [4, 5, 3], pool: [2, 2, 2], stride: [1, 2, 1], pad: [0, 1, 0], padAfter: [1, 0, 1], c: 3),
             Case(rank: 2, input: [8, 8], pool: [2, 2], stride: [2, 2], pad: [0, 0], padAfter: [0, 0], c: 16),
+            Case(rank: 2, input: [7, 9], pool: [3, 3], stride: [2, 1], pad: [1, 1], padAfter: [1, 0], c: 32),
             Case(rank: 2, input: [7, 6], pool: [3, 2], stride: [1, 2], pad: [1, 0], padAfter: [1, 0], c: 11),
         ]
         for (caseIndex, c) in cases.enumerated() {
@@ -196,10 +197,11 @@ final class PoolKernelTests: XCTestCase {
                 xs = xs.enumerated().map { $0.offset % 13 == 5 ? .nan : ($0.element * 2).rounded() / 2 }
             }
             let x = Guarded(xs), dy = Guarded(rng.floats(g.yCount, -1, 1))
-            let kinds: [(String, ck_f32_pool_fn, ck_f32_pool_fn)] = [
+            var kinds: [(String, ck_f32_pool_fn, ck_f32_pool_fn)] = [
                 ("max", ck_f32_max_pool_kernel(CK_ISA_AVX2)!, ck_f32_max_pool_kernel(CK_ISA_REF)!),
                 ("avg", ck_f32_avg_pool_kernel(CK_ISA_AVX2)!, ck_f32_avg_pool_kernel(CK_ISA_REF)!),
             ]
+            if ck_cpu_has_avx512f() != 0 { kinds.append(("max", ck_f32_max_pool_kernel(CK_ISA_AVX512)!, ck_f32_max_pool_kernel(CK_ISA_REF)!)) }
             for (name, fast, ref) in kinds {
                 let y = Guarded(g.yCount), r = Guarded(g.yCount)
                 fast(&d, x.pointer, y.pointer)
@@ -211,10 +213,13 @@ final class PoolKernelTests: XCTestCase {
                 XCTAssertTrue(y.intactCanaries)
             }
             let dx = Guarded(g.xCount), dr = Guarded(g.xCount)
-            ck_f32_max_pool_backward_kernel(CK_ISA_AVX2)(&d, x.pointer, dy.pointer, dx.pointer)
+            let vectorISAs = [CK_ISA_AVX2] + (ck_cpu_has_avx512f() != 0 ? [CK_ISA_AVX512] : [])
             ck_f32_max_pool_backward_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, dr.pointer)
-            let badGrad = zip(dx.values, dr.values).filter { $0.bitPattern != $1.bitPattern }.count
-            XCTAssertEqual(badGrad, 0, "max pool backward \(c): \(badGrad) of \(dx.values.count) input gradients differ")
+            for isa in vectorISAs {
+                ck_f32_max_pool_backward_kernel(isa)(&d, x.pointer, dy.pointer, dx.pointer)
+                let badGrad = zip(dx.values, dr.values).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(badGrad, 0, "max pool backward at \(String(cString: ck_isa_name(isa))) \(c): \(badGrad) of \(dx.values.count) input gradients differ")
+            }
             ck_f32_avg_pool_backward_kernel(CK_ISA_AVX2)(&d, dy.pointer, dx.pointer)
             ck_f32_avg_pool_backward_kernel(CK_ISA_REF)(&d, dy.pointer, dr.pointer)
             XCTAssertEqual(dx.values, dr.values, "avg pool backward \(c)")
@@ -225,11 +230,11 @@ final class PoolKernelTests: XCTestCase {
                 let plain = Guarded(g.xCount)
                 ck_f32_max_pool_backward_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, plain.pointer)
                 let want = zip(xs, plain.values).map { $0 > 0 ? $1 : 0 }
-                for isa in [CK_ISA_REF, CK_ISA_AVX2] {
+                for isa in [CK_ISA_REF] + vectorISAs {
                     let inPlace = Guarded(xs)
                     ck_f32_max_pool_backward_relu_kernel(isa)(&d, inPlace.pointer, dy.pointer, inPlace.pointer)
                     let bad = zip(inPlace.values, want).filter { $0.bitPattern != $1.bitPattern }.count
-                    XCTAssertEqual(bad, 0, "ck_f32_max_pool_backward_relu__\(isa == CK_ISA_REF ? "ref" : "avx2") in place \(c): \(bad) of \(want.count) differ")
+                    XCTAssertEqual(bad, 0, "ck_f32_max_pool_backward_relu__\(String(cString: ck_isa_name(isa))) in place \(c): \(bad) of \(want.count) differ")
                     XCTAssertTrue(inPlace.intactCanaries)
                 }
             }

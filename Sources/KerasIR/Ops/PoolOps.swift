@@ -93,12 +93,13 @@ private func poolShape(_ ctx: ShapeContext) throws -> (PoolWindow, [Int]) {
 }
 
 /// One call of pooling kernel `op` (0 max, 1 avg, 2 max backward, 3 avg backward).
-private func poolCall(_ ctx: LoweringContext, _ op: Int32, input: TensorType, output: TensorType, _ operands: [KernelOperand]) throws -> KernelCall {
+private func poolCall(_ ctx: LoweringContext, _ op: Int32, isa: ck_isa? = nil, input: TensorType, output: TensorType,
+                      _ operands: [KernelOperand]) throws -> KernelCall {
     let rank = input.rank - 2
     let g = try PoolWindow(ctx.node.attrs, rank: rank, op: ctx.node.op)
     let desc = g.desc(batch: input.shape[0], inSpatial: Array(input.shape[1..<(1 + rank)]),
                       outSpatial: Array(output.shape[1..<(1 + rank)]), channels: input.shape.last!)
-    return try ctx.call(CK_FAMILY_POOL, op: op, params: desc, operands)
+    return try ctx.call(CK_FAMILY_POOL, op: op, isa: isa, params: desc, operands)
 }
 
 private let poolCost: CostRule = { ins, out, attrs in
@@ -128,7 +129,7 @@ let poolOps: [OpDef] = [
               return RefTensor(.f32, ctx.type.shape, y)
           },
           lowering: .kernel { ctx in
-              try poolCall(ctx, 0, input: ctx.inputTypes[0], output: ctx.outputType, [.input(0), .output])
+              try poolCall(ctx, 0, isa: ctx.isa, input: ctx.inputTypes[0], output: ctx.outputType, [.input(0), .output])
           },
           cost: poolCost),
 
@@ -196,7 +197,7 @@ let poolOps: [OpDef] = [
               return RefTensor(.f32, x.shape, dx)
           },
           lowering: .kernel { ctx in
-              try poolCall(ctx, try ctx.node.attrs.bool("relu_mask", default: false) ? 4 : 2, input: ctx.inputTypes[0], output: ctx.inputTypes[1],
+              try poolCall(ctx, try ctx.node.attrs.bool("relu_mask", default: false) ? 4 : 2, isa: ctx.isa, input: ctx.inputTypes[0], output: ctx.inputTypes[1],
                            [.input(0), .input(1), .output])
           },
           cost: poolCost)
