@@ -151,7 +151,9 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
         for (int64_t pc = 0; pc < g->k; pc += im->kc) {
             int64_t kc = g->k - pc < im->kc ? g->k - pc : im->kc;
             float beta = pc == 0 ? g->beta : 1.0f;
-            pack_b(im, g, pc, kc, jc, nc, pb);
+            const float *pbk = pb;
+            if (g->packed_b) pbk = g->packed_b + pc * ((g->n + im->nr - 1) / im->nr * im->nr) + jc * kc;  /* ck_f32_gemm_pack_b's layout */
+            else pack_b(im, g, pc, kc, jc, nc, pb);
             for (int64_t ic = m0; ic < m1; ic += im->mc) {
                 int64_t mc = m1 - ic < im->mc ? m1 - ic : im->mc;
                 packa(actx, ic, mc, pc, kc, im->mr, pa);
@@ -159,7 +161,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                     int64_t nr = nc - jr < im->nr ? nc - jr : im->nr;
                     for (int64_t ir = 0; ir < mc; ir += im->mr) {
                         int64_t mr = mc - ir < im->mr ? mc - ir : im->mr;
-                        im->ukr(kc, pa + ir * kc, pb + jr * kc, g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr, g->alpha, beta);
+                        im->ukr(kc, pa + ir * kc, pbk + jr * kc, g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr, g->alpha, beta);
                         if (pc + kc == g->k && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
                     }
                 }
@@ -223,6 +225,7 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
     ck_gemm_args h = *g;
     h.user_pack_a = NULL;
     h.bias = NULL; h.residual = NULL; h.activation = 0; h.accumulate_into = NULL;
+    h.packed_b = NULL;  /* B becomes A here; a packing of B does not apply */
     h.m = g->n; h.n = g->m;
     h.a = g->b; h.lda = g->ldb; h.trans_a = !g->trans_b;
     h.b = g->a; h.ldb = g->lda; h.trans_b = !g->trans_a;
@@ -446,6 +449,21 @@ static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
     else if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) ck_gemm_narrow(g);
     else gemm_run(avx512_impl_for_rows(g->m), g);
     pthread_mutex_unlock(&gemm_mu);
+}
+
+/* The whole of B in pack_b's panels, K block after K block: block pc holds
+ * kc x round_up(n, NR) floats starting at pc * round_up(n, NR). The 14- and
+ * 8-row AVX-512 tiles share NR and KC, so one packing serves both. */
+size_t ck_f32_gemm_packed_b_floats(int64_t k, int64_t n) { return (size_t)(k * ((n + 31) / 32 * 32)); }
+
+void ck_f32_gemm_pack_b(ck_isa isa, const ck_gemm_args *g, float *dst) {
+    if (isa == CK_ISA_REF) return;  /* the reference reads b */
+    const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
+    int64_t npad = (g->n + im->nr - 1) / im->nr * im->nr;
+    for (int64_t pc = 0; pc < g->k; pc += im->kc) {
+        int64_t kc = g->k - pc < im->kc ? g->k - pc : im->kc;
+        pack_b(im, g, pc, kc, 0, g->n, dst + pc * npad);
+    }
 }
 
 ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa) {

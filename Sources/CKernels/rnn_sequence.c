@@ -102,7 +102,9 @@ static int rnn_valid(const ck_rnn_desc *d) {
 
 size_t ck_f32_rnn_forward_workspace_bytes(const ck_rnn_desc *d) {
     if (!rnn_valid(d)) return 0;
-    return (size_t)(d->batch * d->units * (ck_rnn_gates(d->cell) + 1)) * sizeof(float);
+    /* z and r*h per step, then the recurrent kernel packed once for every step's GEMM */
+    return (size_t)(d->batch * d->units * (ck_rnn_gates(d->cell) + 1) + 16) * sizeof(float)
+           + ck_f32_gemm_packed_b_floats(d->units, ck_rnn_gates(d->cell) * d->units) * sizeof(float);
 }
 
 size_t ck_f32_rnn_backward_workspace_bytes(const ck_rnn_desc *d) {
@@ -119,6 +121,17 @@ static void gemm(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float
     g.trans_b = tb;
     g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = beta;
     g.a = a; g.lda = lda; g.b = b; g.ldb = ldb; g.c = c; g.ldc = ldc;
+    fn(&g, NULL);
+}
+
+/* C[m x n] += A B with B also given packed (ck_f32_gemm_pack_b) for the paths that pack. */
+static void gemm_packed(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
+                        const float *packed, float *c, int64_t ldc) {
+    ck_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = 1;
+    g.a = a; g.lda = lda; g.b = b; g.ldb = ldb; g.c = c; g.ldc = ldc;
+    g.packed_b = packed;
     fn(&g, NULL);
 }
 
@@ -179,6 +192,12 @@ void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const
     ck_f32_gemm_fn fn = ck_f32_gemm_kernel(isa);
     rnn_job j = {.d = d, .isa = isa, .n = n, .gn = gn, .S = S, .xp = xp, .h0 = h0, .c0 = c0, .mask = mask, .out = states};
     j.z = workspace; j.rh = j.z + B * gn;
+    /* The recurrent kernel, packed once: every step's product reads the same panels. */
+    float *packed_u = (float *)(((uintptr_t)(j.rh + B * n) + 63) & ~(uintptr_t)63);  /* 64-byte aligned, within the slack */
+    ck_gemm_args pu;
+    memset(&pu, 0, sizeof pu);
+    pu.k = n; pu.n = gn; pu.b = u; pu.ldb = gn;
+    ck_f32_gemm_pack_b(isa, &pu, packed_u);
     for (int64_t k = 0; k < T; k++) {
         const int64_t t = d->go_backwards ? T - 1 - k : k;
         j.k = k; j.t = t;
@@ -191,7 +210,7 @@ void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const
         switch (d->cell) {
         case CK_RNN_SIMPLE:
         case CK_RNN_LSTM:
-        case CK_RNN_GRU: gemm(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, 1, j.z, gn); break;
+        case CK_RNN_GRU: gemm_packed(fn, B, gn, n, j.hp, j.ldh, u, gn, packed_u, j.z, gn); break;
         case CK_RNN_GRU_RESET_BEFORE:
             gemm(fn, B, 2 * n, n, j.hp, j.ldh, u, gn, 0, 1, j.z, gn);
             j.row = forward_reset_row;

@@ -113,12 +113,55 @@ final class GemmKernelTests: XCTestCase {
                     var c = [Float](repeating: 0, count: m * n)
                     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
                         var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
-                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params(), accumulate_into: nil, ld_accumulate: 0)
+                                                a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params(), accumulate_into: nil, ld_accumulate: 0, packed_b: nil)
                         ck_f32_gemm_kernel(isa)(&args, nil)
                     } } }
                     results.append(c)
                 }
                 XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern), "\(m)x\(n)x\(k) at \(String(cString: ck_isa_name(isa)))")
+            }
+        }
+    }
+
+    /// B packed once (ck_f32_gemm_pack_b, a recurrent kernel reused every
+    /// step) gives the bits of packing it per call: K over one block, N not
+    /// a multiple of the tile, B transposed, 1 and 2 threads, every path
+    /// (short A and narrow outputs ignore the packing and read B).
+    func testPrepackedBGivesTheSameBits() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let saved = ck_threads_get()
+        defer { _ = ck_threads_set(saved) }
+        var rng = TestRNG(19)
+        for isa in optimizedISAs {
+            for (m, n, k, tb) in [(32, 512, 128, false), (97, 131, 700, false), (45, 37, 600, true), (3, 200, 64, false), (64, 10, 96, false)] {
+                let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1), c0 = rng.floats(m * n, -1, 1)
+                let packedCount = Int(ck_f32_gemm_packed_b_floats(Int64(k), Int64(n)))
+                let packed = UnsafeMutableRawPointer.allocate(byteCount: packedCount * 4, alignment: 64).bindMemory(to: Float.self, capacity: packedCount)
+                defer { packed.deallocate() }
+                var results: [[UInt32]] = []
+                for (threads, usePacked): (Int32, Bool) in [(1, false), (1, true), (2, true)] {
+                    _ = ck_threads_set(threads)
+                    var c = c0
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                        do {
+                            var args = ck_gemm_args()
+                            args.trans_b = tb ? 1 : 0
+                            args.m = Int64(m); args.n = Int64(n); args.k = Int64(k); args.alpha = 1; args.beta = 1
+                            args.a = pa.baseAddress; args.lda = Int64(k)
+                            args.b = pb.baseAddress; args.ldb = Int64(tb ? k : n)
+                            args.c = pc.baseAddress; args.ldc = Int64(n)
+                            if usePacked {
+                                ck_f32_gemm_pack_b(isa, &args, packed)
+                                args.packed_b = UnsafePointer(packed)
+                            }
+                            ck_f32_gemm_kernel(isa)(&args, nil)
+                        }
+                    } } }
+                    results.append(c.map(\.bitPattern))
+                }
+                let what = "\(m)x\(n)x\(k) tb=\(tb) at \(String(cString: ck_isa_name(isa)))"
+                XCTAssertEqual(results[1], results[0], "packed B, \(what)")
+                XCTAssertEqual(results[2], results[0], "packed B on two threads, \(what)")
             }
         }
     }
@@ -219,7 +262,7 @@ final class GemmKernelTests: XCTestCase {
         var c = [Float](repeating: .nan, count: m * n)
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
             var args = ck_gemm_args(trans_a: 0, trans_b: 0, m: Int64(m), n: Int64(n), k: Int64(k), alpha: 1, beta: 0,
-                                    a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params(), accumulate_into: nil, ld_accumulate: 0)
+                                    a: pa.baseAddress, lda: Int64(k), b: pb.baseAddress, ldb: Int64(n), c: pc.baseAddress, ldc: Int64(n), user_pack_a: nil, user_pack_ctx: nil, bias: nil, residual: nil, ld_residual: 0, activation: 0, act_params: ck_unary_params(), accumulate_into: nil, ld_accumulate: 0, packed_b: nil)
             ck_f32_gemm_kernel(CK_ISA_AVX2)(&args, nil)
         } } }
         XCTAssertTrue(c.allSatisfy { $0 == 18 })

@@ -265,6 +265,10 @@ typedef struct ck_gemm_args {
      * momentum update makes m in C and adds it into the weights). */
     float *accumulate_into;   /* m x n with leading dimension ld_accumulate, or NULL */
     int64_t ld_accumulate;
+    /* B already packed by ck_f32_gemm_pack_b for this ISA, k, n and trans_b
+     * (a recurrent kernel reused every step), or NULL to pack per call;
+     * paths that do not pack read b itself, which must stay valid. */
+    const float *packed_b;
 } ck_gemm_args;
 
 /* workspace: unused (packing buffers are per-thread pool scratch); pass NULL.
@@ -272,6 +276,11 @@ typedef struct ck_gemm_args {
 typedef void (*ck_f32_gemm_fn)(const ck_gemm_args *args, void *workspace);
 ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa);
 size_t ck_f32_gemm_workspace_bytes(ck_isa isa);
+/* Floats ck_f32_gemm_pack_b writes for k x n at any ISA, and the packing
+ * itself (args: b, ldb, trans_b, k, n) into dst, which must be 64-byte
+ * aligned (the micro-kernels load B panels aligned). */
+size_t ck_f32_gemm_packed_b_floats(int64_t k, int64_t n);
+void ck_f32_gemm_pack_b(ck_isa isa, const ck_gemm_args *args, float *dst);
 /* Micro-tile of the optimized kernel (MR x NR), for tests around the tile. */
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc);
 /* The tile a GEMM of m rows runs (AVX-512 picks 8 x 32 where 14 rows would leave a mostly empty last tile). */
