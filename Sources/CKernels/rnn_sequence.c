@@ -110,7 +110,8 @@ size_t ck_f32_rnn_forward_workspace_bytes(const ck_rnn_desc *d) {
 size_t ck_f32_rnn_backward_workspace_bytes(const ck_rnn_desc *d) {
     if (!rnn_valid(d)) return 0;
     int64_t rows = d->batch * d->time, n = d->units, g = ck_rnn_gates(d->cell);
-    return (size_t)(rows * n * (g + 2) + 3 * d->batch * n) * sizeof(float);
+    /* ... then the recurrent kernel's transpose packed once for every step's dh product */
+    return (size_t)(rows * n * (g + 2) + 3 * d->batch * n + 16) * sizeof(float) + ck_f32_gemm_packed_b_floats(g * n, n) * sizeof(float);
 }
 
 /* C[m x n] = A op(B) + beta C, op(B) = B or (with `tb`) its transpose. */
@@ -124,11 +125,12 @@ static void gemm(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float
     fn(&g, NULL);
 }
 
-/* C[m x n] += A B with B also given packed (ck_f32_gemm_pack_b) for the paths that pack. */
+/* C[m x n] += A op(B) with B also given packed (ck_f32_gemm_pack_b) for the paths that pack. */
 static void gemm_packed(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                        const float *packed, float *c, int64_t ldc) {
+                        int tb, const float *packed, float *c, int64_t ldc) {
     ck_gemm_args g;
     memset(&g, 0, sizeof g);
+    g.trans_b = tb;
     g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = 1;
     g.a = a; g.lda = lda; g.b = b; g.ldb = ldb; g.c = c; g.ldc = ldc;
     g.packed_b = packed;
@@ -210,7 +212,7 @@ void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const
         switch (d->cell) {
         case CK_RNN_SIMPLE:
         case CK_RNN_LSTM:
-        case CK_RNN_GRU: gemm_packed(fn, B, gn, n, j.hp, j.ldh, u, gn, packed_u, j.z, gn); break;
+        case CK_RNN_GRU: gemm_packed(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, packed_u, j.z, gn); break;
         case CK_RNN_GRU_RESET_BEFORE:
             gemm(fn, B, 2 * n, n, j.hp, j.ldh, u, gn, 0, 1, j.z, gn);
             j.row = forward_reset_row;
@@ -289,6 +291,12 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
                  .states = states, .dstates = dstates, .grad = grad};
     j.hprev = workspace; j.z = j.hprev + B * T * n; j.rh = j.z + B * T * gn;
     j.dh = j.rh + B * T * n; j.dc = j.dh + B * n; j.tt = j.dc + B * n;
+    /* U's transpose (gn -> n), packed once: every step's dh product reads the same panels. */
+    float *packed_ut = (float *)(((uintptr_t)(j.tt + B * n) + 63) & ~(uintptr_t)63);
+    ck_gemm_args pu;
+    memset(&pu, 0, sizeof pu);
+    pu.trans_b = 1; pu.k = gn; pu.n = n; pu.b = u; pu.ldb = gn;
+    ck_f32_gemm_pack_b(isa, &pu, packed_ut);
     j.row = gather_row;
     run_rows(&j, B);
     /* Every step's pre-activations at once, accumulated onto the inputs (or the recurrent bias). */
@@ -317,8 +325,8 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
         float *dzt = grad + t * W;
         switch (d->cell) {
         case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM: gemm(fn, B, n, gn, dzt, ldg, u, gn, 1, 1, j.dh, n); break;
-        case CK_RNN_GRU: gemm(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, 1, j.dh, n); break;
+        case CK_RNN_LSTM: gemm_packed(fn, B, n, gn, dzt, ldg, u, gn, 1, packed_ut, j.dh, n); break;
+        case CK_RNN_GRU: gemm_packed(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, packed_ut, j.dh, n); break;
         case CK_RNN_GRU_RESET_BEFORE:
             gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, j.tt, n);
             j.row = backward_reset_step_row;
