@@ -60,24 +60,7 @@ CK_AVX2 static void transpose_dy(const few_bd_pass *f, const float *g, float *dy
         int64_t ox = 0;
         for (; ox + 8 <= OW; ox += 8) {
             int64_t oc = 0;
-            for (; oc + 8 <= OC; oc += 8) {
-                const float *s = src0 + ox * OC + oc;
-                __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + OC), r2 = _mm256_loadu_ps(s + 2 * OC), r3 = _mm256_loadu_ps(s + 3 * OC);
-                __m256 r4 = _mm256_loadu_ps(s + 4 * OC), r5 = _mm256_loadu_ps(s + 5 * OC), r6 = _mm256_loadu_ps(s + 6 * OC), r7 = _mm256_loadu_ps(s + 7 * OC);
-                __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-                __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-                __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-                __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE), u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-                float *dst = row0 + oc * plane + ox;
-                _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-                _mm256_storeu_ps(dst + plane, _mm256_permute2f128_ps(u1, u5, 0x20));
-                _mm256_storeu_ps(dst + 2 * plane, _mm256_permute2f128_ps(u2, u6, 0x20));
-                _mm256_storeu_ps(dst + 3 * plane, _mm256_permute2f128_ps(u3, u7, 0x20));
-                _mm256_storeu_ps(dst + 4 * plane, _mm256_permute2f128_ps(u0, u4, 0x31));
-                _mm256_storeu_ps(dst + 5 * plane, _mm256_permute2f128_ps(u1, u5, 0x31));
-                _mm256_storeu_ps(dst + 6 * plane, _mm256_permute2f128_ps(u2, u6, 0x31));
-                _mm256_storeu_ps(dst + 7 * plane, _mm256_permute2f128_ps(u3, u7, 0x31));
-            }
+            for (; oc + 8 <= OC; oc += 8) ck256_transpose8x8(src0 + ox * OC + oc, OC, row0 + oc * plane + ox, plane);
             for (; oc < OC; oc++)
                 for (int64_t q = 0; q < 8; q++) row0[oc * plane + ox + q] = src0[(ox + q) * OC + oc];
         }

@@ -55,31 +55,13 @@ typedef struct gemm_impl {
 
 static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc * im->kc + (size_t)im->kc * im->nc; }
 
-/* Transposes an 8x8 block: rows src[r * ld + 0..7] into dst[c * dld + r]. */
-CK_AVX2 static inline void transpose8x8(const float *src, int64_t ld, float *dst, int64_t dld) {
-    __m256 r0 = _mm256_loadu_ps(src + 0 * ld), r1 = _mm256_loadu_ps(src + 1 * ld), r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
-    __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld), r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5), t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE), u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst + 0 * dld, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + 1 * dld, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * dld, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * dld, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * dld, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * dld, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * dld, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * dld, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-
 /* dst[p * width + c] = src[c * ld + p] for c < cols (<= width), p < kc: a
  * transposing pack, 8x8 blocks at a time where they fit. */
 CK_AVX2 static void pack_transposed(const float *src, int64_t ld, int64_t cols, int64_t kc, int width, float *restrict dst) {
     int64_t c = 0;
     for (; c + 8 <= cols; c += 8) {
         int64_t p = 0;
-        for (; p + 8 <= kc; p += 8) transpose8x8(src + c * ld + p, ld, dst + p * width + c, width);
+        for (; p + 8 <= kc; p += 8) ck256_transpose8x8(src + c * ld + p, ld, dst + p * width + c, width);
         for (; p < kc; p++)
             for (int64_t q = 0; q < 8; q++) dst[p * width + c + q] = src[(c + q) * ld + p];
     }
