@@ -207,4 +207,18 @@ CK_AVX2 CK_INLINE void ck256_transpose8x8(const float *src, int64_t ld, float *d
 }
 
 
+/* dst[c * dld + r] = src[r * ld + c] for r < rows, c < cols: 8x8 blocks
+ * through registers where they fit, the edges element by element. */
+CK_AVX2 CK_INLINE void ck256_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst, int64_t dld) {
+    int64_t r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8) ck256_transpose8x8(src + r * ld + c, ld, dst + c * dld + r, dld);
+        for (; c < cols; c++)
+            for (int64_t q = 0; q < 8; q++) dst[c * dld + r + q] = src[(r + q) * ld + c];
+    }
+    for (; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * dld + r] = src[r * ld + c];
+}
+
 #endif

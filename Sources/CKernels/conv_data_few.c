@@ -49,24 +49,12 @@ FEW_BD_KERNEL(few_bd_256, CK_AVX2, __m256, 8, _mm256_set1_ps, _mm256_loadu_ps, _
 
 typedef struct few_bd_job { const few_bd_pass *f; int avx512; } few_bd_job;
 
-/* One image's dy [OH, OW, OC] into the planes: 8 pixels x 8 channels at a
- * time through an 8x8 register transpose, the edges element by element. */
+/* One image's dy [OH, OW, OC] into the planes, a row of pixels at a time. */
 CK_AVX2 static void transpose_dy(const few_bd_pass *f, const float *g, float *dyT) {
     const ck_conv_desc *d = f->d;
-    const int64_t OC = d->out_channels, OH = d->out_size[0], OW = d->out_size[1], plane = f->Hq * f->Wq;
-    for (int64_t oy = 0; oy < OH; oy++) {
-        float *row0 = dyT + (oy + f->PT) * f->Wq + f->PL;
-        const float *src0 = g + oy * OW * OC;
-        int64_t ox = 0;
-        for (; ox + 8 <= OW; ox += 8) {
-            int64_t oc = 0;
-            for (; oc + 8 <= OC; oc += 8) ck256_transpose8x8(src0 + ox * OC + oc, OC, row0 + oc * plane + ox, plane);
-            for (; oc < OC; oc++)
-                for (int64_t q = 0; q < 8; q++) row0[oc * plane + ox + q] = src0[(ox + q) * OC + oc];
-        }
-        for (; ox < OW; ox++)
-            for (int64_t oc = 0; oc < OC; oc++) row0[oc * plane + ox] = src0[ox * OC + oc];
-    }
+    const int64_t OC = d->out_channels, OH = d->out_size[0], OW = d->out_size[1];
+    for (int64_t oy = 0; oy < OH; oy++)
+        ck256_transpose(g + oy * OW * OC, OC, OW, OC, dyT + (oy + f->PT) * f->Wq + f->PL, f->Hq * f->Wq);
 }
 
 static void few_bd_task(void *ctx, int64_t begin, int64_t end, int thread) {

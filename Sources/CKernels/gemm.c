@@ -58,16 +58,8 @@ static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc *
 /* dst[p * width + c] = src[c * ld + p] for c < cols (<= width), p < kc: a
  * transposing pack, 8x8 blocks at a time where they fit. */
 CK_AVX2 static void pack_transposed(const float *src, int64_t ld, int64_t cols, int64_t kc, int width, float *restrict dst) {
-    int64_t c = 0;
-    for (; c + 8 <= cols; c += 8) {
-        int64_t p = 0;
-        for (; p + 8 <= kc; p += 8) ck256_transpose8x8(src + c * ld + p, ld, dst + p * width + c, width);
-        for (; p < kc; p++)
-            for (int64_t q = 0; q < 8; q++) dst[p * width + c + q] = src[(c + q) * ld + p];
-    }
-    for (; c < cols; c++)
-        for (int64_t p = 0; p < kc; p++) dst[p * width + c] = src[c * ld + p];
-    for (; c < width; c++)
+    ck256_transpose(src, ld, cols, kc, dst, width);
+    for (int64_t c = cols; c < width; c++)
         for (int64_t p = 0; p < kc; p++) dst[p * width + c] = 0.0f;
 }
 
