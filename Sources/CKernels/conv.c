@@ -376,11 +376,9 @@ static float w_backward(const void *ctx, int64_t row, int64_t col) {
 
 
 
-pthread_mutex_t ck_conv_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Few channels, other ranks: a GEMM whose A panels are gathered from the patches. */
 static void few_channel_gemm(ck_isa isa, const ck_conv_desc *d, const float *x, const float *w, float *y) {
-    pthread_mutex_lock(&ck_conv_mu);
     patch_ctx pc = {d, x, ck_conv_patch_deltas(d)};
     ck_gemm_args g = {0};
     g.m = d->batch * out_pixels(d); g.n = d->out_channels; g.k = taps_of(d) * d->in_channels;
@@ -391,7 +389,6 @@ static void few_channel_gemm(ck_isa isa, const ck_conv_desc *d, const float *x, 
     g.bias = d->bias; g.residual = d->residual; g.ld_residual = d->out_channels;
     g.activation = d->activation; g.act_params = d->act_params;
     ck_gemm_custom_a(isa, &g);
-    pthread_mutex_unlock(&ck_conv_mu);
 }
 
 /* ---- few input channels (first layers), 2-D ----
@@ -448,7 +445,6 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
     int64_t rows = d->batch * (backward ? in_pixels(d) : out_pixels(d));
     int64_t kc = backward ? OCg : Cg, cols = backward ? Cg : OCg;
     int64_t blocks = (cols + im->nr - 1) / im->nr;
-    pthread_mutex_lock(&ck_conv_mu);
     float *panels = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)blocks * im->nr * T * kc * sizeof(float));
     float *zero = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(kc + 16) * sizeof(float));
     memset(zero, 0, (size_t)(kc + 16) * sizeof(float));
@@ -461,7 +457,6 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
         int64_t flops = 2 * rows * cols * T * kc;
         ck_parallel_for(tiles, flops < (1 << 20), conv_task, &cp);
     }
-    pthread_mutex_unlock(&ck_conv_mu);
 }
 
 /* The few-channel forward: weights packed once, then one task per image. */
@@ -470,14 +465,12 @@ static void few_channel_forward(const igemm_impl *im, const ck_conv_desc *d, con
     int64_t blocks = (OC + im->nr - 1) / im->nr;
     few_pass f = {d, im, x, NULL, y, 0, 0};
     padded_extent(d, &f.Hp, &f.Wp);
-    pthread_mutex_lock(&ck_conv_mu);
     float *panels = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)blocks * im->nr * T * C * sizeof(float));
     weight_view v = {w, C, OC, 0, T * C, 0, OC};
     pack_panels(&v, w_forward, T * C, OC, im->nr, panels);
     f.panels = panels;
     int64_t flops = 2 * d->batch * out_pixels(d) * OC * T * C;
     ck_parallel_for(d->batch, flops < (1 << 20), few_task, &f);
-    pthread_mutex_unlock(&ck_conv_mu);
 }
 
 static void ck_f32_conv_forward__avx2(const ck_conv_desc *d, const float *x, const float *w, float *y) {

@@ -100,7 +100,5 @@ void ck_conv_few_backward_data(const ck_conv_desc *d, const float *dy, const flo
     if (f.Hq < d->out_size[0] + kh) f.Hq = d->out_size[0] + kh;
     if (f.Wq < d->out_size[1] + kw) f.Wq = d->out_size[1] + kw;
     few_bd_job job = {&f, avx512};
-    pthread_mutex_lock(&ck_conv_mu);
     ck_parallel_for(d->batch, 2 * d->batch * out_pixels(d) * d->out_channels * taps_of(d) * d->in_channels < (1 << 20), few_bd_task, &job);
-    pthread_mutex_unlock(&ck_conv_mu);
 }

@@ -21,7 +21,6 @@ static void ck_f32_conv_backward_filter__ref(const ck_conv_desc *d, const float 
 
 
 static void few_channel_backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
-    pthread_mutex_lock(&ck_conv_mu);
     patch_ctx pc = {d, x, ck_conv_patch_deltas(d)};
     ck_gemm_args g = {0};
     g.m = taps_of(d) * d->in_channels; g.n = d->out_channels; g.k = d->batch * out_pixels(d);
@@ -31,7 +30,6 @@ static void few_channel_backward_filter(ck_isa isa, const ck_conv_desc *d, const
     g.user_pack_a = ck_conv_pack_patch_cols; g.user_pack_ctx = &pc;
     if (g.k == 0) for (int64_t i = 0; i < g.m * g.n; i++) dw[i] = 0.0f;
     else ck_gemm_custom_a(isa, &g);
-    pthread_mutex_unlock(&ck_conv_mu);
 }
 
 
@@ -113,7 +111,6 @@ static int few_bf_applies(const ck_conv_desc *d, int avx512) {
 
 static void few_channel_filter_direct(const ck_conv_desc *d, const float *x, const float *dy, float *dw, int avx512) {
     few_bf_pass f;
-    pthread_mutex_lock(&ck_conv_mu);
     f.d = d; f.x = x; f.dy = dy; f.avx512 = avx512;
     padded_extent(d, &f.Hp, &f.Wp);
     f.rows = taps_of(d) * d->in_channels;
@@ -128,7 +125,6 @@ static void few_channel_filter_direct(const ck_conv_desc *d, const float *x, con
         for (int64_t c = 0; c < chunks; c++) s += f.partials[c * f.rows * OC + i];
         dw[i] = s;
     }
-    pthread_mutex_unlock(&ck_conv_mu);
 }
 
 /* ---- backward filter: dW[(t, c), oc] = sum_p x[src(p, t), c] * dy[p, oc] ----
@@ -277,7 +273,6 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
     int64_t P = d->batch * out_pixels(d);
     int avx512 = isa == CK_ISA_AVX512;
     int MR = avx512 ? bf_avx512_rows(Cg) : 6, NR = avx512 ? 32 : 16;
-    pthread_mutex_lock(&ck_conv_mu);
     float *zero = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(Cg + 32) * sizeof(float));
     memset(zero, 0, (size_t)(Cg + 32) * sizeof(float));
     int64_t *offsets = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)T * P * sizeof(int64_t));
@@ -304,7 +299,6 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
         }
         ck_parallel_for(tiles, 2 * T * Cg * OCg * P < (1 << 20), bf_task, &j);
     }
-    pthread_mutex_unlock(&ck_conv_mu);
 }
 
 static void ck_f32_conv_backward_filter__avx2(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {

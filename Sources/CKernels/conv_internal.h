@@ -151,7 +151,4 @@ static inline void pad_image(const ck_conv_desc *d, const float *x, int64_t n, i
 int ck_conv_few_bd_applies(const ck_conv_desc *d);
 void ck_conv_few_backward_data(const ck_conv_desc *d, const float *dy, const float *w, float *dx, int avx512);
 
-/* The convolution kernels share the pool's extra scratch: one call at a time. */
-extern pthread_mutex_t ck_conv_mu;
-
 #endif

@@ -387,23 +387,17 @@ static const gemm_impl impl_avx512_small[7] = {
 
 /* GEMM with a caller-supplied A packer (alpha 1, B not transposed), for
  * convolutions whose A is gathered on the fly. */
-static pthread_mutex_t gemm_mu;  /* defined below, with the ISA entry points */
 
 void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args) {
     const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
-    pthread_mutex_lock(&gemm_mu);
     gemm_run(im, args);
-    pthread_mutex_unlock(&gemm_mu);
 }
 
-static pthread_mutex_t gemm_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
     (void)workspace;
-    pthread_mutex_lock(&gemm_mu);
     if (ck_gemm_is_short(g)) ck_gemm_short(g);
     else gemm_run(&impl_avx2, g);
-    pthread_mutex_unlock(&gemm_mu);
 }
 /* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
  * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
@@ -418,11 +412,9 @@ static const gemm_impl *avx512_impl_for_rows(int64_t m) {
 
 static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
     (void)workspace;
-    pthread_mutex_lock(&gemm_mu);
     if (ck_gemm_is_short(g)) ck_gemm_short(g);
     else if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) ck_gemm_narrow(g);
     else gemm_run(avx512_impl_for_rows(g->m), g);
-    pthread_mutex_unlock(&gemm_mu);
 }
 
 /* The whole of B in pack_b's panels, K block after K block: block pc holds

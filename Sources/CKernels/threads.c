@@ -1,7 +1,14 @@
 /* A small persistent thread pool. ck_parallel_for splits [0, tasks) into
  * one contiguous range per thread (a static partition); kernels make every
  * task's result independent of which thread runs it, so results are bitwise
- * the same on 1 or N threads. The calling thread works as thread 0. */
+ * the same on 1 or N threads. The calling thread works as thread 0.
+ *
+ * No kernel holds a lock: the pool runs one job at a time, and a caller that
+ * finds it taken (a second plan running on another thread) runs its tasks
+ * itself, in order, which gives the same bits. Scratch is owned by threads:
+ * slot 0 and the EXTRA slots belong to the calling OS thread (thread-local),
+ * slots 1.. to the pool's workers, touched only inside the job that owns the
+ * pool. */
 #define _GNU_SOURCE
 #include "ck_threads.h"
 #include <pthread.h>
@@ -23,7 +30,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t start;
     int workers;            /* worker threads created (threads 1..workers) */
-    int active;             /* threads used by parallel_for, including the caller */
+    atomic_int active;      /* threads used by parallel_for, including the caller */
     atomic_ulong generation; /* bumped (release) after a job's fields are set */
     int sleepers;            /* workers blocked on `start` (under mu) */
     ck_task_fn fn;
@@ -31,10 +38,24 @@ static struct {
     int64_t tasks;
     int job_threads;
     atomic_int remaining;
-    scratch_t scratch[CK_MAX_THREADS + 2]; /* then CK_SCRATCH_EXTRA, CK_SCRATCH_EXTRA2 */
-    pthread_mutex_t call_mu; /* one parallel_for at a time */
+    scratch_t scratch[CK_MAX_THREADS]; /* workers' slots (1..); 0 is unused: callers own theirs */
+    atomic_flag busy;                  /* set while a caller's job owns the pool */
 } pool = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 1, 0, 0, NULL, NULL, 0, 1, 0, {{0}},
-          PTHREAD_MUTEX_INITIALIZER};
+          ATOMIC_FLAG_INIT};
+
+/* A calling thread's own slots: thread 0's, CK_SCRATCH_EXTRA's and
+ * CK_SCRATCH_EXTRA2's, freed when the thread exits. */
+typedef struct { scratch_t slot[3]; } caller_scratch;
+static _Thread_local caller_scratch *mine = NULL;
+static pthread_key_t caller_key;
+static pthread_once_t caller_key_once = PTHREAD_ONCE_INIT;
+
+static void free_caller_scratch(void *p) {
+    caller_scratch *c = p;
+    for (int i = 0; i < 3; i++) free(c->slot[i].ptr);
+    free(c);
+}
+static void make_caller_key(void) { pthread_key_create(&caller_key, free_caller_scratch); }
 
 /* Set while a thread runs a task, so a kernel called from inside a task
  * (a GEMM epilogue's elementwise kernel, say) runs its loop inline on that
@@ -112,22 +133,19 @@ static void ensure_workers(int threads) {
 }
 
 static void init_once(void) {
-    pool.active = default_threads();
+    atomic_store(&pool.active, default_threads());
 }
 
 int ck_threads_get(void) {
     pthread_once(&pool.once, init_once);
-    return pool.active;
+    return atomic_load(&pool.active);
 }
 
+/* A job already running keeps the count it started with. */
 int ck_threads_set(int n) {
     pthread_once(&pool.once, init_once);
     if (n < 1 || n > CK_MAX_THREADS) return -1;
-    pthread_mutex_lock(&pool.call_mu);
-    int prev = pool.active;
-    pool.active = n;
-    pthread_mutex_unlock(&pool.call_mu);
-    return prev;
+    return atomic_exchange(&pool.active, n);
 }
 
 int ck_threads_max(void) { return CK_MAX_THREADS; }
@@ -138,7 +156,14 @@ void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx) {
     int threads = ck_threads_get();
     if (serial || threads <= 1 || tasks == 1) { fn(ctx, 0, tasks, 0); return; }
     if (threads > tasks) threads = (int)tasks;
-    pthread_mutex_lock(&pool.call_mu);
+    if (atomic_flag_test_and_set_explicit(&pool.busy, memory_order_acquire)) {
+        /* Another caller's job has the pool: run every task here, in order. */
+        in_task = 1;
+        task_thread = 0;
+        fn(ctx, 0, tasks, 0);
+        in_task = 0;
+        return;
+    }
     ensure_workers(threads);
     if (pool.workers < threads - 1) threads = pool.workers + 1;
     pthread_mutex_lock(&pool.mu);
@@ -155,11 +180,21 @@ void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx) {
     while (atomic_load_explicit(&pool.remaining, memory_order_acquire) > 0) {
         if (++spins > 1000) sched_yield();
     }
-    pthread_mutex_unlock(&pool.call_mu);
+    atomic_flag_clear_explicit(&pool.busy, memory_order_release);
 }
 
 void *ck_thread_scratch(int thread, size_t bytes) {
-    scratch_t *s = &pool.scratch[thread];
+    scratch_t *s;
+    if (thread >= 1 && thread < CK_MAX_THREADS) s = &pool.scratch[thread];
+    else {
+        if (!mine) {
+            pthread_once(&caller_key_once, make_caller_key);
+            mine = calloc(1, sizeof *mine);
+            if (!mine) return NULL;
+            pthread_setspecific(caller_key, mine);
+        }
+        s = &mine->slot[thread == 0 ? 0 : thread == CK_SCRATCH_EXTRA ? 1 : 2];
+    }
     if (s->size < bytes) {
         free(s->ptr);
         size_t size = (bytes + 63) / 64 * 64;
@@ -169,7 +204,4 @@ void *ck_thread_scratch(int thread, size_t bytes) {
     return s->ptr;
 }
 
-void ck_threads_prepare_scratch(size_t bytes) {
-    int n = ck_threads_get();
-    for (int t = 0; t < n && t < CK_MAX_THREADS; t++) ck_thread_scratch(t, bytes);
-}
+

@@ -8,7 +8,7 @@ import XCTest
 /// pooling, dropout and Adam included — and gives bitwise the same weights on
 /// one and two threads.
 final class SteadyStateTests: XCTestCase {
-    func makeModel() throws -> Sequential {
+    static func makeModel() throws -> Sequential {
         RandomSeed.set(5)
         let m = try Sequential([
             Conv2D(8, 3, activation: "relu", inputShape: [20, 20, 1]), Conv2D(16, 3, padding: "same", activation: "relu"),
@@ -18,7 +18,7 @@ final class SteadyStateTests: XCTestCase {
         return m
     }
 
-    func batch() throws -> (Tensor, Tensor) {
+    static func batch() throws -> (Tensor, Tensor) {
         var g = SplitMix64(seed: 3)
         // large enough that the first layer's GEMM and the elementwise kernels split across threads
         let x = try Tensor((0..<(64 * 400)).map { _ in Float(g.next() % 1000) / 1000 }, shape: [64, 20, 20, 1])
@@ -28,14 +28,14 @@ final class SteadyStateTests: XCTestCase {
 
     func testConvolutionalTrainingStepAllocatesNothing() throws {
         try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
-        let (x, y) = try batch()
-        let (counts, loss) = try steadyStepAllocations(try makeModel(), x, y)
+        let (x, y) = try Self.batch()
+        let (counts, loss) = try steadyStepAllocations(try Self.makeModel(), x, y)
         XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state convolutional step")
         XCTAssertTrue(loss.isFinite)
     }
 
     func testConvolutionalTrainingIsBitwiseTheSameOnOneAndTwoThreads() throws {
-        let results = try weightsAfterTrainingOnOneAndTwoThreads(makeModel, batch)
+        let results = try weightsAfterTrainingOnOneAndTwoThreads(Self.makeModel, Self.batch)
         XCTAssertEqual(results[0].count, results[1].count)
         XCTAssertTrue(results[0] == results[1], "weights differ between 1 and 2 threads")
     }
@@ -55,7 +55,7 @@ final class SteadyStateTests: XCTestCase {
 /// sigmoid, Adam) at test size: a warm training step allocates nothing and
 /// training is bitwise the same on one and two threads.
 final class RecurrentSteadyStateTests: XCTestCase {
-    func makeModel() throws -> Model {
+    static func makeModel() throws -> Model {
         RandomSeed.set(6)
         let ids = Input(shape: [12], dtype: .i32)
         let h = try LSTM(32)(try Embedding(inputDim: 200, outputDim: 16)(ids))
@@ -64,7 +64,7 @@ final class RecurrentSteadyStateTests: XCTestCase {
         return m
     }
 
-    func batch() throws -> (Tensor, Tensor) {
+    static func batch() throws -> (Tensor, Tensor) {
         var g = SplitMix64(seed: 4)
         let x = try Tensor((0..<(64 * 12)).map { _ in Int32(g.next() % 200) }, shape: [64, 12])
         let y = try Tensor((0..<64).map { _ in Float(g.next() % 2) }, shape: [64, 1])
@@ -73,14 +73,14 @@ final class RecurrentSteadyStateTests: XCTestCase {
 
     func testLSTMTrainingStepAllocatesNothing() throws {
         try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
-        let (x, y) = try batch()
-        let (counts, loss) = try steadyStepAllocations(try makeModel(), x, y)
+        let (x, y) = try Self.batch()
+        let (counts, loss) = try steadyStepAllocations(try Self.makeModel(), x, y)
         XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state LSTM step")
         XCTAssertTrue(loss.isFinite)
     }
 
     func testLSTMTrainingIsBitwiseTheSameOnOneAndTwoThreads() throws {
-        let results = try weightsAfterTrainingOnOneAndTwoThreads(makeModel, batch)
+        let results = try weightsAfterTrainingOnOneAndTwoThreads(Self.makeModel, Self.batch)
         XCTAssertEqual(results[0].count, results[1].count)
         XCTAssertTrue(results[0] == results[1], "weights differ between 1 and 2 threads")
     }

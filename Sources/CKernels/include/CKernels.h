@@ -344,8 +344,6 @@ int ck_threads_set(int n);
 int ck_threads_max(void);
 /* Runs fn over [0, tasks), one contiguous range per thread (a static partition); `serial` runs inline. */
 void ck_parallel_for(int64_t tasks, int serial, ck_task_fn fn, void *ctx);
-/* Allocates every thread's scratch up front so steady-state kernels allocate nothing. */
-void ck_threads_prepare_scratch(size_t bytes);
 /* Per-thread packing scratch a GEMM at `isa` needs. */
 size_t ck_f32_gemm_scratch_bytes(ck_isa isa);
 
