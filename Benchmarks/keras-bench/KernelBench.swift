@@ -146,6 +146,8 @@ func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
     var isas: [ck_isa] = []
     if ck_cpu_has_avx2_fma() != 0 { isas.append(CK_ISA_AVX2) }
     if ck_cpu_has_avx512f() != 0 { isas.append(CK_ISA_AVX512) }
+    print("cpu: \(cpuLine())")
+    for isa in isas { print("gemm blocking \(isaName(isa)): \(blockingText(ck_gemm_get_blocking(isa)))") }
     var peaks: [String: Double] = [:]
     for isa in isas {
         let p1 = measurePeak(isa, threads: 1)
@@ -240,7 +242,9 @@ func fmt(_ v: Double, _ digits: Int = 1) -> String {
 
 /// The records as a Markdown table (for docs/performance.md).
 func markdownTable(_ records: [Record], command: String) -> String {
-    var out = "Produced by `\(command)`.\n\n| kernel | shape | isa | threads | GFLOP/s | % of peak | ms (median) |\n|---|---|---|---:|---:|---:|---:|\n"
+    let blocking = [CK_ISA_AVX2, CK_ISA_AVX512].filter { $0 == CK_ISA_AVX2 ? ck_cpu_has_avx2_fma() != 0 : ck_cpu_has_avx512f() != 0 }
+        .map { "\(isaName($0)) \(blockingText(ck_gemm_get_blocking($0)))" }.joined(separator: "; ")
+    var out = "Produced by `\(command)` on \(cpuLine()); GEMM blocking \(blocking).\n\n| kernel | shape | isa | threads | GFLOP/s | % of peak | ms (median) |\n|---|---|---|---:|---:|---:|---:|\n"
     for r in records {
         let shape = r.fields.filter { !["trans_a", "trans_b"].contains($0.0) }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
         var name = r.name

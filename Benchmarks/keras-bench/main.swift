@@ -10,6 +10,7 @@ let usage = """
 usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json FILE] [--markdown FILE]
                    [--svg FILE [--peers FILE]]
        keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
+       keras-bench --tune [--threads N] [--json FILE]
 
   models: \(modelSuite.map(\.name).joined(separator: ", ")) (default: all)
   --threads N   run at N threads only (default: 1 and all cores)
@@ -18,6 +19,8 @@ usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json 
                 predict: median ms, share, GFLOP/s, % of peak, GB/s (and in --json)
   --svg FILE    the model table as a bar chart; --peers FILE adds the peers'
                 times (Benchmarks/peers/peers.py --json output)
+  --tune        search the GEMM's cache blocking (MC, KC, NC) on this machine
+                and print the choice against the defaults derived from its caches
 """
 
 func usageError(_ message: String) -> Never {
@@ -44,7 +47,8 @@ let peersPath = take("--peers")
 let kernels = args.contains("--kernels")
 let quick = args.contains("--quick")
 let profileKernels = args.contains("--profile")
-args.removeAll { $0 == "--kernels" || $0 == "--quick" || $0 == "--profile" }
+let tune = args.contains("--tune")
+args.removeAll { $0 == "--kernels" || $0 == "--quick" || $0 == "--profile" || $0 == "--tune" }
 guard args.isEmpty else { usageError("unknown arguments \(args)") }
 var threadCounts = [1, Int(ck_threads_get())]
 if let t = threadArg {
@@ -66,7 +70,13 @@ func writeOutputs(markdown: () -> String, json: () -> JSON) {
     }
 }
 
-if kernels {
+if tune {
+    guard !kernels, modelArg == nil, stepsArg == nil, svgPath == nil, peersPath == nil, markdownPath == nil else {
+        usageError("--tune takes only --threads and --json")
+    }
+    let results = runTune(threadCounts: threadCounts)
+    writeOutputs(markdown: { "" }, json: { .object([("cpu", .string(cpuLine())), ("tune", .array(results.map(\.json)))]) })
+} else if kernels {
     guard modelArg == nil, stepsArg == nil, svgPath == nil, peersPath == nil else {
         usageError("--model, --steps, --svg and --peers belong to the model suite, not --kernels")
     }

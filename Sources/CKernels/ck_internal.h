@@ -207,18 +207,45 @@ CK_AVX2 CK_INLINE void ck256_transpose8x8(const float *src, int64_t ld, float *d
 }
 
 
-/* dst[c * dld + r] = src[r * ld + c] for r < rows, c < cols: 8x8 blocks
- * through registers where they fit, the edges element by element. */
+/* ck256_transpose8x8 for the first `rows` (1..8) rows of src: missing rows
+ * repeat the last one, and each output row stores only `rows` lanes. */
+CK_AVX2 CK_INLINE void ck256_transpose_rows8(const float *src, int64_t ld, int64_t rows, float *dst, int64_t dld) {
+    __m256 r[8];
+    for (int64_t q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(src + (q < rows ? q : rows - 1) * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]), t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE), u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rows), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    _mm256_maskstore_ps(dst + 0 * dld, mask, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_maskstore_ps(dst + 1 * dld, mask, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_maskstore_ps(dst + 2 * dld, mask, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_maskstore_ps(dst + 3 * dld, mask, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_maskstore_ps(dst + 4 * dld, mask, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_maskstore_ps(dst + 5 * dld, mask, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_maskstore_ps(dst + 6 * dld, mask, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_maskstore_ps(dst + 7 * dld, mask, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+/* dst[c * dld + r] = src[r * ld + c] for r < rows, c < cols, through 8x8
+ * register blocks. A ragged edge of 8 or more is one more block overlapping
+ * the previous (its shared elements are written twice, with the same
+ * values); fewer than 8 rows take the masked block; fewer than 8 columns go
+ * element by element. src and dst must not overlap. */
 CK_AVX2 CK_INLINE void ck256_transpose(const float *src, int64_t ld, int64_t rows, int64_t cols, float *dst, int64_t dld) {
-    int64_t r = 0;
-    for (; r + 8 <= rows; r += 8) {
-        int64_t c = 0;
-        for (; c + 8 <= cols; c += 8) ck256_transpose8x8(src + r * ld + c, ld, dst + c * dld + r, dld);
-        for (; c < cols; c++)
-            for (int64_t q = 0; q < 8; q++) dst[c * dld + r + q] = src[(r + q) * ld + c];
+    if (cols < 8) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) dst[c * dld + r] = src[r * ld + c];
+        return;
     }
-    for (; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) dst[c * dld + r] = src[r * ld + c];
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        int64_t r = r0 + 8 <= rows ? r0 : rows >= 8 ? rows - 8 : 0;
+        for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+            int64_t c = c0 + 8 <= cols ? c0 : cols - 8;
+            if (rows >= 8) ck256_transpose8x8(src + r * ld + c, ld, dst + c * dld + r, dld);
+            else ck256_transpose_rows8(src + c, ld, rows, dst + c * dld, dld);
+        }
+    }
 }
 
 #endif

@@ -14,6 +14,9 @@
 #include "gemm_internal.h"
 #include "ck_threads.h"
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- reference ---- */
 
@@ -63,6 +66,24 @@ CK_AVX2 static void pack_transposed(const float *src, int64_t ld, int64_t cols, 
         for (int64_t p = 0; p < kc; p++) dst[p * width + c] = 0.0f;
 }
 
+/* dst[p * width + c] = src[p * ld + c] for p < rows, c < width (16 or 32),
+ * written out so the compiler keeps the vector moves instead of calling memmove per row. */
+CK_AVX2 static void copy_rows(const float *src, int64_t ld, int64_t rows, int width, float *restrict dst) {
+    if (width == 32) {
+        for (int64_t p = 0; p < rows; p++, src += ld, dst += 32) {
+            _mm_prefetch((const char *)(src + 8 * ld), _MM_HINT_T0);
+            _mm_prefetch((const char *)(src + 8 * ld + 16), _MM_HINT_T0);
+            __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8), v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24);
+            _mm256_store_ps(dst, v0); _mm256_store_ps(dst + 8, v1); _mm256_store_ps(dst + 16, v2); _mm256_store_ps(dst + 24, v3);
+        }
+    } else {
+        for (int64_t p = 0; p < rows; p++, src += ld, dst += 16) {
+            __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
+            _mm256_store_ps(dst, v0); _mm256_store_ps(dst + 8, v1);
+        }
+    }
+}
+
 static void pack_a(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float *restrict dst) {
     const ck_gemm_args *g = ctx;
     for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -87,7 +108,9 @@ static void pack_b(const gemm_impl *im, const ck_gemm_args *g, int64_t p0, int64
     const int NR = im->nr;
     for (int64_t jr = 0; jr < nc; jr += NR) {
         int64_t nr = nc - jr < NR ? nc - jr : NR;
-        if (!g->trans_b) {
+        if (!g->trans_b && nr == NR && (NR == 16 || NR == 32)) {
+            copy_rows(g->b + p0 * g->ldb + j0 + jr, g->ldb, kc, NR, dst);
+        } else if (!g->trans_b) {
             for (int64_t p = 0; p < kc; p++) {
                 const float *src = g->b + (p0 + p) * g->ldb + j0 + jr;
                 float *d = dst + p * NR;
@@ -183,8 +206,8 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
  * C^T = op(B)^T op(A)^T so that full tiles run over its long side. */
 static void gemm_run(const gemm_impl *im, const ck_gemm_args *g);
 
-static const gemm_impl impl_avx512_small[7];
-static const gemm_impl impl_avx512;
+static gemm_impl impl_avx512_small[7];
+static gemm_impl impl_avx512;
 
 /* The tile for the transposed problem, whose rows are C's n columns. */
 static const gemm_impl *transposed_impl(const gemm_impl *im, int64_t n) {
@@ -281,12 +304,8 @@ CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *r
         }
 }
 
-#ifndef AVX2_KC
-#define AVX2_KC 512
-#define AVX2_MC 192
-#define AVX2_NC 1024
-#endif
-static const gemm_impl impl_avx2 = {6, 16, AVX2_KC, AVX2_MC, AVX2_NC, ukr_6x16};
+/* MC, KC and NC are set from the core's caches at first use (see "blocking" below). */
+static gemm_impl impl_avx2 = {6, 16, 0, 0, 0, ukr_6x16};
 
 /* ---- AVX-512F: 14 x 32 ---- */
 
@@ -335,12 +354,7 @@ CK_AVX512 static void ukr_14x32(int64_t kc, const float *restrict a, const float
     }
 }
 
-#ifndef AVX512_KC
-#define AVX512_KC 512
-#define AVX512_MC 112
-#define AVX512_NC 2048
-#endif
-static const gemm_impl impl_avx512 = {14, 32, AVX512_KC, AVX512_MC, AVX512_NC, ukr_14x32};
+static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ukr_14x32};
 
 /* Narrower tiles for the transposed small-N path, where the tile's rows are
  * C's few columns: R rows x 32, generated from one template. */
@@ -378,30 +392,126 @@ static const gemm_impl impl_avx512 = {14, 32, AVX512_KC, AVX512_MC, AVX512_NC, u
     }
 UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(8) UKR512_SMALL(10) UKR512_SMALL(12)
 
-static const gemm_impl impl_avx512_small[7] = {
-    {2, 32, AVX512_KC, 2, AVX512_NC, ukr_2x32},   {4, 32, AVX512_KC, 4, AVX512_NC, ukr_4x32},
-    {6, 32, AVX512_KC, 6, AVX512_NC, ukr_6x32},   {8, 32, AVX512_KC, 8, AVX512_NC, ukr_8x32},
-    {10, 32, AVX512_KC, 10, AVX512_NC, ukr_10x32}, {12, 32, AVX512_KC, 12, AVX512_NC, ukr_12x32},
-    {14, 32, AVX512_KC, 14, AVX512_NC, ukr_14x32},
+/* MC = MR: the transposed problem has at most 14 rows. */
+static gemm_impl impl_avx512_small[7] = {
+    {2, 32, 0, 2, 0, ukr_2x32},   {4, 32, 0, 4, 0, ukr_4x32},   {6, 32, 0, 6, 0, ukr_6x32},   {8, 32, 0, 8, 0, ukr_8x32},
+    {10, 32, 0, 10, 0, ukr_10x32}, {12, 32, 0, 12, 0, ukr_12x32}, {14, 32, 0, 14, 0, ukr_14x32},
 };
+
+/* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
+ * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
+static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ukr_8x32};
+
+/* ---- blocking ----
+ * MC, KC and NC follow the core's data caches (ck_cpu_describe), BLIS's
+ * analytical rule: a KC x NR micro-panel of B stays in L1 while the MR x KC
+ * micro-panels of A stream past it, the MC x KC block of A stays in L2, and
+ * the KC x NC block of B in this thread's share of L3. docs/kernels.md gives
+ * the numbers per core; KERAS_GEMM_BLOCKING=MC,KC,NC overrides them for
+ * experiments, ck_gemm_set_blocking for `keras-bench --tune`. */
+
+static int tile_rows(ck_isa isa) { return isa == CK_ISA_AVX512 ? 14 : 6; }
+static int tile_cols(ck_isa isa) { return isa == CK_ISA_AVX512 ? 32 : 16; }
+
+static int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+ck_gemm_blocking ck_gemm_blocking_for(ck_isa isa, const ck_cpu_info *cpu) {
+    int64_t mr = tile_rows(isa), nr = tile_cols(isa);
+    int64_t l1 = cpu->l1d_bytes > 0 ? cpu->l1d_bytes : 32 * 1024;
+    /* an L2 shared by SMT siblings counts half per thread */
+    int64_t l2 = cpu->l2_bytes > 0 ? cpu->l2_bytes / (cpu->l2_shared_by > 1 ? 2 : 1) : 512 * 1024;
+    int64_t l3 = cpu->l3_bytes > 0 ? cpu->l3_bytes / (cpu->l3_shared_by > 1 ? cpu->l3_shared_by / 2 : 1) : 2 * 1024 * 1024;
+    int amd = strcmp(cpu->vendor, "AuthenticAMD") == 0 || strcmp(cpu->vendor, "HygonGenuine") == 0;
+    ck_gemm_blocking b;
+    /* KC: on Zen cores the L2 feeds B's micro-panel at the FMA rate, so KC
+     * is as long as the scratch allows, each C tile loaded and stored once
+     * per 512 steps; elsewhere (Intel server cores) B's micro-panel is kept
+     * in half of L1, the other half holding A's micro-panel as it streams */
+    b.kc = amd ? 512 : (int)clamp64(round_down(l1 / 2 / (nr * 4), 16), 128, 512);
+    /* MC: A's block in half of L2 (B's KC x NC block passes through the rest) */
+    b.mc = (int)clamp64(round_down(l2 / 2 / (b.kc * 4), mr), mr, 1020 / mr * mr);
+    /* NC: B's block in half of this thread's share of L3 */
+    b.nc = (int)clamp64(round_down(l3 / 2 / (b.kc * 4), nr), 4 * nr, 4096);
+    return b;
+}
+
+static ck_gemm_blocking current[3];
+static pthread_once_t blocking_once = PTHREAD_ONCE_INIT;
+
+/* Writes a blocking into every implementation of the ISA (rounded to its tiles). */
+static void apply_blocking(ck_isa isa, ck_gemm_blocking b) {
+    current[isa] = b;
+    if (isa == CK_ISA_AVX2) {
+        impl_avx2.kc = b.kc; impl_avx2.mc = (int)round_down(b.mc, 6); impl_avx2.nc = b.nc;
+        return;
+    }
+    impl_avx512.kc = b.kc; impl_avx512.mc = (int)round_down(b.mc, 14); impl_avx512.nc = b.nc;
+    impl_avx512_8rows.kc = b.kc; impl_avx512_8rows.mc = (int)round_down(b.mc, 8); impl_avx512_8rows.nc = b.nc;
+    for (int i = 0; i < 7; i++) { impl_avx512_small[i].kc = b.kc; impl_avx512_small[i].nc = b.nc; }
+}
+
+int ck_gemm_parse_blocking(const char *text, ck_gemm_blocking *out) {
+    long v[3];
+    char tail;
+    if (!text || sscanf(text, "%ld,%ld,%ld%c", &v[0], &v[1], &v[2], &tail) != 3) return -1;
+    if (v[0] < 1 || v[0] > 4096 || v[1] < 8 || v[1] > 4096 || v[2] < 1 || v[2] > 65536) return -1;
+    out->mc = (int)v[0]; out->kc = (int)v[1]; out->nc = (int)v[2];
+    return 0;
+}
+
+static int valid_for(ck_isa isa, ck_gemm_blocking b) {
+    return b.mc >= tile_rows(isa) && b.mc <= 4096 && b.kc >= 8 && b.kc <= 4096 && b.kc % 8 == 0 &&
+           b.nc >= tile_cols(isa) && b.nc <= 65536 && b.nc % tile_cols(isa) == 0;
+}
+
+static void init_blocking(void) {
+    ck_cpu_info cpu;
+    ck_cpu_describe(&cpu);
+    ck_gemm_blocking override;
+    int have = ck_gemm_parse_blocking(getenv("KERAS_GEMM_BLOCKING"), &override) == 0;
+    for (ck_isa isa = CK_ISA_AVX2; isa <= CK_ISA_AVX512; isa++) {
+        ck_gemm_blocking b = ck_gemm_blocking_for(isa, &cpu);
+        if (have) {
+            ck_gemm_blocking o = override;
+            o.nc = (int)round_down(o.nc, tile_cols(isa));
+            o.kc = (int)round_down(o.kc, 8);
+            if (valid_for(isa, o)) b = o;
+        }
+        apply_blocking(isa, b);
+    }
+}
+static void ensure_blocking(void) { pthread_once(&blocking_once, init_blocking); }
+
+ck_gemm_blocking ck_gemm_get_blocking(ck_isa isa) {
+    ensure_blocking();
+    if (isa != CK_ISA_AVX2 && isa != CK_ISA_AVX512) return (ck_gemm_blocking){1, 1, 1};
+    return current[isa];
+}
+
+int ck_gemm_set_blocking(ck_isa isa, ck_gemm_blocking b) {
+    ensure_blocking();
+    if ((isa != CK_ISA_AVX2 && isa != CK_ISA_AVX512) || !valid_for(isa, b)) return -1;
+    apply_blocking(isa, b);
+    return 0;
+}
 
 /* GEMM with a caller-supplied A packer (alpha 1, B not transposed), for
  * convolutions whose A is gathered on the fly. */
 
 void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args) {
+    ensure_blocking();
     const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
     gemm_run(im, args);
 }
 
 
 static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
+    ensure_blocking();
     (void)workspace;
     if (ck_gemm_is_short(g)) ck_gemm_short(g);
     else gemm_run(&impl_avx2, g);
 }
-/* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
- * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
-static const gemm_impl impl_avx512_8rows = {8, 32, AVX512_KC, AVX512_MC, AVX512_NC, ukr_8x32};
 
 /* The 8-row tile when it wastes clearly fewer rows than the 14-row one. */
 static const gemm_impl *avx512_impl_for_rows(int64_t m) {
@@ -411,6 +521,7 @@ static const gemm_impl *avx512_impl_for_rows(int64_t m) {
 }
 
 static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
+    ensure_blocking();
     (void)workspace;
     if (ck_gemm_is_short(g)) ck_gemm_short(g);
     else if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) ck_gemm_narrow(g);
@@ -423,6 +534,7 @@ static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
 size_t ck_f32_gemm_packed_b_floats(int64_t k, int64_t n) { return (size_t)(k * ((n + 31) / 32 * 32)); }
 
 void ck_f32_gemm_pack_b(ck_isa isa, const ck_gemm_args *g, float *dst) {
+    ensure_blocking();
     if (isa == CK_ISA_REF) return;  /* the reference reads b */
     const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
     int64_t npad = (g->n + im->nr - 1) / im->nr * im->nr;
@@ -445,17 +557,20 @@ ck_f32_gemm_fn ck_f32_gemm_kernel(ck_isa isa) {
 size_t ck_f32_gemm_workspace_bytes(ck_isa isa) { (void)isa; return 0; }
 
 size_t ck_f32_gemm_scratch_bytes(ck_isa isa) {
+    ensure_blocking();
     return isa == CK_ISA_AVX512 ? impl_scratch_floats(&impl_avx512) * sizeof(float)
          : isa == CK_ISA_AVX2 ? impl_scratch_floats(&impl_avx2) * sizeof(float) : 0;
 }
 
 void ck_f32_gemm_tile_for_rows(ck_isa isa, int64_t m, int *mr, int *nr, int *kc) {
+    ensure_blocking();
     if (isa != CK_ISA_AVX512) { ck_f32_gemm_tile(isa, mr, nr, kc); return; }
     const gemm_impl *im = avx512_impl_for_rows(m);
     *mr = im->mr; *nr = im->nr; *kc = im->kc;
 }
 
 void ck_f32_gemm_tile(ck_isa isa, int *mr, int *nr, int *kc) {
+    ensure_blocking();
     const gemm_impl *im = isa == CK_ISA_AVX512 ? &impl_avx512 : &impl_avx2;
     if (isa == CK_ISA_REF) { *mr = 1; *nr = 1; *kc = 1; return; }
     *mr = im->mr; *nr = im->nr; *kc = im->kc;

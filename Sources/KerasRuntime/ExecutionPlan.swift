@@ -376,12 +376,21 @@ public final class ExecutionPlan {
     }
 }
 
-/// KERAS_ISA caps the kernels' instruction set; a value the C dispatcher
-/// would ignore is a mistake worth reporting before anything runs.
+/// KERAS_ISA caps the kernels' instruction set and KERAS_GEMM_BLOCKING sets
+/// the GEMM's cache blocks; a value the C side would ignore is a mistake
+/// worth reporting before anything runs.
 func checkISASetting() throws {
-    guard let p = getenv("KERAS_ISA") else { return }
-    let v = String(cString: p)
-    guard ["ref", "avx2", "avx512"].contains(v) else {
-        throw IRError("KERAS_ISA='\(abbreviated(v, limit: 40))' is not one of ref, avx2, avx512")
+    if let p = getenv("KERAS_ISA") {
+        let v = String(cString: p)
+        guard ["ref", "avx2", "avx512"].contains(v) else {
+            throw IRError("KERAS_ISA='\(abbreviated(v, limit: 40))' is not one of ref, avx2, avx512")
+        }
+    }
+    if let p = getenv("KERAS_GEMM_BLOCKING") {
+        var b = ck_gemm_blocking()
+        guard ck_gemm_parse_blocking(p, &b) == 0 else {
+            throw IRError("KERAS_GEMM_BLOCKING='\(abbreviated(String(cString: p), limit: 40))' is not MC,KC,NC "
+                          + "(MC 1...4096, KC 8...4096, NC 1...65536)")
+        }
     }
 }

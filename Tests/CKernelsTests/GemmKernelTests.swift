@@ -5,7 +5,7 @@ import XCTest
 /// and cache blocks, in every transpose combination, with leading dimensions
 /// larger than the rows, alpha/beta, and canaries after C.
 final class GemmKernelTests: XCTestCase {
-    func run(_ isa: ck_isa, ta: Bool, tb: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float,
+    static func run(_ isa: ck_isa, ta: Bool, tb: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float,
              pad: Int, rng: inout TestRNG) -> String? {
         let rowsA = ta ? k : m, colsA = ta ? m : k
         let rowsB = tb ? n : k, colsB = tb ? k : n
@@ -33,7 +33,7 @@ final class GemmKernelTests: XCTestCase {
     }
 
     /// Optimized GEMMs in the kernel table that this CPU runs.
-    var optimizedISAs: [ck_isa] {
+    static var optimizedISAs: [ck_isa] {
         var n = 0
         let t = ck_kernel_table(&n)!
         return (0..<n).map { t[$0] }.filter { $0.family == CK_FAMILY_GEMM && $0.isa != CK_ISA_REF }.map(\.isa).filter {
@@ -43,8 +43,8 @@ final class GemmKernelTests: XCTestCase {
 
     func testGemmAroundTheTileInEveryTransposeCombination() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
-        XCTAssertFalse(optimizedISAs.isEmpty)
-        for isa in optimizedISAs {
+        XCTAssertFalse(Self.optimizedISAs.isEmpty)
+        for isa in Self.optimizedISAs {
             var mr: Int32 = 0, nr: Int32 = 0, kc: Int32 = 0
             ck_f32_gemm_tile(isa, &mr, &nr, &kc)
             var rng = TestRNG(6)
@@ -55,7 +55,7 @@ final class GemmKernelTests: XCTestCase {
             for ta in [false, true] { for tb in [false, true] {
                 for m in ms { for n in ns { for k in ks {
                     let pad = (m + n + k) % 3  // includes non-contiguous leading dimensions
-                    if let msg = run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 1, beta: 0, pad: pad, rng: &rng) {
+                    if let msg = Self.run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 1, beta: 0, pad: pad, rng: &rng) {
                         XCTFail("gemm \(String(cString: ck_isa_name(isa))) ta=\(ta) tb=\(tb) m=\(m) n=\(n) k=\(k) pad=\(pad): \(msg)")
                     }
                 } } }
@@ -67,11 +67,11 @@ final class GemmKernelTests: XCTestCase {
     func testNarrowOutputsTakeTheTransposedPath() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(8)
-        for isa in optimizedISAs {
+        for isa in Self.optimizedISAs {
             for n in 1...14 {
                 for (ta, tb) in [(false, false), (true, true), (false, true)] {
                     for (alpha, beta) in [(Float(1), Float(0)), (0.5, 2)] {
-                        if let msg = run(isa, ta: ta, tb: tb, m: 70, n: n, k: 37, alpha: alpha, beta: beta, pad: n % 2, rng: &rng) {
+                        if let msg = Self.run(isa, ta: ta, tb: tb, m: 70, n: n, k: 37, alpha: alpha, beta: beta, pad: n % 2, rng: &rng) {
                             XCTFail("gemm \(String(cString: ck_isa_name(isa))) narrow n=\(n) ta=\(ta) tb=\(tb) alpha=\(alpha) beta=\(beta): \(msg)")
                         }
                     }
@@ -86,11 +86,11 @@ final class GemmKernelTests: XCTestCase {
     func testShortAStreamsB() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(11)
-        for isa in optimizedISAs {
+        for isa in Self.optimizedISAs {
             for m in 1...5 { for n in [1, 255, 257, 513] { for k in [1, 17, 300] {
                 for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                     let (alpha, beta): (Float, Float) = (m + n + k) % 2 == 0 ? (1, 0) : (0.5, -1)
-                    if let msg = run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: (n + k) % 3, rng: &rng) {
+                    if let msg = Self.run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: (n + k) % 3, rng: &rng) {
                         XCTFail("gemm short \(String(cString: ck_isa_name(isa))) m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): \(msg)")
                     }
                 }
@@ -104,7 +104,7 @@ final class GemmKernelTests: XCTestCase {
         let saved = ck_threads_get()
         defer { _ = ck_threads_set(saved) }
         var rng = TestRNG(9)
-        for isa in optimizedISAs {
+        for isa in Self.optimizedISAs {
             for (m, n, k) in [(97, 131, 300), (128, 10, 512), (8, 300, 64), (300, 7, 33), (1, 600, 784), (4, 1000, 300)] {
                 let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1)
                 var results: [[Float]] = []
@@ -132,7 +132,7 @@ final class GemmKernelTests: XCTestCase {
         let saved = ck_threads_get()
         defer { _ = ck_threads_set(saved) }
         var rng = TestRNG(19)
-        for isa in optimizedISAs {
+        for isa in Self.optimizedISAs {
             for (m, n, k, tb) in [(32, 512, 128, false), (97, 131, 700, false), (45, 37, 600, true), (3, 200, 64, false), (64, 10, 96, false)] {
                 let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1), c0 = rng.floats(m * n, -1, 1)
                 let packedCount = Int(ck_f32_gemm_packed_b_floats(Int64(k), Int64(n)))
@@ -171,12 +171,12 @@ final class GemmKernelTests: XCTestCase {
         var rng = TestRNG(7)
         for (m, n, k) in [(73, 2049, 3), (150, 40, 600), (97, 131, 257)] {
             for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
-                for isa in optimizedISAs where isa != CK_ISA_AVX2 {
-                    if let msg = run(isa, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
+                for isa in Self.optimizedISAs where isa != CK_ISA_AVX2 {
+                    if let msg = Self.run(isa, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
                         XCTFail("gemm avx512 m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta): \(msg)")
                     }
                 }
-                if let msg = run(CK_ISA_AVX2, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
+                if let msg = Self.run(CK_ISA_AVX2, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
                     XCTFail("gemm m=\(m) n=\(n) k=\(k) alpha=\(alpha) beta=\(beta): \(msg)")
                 }
             }
@@ -188,7 +188,7 @@ final class GemmKernelTests: XCTestCase {
     func testEpiloguesMatchReference() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(10)
-        for isa in optimizedISAs {
+        for isa in Self.optimizedISAs {
             for (m, n, k, ta, tb) in [(37, 45, 29, false, false), (64, 10, 40, false, true), (64, 7, 33, true, false), (40, 3, 20, false, false),
                                       (1, 300, 40, false, false), (3, 260, 21, false, true)] {
                 let rowsA = ta ? k : m, colsA = ta ? m : k, rowsB = tb ? n : k, colsB = tb ? k : n
@@ -226,7 +226,7 @@ final class GemmKernelTests: XCTestCase {
     func testAccumulateIntoEpilogueMatchesReference() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(12)
-        for isa in optimizedISAs {
+        for isa in Self.optimizedISAs {
             for (m, n, k, ta) in [(37, 45, 29, true), (64, 10, 40, true), (70, 7, 600, true), (3, 260, 21, false), (33, 70, 1100, false)] {
                 let rowsA = ta ? k : m, colsA = ta ? m : k
                 let a = rng.floats(rowsA * colsA, -1, 1), b = rng.floats(k * n, -1, 1)

@@ -150,6 +150,18 @@ final class HostileGraphTests: XCTestCase {
         XCTAssertNoThrow(try ExecutionPlan(g, batchSize: 1, store: ParameterStore()))
     }
 
+    func testMalformedGemmBlockingSettingIsReported() throws {
+        let g = try GraphParser.parse("graph @g(%x: f32[2]) {\n  %0 = relu(%x) : f32[2]\n  return %0\n}")
+        defer { unsetenv("KERAS_GEMM_BLOCKING") }
+        for bad in ["112,512", "112;512;2048", "0,512,2048"] {
+            setenv("KERAS_GEMM_BLOCKING", bad, 1)
+            XCTAssertEqual(message { _ = try ExecutionPlan(g, batchSize: 1, store: ParameterStore()) },
+                           "KERAS_GEMM_BLOCKING='\(bad)' is not MC,KC,NC (MC 1...4096, KC 8...4096, NC 1...65536)")
+        }
+        setenv("KERAS_GEMM_BLOCKING", "112,512,2048", 1)
+        XCTAssertNoThrow(try ExecutionPlan(g, batchSize: 1, store: ParameterStore()))
+    }
+
     func testUnknownPassNamesInTheEnvironmentAreReported() throws {
         let g = try GraphParser.parse("graph @g(%x: f32[2]) {\n  %0 = relu(%x) : f32[2]\n  return %0\n}")
         for key in ["KERAS_DUMP", "KERAS_DISABLE_PASSES"] {

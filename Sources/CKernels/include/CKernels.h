@@ -33,6 +33,30 @@ int ck_cpu_has_avx2_fma(void);
 int ck_cpu_has_avx512f(void);
 /* The best ISA this CPU supports, capped by KERAS_ISA=ref|avx2|avx512 if set. */
 ck_isa ck_best_isa(void);
+
+/* The core this runs on, from CPUID: vendor string, family and model, and
+ * the data caches (bytes per instance, 0 when unknown; how many logical
+ * processors share one instance). The GEMM blocking is derived from it. */
+typedef struct ck_cpu_info {
+    char vendor[16];
+    int family, model;
+    int64_t l1d_bytes, l2_bytes, l3_bytes;
+    int l2_shared_by, l3_shared_by;
+} ck_cpu_info;
+void ck_cpu_describe(ck_cpu_info *info);
+
+/* GEMM cache blocking: A in MC x KC blocks (L2), B in KC x NC blocks (L3),
+ * KC x NR micro-panels of B in L1. Derived per ISA from the core's caches;
+ * KERAS_GEMM_BLOCKING=MC,KC,NC (read once) overrides; set only while no
+ * GEMM runs (benchmarks, --tune). MC rounds down to the tile's rows, NC to
+ * its columns. */
+typedef struct ck_gemm_blocking { int mc, kc, nc; } ck_gemm_blocking;
+ck_gemm_blocking ck_gemm_blocking_for(ck_isa isa, const ck_cpu_info *cpu);
+ck_gemm_blocking ck_gemm_get_blocking(ck_isa isa);
+/* 0, or -1 (nothing changed) for a blocking the ISA's tiles cannot use. */
+int ck_gemm_set_blocking(ck_isa isa, ck_gemm_blocking b);
+/* "MC,KC,NC" -> 0 and *out, or -1 for anything else. */
+int ck_gemm_parse_blocking(const char *text, ck_gemm_blocking *out);
 const char *ck_isa_name(ck_isa isa);
 
 /* ------------------------------------------------------------------------ */
