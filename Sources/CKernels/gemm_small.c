@@ -1,6 +1,7 @@
 /* SGEMM shapes that skip the blocked kernel's packing (gemm.c calls them):
  * AVX-512 narrow outputs (n <= 14) and short A (m <= 4). */
 #include "gemm_internal.h"
+#include <string.h>
 
 /* ---- AVX-512 narrow outputs (n <= 14): no packing of the large operand ----
  *
@@ -11,6 +12,23 @@
  * rows (contiguous along M), with op(B)[k, j] broadcast. */
 
 typedef struct narrow_job { const ck_gemm_args *g; const float *bt; } narrow_job;
+
+/* Lane j of the result is the sum of v[j]'s lanes, for j < n (n <= 16;
+ * the rest are 0): a tree of unpacks and shuffles that shares its work
+ * across the vectors, where a horizontal sum per vector costs three times as
+ * many operations. Pairs first (within 128-bit lanes), then 128-bit lanes. */
+CK_AVX512 static inline __m512 ck512_sum16(const __m512 *v, int n) {
+    __m512 z = _mm512_setzero_ps(), p[8], q[4], r[2];
+    for (int i = 0; i < 8; i++) {
+        __m512 a = 2 * i < n ? v[2 * i] : z, b = 2 * i + 1 < n ? v[2 * i + 1] : z;
+        p[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));   /* a, b, a, b per 128 bits */
+    }
+    for (int i = 0; i < 4; i++)  /* four vectors' partial sums per 128 bits, in order */
+        q[i] = _mm512_add_ps(_mm512_shuffle_ps(p[2 * i], p[2 * i + 1], 0x44), _mm512_shuffle_ps(p[2 * i], p[2 * i + 1], 0xEE));
+    for (int i = 0; i < 2; i++)
+        r[i] = _mm512_add_ps(_mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0x44), _mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88), _mm512_shuffle_f32x4(r[0], r[1], 0xDD));
+}
 
 /* One kernel per column count N, so the accumulators stay in registers. */
 #define NARROW_DOT(N)                                                                                       \
@@ -40,14 +58,17 @@ typedef struct narrow_job { const ck_gemm_args *g; const float *bt; } narrow_job
                 acc1[j] = _mm512_fmadd_ps(x1, b, acc1[j]);                                                  \
             }                                                                                               \
         }                                                                                                   \
-        _Pragma("clang loop unroll(full)") for (int j = 0; j < N; j++) {                                    \
-            float v0 = g->alpha * _mm512_reduce_add_ps(acc0[j]), v1 = g->alpha * _mm512_reduce_add_ps(acc1[j]); \
-            float *c0 = g->c + i0 * g->ldc + j;                                                             \
-            *c0 = g->beta == 0.0f ? v0 : v0 + g->beta * *c0;                                                \
-            if (rows > 1) {                                                                                 \
-                float *c1 = c0 + g->ldc;                                                                    \
-                *c1 = g->beta == 0.0f ? v1 : v1 + g->beta * *c1;                                            \
-            }                                                                                               \
+        __m512 s0 = ck512_sum16(acc0, N), s1 = ck512_sum16(acc1, N), va = _mm512_set1_ps(g->alpha);             \
+        __mmask16 m = (__mmask16)((1u << N) - 1);                                                           \
+        float *c0 = g->c + i0 * g->ldc;                                                                     \
+        s0 = _mm512_mul_ps(va, s0);                                                                         \
+        if (g->beta != 0.0f) s0 = _mm512_fmadd_ps(_mm512_set1_ps(g->beta), _mm512_maskz_loadu_ps(m, c0), s0); \
+        _mm512_mask_storeu_ps(c0, m, s0);                                                                   \
+        if (rows > 1) {                                                                                     \
+            float *c1 = c0 + g->ldc;                                                                        \
+            s1 = _mm512_mul_ps(va, s1);                                                                     \
+            if (g->beta != 0.0f) s1 = _mm512_fmadd_ps(_mm512_set1_ps(g->beta), _mm512_maskz_loadu_ps(m, c1), s1); \
+            _mm512_mask_storeu_ps(c1, m, s1);                                                               \
         }                                                                                                   \
     }
 
@@ -107,7 +128,7 @@ static void narrow_task(void *ctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
-void ck_gemm_narrow(const ck_gemm_args *g) {
+CK_AVX512 void ck_gemm_narrow(const ck_gemm_args *g) {
     const float *bt = NULL;
     if (!g->trans_a) {
         if (g->trans_b) {
@@ -116,8 +137,10 @@ void ck_gemm_narrow(const ck_gemm_args *g) {
         }
         if (!bt) {
             float *t = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)g->n * g->k * sizeof(float));
-            for (int64_t j = 0; j < g->n; j++)
-                for (int64_t k = 0; k < g->k; k++) t[j * g->k + k] = g->trans_b ? g->b[j * g->ldb + k] : g->b[k * g->ldb + j];
+            if (g->trans_b)
+                for (int64_t j = 0; j < g->n; j++) memcpy(t + j * g->k, g->b + j * g->ldb, (size_t)g->k * sizeof(float));
+            else
+                ck256_transpose(g->b, g->ldb, g->k, g->n, t, g->k);  /* [K, n] -> [n, K] */
             bt = t;
         }
     }

@@ -46,7 +46,7 @@ final class MLPTrainingTests: XCTestCase {
         let batchY = (0..<batches).map { Array(ys[($0 * batch * 10)..<(($0 + 1) * batch * 10)]) }
         var losses: [Float] = []
         var allocations: [Int64] = []
-        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under a sanitizer")
         for epoch in 0..<6 {
             var total: Float = 0
             for k in 0..<batches {
@@ -93,7 +93,7 @@ final class MLPTrainingTests: XCTestCase {
 
     /// The counter does see allocations, so a zero above means something.
     func testAllocationCounterCountsAllocations() throws {
-        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under a sanitizer")
         mc_start()
         let a = [Int](repeating: 1, count: Int.random(in: 100...200))
         let n = mc_stop()

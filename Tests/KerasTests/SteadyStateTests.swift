@@ -27,7 +27,7 @@ final class SteadyStateTests: XCTestCase {
     }
 
     func testConvolutionalTrainingStepAllocatesNothing() throws {
-        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under a sanitizer")
         let (x, y) = try Self.batch()
         let (counts, loss) = try steadyStepAllocations(try Self.makeModel(), x, y)
         XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state convolutional step")
@@ -72,7 +72,7 @@ final class RecurrentSteadyStateTests: XCTestCase {
     }
 
     func testLSTMTrainingStepAllocatesNothing() throws {
-        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under AddressSanitizer")
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under a sanitizer")
         let (x, y) = try Self.batch()
         let (counts, loss) = try steadyStepAllocations(try Self.makeModel(), x, y)
         XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state LSTM step")

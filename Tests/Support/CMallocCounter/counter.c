@@ -26,10 +26,11 @@ static void note(void) {
     inside = 0;
 }
 
-/* Under AddressSanitizer the sanitizer owns malloc; the wrappers stand aside
- * and mc_active() reports 0, so allocation tests skip instead of passing. */
+/* Under AddressSanitizer or ThreadSanitizer the sanitizer owns malloc; the
+ * wrappers stand aside and mc_active() reports 0, so allocation tests skip
+ * instead of passing. */
 #if defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define MC_DISABLED 1
 #endif
 #endif
