@@ -188,6 +188,23 @@ CK_AVX512 CK_INLINE __m512 ck512_sigmoid(__m512 x) {
     return _mm512_div_ps(one, _mm512_add_ps(one, ck512_exp(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
+/* Lane j of the result is the sum of v[j]'s lanes, for j < n (n <= 16;
+ * the rest are 0): a tree of unpacks and shuffles that shares its work
+ * across the vectors, where a horizontal sum per vector costs three times as
+ * many operations. Pairs first (within 128-bit lanes), then 128-bit lanes. */
+CK_AVX512 CK_INLINE __m512 ck512_sum16(const __m512 *v, int n) {
+    __m512 z = _mm512_setzero_ps(), p[8], q[4], r[2];
+    for (int i = 0; i < 8; i++) {
+        __m512 a = 2 * i < n ? v[2 * i] : z, b = 2 * i + 1 < n ? v[2 * i + 1] : z;
+        p[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));   /* a, b, a, b per 128 bits */
+    }
+    for (int i = 0; i < 4; i++)  /* four vectors' partial sums per 128 bits, in order */
+        q[i] = _mm512_add_ps(_mm512_shuffle_ps(p[2 * i], p[2 * i + 1], 0x44), _mm512_shuffle_ps(p[2 * i], p[2 * i + 1], 0xEE));
+    for (int i = 0; i < 2; i++)
+        r[i] = _mm512_add_ps(_mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0x44), _mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88), _mm512_shuffle_f32x4(r[0], r[1], 0xDD));
+}
+
 /* Transposes an 8x8 block: rows src[r * ld + 0..7] into dst[c * dld + r]. */
 CK_AVX2 CK_INLINE void ck256_transpose8x8(const float *src, int64_t ld, float *dst, int64_t dld) {
     __m256 r0 = _mm256_loadu_ps(src + 0 * ld), r1 = _mm256_loadu_ps(src + 1 * ld), r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);

@@ -13,23 +13,6 @@
 
 typedef struct narrow_job { const ck_gemm_args *g; const float *bt; } narrow_job;
 
-/* Lane j of the result is the sum of v[j]'s lanes, for j < n (n <= 16;
- * the rest are 0): a tree of unpacks and shuffles that shares its work
- * across the vectors, where a horizontal sum per vector costs three times as
- * many operations. Pairs first (within 128-bit lanes), then 128-bit lanes. */
-CK_AVX512 static inline __m512 ck512_sum16(const __m512 *v, int n) {
-    __m512 z = _mm512_setzero_ps(), p[8], q[4], r[2];
-    for (int i = 0; i < 8; i++) {
-        __m512 a = 2 * i < n ? v[2 * i] : z, b = 2 * i + 1 < n ? v[2 * i + 1] : z;
-        p[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));   /* a, b, a, b per 128 bits */
-    }
-    for (int i = 0; i < 4; i++)  /* four vectors' partial sums per 128 bits, in order */
-        q[i] = _mm512_add_ps(_mm512_shuffle_ps(p[2 * i], p[2 * i + 1], 0x44), _mm512_shuffle_ps(p[2 * i], p[2 * i + 1], 0xEE));
-    for (int i = 0; i < 2; i++)
-        r[i] = _mm512_add_ps(_mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0x44), _mm512_shuffle_f32x4(q[2 * i], q[2 * i + 1], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88), _mm512_shuffle_f32x4(r[0], r[1], 0xDD));
-}
-
 /* One kernel per column count N, so the accumulators stay in registers. */
 #define NARROW_DOT(N)                                                                                       \
     CK_AVX512 static void narrow_dot_##N(const ck_gemm_args *g, const float *bt, int64_t i0, int64_t rows) {  \

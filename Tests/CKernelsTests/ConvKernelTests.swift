@@ -73,6 +73,16 @@ final class ConvKernelTests: XCTestCase {
                           pad: [2, 0], padAfter: [1, 1]))
         g.append(Geometry(rank: 2, batch: 2, c: 1, oc: 7, groups: 1, input: [17, 33], kernel: [2, 4], stride: [1, 1], dilation: [1, 1],
                           pad: [0, 3], padAfter: [1, 0]))
+        // ... stride 1 with output channels 16, 32, 48 (the AVX-512 data gradient over dy's channel vectors,
+        // 16 / C pixels per group): dilation, uneven and wide padding, rows not a multiple of the group
+        g.append(Geometry(rank: 2, batch: 2, c: 1, oc: 32, groups: 1, input: [11, 19], kernel: [3, 3], stride: [1, 1], dilation: [2, 1],
+                          pad: [2, 0], padAfter: [1, 2]))
+        g.append(Geometry(rank: 2, batch: 2, c: 2, oc: 48, groups: 1, input: [7, 9], kernel: [2, 4], stride: [1, 1], dilation: [1, 1],
+                          pad: [0, 3], padAfter: [1, 0]))
+        g.append(Geometry(rank: 2, batch: 3, c: 4, oc: 16, groups: 1, input: [5, 6], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [1, 1], padAfter: [1, 1]))
+        g.append(Geometry(rank: 2, batch: 2, c: 3, oc: 32, groups: 1, input: [4, 17], kernel: [5, 5], stride: [1, 1], dilation: [1, 1],
+                          pad: [2, 2], padAfter: [2, 2]))
         // more few-channel 2-D cases: more pixels than a task, strides, padding (1-D and 3-D few-channel cases, above, take the patch-packing GEMM)
         g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                           pad: [1, 1], padAfter: [1, 1]))
