@@ -4,6 +4,7 @@
  * (contiguous); ck_*_nd walks the outer dimensions. Comparisons write 1 or 0
  * in the operands' dtype. */
 #include "ck_internal.h"
+#include "ck_kernel_lists.h"
 #include "ck_threads.h"
 
 /* ---- f32 reference ---- */
@@ -165,14 +166,8 @@ CK_AVX2 CK_INLINE __m256i avx2_i32(ck_binary_op op, __m256i a, __m256i b) {
         for (; i < n; i++) y[i] = ref_i32(OP, a[i * sa], b[i * sb]);                           \
     }
 
-#define F32_OPS(X)                                                                            \
-    X(CK_BINARY_ADD, vadd) X(CK_BINARY_SUB, vsub) X(CK_BINARY_MUL, vmul) X(CK_BINARY_DIV, vdiv) \
-    X(CK_BINARY_MAX, vmax) X(CK_BINARY_MIN, vmin) X(CK_BINARY_EQ, veq) X(CK_BINARY_NE, vne)   \
-    X(CK_BINARY_LT, vlt) X(CK_BINARY_LE, vle) X(CK_BINARY_GT, vgt) X(CK_BINARY_GE, vge)
-#define I32_OPS(X)                                                                            \
-    X(CK_BINARY_ADD, vadd) X(CK_BINARY_SUB, vsub) X(CK_BINARY_MUL, vmul)                      \
-    X(CK_BINARY_MAX, vmax) X(CK_BINARY_MIN, vmin) X(CK_BINARY_EQ, veq) X(CK_BINARY_NE, vne)   \
-    X(CK_BINARY_LT, vlt) X(CK_BINARY_LE, vle) X(CK_BINARY_GT, vgt) X(CK_BINARY_GE, vge)
+#define F32_OPS CK_BINARY_F32_SIMPLE_OPS
+#define I32_OPS CK_BINARY_I32_OPS
 
 F32_OPS(REF_F32)
 REF_F32(CK_BINARY_POW, vpow)
@@ -227,8 +222,8 @@ ck_i32_binary_fn ck_i32_binary_kernel(ck_binary_op op, ck_isa isa) {
 }
 
 const char *ck_binary_op_name(ck_binary_op op) {
-    static const char *names[CK_BINARY_COUNT] = {"vadd", "vsub", "vmul", "vdiv", "vmax", "vmin", "vpow",
-                                                 "veq", "vne", "vlt", "vle", "vgt", "vge"};
+#define BINARY_NAME(OP, name) [OP] = #name,
+    static const char *names[CK_BINARY_COUNT] = {CK_BINARY_F32_OPS(BINARY_NAME)};
     return (unsigned)op < CK_BINARY_COUNT ? names[op] : "?";
 }
 

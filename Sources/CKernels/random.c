@@ -3,6 +3,7 @@
  * gives the same bits, and a plan that bumps `counter` each step gets fresh
  * draws without carrying generator state. */
 #include "ck_internal.h"
+#include "ck_kernel_lists.h"
 
 static inline uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -93,8 +94,10 @@ CK_AVX2 static void ck_f32_random_normal__avx2(size_t n, uint64_t seed, uint64_t
 }
 
 ck_f32_random_fn ck_f32_random_kernel(ck_random_dist dist, ck_isa isa) {
-    static const ck_f32_random_fn ref[CK_RANDOM_COUNT] = {ck_f32_random_uniform__ref, ck_f32_random_normal__ref, ck_f32_random_bernoulli__ref};
-    static const ck_f32_random_fn avx2[CK_RANDOM_COUNT] = {ck_f32_random_uniform__avx2, ck_f32_random_normal__avx2, ck_f32_random_bernoulli__avx2};
+#define RANDOM_REF(OP, name) [OP] = ck_f32_random_##name##__ref,
+#define RANDOM_AVX2(OP, name) [OP] = ck_f32_random_##name##__avx2,
+    static const ck_f32_random_fn ref[CK_RANDOM_COUNT] = {CK_RANDOM_OPS(RANDOM_REF)};
+    static const ck_f32_random_fn avx2[CK_RANDOM_COUNT] = {CK_RANDOM_OPS(RANDOM_AVX2)};
     if ((unsigned)dist >= CK_RANDOM_COUNT) return NULL;
     return isa == CK_ISA_REF ? ref[dist] : avx2[dist];
 }

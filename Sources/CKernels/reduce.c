@@ -2,6 +2,7 @@
  * Any set of adjacent reduced axes maps to that view; the lowering splits
  * non-adjacent axes into several calls. */
 #include "ck_internal.h"
+#include "ck_kernel_lists.h"
 
 static inline float red_init(ck_reduce_op op) {
     return op == CK_REDUCE_SUM ? 0.0f : op == CK_REDUCE_MAX ? -INFINITY : INFINITY;
@@ -76,18 +77,21 @@ CK_AVX2 CK_INLINE __m256 red_vstep(ck_reduce_op op, __m256 acc, __m256 v) {
         }                                                                                     \
     }
 
-REF_RED(CK_REDUCE_SUM, sum) REF_RED(CK_REDUCE_MAX, max) REF_RED(CK_REDUCE_MIN, min)
-AVX2_RED(CK_REDUCE_SUM, sum) AVX2_RED(CK_REDUCE_MAX, max) AVX2_RED(CK_REDUCE_MIN, min)
+CK_REDUCE_OPS(REF_RED)
+CK_REDUCE_OPS(AVX2_RED)
+#define RED_REF(OP, name) [OP] = ck_f32_reduce_##name##__ref,
+#define RED_AVX2(OP, name) [OP] = ck_f32_reduce_##name##__avx2,
+#define RED_NAME(OP, name) [OP] = #name,
 
 ck_f32_reduce_fn ck_f32_reduce_kernel(ck_reduce_op op, ck_isa isa) {
-    static const ck_f32_reduce_fn ref[CK_REDUCE_COUNT] = {ck_f32_reduce_sum__ref, ck_f32_reduce_max__ref, ck_f32_reduce_min__ref};
-    static const ck_f32_reduce_fn avx2[CK_REDUCE_COUNT] = {ck_f32_reduce_sum__avx2, ck_f32_reduce_max__avx2, ck_f32_reduce_min__avx2};
+    static const ck_f32_reduce_fn ref[CK_REDUCE_COUNT] = {CK_REDUCE_OPS(RED_REF)};
+    static const ck_f32_reduce_fn avx2[CK_REDUCE_COUNT] = {CK_REDUCE_OPS(RED_AVX2)};
     if ((unsigned)op >= CK_REDUCE_COUNT) return NULL;
     return isa == CK_ISA_REF ? ref[op] : avx2[op];
 }
 
 const char *ck_reduce_op_name(ck_reduce_op op) {
-    static const char *names[CK_REDUCE_COUNT] = {"sum", "max", "min"};
+    static const char *names[CK_REDUCE_COUNT] = {CK_REDUCE_OPS(RED_NAME)};
     return (unsigned)op < CK_REDUCE_COUNT ? names[op] : "?";
 }
 

@@ -1,6 +1,7 @@
 /* The kernel table: one row per compiled kernel, so tests and benchmarks
  * enumerate kernels instead of repeating lists. */
 #include "ck_internal.h"
+#include "ck_kernel_lists.h"
 
 #define U(OP, name) {"ck_f32_" #name "__ref", CK_FAMILY_UNARY, OP, CK_ISA_REF, 1},  \
                     {"ck_f32_" #name "__avx2", CK_FAMILY_UNARY, OP, CK_ISA_AVX2, 8},
@@ -14,19 +15,9 @@
                      {"ck_f32_random_" #name "__avx2", CK_FAMILY_RANDOM, OP, CK_ISA_AVX2, 8},
 
 static const ck_kernel_info table[] = {
-    U(CK_UNARY_NEG, vneg) U(CK_UNARY_EXP, vexp) U(CK_UNARY_LOG, vlog) U(CK_UNARY_SQRT, vsqrt)
-    U(CK_UNARY_RSQRT, vrsqrt) U(CK_UNARY_SQUARE, vsquare) U(CK_UNARY_ABS, vabs) U(CK_UNARY_SIGN, vsign)
-    U(CK_UNARY_ERF, verf) U(CK_UNARY_RELU, vrelu) U(CK_UNARY_SIGMOID, vsigmoid) U(CK_UNARY_TANH, vtanh)
-    U(CK_UNARY_SOFTPLUS, vsoftplus) U(CK_UNARY_SOFTSIGN, vsoftsign) U(CK_UNARY_ELU, velu)
-    U(CK_UNARY_SELU, vselu) U(CK_UNARY_GELU, vgelu) U(CK_UNARY_GELU_TANH, vgelu_tanh)
-    U(CK_UNARY_SWISH, vswish) U(CK_UNARY_HARD_SIGMOID, vhard_sigmoid) U(CK_UNARY_LEAKY_RELU, vleaky_relu)
-    U(CK_UNARY_COPY, vcopy)
-    BF(CK_BINARY_ADD, vadd) BF(CK_BINARY_SUB, vsub) BF(CK_BINARY_MUL, vmul) BF(CK_BINARY_DIV, vdiv)
-    BF(CK_BINARY_MAX, vmax) BF(CK_BINARY_MIN, vmin) BF(CK_BINARY_POW, vpow) BF(CK_BINARY_EQ, veq)
-    BF(CK_BINARY_NE, vne) BF(CK_BINARY_LT, vlt) BF(CK_BINARY_LE, vle) BF(CK_BINARY_GT, vgt) BF(CK_BINARY_GE, vge)
-    BI(CK_BINARY_ADD, vadd) BI(CK_BINARY_SUB, vsub) BI(CK_BINARY_MUL, vmul) BI(CK_BINARY_MAX, vmax)
-    BI(CK_BINARY_MIN, vmin) BI(CK_BINARY_EQ, veq) BI(CK_BINARY_NE, vne) BI(CK_BINARY_LT, vlt)
-    BI(CK_BINARY_LE, vle) BI(CK_BINARY_GT, vgt) BI(CK_BINARY_GE, vge)
+    CK_UNARY_OPS(U)
+    CK_BINARY_F32_OPS(BF)
+    CK_BINARY_I32_OPS(BI)
     {"ck_x32_select_f32__ref", CK_FAMILY_SELECT, 1, CK_ISA_REF, 1},
     {"ck_x32_select_f32__avx2", CK_FAMILY_SELECT, 1, CK_ISA_AVX2, 8},
     {"ck_x32_select_i32__ref", CK_FAMILY_SELECT, 0, CK_ISA_REF, 1},
@@ -39,7 +30,7 @@ static const ck_kernel_info table[] = {
     {"ck_cast_i32_f32__avx2", CK_FAMILY_CAST, 0, CK_ISA_AVX2, 8},
     {"ck_cast_f32_i32__ref", CK_FAMILY_CAST, 1, CK_ISA_REF, 1},
     {"ck_cast_f32_i32__avx2", CK_FAMILY_CAST, 1, CK_ISA_AVX2, 8},
-    R(CK_REDUCE_SUM, sum) R(CK_REDUCE_MAX, max) R(CK_REDUCE_MIN, min)
+    CK_REDUCE_OPS(R)
     {"ck_f32_softmax__ref", CK_FAMILY_SOFTMAX, 0, CK_ISA_REF, 1},
     {"ck_f32_softmax__avx2", CK_FAMILY_SOFTMAX, 0, CK_ISA_AVX2, 8},
     {"ck_f32_moments__ref", CK_FAMILY_REDUCE, 100, CK_ISA_REF, 1},
@@ -52,7 +43,7 @@ static const ck_kernel_info table[] = {
     {"ck_f32_gather_rows__avx2", CK_FAMILY_GATHER, 0, CK_ISA_AVX2, 8},
     {"ck_f32_scatter_add_rows__ref", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_REF, 1},
     {"ck_f32_scatter_add_rows__avx2", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_AVX2, 8},
-    RN(CK_RANDOM_UNIFORM, uniform) RN(CK_RANDOM_NORMAL, normal) RN(CK_RANDOM_BERNOULLI, bernoulli)
+    CK_RANDOM_OPS(RN)
     {"ck_f32_argmax__ref", CK_FAMILY_ARGMAX, 0, CK_ISA_REF, 1},
     {"ck_f32_argmax__avx2", CK_FAMILY_ARGMAX, 0, CK_ISA_AVX2, 8},
     {"ck_f32_conv_forward__ref", CK_FAMILY_CONV, 0, CK_ISA_REF, 1},

@@ -2,6 +2,7 @@
  * loop per op. The AVX2 loops process 8 lanes at a time and finish the tail
  * with a masked load/store, so they never touch memory past n. */
 #include "ck_internal.h"
+#include "ck_kernel_lists.h"
 #include "ck_threads.h"
 
 #define SELU_ALPHA 1.67326324235437728481f
@@ -150,15 +151,7 @@ CK_AVX2 CK_INLINE __m256 avx2_unary(ck_unary_op op, __m256 x, const ck_unary_par
         }                                                                                     \
     }
 
-#define UNARY_OPS(X)                                                                          \
-    X(CK_UNARY_NEG, vneg) X(CK_UNARY_EXP, vexp) X(CK_UNARY_LOG, vlog) X(CK_UNARY_SQRT, vsqrt)  \
-    X(CK_UNARY_RSQRT, vrsqrt) X(CK_UNARY_SQUARE, vsquare) X(CK_UNARY_ABS, vabs)               \
-    X(CK_UNARY_SIGN, vsign) X(CK_UNARY_ERF, verf) X(CK_UNARY_RELU, vrelu)                     \
-    X(CK_UNARY_SIGMOID, vsigmoid) X(CK_UNARY_TANH, vtanh) X(CK_UNARY_SOFTPLUS, vsoftplus)     \
-    X(CK_UNARY_SOFTSIGN, vsoftsign) X(CK_UNARY_ELU, velu) X(CK_UNARY_SELU, vselu)             \
-    X(CK_UNARY_GELU, vgelu) X(CK_UNARY_GELU_TANH, vgelu_tanh) X(CK_UNARY_SWISH, vswish)       \
-    X(CK_UNARY_HARD_SIGMOID, vhard_sigmoid) X(CK_UNARY_LEAKY_RELU, vleaky_relu)               \
-    X(CK_UNARY_COPY, vcopy)
+#define UNARY_OPS CK_UNARY_OPS
 
 UNARY_OPS(REF_KERNEL)
 UNARY_OPS(AVX2_KERNEL)
