@@ -104,6 +104,20 @@ func benchGemm(_ c: GemmCase, isa: ck_isa, threads: Int, peak: Double) -> Record
                   gflops: gf, pctPeak: 100 * gf / (peak * Double(threads)), msMedian: t * 1e3)
 }
 
+/// One micro-kernel row: MR x NR tiles over kc = 256 packed panels (A and B in L1/L2), C in L1.
+func benchMicroKernel(_ row: ck_kernel_info, peak: Double) -> Record {
+    let mr = Int(row.tile), nr = Int(row.op), kc = 256
+    let ukr = ck_f32_gemm_ukr_kernel(row.isa, row.tile, row.op)!
+    var g = SplitMix64(seed: 2)
+    let a = aligned(kc * mr) { _ in g.uniform(-1, 1) }, b = aligned(kc * nr) { _ in g.uniform(-1, 1) }, c = aligned(mr * nr) { _ in 0 }
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    let calls = 2000
+    let t = medianTime(reps: 15) { for _ in 0..<calls { ukr(Int64(kc), a, b, c, Int64(nr), Int64(mr), Int64(nr), 1, 1) } }
+    let gf = 2.0 * Double(mr * nr * kc * calls) / t / 1e9
+    return Record(name: String(cString: row.name), isa: isaName(row.isa), threads: 1,
+                  fields: [("mr", JSON(mr)), ("nr", JSON(nr)), ("kc", JSON(kc))], gflops: gf, pctPeak: 100 * gf / peak, msMedian: t * 1e3 / Double(calls))
+}
+
 struct ConvCase {
     var name: String
     var batch: Int, size: Int, c: Int, oc: Int, k: Int
@@ -157,6 +171,14 @@ func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
             records.append(Record(name: "fma_peak", isa: isaName(isa), threads: t, gflops: p, pctPeak: 100 * p / (p1 * Double(t)), msMedian: 0))
             print("fma_peak \(isaName(isa)) threads=\(t): \(fmt(p)) GFLOP/s")
         }
+    }
+    // Each GEMM micro-kernel by itself (its own table row): full tiles over cache-resident panels.
+    var tableCount = 0
+    let table = ck_kernel_table(&tableCount)!
+    for row in (0..<tableCount).map({ table[$0] }) where row.family == CK_FAMILY_GEMM_UKR && isas.contains(row.isa) {
+        let r = benchMicroKernel(row, peak: peaks[isaName(row.isa)]!)
+        records.append(r)
+        print("\(r.name) \(r.isa) threads=1: \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak")
     }
     var cases: [GemmCase] = (quick ? [64, 256, 1024] : [64, 128, 256, 512, 1024, 2048]).map {
         GemmCase(name: "sgemm_square", m: $0, n: $0, k: $0, ta: false, tb: false)

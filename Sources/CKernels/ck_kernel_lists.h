@@ -32,4 +32,9 @@
 
 #define CK_RANDOM_OPS(X) X(CK_RANDOM_UNIFORM, uniform) X(CK_RANDOM_NORMAL, normal) X(CK_RANDOM_BERNOULLI, bernoulli)
 
+/* GEMM micro-kernels: X(ISA, MR, NR) for ukr_<MR>x<NR> in gemm.c. */
+#define CK_GEMM_UKRS(X)                                                                       \
+    X(CK_ISA_AVX2, 6, 16) X(CK_ISA_AVX512, 14, 32) X(CK_ISA_AVX512, 12, 32) X(CK_ISA_AVX512, 10, 32) \
+    X(CK_ISA_AVX512, 8, 32) X(CK_ISA_AVX512, 6, 32) X(CK_ISA_AVX512, 4, 32) X(CK_ISA_AVX512, 2, 32)
+
 #endif

@@ -13,6 +13,7 @@
  * results are bitwise identical. */
 #include "gemm_internal.h"
 #include "ck_threads.h"
+#include "ck_kernel_lists.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,6 +402,26 @@ static gemm_impl impl_avx512_small[7] = {
 /* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
  * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
 static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ukr_8x32};
+
+/* ---- the micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
+
+void ck_f32_gemm_ukr__ref(int MR, int NR, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                          int64_t mr, int64_t nr, float alpha, float beta) {
+    for (int64_t i = 0; i < mr; i++)
+        for (int64_t j = 0; j < nr; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < kc; p++) acc += (double)a[p * MR + i] * (double)b[p * NR + j];
+            float *cc = c + i * ldc + j;
+            *cc = beta != 0.0f ? alpha * (float)acc + beta * *cc : alpha * (float)acc;
+        }
+}
+
+ck_f32_gemm_ukr_fn ck_f32_gemm_ukr_kernel(ck_isa isa, int mr, int nr) {
+#define UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return ukr_##MR##x##NR;
+    CK_GEMM_UKRS(UKR_CASE)
+#undef UKR_CASE
+    return NULL;
+}
 
 /* ---- blocking ----
  * MC, KC and NC follow the core's data caches (ck_cpu_describe), BLIS's

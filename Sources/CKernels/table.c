@@ -14,6 +14,10 @@
 #define RN(OP, name) {"ck_f32_random_" #name "__ref", CK_FAMILY_RANDOM, OP, CK_ISA_REF, 1}, \
                      {"ck_f32_random_" #name "__avx2", CK_FAMILY_RANDOM, OP, CK_ISA_AVX2, 8},
 
+/* A micro-kernel's row: op = NR, tile = MR. */
+#define UKR(ISA, MR, NR) {ISA == CK_ISA_AVX512 ? "ck_f32_gemm_ukr__avx512_" #MR "x" #NR : "ck_f32_gemm_ukr__avx2_" #MR "x" #NR, \
+                          CK_FAMILY_GEMM_UKR, NR, ISA, MR},
+
 static const ck_kernel_info table[] = {
     CK_UNARY_OPS(U)
     CK_BINARY_F32_OPS(BF)
@@ -86,6 +90,8 @@ static const ck_kernel_info table[] = {
     {"ck_f32_gemm__avx2_6x16", CK_FAMILY_GEMM, 0, CK_ISA_AVX2, 6},
     {"ck_f32_gemm__avx512_14x32", CK_FAMILY_GEMM, 0, CK_ISA_AVX512, 14},
     {"ck_f32_gemm__avx512_8x32", CK_FAMILY_GEMM, 0, CK_ISA_AVX512, 8},
+    {"ck_f32_gemm_ukr__ref", CK_FAMILY_GEMM_UKR, 0, CK_ISA_REF, 1},
+    CK_GEMM_UKRS(UKR)
 };
 
 const ck_kernel_info *ck_kernel_table(size_t *count) {

@@ -510,6 +510,7 @@ typedef enum ck_family {
     CK_FAMILY_LSTM,        /* op: 0 cell state, 1 hidden state */
     CK_FAMILY_RNN,         /* op: 0 whole-sequence forward, 1 backward (all cells) */
     CK_FAMILY_FUSED_ELEMENTWISE, /* a program of unary and binary ops, per tile */
+    CK_FAMILY_GEMM_UKR,    /* a GEMM micro-kernel by itself: tile = MR, op = NR (the reference: any) */
     CK_FAMILY_COUNT
 } ck_family;
 
@@ -520,6 +521,18 @@ typedef struct ck_kernel_info {
     ck_isa isa;
     int32_t tile;     /* the vector width or micro-tile rows the kernel works in */
 } ck_kernel_info;
+
+/* A GEMM micro-kernel: C[0:mr, 0:nr] = alpha * A B + beta * C (beta 0: C
+ * not read) over packed panels, A as kc steps of MR floats, B as kc steps of
+ * NR floats (64-byte aligned), mr <= MR, nr <= NR. The blocked GEMM calls
+ * these; tests and keras-bench call them through their table rows. */
+typedef void (*ck_f32_gemm_ukr_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                                   int64_t mr, int64_t nr, float alpha, float beta);
+/* The MR x NR micro-kernel at `isa`, or NULL. */
+ck_f32_gemm_ukr_fn ck_f32_gemm_ukr_kernel(ck_isa isa, int mr, int nr);
+/* Its reference twin (accumulates in double), for any panel shape. */
+void ck_f32_gemm_ukr__ref(int MR, int NR, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                          int64_t mr, int64_t nr, float alpha, float beta);
 
 /* Every kernel compiled into this library (whether or not this CPU runs it). */
 const ck_kernel_info *ck_kernel_table(size_t *count);
