@@ -1,4 +1,8 @@
-/* SGEMM: C = alpha * op(A) op(B) + beta * C, row-major.
+/* SGEMM: C = alpha * op(A) op(B) + beta * C, row-major — the driver: cache
+ * blocking, threading, the ISA entry points. The reference is in
+ * gemm_ref.c, packing in gemm_pack.c, the micro-kernels in gemm_ukr_avx2.c
+ * and gemm_ukr_avx512.c, the unpacked narrow and short paths in
+ * gemm_small.c (all behind gemm_internal.h).
  *
  * BLIS structure: B is packed into KC x NR micro-panels, A into MR x KC
  * micro-panels, and a register-blocked micro-kernel updates one MR x NR tile
@@ -12,45 +16,14 @@
  * each element is summed in the same order on any number of threads and the
  * results are bitwise identical. */
 #include "gemm_internal.h"
-#include "ck_threads.h"
-#include "ck_kernel_lists.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- reference ---- */
-
-static void ck_f32_gemm__ref(const ck_gemm_args *g, void *workspace) {
-    (void)workspace;
-    for (int64_t i = 0; i < g->m; i++)
-        for (int64_t j = 0; j < g->n; j++) {
-            double acc = 0; /* the oracle accumulates in double */
-            for (int64_t p = 0; p < g->k; p++) {
-                float a = g->trans_a ? g->a[p * g->lda + i] : g->a[i * g->lda + p];
-                float b = g->trans_b ? g->b[j * g->ldb + p] : g->b[p * g->ldb + j];
-                acc += (double)a * (double)b;
-            }
-            float *c = &g->c[i * g->ldc + j];
-            float prev = g->beta == 0.0f ? 0.0f : g->beta * *c;
-            *c = g->alpha * (float)acc + prev;
-        }
-    /* the epilogue through the reference elementwise kernels */
-    ck_f32_unary_fn act = g->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(g->activation - 1), CK_ISA_REF) : NULL;
-    ck_f32_binary_fn add = ck_f32_binary_kernel(CK_BINARY_ADD, CK_ISA_REF);
-    for (int64_t i = 0; i < g->m; i++) {
-        float *row = g->c + i * g->ldc;
-        if (g->bias) add((size_t)g->n, row, 1, g->bias, 1, row);
-        if (g->residual) add((size_t)g->n, row, 1, g->residual + i * g->ld_residual, 1, row);
-        if (act) act((size_t)g->n, row, row, &g->act_params);
-        if (g->accumulate_into) { float *d = g->accumulate_into + i * g->ld_accumulate; add((size_t)g->n, d, 1, row, 1, d); }
-    }
-}
-
 /* ---- shared blocking ---- */
 
-typedef void (*ukr_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                       int64_t mr, int64_t nr, float alpha, float beta);
+typedef ck_f32_gemm_ukr_fn ukr_fn;
 
 typedef struct gemm_impl {
     int mr, nr, kc, mc, nc;
@@ -58,73 +31,6 @@ typedef struct gemm_impl {
 } gemm_impl;
 
 static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc * im->kc + (size_t)im->kc * im->nc; }
-
-/* dst[p * width + c] = src[c * ld + p] for c < cols (<= width), p < kc: a
- * transposing pack, 8x8 blocks at a time where they fit. */
-CK_AVX2 static void pack_transposed(const float *src, int64_t ld, int64_t cols, int64_t kc, int width, float *restrict dst) {
-    ck256_transpose(src, ld, cols, kc, dst, width);
-    for (int64_t c = cols; c < width; c++)
-        for (int64_t p = 0; p < kc; p++) dst[p * width + c] = 0.0f;
-}
-
-/* dst[p * width + c] = src[p * ld + c] for p < rows, c < width (16 or 32),
- * written out so the compiler keeps the vector moves instead of calling memmove per row. */
-CK_AVX2 static void copy_rows(const float *src, int64_t ld, int64_t rows, int width, float *restrict dst) {
-    if (width == 32) {
-        for (int64_t p = 0; p < rows; p++, src += ld, dst += 32) {
-            _mm_prefetch((const char *)(src + 8 * ld), _MM_HINT_T0);
-            _mm_prefetch((const char *)(src + 8 * ld + 16), _MM_HINT_T0);
-            __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8), v2 = _mm256_loadu_ps(src + 16), v3 = _mm256_loadu_ps(src + 24);
-            _mm256_store_ps(dst, v0); _mm256_store_ps(dst + 8, v1); _mm256_store_ps(dst + 16, v2); _mm256_store_ps(dst + 24, v3);
-        }
-    } else {
-        for (int64_t p = 0; p < rows; p++, src += ld, dst += 16) {
-            __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8);
-            _mm256_store_ps(dst, v0); _mm256_store_ps(dst + 8, v1);
-        }
-    }
-}
-
-static void pack_a(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float *restrict dst) {
-    const ck_gemm_args *g = ctx;
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-        int64_t mr = mc - ir < MR ? mc - ir : MR;
-        if (!g->trans_a) {
-            pack_transposed(g->a + (i0 + ir) * g->lda + p0, g->lda, mr, kc, MR, dst);
-            dst += (int64_t)MR * kc;
-            continue;
-        } else {
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = g->a + (p0 + p) * g->lda + i0 + ir;
-                for (int64_t r = 0; r < mr; r++) dst[p * MR + r] = src[r];
-            }
-        }
-        for (int64_t r = mr; r < MR; r++)
-            for (int64_t p = 0; p < kc; p++) dst[p * MR + r] = 0.0f;
-        dst += (int64_t)MR * kc;
-    }
-}
-
-static void pack_b(const gemm_impl *im, const ck_gemm_args *g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
-    const int NR = im->nr;
-    for (int64_t jr = 0; jr < nc; jr += NR) {
-        int64_t nr = nc - jr < NR ? nc - jr : NR;
-        if (!g->trans_b && nr == NR && (NR == 16 || NR == 32)) {
-            copy_rows(g->b + p0 * g->ldb + j0 + jr, g->ldb, kc, NR, dst);
-        } else if (!g->trans_b) {
-            for (int64_t p = 0; p < kc; p++) {
-                const float *src = g->b + (p0 + p) * g->ldb + j0 + jr;
-                float *d = dst + p * NR;
-                int64_t c = 0;
-                for (; c < nr; c++) d[c] = src[c];
-                for (; c < NR; c++) d[c] = 0.0f;
-            }
-        } else {
-            pack_transposed(g->b + (j0 + jr) * g->ldb + p0, g->ldb, nr, kc, NR, dst);
-        }
-        dst += (int64_t)NR * kc;
-    }
-}
 
 /* The epilogue on one finished tile of C (rows i0.., columns j0..). */
 void ck_gemm_epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0, int64_t nr) {
@@ -151,7 +57,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
             float beta = pc == 0 ? g->beta : 1.0f;
             const float *pbk = pb;
             if (g->packed_b) pbk = g->packed_b + pc * ((g->n + im->nr - 1) / im->nr * im->nr) + jc * kc;  /* ck_f32_gemm_pack_b's layout */
-            else pack_b(im, g, pc, kc, jc, nc, pb);
+            else ck_gemm_pack_b(im->nr, g, pc, kc, jc, nc, pb);
             for (int64_t ic = m0; ic < m1; ic += im->mc) {
                 int64_t mc = m1 - ic < im->mc ? m1 - ic : im->mc;
                 packa(actx, ic, mc, pc, kc, im->mr, pa);
@@ -241,7 +147,7 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
 static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
     if (!g->user_pack_a && g->n < im->nr && g->n <= 14 && g->m >= 2 * im->nr && g->k > 0) { gemm_transposed(im, g); return; }
-    gemm_job job = {im, g, g->a ? pack_a : NULL, g, 1, im->nr};
+    gemm_job job = {im, g, g->a ? ck_gemm_pack_a : NULL, g, 1, im->nr};
     if (g->user_pack_a) { job.packa = g->user_pack_a; job.actx = g->user_pack_ctx; }
     int64_t ncols = (g->n + im->nr - 1) / im->nr, nrows = (g->m + im->mr - 1) / im->mr;
     int threads = ck_threads_get();
@@ -251,173 +157,25 @@ static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
     ck_parallel_for(tasks, flops < (1 << 20) ? 1 : 0, gemm_task, &job);
 }
 
-/* ---- AVX2 + FMA: 6 x 16 ---- */
-
-CK_AVX2 static void ukr_6x16(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                             int64_t mr, int64_t nr, float alpha, float beta) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int64_t r = 0; r < mr; r++) {
-        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + r * ldc + 8), _MM_HINT_T0);
-    }
-    for (int64_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 a0 = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(a0, b0, c00); c01 = _mm256_fmadd_ps(a0, b1, c01);
-        a0 = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(a0, b0, c10); c11 = _mm256_fmadd_ps(a0, b1, c11);
-        a0 = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(a0, b0, c20); c21 = _mm256_fmadd_ps(a0, b1, c21);
-        a0 = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(a0, b0, c30); c31 = _mm256_fmadd_ps(a0, b1, c31);
-        a0 = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(a0, b0, c40); c41 = _mm256_fmadd_ps(a0, b1, c41);
-        a0 = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(a0, b0, c50); c51 = _mm256_fmadd_ps(a0, b1, c51);
-        a += 6;
-        b += 16;
-    }
-    __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-    if (mr == 6 && nr == 16) {
-        for (int r = 0; r < 6; r++) {
-            float *cr = c + r * ldc;
-            __m256 y0 = _mm256_mul_ps(va, acc[r][0]), y1 = _mm256_mul_ps(va, acc[r][1]);
-            if (beta != 0.0f) {
-                y0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), y0);
-                y1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), y1);
-            }
-            _mm256_storeu_ps(cr, y0);
-            _mm256_storeu_ps(cr + 8, y1);
-        }
-        return;
-    }
-    float tile[6 * 16];
-    for (int r = 0; r < 6; r++) {
-        _mm256_storeu_ps(tile + r * 16, acc[r][0]);
-        _mm256_storeu_ps(tile + r * 16 + 8, acc[r][1]);
-    }
-    for (int64_t r = 0; r < mr; r++)
-        for (int64_t j = 0; j < nr; j++) {
-            float *cc = c + r * ldc + j;
-            *cc = beta != 0.0f ? alpha * tile[r * 16 + j] + beta * *cc : alpha * tile[r * 16 + j];
-        }
-}
-
 /* MC, KC and NC are set from the core's caches at first use (see "blocking" below). */
-static gemm_impl impl_avx2 = {6, 16, 0, 0, 0, ukr_6x16};
+static gemm_impl impl_avx2 = {6, 16, 0, 0, 0, ck_gemm_ukr_6x16};
 
-/* ---- AVX-512F: 14 x 32 ---- */
-
-#define ROW512(r)                                                          \
-    {                                                                      \
-        __m512 av = _mm512_set1_ps(a[r]);                                  \
-        acc##r##0 = _mm512_fmadd_ps(av, b0, acc##r##0);                    \
-        acc##r##1 = _mm512_fmadd_ps(av, b1, acc##r##1);                    \
-    }
-
-CK_AVX512 static void ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                int64_t mr, int64_t nr, float alpha, float beta) {
-    __m512 z = _mm512_setzero_ps();
-    __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
-    __m512 acc40 = z, acc41 = z, acc50 = z, acc51 = z, acc60 = z, acc61 = z, acc70 = z, acc71 = z;
-    __m512 acc80 = z, acc81 = z, acc90 = z, acc91 = z, acc100 = z, acc101 = z, acc110 = z, acc111 = z;
-    __m512 acc120 = z, acc121 = z, acc130 = z, acc131 = z;
-    /* C rows are often 4 KiB apart (aliasing in L1): fetch them while the k loop runs. */
-    for (int64_t r = 0; r < mr; r++) {
-        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
-    }
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
-        ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5) ROW512(6)
-        ROW512(7) ROW512(8) ROW512(9) ROW512(10) ROW512(11) ROW512(12) ROW512(13)
-        a += 14;
-        b += 32;
-    }
-    __m512 acc[14][2] = {{acc00, acc01}, {acc10, acc11}, {acc20, acc21}, {acc30, acc31}, {acc40, acc41},
-                         {acc50, acc51}, {acc60, acc61}, {acc70, acc71}, {acc80, acc81}, {acc90, acc91},
-                         {acc100, acc101}, {acc110, acc111}, {acc120, acc121}, {acc130, acc131}};
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
-    for (int64_t r = 0; r < mr; r++) {
-        float *cr = c + r * ldc;
-        __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);
-        if (beta != 0.0f) {
-            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), y0);
-            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), y1);
-        }
-        _mm512_mask_storeu_ps(cr, m0, y0);
-        _mm512_mask_storeu_ps(cr + 16, m1, y1);
-    }
-}
-
-static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ukr_14x32};
-
-/* Narrower tiles for the transposed small-N path, where the tile's rows are
- * C's few columns: R rows x 32, generated from one template. */
-#define UKR512_SMALL(R)                                                                                   \
-    CK_AVX512 static void ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
-                                       int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {      \
-        __m512 acc[R][2];                                                                                 \
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                  \
-            acc[r][0] = _mm512_setzero_ps();                                                              \
-            acc[r][1] = _mm512_setzero_ps();                                                              \
-        }                                                                                                 \
-        for (int64_t p = 0; p < kc; p++) {                                                                \
-            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                   \
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                              \
-                __m512 av = _mm512_set1_ps(a[r]);                                                         \
-                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                           \
-                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                           \
-            }                                                                                             \
-            a += R;                                                                                       \
-            b += 32;                                                                                      \
-        }                                                                                                 \
-        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                     \
-        __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                        \
-        __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;  \
-        for (int64_t r = 0; r < mr; r++) {                                                                \
-            float *cr = c + r * ldc;                                                                      \
-            __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);                  \
-            if (beta != 0.0f) {                                                                           \
-                y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), y0);                              \
-                y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), y1);                         \
-            }                                                                                             \
-            _mm512_mask_storeu_ps(cr, m0, y0);                                                            \
-            _mm512_mask_storeu_ps(cr + 16, m1, y1);                                                       \
-        }                                                                                                 \
-    }
-UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(8) UKR512_SMALL(10) UKR512_SMALL(12)
+static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ck_gemm_ukr_14x32};
 
 /* MC = MR: the transposed problem has at most 14 rows. */
 static gemm_impl impl_avx512_small[7] = {
-    {2, 32, 0, 2, 0, ukr_2x32},   {4, 32, 0, 4, 0, ukr_4x32},   {6, 32, 0, 6, 0, ukr_6x32},   {8, 32, 0, 8, 0, ukr_8x32},
-    {10, 32, 0, 10, 0, ukr_10x32}, {12, 32, 0, 12, 0, ukr_12x32}, {14, 32, 0, 14, 0, ukr_14x32},
+    {2, 32, 0, 2, 0, ck_gemm_ukr_2x32},   {4, 32, 0, 4, 0, ck_gemm_ukr_4x32},   {6, 32, 0, 6, 0, ck_gemm_ukr_6x32},   {8, 32, 0, 8, 0, ck_gemm_ukr_8x32},
+    {10, 32, 0, 10, 0, ck_gemm_ukr_10x32}, {12, 32, 0, 12, 0, ck_gemm_ukr_12x32}, {14, 32, 0, 14, 0, ck_gemm_ukr_14x32},
 };
 
 /* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
  * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
-static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ukr_8x32};
+static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ck_gemm_ukr_8x32};
 
 /* ---- the micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
 
-void ck_f32_gemm_ukr__ref(int MR, int NR, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
-                          int64_t mr, int64_t nr, float alpha, float beta) {
-    for (int64_t i = 0; i < mr; i++)
-        for (int64_t j = 0; j < nr; j++) {
-            double acc = 0;
-            for (int64_t p = 0; p < kc; p++) acc += (double)a[p * MR + i] * (double)b[p * NR + j];
-            float *cc = c + i * ldc + j;
-            *cc = beta != 0.0f ? alpha * (float)acc + beta * *cc : alpha * (float)acc;
-        }
-}
-
 ck_f32_gemm_ukr_fn ck_f32_gemm_ukr_kernel(ck_isa isa, int mr, int nr) {
-#define UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return ukr_##MR##x##NR;
+#define UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return ck_gemm_ukr_##MR##x##NR;
     CK_GEMM_UKRS(UKR_CASE)
 #undef UKR_CASE
     return NULL;
@@ -561,7 +319,7 @@ void ck_f32_gemm_pack_b(ck_isa isa, const ck_gemm_args *g, float *dst) {
     int64_t npad = (g->n + im->nr - 1) / im->nr * im->nr;
     for (int64_t pc = 0; pc < g->k; pc += im->kc) {
         int64_t kc = g->k - pc < im->kc ? g->k - pc : im->kc;
-        pack_b(im, g, pc, kc, 0, g->n, dst + pc * npad);
+        ck_gemm_pack_b(im->nr, g, pc, kc, 0, g->n, dst + pc * npad);
     }
 }
 

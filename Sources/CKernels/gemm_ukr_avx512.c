@@ -1,0 +1,84 @@
+/* The AVX-512F micro-kernels: 14 x 32 (twenty-eight zmm accumulators) and,
+ * for the transposed small-N path, R x 32 for R = 2 ... 12 from one template. */
+#include "gemm_internal.h"
+
+#define ROW512(r)                                                          \
+    {                                                                      \
+        __m512 av = _mm512_set1_ps(a[r]);                                  \
+        acc##r##0 = _mm512_fmadd_ps(av, b0, acc##r##0);                    \
+        acc##r##1 = _mm512_fmadd_ps(av, b1, acc##r##1);                    \
+    }
+
+CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                int64_t mr, int64_t nr, float alpha, float beta) {
+    __m512 z = _mm512_setzero_ps();
+    __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
+    __m512 acc40 = z, acc41 = z, acc50 = z, acc51 = z, acc60 = z, acc61 = z, acc70 = z, acc71 = z;
+    __m512 acc80 = z, acc81 = z, acc90 = z, acc91 = z, acc100 = z, acc101 = z, acc110 = z, acc111 = z;
+    __m512 acc120 = z, acc121 = z, acc130 = z, acc131 = z;
+    /* C rows are often 4 KiB apart (aliasing in L1): fetch them while the k loop runs. */
+    for (int64_t r = 0; r < mr; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
+        ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5) ROW512(6)
+        ROW512(7) ROW512(8) ROW512(9) ROW512(10) ROW512(11) ROW512(12) ROW512(13)
+        a += 14;
+        b += 32;
+    }
+    __m512 acc[14][2] = {{acc00, acc01}, {acc10, acc11}, {acc20, acc21}, {acc30, acc31}, {acc40, acc41},
+                         {acc50, acc51}, {acc60, acc61}, {acc70, acc71}, {acc80, acc81}, {acc90, acc91},
+                         {acc100, acc101}, {acc110, acc111}, {acc120, acc121}, {acc130, acc131}};
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    for (int64_t r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);
+        if (beta != 0.0f) {
+            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), y0);
+            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), y1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, y0);
+        _mm512_mask_storeu_ps(cr + 16, m1, y1);
+    }
+}
+
+/* Narrower tiles for the transposed small-N path, where the tile's rows are
+ * C's few columns: R rows x 32, generated from one template. */
+#define UKR512_SMALL(R)                                                                                   \
+    CK_AVX512 void ck_gemm_ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
+                                       int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {      \
+        __m512 acc[R][2];                                                                                 \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                  \
+            acc[r][0] = _mm512_setzero_ps();                                                              \
+            acc[r][1] = _mm512_setzero_ps();                                                              \
+        }                                                                                                 \
+        for (int64_t p = 0; p < kc; p++) {                                                                \
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                   \
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                              \
+                __m512 av = _mm512_set1_ps(a[r]);                                                         \
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                           \
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                           \
+            }                                                                                             \
+            a += R;                                                                                       \
+            b += 32;                                                                                      \
+        }                                                                                                 \
+        __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                                     \
+        __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                        \
+        __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;  \
+        for (int64_t r = 0; r < mr; r++) {                                                                \
+            float *cr = c + r * ldc;                                                                      \
+            __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);                  \
+            if (beta != 0.0f) {                                                                           \
+                y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), y0);                              \
+                y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), y1);                         \
+            }                                                                                             \
+            _mm512_mask_storeu_ps(cr, m0, y0);                                                            \
+            _mm512_mask_storeu_ps(cr + 16, m1, y1);                                                       \
+        }                                                                                                 \
+    }
+UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(8) UKR512_SMALL(10) UKR512_SMALL(12)
