@@ -193,6 +193,40 @@ CK_AVX512 static void max_pool_rows_2d(const pool_job *j, int64_t n) {
         }
 }
 
+/* The common 2x2, stride-2, unpadded window (every window whole): the four
+ * pixels compared in the generic walk's order (row by row), 16 channels at
+ * a time, the next input row pair fetched ahead; the same bits. */
+CK_AVX512 static void max_pool_2x2_2d(const pool_job *j, int64_t n) {
+    const ck_conv_desc *d = j->d;
+    const int64_t C = d->in_channels, W = d->in_size[1], OH = d->out_size[0], OW = d->out_size[1];
+    const float *xn = j->x + n * d->in_size[0] * W * C;
+    float *yn = j->y + n * OH * OW * C;
+    for (int64_t o0 = 0; o0 < OH; o0++) {
+        const float *r0 = xn + 2 * o0 * W * C, *r1 = r0 + W * C;
+        if (o0 + 1 < OH)
+            for (int64_t l = 0; l < 2 * W * C; l += 16) _mm_prefetch((const char *)(r0 + 2 * W * C + l), _MM_HINT_T0);
+        float *out = yn + o0 * OW * C;
+        for (int64_t o1 = 0; o1 < OW; o1++, out += C) {
+            const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
+            for (int64_t c = 0; c < C; c += 16) {
+                const float *src[4] = {p0 + c, p0 + C + c, p1 + c, p1 + C + c};
+                __m512 acc = _mm512_set1_ps(-INFINITY);
+                for (int k = 0; k < 4; k++) {
+                    __m512 v = _mm512_loadu_ps(src[k]);
+                    __mmask16 take = _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                    acc = _mm512_mask_blend_ps(take, acc, v);
+                }
+                _mm512_storeu_ps(out + c, acc);
+            }
+        }
+    }
+}
+
+static void max_pool_2x2_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    for (int64_t n = begin; n < end; n++) max_pool_2x2_2d(ctx, n);
+}
+
 static void max_pool_2d_task(void *ctx, int64_t begin, int64_t end, int thread) {
     (void)thread;
     for (int64_t n = begin; n < end; n++) max_pool_rows_2d(ctx, n);
@@ -206,7 +240,10 @@ static void ck_f32_max_pool__avx2(const ck_conv_desc *d, const float *x, float *
 static void ck_f32_max_pool__avx512(const ck_conv_desc *d, const float *x, float *y) {
     pool_job j = {d, x, NULL, y, 0};
     int fast = d->rank <= 2 && d->in_size[2] == 1 && d->kernel[2] == 1 && d->in_channels % 16 == 0;
-    ck_parallel_for(d->batch, d->batch * out_pixels_of(d) * d->in_channels < (1 << 16), fast ? max_pool_2d_task : pool_task, &j);
+    int two = fast && d->rank == 2 && d->kernel[0] == 2 && d->kernel[1] == 2 && d->stride[0] == 2 && d->stride[1] == 2 &&
+              d->pad[0] == 0 && d->pad[1] == 0 && d->out_size[0] * 2 <= d->in_size[0] && d->out_size[1] * 2 <= d->in_size[1];
+    ck_parallel_for(d->batch, d->batch * out_pixels_of(d) * d->in_channels < (1 << 16),
+                    two ? max_pool_2x2_task : fast ? max_pool_2d_task : pool_task, &j);
 }
 static void ck_f32_avg_pool__avx2(const ck_conv_desc *d, const float *x, float *y) {
     pool_job j = {d, x, NULL, y, 1};
