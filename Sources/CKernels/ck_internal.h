@@ -146,6 +146,15 @@ CK_AVX2 CK_INLINE __m256i ck256_tail_mask(size_t n) {
 
 /* AVX-512 twins of ck256_exp, ck256_tanh and ck256_sigmoid: the same
  * polynomials, with 2^n applied by scalef. */
+/* The 14 x 32 AVX-512 tile's 28 accumulators acc<row><half>, zeroed: the
+ * GEMM and indirect-convolution micro-kernels both keep that tile. */
+#define CK512_TILE_14x32_ACCUMULATORS                                                                   \
+    __m512 acc00 = _mm512_setzero_ps(), acc01 = acc00, acc10 = acc00, acc11 = acc00, acc20 = acc00,      \
+           acc21 = acc00, acc30 = acc00, acc31 = acc00, acc40 = acc00, acc41 = acc00, acc50 = acc00,     \
+           acc51 = acc00, acc60 = acc00, acc61 = acc00, acc70 = acc00, acc71 = acc00, acc80 = acc00,     \
+           acc81 = acc00, acc90 = acc00, acc91 = acc00, acc100 = acc00, acc101 = acc00, acc110 = acc00,  \
+           acc111 = acc00, acc120 = acc00, acc121 = acc00, acc130 = acc00, acc131 = acc00
+
 CK_AVX512 CK_INLINE __m512 ck512_exp(__m512 x) {
     const __m512 lo = _mm512_set1_ps(-87.3365478515625f);
     __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(88.3762626647949f));

@@ -128,11 +128,7 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
 
 CK_AVX512 static void igemm_14x32(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c,
                                   int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
-    __m512 z = _mm512_setzero_ps();
-    __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
-    __m512 acc40 = z, acc41 = z, acc50 = z, acc51 = z, acc60 = z, acc61 = z, acc70 = z, acc71 = z;
-    __m512 acc80 = z, acc81 = z, acc90 = z, acc91 = z, acc100 = z, acc101 = z, acc110 = z, acc111 = z;
-    __m512 acc120 = z, acc121 = z, acc130 = z, acc131 = z;
+    CK512_TILE_14x32_ACCUMULATORS;
     for (int64_t t = 0; t < taps; t++) {
         const float *const *row = ind + t * 14;
         const float *a0 = row[0];

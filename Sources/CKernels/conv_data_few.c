@@ -11,11 +11,14 @@
  * pixels then gathers nothing: for each (tap, oc) one broadcast weight times
  * one contiguous load of dyT, for ROWS input rows at once. One task per image. */
 
+/* Both data-gradient paths: the layer, its operands, and the zero-bordered
+ * buffer dy is moved into (planes here, channels-last below): its height and
+ * width, and where dy's row 0 / column 0 sit in it. */
 typedef struct few_bd_pass {
     const ck_conv_desc *d;
     const float *dy, *w;
     float *dx;
-    int64_t Hq, Wq, PT, PL;  /* the padded planes, and where dy's row 0 / column 0 sit in them */
+    int64_t Hq, Wq, PT, PL;
 } few_bd_pass;
 
 int ck_conv_few_bd_applies(const ck_conv_desc *d) {
@@ -105,20 +108,13 @@ static void few_bd_task(void *ctx, int64_t begin, int64_t end, int thread) {
  * Rows are copied as the input rows come to need them and fetched two rows
  * ahead, so the copy's memory reads can overlap the FMAs. One task per image. */
 
-typedef struct few_bdv_pass {
-    const ck_conv_desc *d;
-    const float *dy, *w;
-    float *dx;
-    int64_t Hp, Wp, PT, PL;  /* the bordered dy, and where dy's row 0 / column 0 sit in it */
-} few_bdv_pass;
-
 int ck_conv_few_bd_vector_applies(const ck_conv_desc *d) {
     return ck_conv_few_bd_applies(d) && d->out_channels % 16 == 0 && d->out_channels <= 64 && d->in_channels <= 4;
 }
 
 /* One kernel per (C, OC / 16), so dy's pixel stride is a constant in every address. */
 #define FEW_BDV_KERNEL(C, V)                                                                                        \
-    CK_AVX512 static void few_bdv_##C##_##V(const few_bdv_pass *f, const float *px, const int64_t *toff, int64_t T, \
+    CK_AVX512 static void few_bdv_##C##_##V(const float *px, const int64_t *toff, int64_t T, \
                                             const float *w, float *out, int64_t pixels) {                          \
         enum { G = 16 / C, OC = 16 * V };                                                                           \
         __m512 acc[16];                                                                                             \
@@ -135,13 +131,12 @@ int ck_conv_few_bd_vector_applies(const ck_conv_desc *d) {
                 }                                                                                                   \
             }                                                                                                       \
         }                                                                                                           \
-        (void)f;                                                                                                    \
         _mm512_mask_storeu_ps(out, (__mmask16)((1u << (pixels * C)) - 1), ck512_sum16(acc, G * C)); \
     }
 #define FEW_BDV_V(C) FEW_BDV_KERNEL(C, 1) FEW_BDV_KERNEL(C, 2) FEW_BDV_KERNEL(C, 3) FEW_BDV_KERNEL(C, 4)
 FEW_BDV_V(1) FEW_BDV_V(2) FEW_BDV_V(3) FEW_BDV_V(4)
 
-typedef void (*few_bdv_fn)(const few_bdv_pass *, const float *, const int64_t *, int64_t, const float *, float *, int64_t);
+typedef void (*few_bdv_fn)(const float *, const int64_t *, int64_t, const float *, float *, int64_t);
 #define FEW_BDV_ROW(C) {few_bdv_##C##_1, few_bdv_##C##_2, few_bdv_##C##_3, few_bdv_##C##_4}
 static const few_bdv_fn few_bdv[4][4] = {FEW_BDV_ROW(1), FEW_BDV_ROW(2), FEW_BDV_ROW(3), FEW_BDV_ROW(4)};
 
@@ -151,19 +146,19 @@ CK_AVX512 static void copy_row(const float *src, float *dst, int64_t n) {
 }
 
 static void few_bdv_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    const few_bdv_pass *f = ctx;
+    const few_bd_pass *f = ctx;
     const ck_conv_desc *d = f->d;
     const int64_t C = d->in_channels, OC = d->out_channels, H = d->in_size[0], W = d->in_size[1], OH = d->out_size[0], OW = d->out_size[1];
     const int64_t G = 16 / C, T = taps_of(d);
     few_bdv_fn kernel = few_bdv[C - 1][OC / 16 - 1];
-    float *dyp = ck_thread_scratch(thread, (size_t)(f->Hp * f->Wp * OC) * sizeof(float));
+    float *dyp = ck_thread_scratch(thread, (size_t)(f->Hq * f->Wq * OC) * sizeof(float));
     if (!dyp) return;
-    memset(dyp, 0, (size_t)(f->Hp * f->Wp * OC) * sizeof(float));
+    memset(dyp, 0, (size_t)(f->Hq * f->Wq * OC) * sizeof(float));
     int64_t toff[64];  /* each tap's offset in the buffer from an input pixel's own position */
     for (int64_t t = 0; t < T; t++) {
         int64_t k[3];
         tap_offset(d, t, k);
-        toff[t] = ((d->pad[0] - k[0]) * f->Wp + d->pad[1] - k[1]) * OC;
+        toff[t] = ((d->pad[0] - k[0]) * f->Wq + d->pad[1] - k[1]) * OC;
     }
     const int64_t row_floats = OW * OC;
     for (int64_t n = begin; n < end; n++) {
@@ -175,15 +170,15 @@ static void few_bdv_task(void *ctx, int64_t begin, int64_t end, int thread) {
         for (int64_t iy = 0; iy < H; iy++) {
             int64_t need = iy + d->pad[0] < OH - 1 ? iy + d->pad[0] : OH - 1;
             for (; copied <= need; copied++) {
-                copy_row(g + copied * row_floats, dyp + ((copied + f->PT) * f->Wp + f->PL) * OC, row_floats);
+                copy_row(g + copied * row_floats, dyp + ((copied + f->PT) * f->Wq + f->PL) * OC, row_floats);
                 if (copied + 2 < OH) {  /* two rows ahead */
                     const char *ahead = (const char *)(g + (copied + 2) * row_floats);
                     for (int64_t l = 0; l < row_floats * (int64_t)sizeof(float); l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
                 }
             }
-            const float *row = dyp + ((iy + f->PT) * f->Wp + f->PL) * OC;
+            const float *row = dyp + ((iy + f->PT) * f->Wq + f->PL) * OC;
             for (int64_t ix0 = 0; ix0 < W; ix0 += G)
-                kernel(f, row + ix0 * OC, toff, T, f->w, dx + (iy * W + ix0) * C, W - ix0 < G ? W - ix0 : G);
+                kernel(row + ix0 * OC, toff, T, f->w, dx + (iy * W + ix0) * C, W - ix0 < G ? W - ix0 : G);
         }
     }
 }
@@ -191,13 +186,13 @@ static void few_bdv_task(void *ctx, int64_t begin, int64_t end, int thread) {
 static void few_backward_data_vector(const ck_conv_desc *d, const float *dy, const float *w, float *dx) {
     int64_t kh = (d->kernel[0] - 1) * d->dilation[0], kw = (d->kernel[1] - 1) * d->dilation[1];
     int64_t G = 16 / d->in_channels;
-    few_bdv_pass f = {d, dy, w, dx, 0, 0, 0, 0};
+    few_bd_pass f = {d, dy, w, dx, 0, 0, 0, 0};
     /* input pixel (iy, ix) reads dy rows iy + pad - kh ... iy + pad, columns likewise (G more for a ragged last group) */
     f.PT = kh > d->pad[0] ? kh - d->pad[0] : 0;
     f.PL = kw > d->pad[1] ? kw - d->pad[1] : 0;
     int64_t rows = d->in_size[0] + d->pad[0], cols = d->in_size[1] + d->pad[1] + G;
-    f.Hp = f.PT + (rows > d->out_size[0] ? rows : d->out_size[0]);
-    f.Wp = f.PL + (cols > d->out_size[1] ? cols : d->out_size[1]);
+    f.Hq = f.PT + (rows > d->out_size[0] ? rows : d->out_size[0]);
+    f.Wq = f.PL + (cols > d->out_size[1] ? cols : d->out_size[1]);
     ck_parallel_for(d->batch, 2 * d->batch * out_pixels(d) * d->out_channels * taps_of(d) * d->in_channels < (1 << 20), few_bdv_task, &f);
 }
 

@@ -11,11 +11,7 @@
 
 CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                 int64_t mr, int64_t nr, float alpha, float beta) {
-    __m512 z = _mm512_setzero_ps();
-    __m512 acc00 = z, acc01 = z, acc10 = z, acc11 = z, acc20 = z, acc21 = z, acc30 = z, acc31 = z;
-    __m512 acc40 = z, acc41 = z, acc50 = z, acc51 = z, acc60 = z, acc61 = z, acc70 = z, acc71 = z;
-    __m512 acc80 = z, acc81 = z, acc90 = z, acc91 = z, acc100 = z, acc101 = z, acc110 = z, acc111 = z;
-    __m512 acc120 = z, acc121 = z, acc130 = z, acc131 = z;
+    CK512_TILE_14x32_ACCUMULATORS;
     /* C rows are often 4 KiB apart (aliasing in L1): fetch them while the k loop runs. */
     for (int64_t r = 0; r < mr; r++) {
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
