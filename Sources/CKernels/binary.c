@@ -213,12 +213,12 @@ static const ck_i32_binary_fn i32_avx2[CK_BINARY_COUNT] = {I32_OPS(E_I32_AVX2)};
 
 ck_f32_binary_fn ck_f32_binary_kernel(ck_binary_op op, ck_isa isa) {
     if ((unsigned)op >= CK_BINARY_COUNT) return NULL;
-    return isa == CK_ISA_REF ? f32_ref[op] : f32_avx2[op];
+    return CK_PICK2(isa, f32_ref[op], f32_avx2[op]);
 }
 
 ck_i32_binary_fn ck_i32_binary_kernel(ck_binary_op op, ck_isa isa) {
     if ((unsigned)op >= CK_BINARY_COUNT) return NULL;
-    return isa == CK_ISA_REF ? i32_ref[op] : i32_avx2[op];
+    return CK_PICK2(isa, i32_ref[op], i32_avx2[op]);
 }
 
 const char *ck_binary_op_name(ck_binary_op op) {

@@ -19,6 +19,13 @@
 #define CK_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #define CK_INLINE static inline __attribute__((always_inline))
 
+/* A family's kernel for `isa`, the one place the fallback order is written:
+ * the AVX-512 variant at AVX-512, the AVX2 one at AVX2, the reference below.
+ * A family without an AVX-512 variant uses CK_PICK2 (its AVX2 one serves
+ * AVX-512 machines). */
+#define CK_PICK(isa, ref, avx2, avx512) ((isa) >= CK_ISA_AVX512 ? (avx512) : (isa) >= CK_ISA_AVX2 ? (avx2) : (ref))
+#define CK_PICK2(isa, ref, avx2) CK_PICK(isa, ref, avx2, avx2)
+
 CK_AVX2 CK_INLINE __m256 ck256_exp(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.3762626647949f);
     const __m256 lo = _mm256_set1_ps(-87.3365478515625f);

@@ -488,8 +488,8 @@ static void ck_f32_conv_backward_data__avx512(const ck_conv_desc *d, const float
 
 
 ck_f32_conv_fn ck_f32_conv_forward_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_conv_forward__ref : isa == CK_ISA_AVX512 ? ck_f32_conv_forward__avx512 : ck_f32_conv_forward__avx2;
+    return CK_PICK(isa, ck_f32_conv_forward__ref, ck_f32_conv_forward__avx2, ck_f32_conv_forward__avx512);
 }
 ck_f32_conv_bd_fn ck_f32_conv_backward_data_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_conv_backward_data__ref : isa == CK_ISA_AVX512 ? ck_f32_conv_backward_data__avx512 : ck_f32_conv_backward_data__avx2;
+    return CK_PICK(isa, ck_f32_conv_backward_data__ref, ck_f32_conv_backward_data__avx2, ck_f32_conv_backward_data__avx512);
 }

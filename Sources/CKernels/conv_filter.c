@@ -312,5 +312,5 @@ static void ck_f32_conv_backward_filter__avx512(const ck_conv_desc *d, const flo
 
 
 ck_f32_conv_bf_fn ck_f32_conv_backward_filter_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_conv_backward_filter__ref : isa == CK_ISA_AVX512 ? ck_f32_conv_backward_filter__avx512 : ck_f32_conv_backward_filter__avx2;
+    return CK_PICK(isa, ck_f32_conv_backward_filter__ref, ck_f32_conv_backward_filter__avx2, ck_f32_conv_backward_filter__avx512);
 }

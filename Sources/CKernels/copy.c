@@ -57,7 +57,7 @@ static void ck_x32_copy_nd__avx2(const ck_copy_desc *d, const uint32_t *src, uin
 }
 
 ck_x32_copy_fn ck_x32_copy_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_x32_copy_nd__ref : ck_x32_copy_nd__avx2;
+    return CK_PICK2(isa, ck_x32_copy_nd__ref, ck_x32_copy_nd__avx2);
 }
 
 /* ---- fill ---- */
@@ -74,7 +74,7 @@ CK_AVX2 static void ck_x32_fill__avx2(size_t n, uint32_t value, uint32_t *dst) {
 }
 
 ck_x32_fill_fn ck_x32_fill_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_x32_fill__ref : ck_x32_fill__avx2;
+    return CK_PICK2(isa, ck_x32_fill__ref, ck_x32_fill__avx2);
 }
 
 /* ---- casts ---- */

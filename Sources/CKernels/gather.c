@@ -70,8 +70,8 @@ CK_AVX2 static int64_t ck_f32_scatter_add_rows__avx2(size_t nidx, const int32_t 
 }
 
 ck_f32_gather_fn ck_f32_gather_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_gather_rows__ref : ck_f32_gather_rows__avx2;
+    return CK_PICK2(isa, ck_f32_gather_rows__ref, ck_f32_gather_rows__avx2);
 }
 ck_f32_scatter_add_fn ck_f32_scatter_add_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_scatter_add_rows__ref : ck_f32_scatter_add_rows__avx2;
+    return CK_PICK2(isa, ck_f32_scatter_add_rows__ref, ck_f32_scatter_add_rows__avx2);
 }

@@ -129,7 +129,7 @@ static void xent_avx2(int64_t rows, int64_t classes, int from_logits, const floa
     run_rows(xent_rows, rows, classes, from_logits, z, y, g, loss, dz);
 }
 
-ck_f32_softmax_xent_fn ck_f32_softmax_xent_kernel(ck_isa isa) { return isa == CK_ISA_REF ? xent_ref : xent_avx2; }
+ck_f32_softmax_xent_fn ck_f32_softmax_xent_kernel(ck_isa isa) { return CK_PICK2(isa, xent_ref, xent_avx2); }
 
 /* ---- sigmoid cross-entropy: Keras's binary cross-entropy, per row the mean over `classes` ----
  *
@@ -212,4 +212,4 @@ static void sxent_avx2(int64_t rows, int64_t classes, int from_logits, const flo
     run_rows(sxent_rows, rows, classes, from_logits, z, y, g, loss, dz);
 }
 
-ck_f32_softmax_xent_fn ck_f32_sigmoid_xent_kernel(ck_isa isa) { return isa == CK_ISA_REF ? sxent_ref : sxent_avx2; }
+ck_f32_softmax_xent_fn ck_f32_sigmoid_xent_kernel(ck_isa isa) { return CK_PICK2(isa, sxent_ref, sxent_avx2); }

@@ -67,4 +67,4 @@ static void moments_avx2(int64_t rows, int64_t cols, const float *x, float *mean
     }
 }
 
-ck_f32_moments_fn ck_f32_moments_kernel(ck_isa isa) { return isa == CK_ISA_REF ? moments_ref : moments_avx2; }
+ck_f32_moments_fn ck_f32_moments_kernel(ck_isa isa) { return CK_PICK2(isa, moments_ref, moments_avx2); }

@@ -442,15 +442,14 @@ int ck_pool_windows_overlap(const ck_conv_desc *d) {
 }
 
 ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_relu_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_max_pool_backward_relu__ref : isa == CK_ISA_AVX512 ? ck_f32_max_pool_backward_relu__avx512
-                                                                                          : ck_f32_max_pool_backward_relu__avx2;
+    return CK_PICK(isa, ck_f32_max_pool_backward_relu__ref, ck_f32_max_pool_backward_relu__avx2, ck_f32_max_pool_backward_relu__avx512);
 }
 
 ck_f32_pool_fn ck_f32_max_pool_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_max_pool__ref : isa == CK_ISA_AVX512 ? ck_f32_max_pool__avx512 : ck_f32_max_pool__avx2;
+    return CK_PICK(isa, ck_f32_max_pool__ref, ck_f32_max_pool__avx2, ck_f32_max_pool__avx512);
 }
-ck_f32_pool_fn ck_f32_avg_pool_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_avg_pool__ref : ck_f32_avg_pool__avx2; }
+ck_f32_pool_fn ck_f32_avg_pool_kernel(ck_isa isa) { return CK_PICK2(isa, ck_f32_avg_pool__ref, ck_f32_avg_pool__avx2); }
 ck_f32_max_pool_bwd_fn ck_f32_max_pool_backward_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_max_pool_backward__ref : isa == CK_ISA_AVX512 ? ck_f32_max_pool_backward__avx512 : ck_f32_max_pool_backward__avx2;
+    return CK_PICK(isa, ck_f32_max_pool_backward__ref, ck_f32_max_pool_backward__avx2, ck_f32_max_pool_backward__avx512);
 }
-ck_f32_avg_pool_bwd_fn ck_f32_avg_pool_backward_kernel(ck_isa isa) { return isa == CK_ISA_REF ? ck_f32_avg_pool_backward__ref : ck_f32_avg_pool_backward__avx2; }
+ck_f32_avg_pool_bwd_fn ck_f32_avg_pool_backward_kernel(ck_isa isa) { return CK_PICK2(isa, ck_f32_avg_pool_backward__ref, ck_f32_avg_pool_backward__avx2); }

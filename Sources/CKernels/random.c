@@ -99,7 +99,7 @@ ck_f32_random_fn ck_f32_random_kernel(ck_random_dist dist, ck_isa isa) {
     static const ck_f32_random_fn ref[CK_RANDOM_COUNT] = {CK_RANDOM_OPS(RANDOM_REF)};
     static const ck_f32_random_fn avx2[CK_RANDOM_COUNT] = {CK_RANDOM_OPS(RANDOM_AVX2)};
     if ((unsigned)dist >= CK_RANDOM_COUNT) return NULL;
-    return isa == CK_ISA_REF ? ref[dist] : avx2[dist];
+    return CK_PICK2(isa, ref[dist], avx2[dist]);
 }
 
 /* Elements [first, first + n) of draw `counter`: the same values the whole

@@ -69,7 +69,7 @@ CK_AVX2 static void ck_f32_lstm_hidden__avx2(int64_t rows, int64_t units, const 
 }
 
 ck_f32_lstm_fn ck_f32_lstm_kernel(int op, ck_isa isa) {
-    if (op == 0) return isa == CK_ISA_REF ? ck_f32_lstm_cell_state__ref : ck_f32_lstm_cell_state__avx2;
-    if (op == 1) return isa == CK_ISA_REF ? ck_f32_lstm_hidden__ref : ck_f32_lstm_hidden__avx2;
+    if (op == 0) return CK_PICK2(isa, ck_f32_lstm_cell_state__ref, ck_f32_lstm_cell_state__avx2);
+    if (op == 1) return CK_PICK2(isa, ck_f32_lstm_hidden__ref, ck_f32_lstm_hidden__avx2);
     return NULL;
 }

@@ -87,7 +87,7 @@ ck_f32_reduce_fn ck_f32_reduce_kernel(ck_reduce_op op, ck_isa isa) {
     static const ck_f32_reduce_fn ref[CK_REDUCE_COUNT] = {CK_REDUCE_OPS(RED_REF)};
     static const ck_f32_reduce_fn avx2[CK_REDUCE_COUNT] = {CK_REDUCE_OPS(RED_AVX2)};
     if ((unsigned)op >= CK_REDUCE_COUNT) return NULL;
-    return isa == CK_ISA_REF ? ref[op] : avx2[op];
+    return CK_PICK2(isa, ref[op], avx2[op]);
 }
 
 const char *ck_reduce_op_name(ck_reduce_op op) {
@@ -197,7 +197,7 @@ CK_AVX2 static void ck_f32_softmax__avx2(size_t outer, size_t n, size_t inner, c
 }
 
 ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_softmax__ref : ck_f32_softmax__avx2;
+    return CK_PICK2(isa, ck_f32_softmax__ref, ck_f32_softmax__avx2);
 }
 
 /* ---- argmax ---- */
@@ -245,5 +245,5 @@ CK_AVX2 static void ck_f32_argmax__avx2(size_t outer, size_t n, size_t inner, co
 }
 
 ck_f32_argmax_fn ck_f32_argmax_kernel(ck_isa isa) {
-    return isa == CK_ISA_REF ? ck_f32_argmax__ref : ck_f32_argmax__avx2;
+    return CK_PICK2(isa, ck_f32_argmax__ref, ck_f32_argmax__avx2);
 }

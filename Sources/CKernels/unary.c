@@ -189,8 +189,7 @@ static const char *name_table[CK_UNARY_COUNT] = {UNARY_OPS(ENTRY_NAME)};
 
 ck_f32_unary_fn ck_f32_unary_kernel(ck_unary_op op, ck_isa isa) {
     if ((unsigned)op >= CK_UNARY_COUNT) return NULL;
-    if (isa == CK_ISA_REF) return ref_table[op];
-    return avx2_table[op]; /* AVX-512 machines run the AVX2 loops for elementwise work */
+    return CK_PICK2(isa, ref_table[op], avx2_table[op]); /* AVX-512 machines run the AVX2 loops for elementwise work */
 }
 
 const char *ck_unary_op_name(ck_unary_op op) {
