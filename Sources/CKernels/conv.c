@@ -15,8 +15,38 @@
 
 static int has_conv_epilogue(const ck_conv_desc *d) { return d->bias || d->residual || d->activation > 0; }
 
+/* Bias and/or relu (no residual), the common case, in one pass over the tile
+ * while it is in L1: y + bias rounded once, then relu as the vector kernel
+ * computes it (x > 0 ? x : +0, NaN to 0), so the bits equal the generic path's. */
+CK_AVX2 static void epilogue_bias_relu(const ck_conv_desc *d, float *y, int64_t p0, int64_t rows, int64_t c0, int64_t cols, int relu) {
+    const int64_t OC = d->out_channels;
+    const float *bias = d->bias ? d->bias + c0 : NULL;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t r = p0; r < p0 + rows; r++) {
+        float *row = y + r * OC + c0;
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            __m256 v = _mm256_loadu_ps(row + c);
+            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
+            if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+            _mm256_storeu_ps(row + c, v);
+        }
+        for (; c < cols; c++) {
+            float v = row[c];
+            if (bias) v = v + bias[c];
+            if (relu) v = v > 0 ? v : 0.0f;
+            row[c] = v;
+        }
+    }
+}
+
 static void conv_epilogue(const ck_conv_desc *d, ck_isa isa, float *y, int64_t p0, int64_t rows, int64_t c0, int64_t cols) {
     int64_t OC = d->out_channels;
+    int relu = d->activation == 1 + CK_UNARY_RELU;
+    if (isa != CK_ISA_REF && !d->residual && (relu || d->activation == 0)) {
+        epilogue_bias_relu(d, y, p0, rows, c0, cols, relu);
+        return;
+    }
     ck_f32_unary_fn act = d->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(d->activation - 1), isa) : NULL;
     ck_f32_binary_fn add = ck_f32_binary_kernel(CK_BINARY_ADD, isa);
     for (int64_t r = p0; r < p0 + rows; r++) {

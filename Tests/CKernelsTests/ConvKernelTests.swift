@@ -119,7 +119,12 @@ final class ConvKernelTests: XCTestCase {
             e.act_params = ck_unary_params(alpha: 0.7, beta: 0)
             let zRef = Guarded(g.yCount)
             ck_f32_conv_forward_kernel(CK_ISA_REF)(&e, x.pointer, w.pointer, zRef.pointer)
-            for (label, desc, want) in [("conv forward", d, yRef), ("conv forward+bias+residual+elu", e, zRef)] {
+            // ... and bias + relu, the one-pass epilogue
+            var br = d
+            br.bias = UnsafePointer(bias.pointer); br.activation = Int32(CK_UNARY_RELU.rawValue) + 1
+            let brRef = Guarded(g.yCount)
+            ck_f32_conv_forward_kernel(CK_ISA_REF)(&br, x.pointer, w.pointer, brRef.pointer)
+            for (label, desc, want) in [("conv forward", d, yRef), ("conv forward+bias+residual+elu", e, zRef), ("conv forward+bias+relu", br, brRef)] {
                 var desc = desc
                 for isa in optimized(0) {
                     let y = Guarded(g.yCount)
