@@ -118,6 +118,25 @@ func benchMicroKernel(_ row: ck_kernel_info, peak: Double) -> Record {
                   fields: [("mr", JSON(mr)), ("nr", JSON(nr)), ("kc", JSON(kc))], gflops: gf, pctPeak: 100 * gf / peak, msMedian: t * 1e3 / Double(calls))
 }
 
+/// One indirect micro-kernel row: 9 taps of 64 channels (a 3x3, 64-channel layer's depth) through a pointer table.
+func benchConvMicroKernel(_ row: ck_kernel_info, peak: Double) -> Record {
+    let mr = Int(row.tile), nr = Int(row.op), taps = 9, kc = 64
+    let ukr = ck_f32_conv_ukr_kernel(row.isa, row.tile, row.op)!
+    var g = SplitMix64(seed: 3)
+    let a = aligned(taps * mr * kc) { _ in g.uniform(-1, 1) }, w = aligned(taps * kc * nr) { _ in g.uniform(-1, 1) }
+    let c = aligned(mr * nr) { _ in 0 }
+    defer { a.deallocate(); w.deallocate(); c.deallocate() }
+    let ind: [UnsafePointer<Float>?] = (0..<(taps * mr)).map { UnsafePointer(a + $0 * kc) }
+    let calls = 1000
+    let t = ind.withUnsafeBufferPointer { p in
+        medianTime(reps: 15) { for _ in 0..<calls { ukr(Int64(taps), Int64(kc), p.baseAddress, 0, w, c, Int64(nr), Int64(mr), Int64(nr), 0) } }
+    }
+    let gf = 2.0 * Double(mr * nr * taps * kc * calls) / t / 1e9
+    return Record(name: String(cString: row.name), isa: isaName(row.isa), threads: 1,
+                  fields: [("mr", JSON(mr)), ("nr", JSON(nr)), ("taps", JSON(taps)), ("kc", JSON(kc))], gflops: gf, pctPeak: 100 * gf / peak,
+                  msMedian: t * 1e3 / Double(calls))
+}
+
 struct ConvCase {
     var name: String
     var batch: Int, size: Int, c: Int, oc: Int, k: Int
@@ -177,6 +196,11 @@ func runKernelSuite(threadCounts: [Int], quick: Bool) -> [Record] {
     let table = ck_kernel_table(&tableCount)!
     for row in (0..<tableCount).map({ table[$0] }) where row.family == CK_FAMILY_GEMM_UKR && isas.contains(row.isa) {
         let r = benchMicroKernel(row, peak: peaks[isaName(row.isa)]!)
+        records.append(r)
+        print("\(r.name) \(r.isa) threads=1: \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak")
+    }
+    for row in (0..<tableCount).map({ table[$0] }) where row.family == CK_FAMILY_CONV_UKR && isas.contains(row.isa) {
+        let r = benchConvMicroKernel(row, peak: peaks[isaName(row.isa)]!)
         records.append(r)
         print("\(r.name) \(r.isa) threads=1: \(fmt(r.gflops)) GFLOP/s, \(fmt(r.pctPeak))% of peak")
     }

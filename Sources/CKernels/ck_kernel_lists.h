@@ -37,4 +37,7 @@
     X(CK_ISA_AVX2, 6, 16) X(CK_ISA_AVX512, 14, 32) X(CK_ISA_AVX512, 12, 32) X(CK_ISA_AVX512, 10, 32) \
     X(CK_ISA_AVX512, 8, 32) X(CK_ISA_AVX512, 6, 32) X(CK_ISA_AVX512, 4, 32) X(CK_ISA_AVX512, 2, 32)
 
+/* Indirect-convolution micro-kernels: X(ISA, MR, NR) for igemm_<MR>x<NR> in conv.c. */
+#define CK_CONV_UKRS(X) X(CK_ISA_AVX2, 6, 16) X(CK_ISA_AVX512, 12, 32) X(CK_ISA_AVX512, 14, 32)
+
 #endif

@@ -10,6 +10,7 @@
  * rows only, so every element is summed in the same order on any number of
  * threads. The filter gradient is in conv_filter.c. */
 #include "conv_internal.h"
+#include "ck_kernel_lists.h"
 
 /* ---- the forward epilogue: bias, residual and activation on rows [p0, p0 + rows), columns [c0, c0 + cols) ---- */
 
@@ -208,6 +209,28 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
 #define IROWS_14 IROWS_12 IROW512(12) IROW512(13)
 IGEMM512(14, CK512_TILE_14x32_ACCUMULATORS, IPTRS_14, IROWS_14, ACC_ROWS_14)
 IGEMM512(12, ACCS_12, IPTRS_12, IROWS_12, ACC_ROWS_12)
+
+/* ---- the indirect micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
+
+void ck_f32_conv_ukr__ref(int MR, int NR, int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w,
+                          float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+    for (int64_t r = 0; r < mr; r++)
+        for (int64_t j = 0; j < nr; j++) {
+            double acc = accumulate ? c[r * ldc + j] : 0.0;
+            for (int64_t t = 0; t < taps; t++) {
+                const float *a = ps ? ind[t * MR] + r * ps : ind[t * MR + r];
+                for (int64_t k = 0; k < kc; k++) acc += (double)a[k] * (double)w[(t * kc + k) * NR + j];
+            }
+            c[r * ldc + j] = (float)acc;
+        }
+}
+
+ck_f32_conv_ukr_fn ck_f32_conv_ukr_kernel(ck_isa isa, int mr, int nr) {
+#define CONV_UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return igemm_##MR##x##NR;
+    CK_CONV_UKRS(CONV_UKR_CASE)
+#undef CONV_UKR_CASE
+    return NULL;
+}
 
 typedef struct igemm_impl {
     int mr, nr;

@@ -511,6 +511,7 @@ typedef enum ck_family {
     CK_FAMILY_RNN,         /* op: 0 whole-sequence forward, 1 backward (all cells) */
     CK_FAMILY_FUSED_ELEMENTWISE, /* a program of unary and binary ops, per tile */
     CK_FAMILY_GEMM_UKR,    /* a GEMM micro-kernel by itself: tile = MR, op = NR (the reference: any) */
+    CK_FAMILY_CONV_UKR,    /* an indirect-convolution micro-kernel by itself: tile = MR, op = NR */
     CK_FAMILY_COUNT
 } ck_family;
 
@@ -533,6 +534,17 @@ ck_f32_gemm_ukr_fn ck_f32_gemm_ukr_kernel(ck_isa isa, int mr, int nr);
 /* Its reference twin (accumulates in double), for any panel shape. */
 void ck_f32_gemm_ukr__ref(int MR, int NR, int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                           int64_t mr, int64_t nr, float alpha, float beta);
+
+/* An indirect-convolution micro-kernel: C[0:mr, 0:nr] (+)= sum over taps t
+ * and k < kc of A_t[r][k] * w[(t * kc + k) * NR + j], where row r of tap t
+ * is ind[t * MR + r] (ps == 0) or ind[t * MR] + r * ps; all MR pointers of
+ * a tap are read (point rows past mr anywhere valid); w 64-byte aligned;
+ * accumulate adds to C instead of overwriting it. */
+typedef void (*ck_f32_conv_ukr_fn)(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w,
+                                   float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
+ck_f32_conv_ukr_fn ck_f32_conv_ukr_kernel(ck_isa isa, int mr, int nr);
+void ck_f32_conv_ukr__ref(int MR, int NR, int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w,
+                          float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
 
 /* Every kernel compiled into this library (whether or not this CPU runs it). */
 const ck_kernel_info *ck_kernel_table(size_t *count);
