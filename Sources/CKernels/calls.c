@@ -233,7 +233,8 @@ ck_entry_fn ck_kernel_entry(int32_t id) {
     case CK_FAMILY_RNN: return run_rnn;
     case CK_FAMILY_FUSED_ELEMENTWISE: return run_fused;
     case CK_FAMILY_GEMM_UKR:  /* micro-kernels are called directly, never by a plan */
-    case CK_FAMILY_CONV_UKR: break;
+    case CK_FAMILY_CONV_UKR:
+    case CK_FAMILY_CONV_BF_UKR: break;
     case CK_FAMILY_COUNT: break;
     }
     return NULL;

@@ -40,4 +40,9 @@
 /* Indirect-convolution micro-kernels: X(ISA, MR, NR) for igemm_<MR>x<NR> in conv.c. */
 #define CK_CONV_UKRS(X) X(CK_ISA_AVX2, 6, 16) X(CK_ISA_AVX512, 12, 32) X(CK_ISA_AVX512, 14, 32)
 
+/* Filter-gradient micro-kernels: X(ISA, MR, NR) for bf_<MR>x<NR> in conv_filter.c. */
+#define CK_CONV_BF_UKRS(X)                                                                    \
+    X(CK_ISA_AVX2, 6, 16) X(CK_ISA_AVX512, 8, 32) X(CK_ISA_AVX512, 9, 32) X(CK_ISA_AVX512, 10, 32) \
+    X(CK_ISA_AVX512, 11, 32) X(CK_ISA_AVX512, 12, 32) X(CK_ISA_AVX512, 13, 32) X(CK_ISA_AVX512, 14, 32)
+
 #endif

@@ -2,6 +2,7 @@
  * the double-precision reference, the few-channel path (patches packed into
  * the GEMM) and the register-tiled kernels. */
 #include "conv_internal.h"
+#include "ck_kernel_lists.h"
 
 static void ck_f32_conv_backward_filter__ref(const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
     int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d);
@@ -231,6 +232,28 @@ CK_AVX512 static inline __attribute__((always_inline)) void bf_avx512_tile(const
     }
 BF_AVX512(8) BF_AVX512(9) BF_AVX512(10) BF_AVX512(11) BF_AVX512(12) BF_AVX512(13) BF_AVX512(14)
 static const bf_ukr bf_avx512_by_mr[7] = {bf_8x32, bf_9x32, bf_10x32, bf_11x32, bf_12x32, bf_13x32, bf_14x32};
+
+/* The filter-gradient micro-kernels by themselves (their own table rows). */
+void ck_f32_conv_bf_ukr__ref(int MR, int NR, int64_t kc, const int64_t *offs, const float *x, const float *zero,
+                             const float *dy, int64_t ldy, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+    (void)MR; (void)NR;
+    for (int64_t r = 0; r < mr; r++)
+        for (int64_t j = 0; j < nr; j++) {
+            double acc = accumulate ? c[r * ldc + j] : 0.0;
+            for (int64_t p = 0; p < kc; p++) {
+                const float *a = offs[p] < 0 ? zero : x + offs[p];
+                acc += (double)a[r] * (double)dy[p * ldy + j];
+            }
+            c[r * ldc + j] = (float)acc;
+        }
+}
+
+ck_f32_conv_bf_ukr_fn ck_f32_conv_bf_ukr_kernel(ck_isa isa, int mr, int nr) {
+#define BF_UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return bf_##MR##x##NR;
+    CK_CONV_BF_UKRS(BF_UKR_CASE)
+#undef BF_UKR_CASE
+    return NULL;
+}
 
 /* Channel rows per AVX-512 tile: as many as fit (14) split evenly over the
  * tiles a group's channels need (32 channels: 3 tiles of 11, not 14+14+4),

@@ -21,6 +21,9 @@
 #define CONV_UKR(ISA, MR, NR) {ISA == CK_ISA_AVX512 ? "ck_f32_conv_ukr__avx512_" #MR "x" #NR : "ck_f32_conv_ukr__avx2_" #MR "x" #NR, \
                                CK_FAMILY_CONV_UKR, NR, ISA, MR},
 
+#define CONV_BF_UKR(ISA, MR, NR) {ISA == CK_ISA_AVX512 ? "ck_f32_conv_bf_ukr__avx512_" #MR "x" #NR : "ck_f32_conv_bf_ukr__avx2_" #MR "x" #NR, \
+                                  CK_FAMILY_CONV_BF_UKR, NR, ISA, MR},
+
 static const ck_kernel_info table[] = {
     CK_UNARY_OPS(U)
     CK_BINARY_F32_OPS(BF)
@@ -97,6 +100,8 @@ static const ck_kernel_info table[] = {
     CK_GEMM_UKRS(UKR)
     {"ck_f32_conv_ukr__ref", CK_FAMILY_CONV_UKR, 0, CK_ISA_REF, 1},
     CK_CONV_UKRS(CONV_UKR)
+    {"ck_f32_conv_bf_ukr__ref", CK_FAMILY_CONV_BF_UKR, 0, CK_ISA_REF, 1},
+    CK_CONV_BF_UKRS(CONV_BF_UKR)
 };
 
 const ck_kernel_info *ck_kernel_table(size_t *count) {

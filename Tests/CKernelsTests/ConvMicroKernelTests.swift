@@ -64,4 +64,46 @@ final class ConvMicroKernelTests: XCTestCase {
             }
         }
     }
+
+    /// Every filter-gradient micro-kernel row against its reference: pixels
+    /// whose source is a row of x or the zero row (offset -1), every partial
+    /// tile, depths 1 to 37, storing and accumulating.
+    func testEveryFilterGradientMicroKernelMatchesItsReference() throws {
+        var n = 0
+        let t = ck_kernel_table(&n)!
+        let rows = (0..<n).map { t[$0] }.filter { $0.family == CK_FAMILY_CONV_BF_UKR && $0.isa != CK_ISA_REF }
+        XCTAssertEqual(rows.count, 8, "filter-gradient micro-kernel rows in the table")
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(37)
+        for row in rows where row.isa == CK_ISA_AVX2 || ck_cpu_has_avx512f() != 0 {
+            let MR = Int(row.tile), NR = Int(row.op), name = String(cString: row.name)
+            guard let ukr = ck_f32_conv_bf_ukr_kernel(row.isa, row.tile, row.op) else { XCTFail("\(name): no kernel"); continue }
+            let nrs = Set([1, 7, 8, 9, 15, 16, 17, NR - 1, NR].filter { $0 >= 1 && $0 <= NR }).sorted()
+            for kc in [1, 6, 37] {
+                let ldx = MR + 5, ldy = NR + 2
+                let x = Guarded(rng.floats(kc * ldx, -1, 1)), dy = Guarded(rng.floats(kc * ldy, -1, 1))
+                let zero = [Float](repeating: 0, count: MR + 16)
+                let offs: [Int64] = (0..<kc).map { $0 % 4 == 3 ? -1 : Int64($0 * ldx) }  // every fourth pixel from the zero row
+                for mr in 1...MR { for nr in nrs { for accumulate in [Int32(0), 1] {
+                    let ldc = NR + 3
+                    let c0 = rng.floats(MR * ldc, -1, 1)
+                    let c = Guarded(c0), r = Guarded(c0)
+                    ukr(Int64(kc), offs, x.pointer, zero, dy.pointer, Int64(ldy), c.pointer, Int64(ldc), Int64(mr), Int64(nr), accumulate)
+                    ck_f32_conv_bf_ukr__ref(Int32(MR), Int32(NR), Int64(kc), offs, x.pointer, zero, dy.pointer, Int64(ldy), r.pointer,
+                                            Int64(ldc), Int64(mr), Int64(nr), accumulate)
+                    let what = "\(name) kc=\(kc) mr=\(mr) nr=\(nr) accumulate=\(accumulate)"
+                    XCTAssertTrue(c.intactCanaries, "\(what): wrote outside C")
+                    let got = c.values, want = r.values
+                    var bad = 0
+                    for i in 0..<MR { for j in 0..<ldc {
+                        let k = i * ldc + j
+                        if i < mr && j < nr {
+                            if abs(got[k] - want[k]) > 2e-7 * Float(kc + 1) * (abs(want[k]) + 1) { bad += 1 }
+                        } else if got[k].bitPattern != c0[k].bitPattern { bad += 1 }
+                    } }
+                    XCTAssertEqual(bad, 0, "\(what): \(bad) elements wrong or written outside mr x nr")
+                } } }
+            }
+        }
+    }
 }

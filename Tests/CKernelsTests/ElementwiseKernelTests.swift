@@ -454,13 +454,14 @@ final class ElementwiseKernelTests: XCTestCase {
         let t = ck_kernel_table(&n)!
         let covered: Set<UInt32> = [CK_FAMILY_UNARY, CK_FAMILY_BINARY_F32, CK_FAMILY_BINARY_I32, CK_FAMILY_SELECT,
                                     CK_FAMILY_COPY, CK_FAMILY_FILL, CK_FAMILY_CAST, CK_FAMILY_REDUCE, CK_FAMILY_SOFTMAX,
-                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM, CK_FAMILY_RNN, CK_FAMILY_FUSED_ELEMENTWISE, CK_FAMILY_GEMM_UKR, CK_FAMILY_CONV_UKR].map(\.rawValue).reduce(into: []) { $0.insert($1) }
+                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM, CK_FAMILY_RNN, CK_FAMILY_FUSED_ELEMENTWISE, CK_FAMILY_GEMM_UKR, CK_FAMILY_CONV_UKR, CK_FAMILY_CONV_BF_UKR].map(\.rawValue).reduce(into: []) { $0.insert($1) }
         for i in 0..<n {
             XCTAssertTrue(covered.contains(t[i].family.rawValue), "\(kernelName(t[i])) is in no tested family")
             // every optimized kernel has a reference twin in the table
             if t[i].isa != CK_ISA_REF {
                 // (each micro-kernel family's one reference takes any tile shape)
-                let twin = (0..<n).contains { t[$0].family == t[i].family && (t[$0].op == t[i].op || t[i].family == CK_FAMILY_GEMM_UKR || t[i].family == CK_FAMILY_CONV_UKR)
+                let twin = (0..<n).contains { t[$0].family == t[i].family && (t[$0].op == t[i].op || t[i].family == CK_FAMILY_GEMM_UKR || t[i].family == CK_FAMILY_CONV_UKR
+                                              || t[i].family == CK_FAMILY_CONV_BF_UKR)
                                               && t[$0].isa == CK_ISA_REF }
                 XCTAssertTrue(twin, "\(kernelName(t[i])) has no __ref twin")
             }

@@ -40,7 +40,8 @@ final class PlanAsDataTests: XCTestCase {
         XCTAssertNil(ck_kernel_entry(-1))
         XCTAssertNil(ck_kernel_entry(Int32(KernelTable.rows.count)))
         for (i, row) in KernelTable.rows.enumerated() {
-            if row.family == CK_FAMILY_GEMM_UKR.rawValue || row.family == CK_FAMILY_CONV_UKR.rawValue {
+            if row.family == CK_FAMILY_GEMM_UKR.rawValue || row.family == CK_FAMILY_CONV_UKR.rawValue
+                || row.family == CK_FAMILY_CONV_BF_UKR.rawValue {
                 XCTAssertNil(ck_kernel_entry(Int32(i)), "micro-kernel row \(i) \(row.name) has an entry")
             } else {
                 XCTAssertNotNil(ck_kernel_entry(Int32(i)), "row \(i) \(row.name) has no entry")

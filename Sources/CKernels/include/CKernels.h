@@ -512,6 +512,7 @@ typedef enum ck_family {
     CK_FAMILY_FUSED_ELEMENTWISE, /* a program of unary and binary ops, per tile */
     CK_FAMILY_GEMM_UKR,    /* a GEMM micro-kernel by itself: tile = MR, op = NR (the reference: any) */
     CK_FAMILY_CONV_UKR,    /* an indirect-convolution micro-kernel by itself: tile = MR, op = NR */
+    CK_FAMILY_CONV_BF_UKR, /* a filter-gradient micro-kernel by itself: tile = MR, op = NR */
     CK_FAMILY_COUNT
 } ck_family;
 
@@ -545,6 +546,15 @@ typedef void (*ck_f32_conv_ukr_fn)(int64_t taps, int64_t kc, const float *const 
 ck_f32_conv_ukr_fn ck_f32_conv_ukr_kernel(ck_isa isa, int mr, int nr);
 void ck_f32_conv_ukr__ref(int MR, int NR, int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w,
                           float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
+
+/* A filter-gradient micro-kernel: C[0:mr, 0:nr] (+)= sum over p < kc of
+ * a_p[r] * dy[p * ldy + j], where a_p = x + offs[p], or `zero` (a row of
+ * zeros at least MR long) when offs[p] < 0; all MR channels of a_p are read. */
+typedef void (*ck_f32_conv_bf_ukr_fn)(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy,
+                                      int64_t ldy, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
+ck_f32_conv_bf_ukr_fn ck_f32_conv_bf_ukr_kernel(ck_isa isa, int mr, int nr);
+void ck_f32_conv_bf_ukr__ref(int MR, int NR, int64_t kc, const int64_t *offs, const float *x, const float *zero,
+                             const float *dy, int64_t ldy, float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
 
 /* Every kernel compiled into this library (whether or not this CPU runs it). */
 const ck_kernel_info *ck_kernel_table(size_t *count);
