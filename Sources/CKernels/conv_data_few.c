@@ -183,7 +183,83 @@ static void few_bdv_task(void *ctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
+/* ---- the same reading dy in place (no copy), when every group's edge is narrow ----
+ * Groups start every G pixels and the last one ends at the row's end
+ * (overlapping its neighbour: the shared pixels get the same bits, since a
+ * lane's sum does not depend on its position). A group's pixels whose dy
+ * column is outside the image can then only be its first or last EDGE ones;
+ * those load under a mask (which reads nothing where it is zero), the rest
+ * load plainly. Rows of dy outside the image skip their taps. */
+enum { EDGE = 2 };
+
+int ck_conv_few_bd_direct_applies(const ck_conv_desc *d) {
+    int64_t reach = (d->kernel[1] - 1) * d->dilation[1], pad_r = d->out_size[1] - d->in_size[1] - d->pad[1] + reach;
+    return ck_conv_few_bd_vector_applies(d) && d->in_size[1] >= 16 / d->in_channels && reach - d->pad[1] <= EDGE && reach - pad_r <= EDGE;
+}
+
+#define FEW_BDD_KERNEL(C, V)                                                                                        \
+    CK_AVX512 static void few_bdd_##C##_##V(const ck_conv_desc *d, const float *dy, const float *w, int64_t iy,      \
+                                            int64_t ix0, float *out) {                                              \
+        enum { G = 16 / C, OC = 16 * V };                                                                           \
+        const int64_t OH = d->out_size[0], OW = d->out_size[1], KH = d->kernel[0], KW = d->kernel[1];               \
+        __m512 acc[16];                                                                                             \
+        _Pragma("clang loop unroll(full)") for (int l = 0; l < 16; l++) acc[l] = _mm512_setzero_ps();              \
+        for (int64_t kx = 0; kx < KW; kx++) {                                                                       \
+            int64_t ox0 = ix0 + d->pad[1] - kx * d->dilation[1];                                                    \
+            int64_t lo = ox0 < 0 ? -ox0 : 0, hi = OW - ox0 < G ? OW - ox0 : G;  /* lanes [lo, hi) in the image */   \
+            __mmask16 ml0 = lo <= 0 ? 0xFFFF : 0, ml1 = lo <= 1 && hi > 1 ? 0xFFFF : 0;                            \
+            __mmask16 mr0 = hi > G - 2 && lo <= G - 2 ? 0xFFFF : 0, mr1 = hi > G - 1 ? 0xFFFF : 0;                 \
+            for (int64_t ky = 0; ky < KH; ky++) {                                                                   \
+                int64_t oy = iy + d->pad[0] - ky * d->dilation[0];                                                  \
+                if (oy < 0 || oy >= OH) continue;                                                                   \
+                const float *src = dy + (oy * OW + ox0) * OC, *wt = w + (ky * KW + kx) * C * OC;                    \
+                _Pragma("clang loop unroll(full)") for (int v = 0; v < OC; v += 16) {                               \
+                    __m512 wc[C];                                                                                   \
+                    _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++) wc[c] = _mm512_loadu_ps(wt + c * OC + v); \
+                    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                \
+                        const float *at = src + g * OC + v;                                                         \
+                        __m512 y = g == 0 ? _mm512_maskz_loadu_ps(ml0, at) : g == 1 ? _mm512_maskz_loadu_ps(ml1, at) \
+                                 : g == G - 2 ? _mm512_maskz_loadu_ps(mr0, at) : g == G - 1 ? _mm512_maskz_loadu_ps(mr1, at) \
+                                 : _mm512_loadu_ps(at);                                                             \
+                        _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++)                              \
+                            acc[g * C + c] = _mm512_fmadd_ps(y, wc[c], acc[g * C + c]);                             \
+                    }                                                                                               \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
+        _mm512_mask_storeu_ps(out, (__mmask16)((1u << (G * C)) - 1), ck512_sum16(acc, G * C));                      \
+    }
+#define FEW_BDD_V(C) FEW_BDD_KERNEL(C, 1) FEW_BDD_KERNEL(C, 2) FEW_BDD_KERNEL(C, 3) FEW_BDD_KERNEL(C, 4)
+FEW_BDD_V(1) FEW_BDD_V(2) FEW_BDD_V(3) FEW_BDD_V(4)
+
+typedef void (*few_bdd_fn)(const ck_conv_desc *, const float *, const float *, int64_t, int64_t, float *);
+#define FEW_BDD_ROW(C) {few_bdd_##C##_1, few_bdd_##C##_2, few_bdd_##C##_3, few_bdd_##C##_4}
+static const few_bdd_fn few_bdd[4][4] = {FEW_BDD_ROW(1), FEW_BDD_ROW(2), FEW_BDD_ROW(3), FEW_BDD_ROW(4)};
+
+static void few_bdd_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const few_bd_pass *f = ctx;
+    const ck_conv_desc *d = f->d;
+    const int64_t C = d->in_channels, OC = d->out_channels, H = d->in_size[0], W = d->in_size[1], OH = d->out_size[0], OW = d->out_size[1];
+    const int64_t G = 16 / C;
+    few_bdd_fn kernel = few_bdd[C - 1][OC / 16 - 1];
+    for (int64_t n = begin; n < end; n++) {
+        const float *g = f->dy + n * OH * OW * OC;
+        float *dx = f->dx + n * H * W * C;
+        for (int64_t iy = 0; iy < H; iy++)
+            for (int64_t ix0 = 0; ix0 < W; ix0 += G) {
+                int64_t at = ix0 + G <= W ? ix0 : W - G;  /* the last group ends at the row's end */
+                kernel(d, g, f->w, iy, at, dx + (iy * W + at) * C);
+            }
+    }
+}
+
 static void few_backward_data_vector(const ck_conv_desc *d, const float *dy, const float *w, float *dx) {
+    if (ck_conv_few_bd_direct_applies(d)) {
+        few_bd_pass f = {d, dy, w, dx, 0, 0, 0, 0};
+        ck_parallel_for(d->batch, 2 * d->batch * out_pixels(d) * d->out_channels * taps_of(d) * d->in_channels < (1 << 20), few_bdd_task, &f);
+        return;
+    }
     int64_t kh = (d->kernel[0] - 1) * d->dilation[0], kw = (d->kernel[1] - 1) * d->dilation[1];
     int64_t G = 16 / d->in_channels;
     few_bd_pass f = {d, dy, w, dx, 0, 0, 0, 0};

@@ -83,6 +83,11 @@ final class ConvKernelTests: XCTestCase {
                           pad: [1, 1], padAfter: [1, 1]))
         g.append(Geometry(rank: 2, batch: 2, c: 3, oc: 32, groups: 1, input: [4, 17], kernel: [5, 5], stride: [1, 1], dilation: [1, 1],
                           pad: [2, 2], padAfter: [2, 2]))
+        // ... read in place (edges of at most two pixels a group): rows not a multiple of the group (the last group overlaps)
+        g.append(Geometry(rank: 2, batch: 2, c: 2, oc: 32, groups: 1, input: [6, 13], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [1, 1], padAfter: [1, 1]))
+        g.append(Geometry(rank: 2, batch: 2, c: 1, oc: 16, groups: 1, input: [5, 21], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                          pad: [0, 0], padAfter: [0, 0]))
         // more few-channel 2-D cases: more pixels than a task, strides, padding (1-D and 3-D few-channel cases, above, take the patch-packing GEMM)
         g.append(Geometry(rank: 2, batch: 6, c: 2, oc: 40, groups: 1, input: [24, 23], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
                           pad: [1, 1], padAfter: [1, 1]))
