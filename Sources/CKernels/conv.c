@@ -185,10 +185,10 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
  * rows' pointers do not fit in the general registers beside the loop's own
  * and were reloaded from the stack every step (measured: conv3x3 64->64
  * forward 85-87% -> 91-92% of peak, Zen 5). */
-#define IGEMM512(R, ACCUMULATORS, IPTRS, IROWS, ACC_ROWS)                                                   \
-    CK_AVX512 static void igemm_##R##x32(int64_t taps, int64_t kc, const float *const *ind, int64_t ps,     \
-                                         const float *w, float *c, int64_t ldc, int64_t mr, int64_t nr,    \
-                                         int accumulate) {                                                 \
+#define IGEMM512(NAME, R, EXTRA_PARAMS, EPILOGUE, ACCUMULATORS, IPTRS, IROWS, ACC_ROWS)                   \
+    CK_AVX512 static void NAME(int64_t taps, int64_t kc, const float *const *ind, int64_t ps,               \
+                               const float *w, float *c, int64_t ldc, int64_t mr, int64_t nr,              \
+                               int accumulate EXTRA_PARAMS) {                                               \
         ACCUMULATORS;                                                                                       \
         /* the tile's lines of C, fetched for writing while the taps run (a new output's lines   \
          * come from memory: waiting for them at the store cost 8% of a 32->64 layer) */           \
@@ -214,6 +214,7 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
                 acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, c + r * ldc));               \
                 acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, c + r * ldc + 16));          \
             }                                                                                               \
+            EPILOGUE                                                                                        \
             _mm512_mask_storeu_ps(c + r * ldc, m0, acc[r][0]);                                              \
             _mm512_mask_storeu_ps(c + r * ldc + 16, m1, acc[r][1]);                                         \
         }                                                                                                   \
@@ -234,8 +235,22 @@ CK_AVX2 static void igemm_6x16(int64_t taps, int64_t kc, const float *const *ind
                      {acc120, acc121}, {acc130, acc131}}
 #define IPTRS_14 IPTRS_12 IPTR(12) IPTR(13)
 #define IROWS_14 IROWS_12 IROW512(12) IROW512(13)
-IGEMM512(14, CK512_TILE_14x32_ACCUMULATORS, IPTRS_14, IROWS_14, ACC_ROWS_14)
-IGEMM512(12, ACCS_12, IPTRS_12, IROWS_12, ACC_ROWS_12)
+/* The few-channel forward's variant: bias and relu in the store step. With
+ * one to four channels a tile holds nine multiply-adds per output, so a
+ * separate pass over the output cost a quarter of the layer. */
+#define IGEMM_EPI_PARAMS , const float *bias, int relu
+#define IGEMM_EPI                                                                                           \
+    if (bias) {                                                                                             \
+        acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, bias));                              \
+        acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, bias + 16));                         \
+    }                                                                                                       \
+    if (relu) {                                                                                             \
+        acc[r][0] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc[r][0], _mm512_setzero_ps(), _CMP_GT_OQ), acc[r][0]); \
+        acc[r][1] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc[r][1], _mm512_setzero_ps(), _CMP_GT_OQ), acc[r][1]); \
+    }
+IGEMM512(igemm_14x32, 14, , , CK512_TILE_14x32_ACCUMULATORS, IPTRS_14, IROWS_14, ACC_ROWS_14)
+IGEMM512(igemm_14x32_bias_relu, 14, IGEMM_EPI_PARAMS, IGEMM_EPI, CK512_TILE_14x32_ACCUMULATORS, IPTRS_14, IROWS_14, ACC_ROWS_14)
+IGEMM512(igemm_12x32, 12, , , ACCS_12, IPTRS_12, IROWS_12, ACC_ROWS_12)
 
 /* ---- the indirect micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
 
@@ -500,9 +515,13 @@ static void few_channel_gemm(ck_isa isa, const ck_conv_desc *d, const float *x, 
  * image is one task, so every element is summed in the same order on any
  * number of threads. */
 
+typedef void (*igemm_epi_ukr)(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c,
+                              int64_t ldc, int64_t mr, int64_t nr, int accumulate, const float *bias, int relu);
+
 typedef struct few_pass {
     const ck_conv_desc *d;
     const igemm_impl *im;
+    igemm_epi_ukr epi;  /* the kernel with bias and relu in its store step, when it applies */
     const float *x, *panels;
     float *y;
     int64_t Hp, Wp;  /* the padded image */
@@ -532,9 +551,11 @@ static void few_task(void *ctx, int64_t begin, int64_t end, int thread) {
                 int64_t p0 = (n * OH + oy) * OW + ox0;
                 for (int64_t j = 0; j < OC; j += NR) {
                     int64_t nr = OC - j < NR ? OC - j : NR;
-                    f->im->ukr(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr, 0);
+                    if (f->epi) f->epi(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr, 0,
+                                       d->bias ? d->bias + j : NULL, d->activation == 1 + CK_UNARY_RELU);
+                    else f->im->ukr(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr, 0);
                 }
-                if (has_conv_epilogue(d)) conv_epilogue(d, f->im->nr == 32 ? CK_ISA_AVX512 : CK_ISA_AVX2, f->y, p0, mr, 0, OC);
+                if (has_conv_epilogue(d) && !f->epi) conv_epilogue(d, f->im->nr == 32 ? CK_ISA_AVX512 : CK_ISA_AVX2, f->y, p0, mr, 0, OC);
             }
     }
 }
@@ -562,7 +583,9 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
 static void few_channel_forward(const igemm_impl *im, const ck_conv_desc *d, const float *x, const float *w, float *y) {
     int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d);
     int64_t blocks = (OC + im->nr - 1) / im->nr;
-    few_pass f = {d, im, x, NULL, y, 0, 0};
+    few_pass f = {d, im, NULL, x, NULL, y, 0, 0};
+    if (im == &igemm_avx512_rows14 && has_conv_epilogue(d) && !d->residual && (d->activation == 0 || d->activation == 1 + CK_UNARY_RELU))
+        f.epi = igemm_14x32_bias_relu;
     padded_extent(d, &f.Hp, &f.Wp);
     float *panels = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)blocks * im->nr * T * C * sizeof(float));
     weight_view v = {w, C, OC, 0, T * C, 0, OC};
