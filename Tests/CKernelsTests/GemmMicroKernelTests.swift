@@ -7,28 +7,16 @@ import XCTest
 /// the unrolled step, beta 0 (C not read: it holds NaN) and beta != 0, C with
 /// a leading dimension past the tile and guard words after it.
 final class GemmMicroKernelTests: XCTestCase {
-    struct Row { var name: String; var isa: ck_isa; var mr: Int; var nr: Int }
-
-    static var rows: [Row] {
-        var n = 0
-        let t = ck_kernel_table(&n)!
-        return (0..<n).map { t[$0] }.filter { $0.family == CK_FAMILY_GEMM_UKR && $0.isa != CK_ISA_REF }.map {
-            Row(name: String(cString: $0.name), isa: $0.isa, mr: Int($0.tile), nr: Int($0.op))
-        }
-    }
-
-    func runs(_ isa: ck_isa) -> Bool { isa == CK_ISA_AVX512 ? ck_cpu_has_avx512f() != 0 : hasAVX2 }
-
     func testEveryMicroKernelMatchesItsReferenceAroundItsTile() throws {
-        let rows = Self.rows
+        let rows = microKernelRows(CK_FAMILY_GEMM_UKR)
         XCTAssertEqual(rows.count, 8, "micro-kernel rows in the table")
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(23)
-        for row in rows where runs(row.isa) {
+        for row in rows where row.runs {
             guard let ukr = ck_f32_gemm_ukr_kernel(row.isa, Int32(row.mr), Int32(row.nr)) else {
                 XCTFail("\(row.name): no kernel behind its table row"); continue
             }
-            let nrs = Set([1, 7, 8, 9, 15, 16, 17, row.nr - 1, row.nr].filter { $0 >= 1 && $0 <= row.nr }).sorted()
+            let nrs = columnsAround(row.nr)
             for kc in [1, 2, 7, 8, 33, 300] {
                 // packed panels, 64-byte aligned as the packing routines write them
                 let a = UnsafeMutablePointer<Float>.allocate(capacity: kc * row.mr + 16)
@@ -44,14 +32,7 @@ final class GemmMicroKernelTests: XCTestCase {
                     ck_f32_gemm_ukr__ref(Int32(row.mr), Int32(row.nr), Int64(kc), a, b, r.pointer, Int64(ldc), Int64(mr), Int64(nr), alpha, beta)
                     let what = "\(row.name) kc=\(kc) mr=\(mr) nr=\(nr) alpha=\(alpha) beta=\(beta)"
                     XCTAssertTrue(c.intactCanaries, "\(what): wrote outside C")
-                    let got = c.values, want = r.values
-                    var bad = 0
-                    for i in 0..<row.mr { for j in 0..<ldc {
-                        let k = i * ldc + j
-                        if i < mr && j < nr {
-                            if abs(got[k] - want[k]) > 2e-7 * Float(kc + 1) * (abs(want[k]) + 1) { bad += 1 }
-                        } else if got[k].bitPattern != c0[k].bitPattern { bad += 1 }  // outside the tile: untouched
-                    } }
+                    let bad = tileMismatches(c.values, r.values, before: c0, rows: row.mr, ldc: ldc, mr: mr, nr: nr, depth: kc)
                     XCTAssertEqual(bad, 0, "\(what): \(bad) elements wrong or written outside mr x nr")
                 } } }
             }

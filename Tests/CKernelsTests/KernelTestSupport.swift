@@ -70,3 +70,35 @@ func compare(_ y: [Float], _ ref: [Float], tol: Float) -> String? {
 func kernelName(_ info: ck_kernel_info) -> String { String(cString: info.name) }
 
 var hasAVX2: Bool { ck_cpu_has_avx2_fma() != 0 }
+
+/// A micro-kernel's own row of the kernel table: tile = MR rows, op = NR columns.
+struct MicroKernelRow {
+    var name: String, isa: ck_isa, mr: Int, nr: Int
+    /// Whether this CPU runs it.
+    var runs: Bool { isa == CK_ISA_AVX512 ? ck_cpu_has_avx512f() != 0 : hasAVX2 }
+}
+
+/// The optimized micro-kernel rows of a family.
+func microKernelRows(_ family: ck_family) -> [MicroKernelRow] {
+    var n = 0
+    let t = ck_kernel_table(&n)!
+    return (0..<n).map { t[$0] }.filter { $0.family == family && $0.isa != CK_ISA_REF }.map {
+        MicroKernelRow(name: String(cString: $0.name), isa: $0.isa, mr: Int($0.tile), nr: Int($0.op))
+    }
+}
+
+/// Column counts around a tile of NR: each vector's edges and the full width.
+func columnsAround(_ nr: Int) -> [Int] { Set([1, 7, 8, 9, 15, 16, 17, nr - 1, nr].filter { $0 >= 1 && $0 <= nr }).sorted() }
+
+/// Elements of an MR x ldc tile of C that are wrong inside mr x nr (beyond
+/// 2e-7 per term of a `depth`-term sum, relative) or changed outside it.
+func tileMismatches(_ got: [Float], _ want: [Float], before: [Float], rows: Int, ldc: Int, mr: Int, nr: Int, depth: Int) -> Int {
+    var bad = 0
+    for i in 0..<rows { for j in 0..<ldc {
+        let k = i * ldc + j
+        if i < mr && j < nr {
+            if abs(got[k] - want[k]) > 2e-7 * Float(depth + 1) * (abs(want[k]) + 1) { bad += 1 }
+        } else if got[k].bitPattern != before[k].bitPattern { bad += 1 }
+    } }
+    return bad
+}
