@@ -28,6 +28,17 @@ CK_AVX2 static void copy_rows(const float *src, int64_t ld, int64_t rows, int wi
     }
 }
 
+/* dst[p * width + c] = src[p * ld + c] for p < rows and a width of 8 to 16
+ * (a transposed A's full micro-panel: MR consecutive floats a row): one
+ * 8-float move and one masked move a row instead of a scalar loop. */
+CK_AVX2 static void copy_panel_rows(const float *src, int64_t ld, int64_t rows, int width, float *restrict dst) {
+    __m256i tail = ck256_tail_mask((size_t)(width - 8));
+    for (int64_t p = 0; p < rows; p++, src += ld, dst += width) {
+        _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+        if (width > 8) _mm256_maskstore_ps(dst + 8, tail, _mm256_maskload_ps(src + 8, tail));
+    }
+}
+
 void ck_gemm_pack_a(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float *restrict dst) {
     const ck_gemm_args *g = ctx;
     for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -36,6 +47,8 @@ void ck_gemm_pack_a(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t
             pack_transposed(g->a + (i0 + ir) * g->lda + p0, g->lda, mr, kc, MR, dst);
             dst += (int64_t)MR * kc;
             continue;
+        } else if (mr == MR && MR >= 8 && MR <= 16) {
+            copy_panel_rows(g->a + p0 * g->lda + i0 + ir, g->lda, kc, MR, dst);
         } else {
             for (int64_t p = 0; p < kc; p++) {
                 const float *src = g->a + (p0 + p) * g->lda + i0 + ir;
