@@ -151,4 +151,18 @@ static inline void pad_image(const ck_conv_desc *d, const float *x, int64_t n, i
 int ck_conv_few_bd_applies(const ck_conv_desc *d);
 void ck_conv_few_backward_data(const ck_conv_desc *d, const float *dy, const float *w, float *dx, int avx512);
 
+/* ---- the indirect micro-kernels (conv_ukr.c) ---- */
+typedef void (*igemm_ukr)(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
+                          int64_t mr, int64_t nr, int accumulate);
+typedef void (*igemm_epi_ukr)(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c,
+                              int64_t ldc, int64_t mr, int64_t nr, int accumulate, const float *bias, int relu);
+CK_AVX2 void ck_igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
+                           int64_t mr, int64_t nr, int accumulate);
+CK_AVX512 void ck_igemm_12x32(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
+                              int64_t mr, int64_t nr, int accumulate);
+CK_AVX512 void ck_igemm_14x32(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
+                              int64_t mr, int64_t nr, int accumulate);
+CK_AVX512 void ck_igemm_14x32_bias_relu(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c,
+                                        int64_t ldc, int64_t mr, int64_t nr, int accumulate, const float *bias, int relu);
+
 #endif
