@@ -26,6 +26,11 @@
 #define CK_PICK(isa, ref, avx2, avx512) ((isa) >= CK_ISA_AVX512 ? (avx512) : (isa) >= CK_ISA_AVX2 ? (avx2) : (ref))
 #define CK_PICK2(isa, ref, avx2) CK_PICK(isa, ref, avx2, avx2)
 
+/* A finished tile's bias (NULL: none) and relu (epilogue.c): rows x cols of y
+ * with leading dimension ld, the bits of the separate add and relu kernels.
+ * isa is AVX2 or AVX-512 (the reference paths keep the separate kernels). */
+void ck_bias_relu_tile(ck_isa isa, float *y, int64_t ld, int64_t rows, int64_t cols, const float *bias, int relu);
+
 CK_AVX2 CK_INLINE __m256 ck256_exp(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.3762626647949f);
     const __m256 lo = _mm256_set1_ps(-87.3365478515625f);

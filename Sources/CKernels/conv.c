@@ -15,56 +15,11 @@
 
 static int has_conv_epilogue(const ck_conv_desc *d) { return d->bias || d->residual || d->activation > 0; }
 
-/* Bias and/or relu (no residual), the common case, in one pass over the tile
- * while it is in L1: y + bias rounded once, then relu as the vector kernel
- * computes it (x > 0 ? x : +0, NaN to 0), so the bits equal the generic path's. */
-CK_AVX2 static void epilogue_bias_relu(const ck_conv_desc *d, float *y, int64_t p0, int64_t rows, int64_t c0, int64_t cols, int relu) {
-    const int64_t OC = d->out_channels;
-    const float *bias = d->bias ? d->bias + c0 : NULL;
-    const __m256 zero = _mm256_setzero_ps();
-    for (int64_t r = p0; r < p0 + rows; r++) {
-        float *row = y + r * OC + c0;
-        int64_t c = 0;
-        for (; c + 8 <= cols; c += 8) {
-            __m256 v = _mm256_loadu_ps(row + c);
-            if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));
-            if (relu) v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
-            _mm256_storeu_ps(row + c, v);
-        }
-        for (; c < cols; c++) {
-            float v = row[c];
-            if (bias) v = v + bias[c];
-            if (relu) v = v > 0 ? v : 0.0f;
-            row[c] = v;
-        }
-    }
-}
-
-/* The same at AVX-512: its 16-float loads match the micro-kernel's stores
- * address for address, so they take the stored data straight from the store
- * buffer (8-float loads of a 16-float store's halves stalled until it
- * retired: this pass cost 8% of a 32->64 convolution at AVX2 width). */
-CK_AVX512 static void epilogue_bias_relu_512(const ck_conv_desc *d, float *y, int64_t p0, int64_t rows, int64_t c0, int64_t cols, int relu) {
-    const int64_t OC = d->out_channels;
-    const float *bias = d->bias ? d->bias + c0 : NULL;
-    for (int64_t r = p0; r < p0 + rows; r++) {
-        float *row = y + r * OC + c0;
-        for (int64_t c = 0; c < cols; c += 16) {
-            __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
-            __m512 v = _mm512_maskz_loadu_ps(m, row + c);
-            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));
-            if (relu) v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
-            _mm512_mask_storeu_ps(row + c, m, v);
-        }
-    }
-}
-
 static void conv_epilogue(const ck_conv_desc *d, ck_isa isa, float *y, int64_t p0, int64_t rows, int64_t c0, int64_t cols) {
     int64_t OC = d->out_channels;
     int relu = d->activation == 1 + CK_UNARY_RELU;
     if (isa != CK_ISA_REF && !d->residual && (relu || d->activation == 0)) {
-        if (isa == CK_ISA_AVX512) epilogue_bias_relu_512(d, y, p0, rows, c0, cols, relu);
-        else epilogue_bias_relu(d, y, p0, rows, c0, cols, relu);
+        ck_bias_relu_tile(isa, y + p0 * OC + c0, OC, rows, cols, d->bias ? d->bias + c0 : NULL, relu);
         return;
     }
     ck_f32_unary_fn act = d->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(d->activation - 1), isa) : NULL;

@@ -17,6 +17,7 @@
  * results are bitwise identical. */
 #include "gemm_internal.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,17 @@ static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc *
 
 /* The epilogue on one finished tile of C (rows i0.., columns j0..). */
 void ck_gemm_epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0, int64_t nr) {
+    static _Atomic int cached = -1;  /* racing first calls store the same value */
+    int isa = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (isa < 0) {
+        isa = ck_best_isa();  /* KERAS_ISA's cap included */
+        atomic_store_explicit(&cached, isa, memory_order_relaxed);
+    }
+    int relu = g->activation == 1 + CK_UNARY_RELU;
+    if (isa != CK_ISA_REF && !g->residual && !g->accumulate_into && (relu || g->activation == 0)) {
+        ck_bias_relu_tile((ck_isa)isa, g->c + i0 * g->ldc + j0, g->ldc, mr, nr, g->bias ? g->bias + j0 : NULL, relu);
+        return;
+    }
     ck_f32_unary_fn act = g->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(g->activation - 1), ck_cpu_has_avx2_fma() ? CK_ISA_AVX2 : CK_ISA_REF) : NULL;
     ck_f32_binary_fn add = ck_f32_binary_kernel(CK_BINARY_ADD, ck_cpu_has_avx2_fma() ? CK_ISA_AVX2 : CK_ISA_REF);
     for (int64_t r = 0; r < mr; r++) {

@@ -194,7 +194,8 @@ final class GemmKernelTests: XCTestCase {
                 let rowsA = ta ? k : m, colsA = ta ? m : k, rowsB = tb ? n : k, colsB = tb ? k : n
                 let a = rng.floats(rowsA * colsA, -1, 1), b = rng.floats(rowsB * colsB, -1, 1)
                 let bias = rng.floats(n, -1, 1), res = rng.floats(m * n, -1, 1)
-                for act in [Int32(0), Int32(CK_UNARY_RELU.rawValue) + 1, Int32(CK_UNARY_TANH.rawValue) + 1] {
+                // with a residual, and without (bias and relu then take the one-pass tile epilogue)
+                for act in [Int32(0), Int32(CK_UNARY_RELU.rawValue) + 1, Int32(CK_UNARY_TANH.rawValue) + 1] { for withResidual in [true, false] {
                     var outs: [[Float]] = []
                     for which in [CK_ISA_REF, isa] {
                         var c = [Float](repeating: 0, count: m * n)
@@ -205,7 +206,7 @@ final class GemmKernelTests: XCTestCase {
                                 args.m = Int64(m); args.n = Int64(n); args.k = Int64(k); args.alpha = 1; args.beta = 0
                                 args.a = pa.baseAddress; args.lda = Int64(colsA); args.b = pb.baseAddress; args.ldb = Int64(colsB)
                                 args.c = pc.baseAddress; args.ldc = Int64(n)
-                                args.bias = pbias.baseAddress; args.residual = pres.baseAddress; args.ld_residual = Int64(n)
+                                args.bias = pbias.baseAddress; args.residual = withResidual ? pres.baseAddress : nil; args.ld_residual = Int64(n)
                                 args.activation = act
                                 ck_f32_gemm_kernel(which)(&args, nil)
                             } }
@@ -213,9 +214,9 @@ final class GemmKernelTests: XCTestCase {
                         outs.append(c)
                     }
                     if let msg = compare(outs[1], outs[0], tol: 2e-7 * Float(k + 1)) {
-                        XCTFail("gemm epilogue \(String(cString: ck_isa_name(isa))) \(m)x\(n)x\(k) ta=\(ta) tb=\(tb) act=\(act): \(msg)")
+                        XCTFail("gemm epilogue \(String(cString: ck_isa_name(isa))) \(m)x\(n)x\(k) ta=\(ta) tb=\(tb) act=\(act) residual=\(withResidual): \(msg)")
                     }
-                }
+                } }
             }
         }
     }
