@@ -45,4 +45,9 @@
     X(CK_ISA_AVX2, 6, 16) X(CK_ISA_AVX512, 8, 32) X(CK_ISA_AVX512, 9, 32) X(CK_ISA_AVX512, 10, 32) \
     X(CK_ISA_AVX512, 11, 32) X(CK_ISA_AVX512, 12, 32) X(CK_ISA_AVX512, 13, 32) X(CK_ISA_AVX512, 14, 32)
 
+/* The body of a micro-kernel lookup (isa, mr, nr -> the kernel or NULL):
+ * `LIST(CK_UKR_CASE) return NULL;`, with CK_UKR_NAME(MR, NR) defined first
+ * as the family's function name. */
+#define CK_UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return CK_UKR_NAME(MR, NR);
+
 #endif

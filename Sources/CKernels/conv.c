@@ -73,11 +73,12 @@ static void ck_f32_conv_backward_data__ref(const ck_conv_desc *d, const float *d
 typedef struct igemm_impl {
     int mr, nr;
     igemm_ukr ukr;
+    ck_isa isa;  /* of the kernel, for the epilogue after it */
 } igemm_impl;
 
-static const igemm_impl igemm_avx2 = {6, 16, ck_igemm_6x16};
-static const igemm_impl igemm_avx512 = {12, 32, ck_igemm_12x32};
-static const igemm_impl igemm_avx512_rows14 = {14, 32, ck_igemm_14x32};
+static const igemm_impl igemm_avx2 = {6, 16, ck_igemm_6x16, CK_ISA_AVX2};
+static const igemm_impl igemm_avx512 = {12, 32, ck_igemm_12x32, CK_ISA_AVX512};
+static const igemm_impl igemm_avx512_rows14 = {14, 32, ck_igemm_14x32, CK_ISA_AVX512};
 
 /* Weight panels: packed[block][row][NR] where row runs over `rows` (tap-major)
  * and column j of block b is element(row, b * NR + j) (0 past `cols`). */
@@ -265,7 +266,7 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
         if (!cp->backward && has_conv_epilogue(d))
             for (int64_t blk = 0; blk < tb; blk++) {
                 int64_t p0 = (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
-                conv_epilogue(d, cp->im->nr == 32 ? CK_ISA_AVX512 : CK_ISA_AVX2, cp->dst, p0, mr, cp->dst_off, cp->cols);
+                conv_epilogue(d, cp->im->isa, cp->dst, p0, mr, cp->dst_off, cp->cols);
             }
     }
 }
@@ -349,7 +350,7 @@ static void few_task(void *ctx, int64_t begin, int64_t end, int thread) {
                                        d->bias ? d->bias + j : NULL, d->activation == 1 + CK_UNARY_RELU);
                     else f->im->ukr(T, C, ind, ps, f->panels + j * T * C, f->y + p0 * OC + j, OC, mr, nr, 0);
                 }
-                if (has_conv_epilogue(d) && !f->epi) conv_epilogue(d, f->im->nr == 32 ? CK_ISA_AVX512 : CK_ISA_AVX2, f->y, p0, mr, 0, OC);
+                if (has_conv_epilogue(d) && !f->epi) conv_epilogue(d, f->im->isa, f->y, p0, mr, 0, OC);
             }
     }
 }

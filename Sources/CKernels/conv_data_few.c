@@ -112,6 +112,24 @@ int ck_conv_few_bd_vector_applies(const ck_conv_desc *d) {
     return ck_conv_few_bd_applies(d) && d->out_channels % 16 == 0 && d->out_channels <= 64 && d->in_channels <= 4;
 }
 
+/* One tap of both kernels below, 16 output channels at a time: C weight
+ * vectors, then G pixels' dy vectors (OC floats apart from src) times each.
+ * The first two and last two pixels load under masks (all ones where the
+ * whole group is inside dy, which the compiler turns into plain loads). */
+#define FEW_BD_TAP(C, G, OC, src, wt, ml0, ml1, mr0, mr1)                                                       \
+    _Pragma("clang loop unroll(full)") for (int v = 0; v < OC; v += 16) {                                       \
+        __m512 wc[C];                                                                                           \
+        _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++) wc[c] = _mm512_loadu_ps((wt) + c * OC + v); \
+        _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                        \
+            const float *at = (src) + g * OC + v;                                                               \
+            __m512 y = g == 0 ? _mm512_maskz_loadu_ps(ml0, at) : g == 1 ? _mm512_maskz_loadu_ps(ml1, at)        \
+                     : g == G - 2 ? _mm512_maskz_loadu_ps(mr0, at) : g == G - 1 ? _mm512_maskz_loadu_ps(mr1, at) \
+                     : _mm512_loadu_ps(at);                                                                     \
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++)                                      \
+                acc[g * C + c] = _mm512_fmadd_ps(y, wc[c], acc[g * C + c]);                                     \
+        }                                                                                                       \
+    }
+
 /* One kernel per (C, OC / 16), so dy's pixel stride is a constant in every address. */
 #define FEW_BDV_KERNEL(C, V)                                                                                        \
     CK_AVX512 static void few_bdv_##C##_##V(const float *px, const int64_t *toff, int64_t T, \
@@ -121,15 +139,7 @@ int ck_conv_few_bd_vector_applies(const ck_conv_desc *d) {
         _Pragma("clang loop unroll(full)") for (int l = 0; l < 16; l++) acc[l] = _mm512_setzero_ps();              \
         for (int64_t t = 0; t < T; t++) {                                                                           \
             const float *src = px + toff[t], *wt = w + t * C * OC;                                                  \
-            _Pragma("clang loop unroll(full)") for (int v = 0; v < OC; v += 16) {                                   \
-                __m512 wc[C];                                                                                       \
-                _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++) wc[c] = _mm512_loadu_ps(wt + c * OC + v); \
-                _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                    \
-                    __m512 y = _mm512_loadu_ps(src + g * OC + v);                                                   \
-                    _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++)                                  \
-                        acc[g * C + c] = _mm512_fmadd_ps(y, wc[c], acc[g * C + c]);                                 \
-                }                                                                                                   \
-            }                                                                                                       \
+            FEW_BD_TAP(C, G, OC, src, wt, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF)                                             \
         }                                                                                                           \
         _mm512_mask_storeu_ps(out, (__mmask16)((1u << (pixels * C)) - 1), ck512_sum16(acc, G * C)); \
     }
@@ -213,18 +223,7 @@ int ck_conv_few_bd_direct_applies(const ck_conv_desc *d) {
                 int64_t oy = iy + d->pad[0] - ky * d->dilation[0];                                                  \
                 if (oy < 0 || oy >= OH) continue;                                                                   \
                 const float *src = dy + (oy * OW + ox0) * OC, *wt = w + (ky * KW + kx) * C * OC;                    \
-                _Pragma("clang loop unroll(full)") for (int v = 0; v < OC; v += 16) {                               \
-                    __m512 wc[C];                                                                                   \
-                    _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++) wc[c] = _mm512_loadu_ps(wt + c * OC + v); \
-                    _Pragma("clang loop unroll(full)") for (int g = 0; g < G; g++) {                                \
-                        const float *at = src + g * OC + v;                                                         \
-                        __m512 y = g == 0 ? _mm512_maskz_loadu_ps(ml0, at) : g == 1 ? _mm512_maskz_loadu_ps(ml1, at) \
-                                 : g == G - 2 ? _mm512_maskz_loadu_ps(mr0, at) : g == G - 1 ? _mm512_maskz_loadu_ps(mr1, at) \
-                                 : _mm512_loadu_ps(at);                                                             \
-                        _Pragma("clang loop unroll(full)") for (int c = 0; c < C; c++)                              \
-                            acc[g * C + c] = _mm512_fmadd_ps(y, wc[c], acc[g * C + c]);                             \
-                    }                                                                                               \
-                }                                                                                                   \
+                FEW_BD_TAP(C, G, OC, src, wt, ml0, ml1, mr0, mr1)                                                   \
             }                                                                                                       \
         }                                                                                                           \
         _mm512_mask_storeu_ps(out, (__mmask16)((1u << (G * C)) - 1), ck512_sum16(acc, G * C));                      \

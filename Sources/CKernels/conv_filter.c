@@ -249,9 +249,9 @@ void ck_f32_conv_bf_ukr__ref(int MR, int NR, int64_t kc, const int64_t *offs, co
 }
 
 ck_f32_conv_bf_ukr_fn ck_f32_conv_bf_ukr_kernel(ck_isa isa, int mr, int nr) {
-#define BF_UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return bf_##MR##x##NR;
-    CK_CONV_BF_UKRS(BF_UKR_CASE)
-#undef BF_UKR_CASE
+#define CK_UKR_NAME(MR, NR) bf_##MR##x##NR
+    CK_CONV_BF_UKRS(CK_UKR_CASE)
+#undef CK_UKR_NAME
     return NULL;
 }
 

@@ -154,8 +154,8 @@ void ck_f32_conv_ukr__ref(int MR, int NR, int64_t taps, int64_t kc, const float 
 }
 
 ck_f32_conv_ukr_fn ck_f32_conv_ukr_kernel(ck_isa isa, int mr, int nr) {
-#define CONV_UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return ck_igemm_##MR##x##NR;
-    CK_CONV_UKRS(CONV_UKR_CASE)
-#undef CONV_UKR_CASE
+#define CK_UKR_NAME(MR, NR) ck_igemm_##MR##x##NR
+    CK_CONV_UKRS(CK_UKR_CASE)
+#undef CK_UKR_NAME
     return NULL;
 }

@@ -187,9 +187,9 @@ static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ck_gemm_ukr_8x32};
 /* ---- the micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
 
 ck_f32_gemm_ukr_fn ck_f32_gemm_ukr_kernel(ck_isa isa, int mr, int nr) {
-#define UKR_CASE(ISA, MR, NR) if (isa == ISA && mr == MR && nr == NR) return ck_gemm_ukr_##MR##x##NR;
-    CK_GEMM_UKRS(UKR_CASE)
-#undef UKR_CASE
+#define CK_UKR_NAME(MR, NR) ck_gemm_ukr_##MR##x##NR
+    CK_GEMM_UKRS(CK_UKR_CASE)
+#undef CK_UKR_NAME
     return NULL;
 }
 
