@@ -35,6 +35,8 @@ public final class ExecutionPlan {
     public private(set) var workspaceBytes = 0
 
     private let arena: UnsafeMutableRawPointer
+    /// The inputs' storage, outside the arena: filled by the caller, read by the run.
+    private let feeds: UnsafeMutableRawPointer
     private var constants: [UnsafeMutableRawPointer] = []
     private var workspace: UnsafeMutableRawPointer?
     private var launches: ContiguousArray<Launch> = []
@@ -80,11 +82,12 @@ public final class ExecutionPlan {
             try store.declare(g[v].name ?? "v\(v.id)", g.type(of: v))
         }
         memory = try MemoryPlan(g, registry: registry, inPlace: !PassPipeline.environmentList("KERAS_DISABLE_PASSES").contains("in-place"))
-        // The arena, constants and the parameters this plan adds, together.
-        var planBytes = memory.arenaBytes
+        // The arena, feeds, constants and the parameters this plan adds, together.
+        var planBytes = MemoryLimit.saturatingSum(memory.arenaBytes, memory.feedBytes)
         for v in g.nodes.indices where g.nodes[v].kind == .constant { planBytes = MemoryLimit.saturatingSum(planBytes, g.nodes[v].type.byteCount ?? 0) }
-        try MemoryLimit.check("plan @\(g.name) (arena and constants)", count: planBytes, elementBytes: 1)
+        try MemoryLimit.check("plan @\(g.name) (arena, feeds and constants)", count: planBytes, elementBytes: 1)
         arena = alignedAllocate(bytes: memory.arenaBytes)
+        feeds = alignedAllocate(bytes: memory.feedBytes)
         counter = .allocate(capacity: 1)
         counter.initialize(to: 0)
         fed = ContiguousArray(repeating: false, count: g.nodes.count)
@@ -109,6 +112,7 @@ public final class ExecutionPlan {
 
     deinit {
         arena.deallocate()
+        feeds.deallocate()
         for c in constants { c.deallocate() }
         workspace?.deallocate()
         for p in callMemory { p.deallocate() }
@@ -143,7 +147,7 @@ public final class ExecutionPlan {
                 case .parameter?:
                     pointers.append(store.buffer(node.name ?? "v\(i)")!.pointer)
                 case .input?:
-                    pointers.append(arena + memory.offset(of: i)!)
+                    pointers.append(feeds + memory.feedOffset(of: i)!)
                     inputIndex[node.name ?? "v\(i)"] = i
                 default:  // constant: its values, or one value filling the shape
                     let count = try MemoryLimit.check("constant \(node.type)", shape: node.type.shape)
@@ -244,19 +248,36 @@ public final class ExecutionPlan {
 
     public func inputType(_ name: String) -> TensorType? { inputIndex[name].map { graph.nodes[$0].type } }
 
-    /// Copies raw 4-byte elements into an input; the byte count must match.
-    public func setInput(_ name: String, bytes: UnsafeRawBufferPointer) throws {
+    /// The position of input `name` in the hot-path tables (a loop, not a dictionary: no allocation).
+    private func inputPosition(_ name: String) throws -> Int {
         var k = 0
         while k < inputNameList.count && inputNameList[k] != name { k += 1 }
         guard k < inputNameList.count else {
             throw IRError("plan for @\(graph.name) has no input %\(name) (inputs: \(inputNames.joined(separator: ", ")))")
         }
-        let i = inputNodes[k]
-        guard bytes.count == inputByteCounts[k] else {
-            let t = graph.nodes[i].type
-            throw IRError("input %\(name) expects \(t) (\(t.elementCount!) values), got \(bytes.count / 4) values")
+        return k
+    }
+
+    /// Copies raw 4-byte elements into an input; the byte count must match.
+    public func setInput(_ name: String, bytes: UnsafeRawBufferPointer) throws {
+        try fillInput(name, bytes: bytes.count) { dst in
+            if bytes.count > 0 { dst.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
         }
-        if bytes.count > 0 { pointers[i].copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    }
+
+    /// Lets `body` write input `name` where the run reads it (its bytes in
+    /// the feed block), so a caller that gathers a batch needs no buffer of
+    /// its own and no second copy. `bytes`, what the caller will write, must
+    /// be the input's size. The input counts as fed once `body` returns; if it
+    /// throws, the input is not fed.
+    public func fillInput(_ name: String, bytes: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        let k = try inputPosition(name), i = inputNodes[k]
+        guard bytes == inputByteCounts[k] else {
+            let t = graph.nodes[i].type
+            throw IRError("input %\(name) expects \(t) (\(t.elementCount!) values), got \(bytes / 4) values")
+        }
+        fed[i] = false
+        try body(UnsafeMutableRawBufferPointer(start: pointers[i], count: bytes))
         fed[i] = true
     }
 

@@ -3,7 +3,10 @@ import KerasIR
 /// Where intermediate values live: liveness intervals over the schedule,
 /// packed into one 64-byte-aligned arena by greedy-by-size placement (largest
 /// buffer first, lowest offset that no buffer live at the same time uses).
-/// An analysis after scheduling: it rewrites nothing.
+/// The graph's inputs are not intermediates: they are filled from outside
+/// before a run and live through all of it, so they get a feed block of
+/// their own (as XLA keeps entry parameters out of its temp allocation), which
+/// the caller fills in place. An analysis after scheduling: it rewrites nothing.
 public struct MemoryPlan: CustomStringConvertible {
     public struct Buffer: Sendable {
         /// The value that defines the buffer (aliases share it).
@@ -28,6 +31,10 @@ public struct MemoryPlan: CustomStringConvertible {
     /// What the arena would take with one buffer per value a kernel writes
     /// (no sharing over time, no in-place reuse): the naive sum.
     public private(set) var unsharedBytes = 0
+    /// Each input's offset in the feed block, and the block's size.
+    public private(set) var feedOffsets: [Int: Int] = [:]
+    public private(set) var feedBytes = 0
+    private var feedSizes: [Int: Int] = [:]
     private var names: GraphPrinter
 
     /// `inPlace`: an op whose output element depends only on input elements
@@ -63,8 +70,14 @@ public struct MemoryPlan: CustomStringConvertible {
                 let start = try offset(node) == 0
                 atRootStart[i] = atRootStart[node.inputs[0].id] && start
             case .storage:
-                inArena[i] = node.kind == .input
-                first[i] = 0
+                if node.kind == .input {
+                    guard let bytes = node.type.byteCount else {
+                        throw IRError("memory plan: input \(names.ref(Value(i))) has unknown type \(node.type)")
+                    }
+                    feedOffsets[i] = feedBytes
+                    feedSizes[i] = MemoryPlan.aligned(bytes)
+                    feedBytes += MemoryPlan.aligned(bytes)
+                }
             default:
                 let candidates = def.writesInPlaceOfInput ? node.inputs : def.overwritableInput?(node).map { [node.inputs[$0]] } ?? []
                 if inPlace, let v = candidates.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]] && atRootStart[$0.id]
@@ -78,11 +91,9 @@ public struct MemoryPlan: CustomStringConvertible {
                 }
                 unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0)
             }
-            if node.kind == .input { unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0) }
             rootLastUse[storageRoot[i]] = max(rootLastUse[storageRoot[i]], lastUse[i])
             last[storageRoot[i]] = max(last[storageRoot[i]], i)
             for v in node.inputs { last[storageRoot[v.id]] = max(last[storageRoot[v.id]], i) }
-            if node.kind == .input { last[i] = n }  // inputs hold their values for the whole run
         }
         for v in g.outputs { last[storageRoot[v.id]] = n }  // outputs are read after the run
 
@@ -128,6 +139,9 @@ public struct MemoryPlan: CustomStringConvertible {
     /// Byte offset of a value's storage in the arena, if it lives there.
     public func offset(of v: Int) -> Int? { inArena[v] ? buffers[storageRoot[v]]?.offset : nil }
 
+    /// Byte offset of an input in the feed block.
+    public func feedOffset(of v: Int) -> Int? { feedOffsets[v] }
+
     /// The arena over time as SVG: each buffer a box from its first to its
     /// last step (x) at its offset (y), so gaps and peaks show at a glance.
     public func svg(steps: Int, title: String) -> String {
@@ -160,13 +174,16 @@ public struct MemoryPlan: CustomStringConvertible {
     }
 
     public var summary: String {
-        "arena: \(arenaBytes) bytes in \(buffers.count) buffers, reduced from \(unsharedBytes) to \(arenaBytes) bytes"
+        "arena: \(arenaBytes) bytes in \(buffers.count) buffers, reduced from \(unsharedBytes) to \(arenaBytes) bytes; feeds: \(feedBytes) bytes"
     }
 
     public var description: String {
-        var lines = buffers.values.sorted { $0.value < $1.value }.map { b in
-            let off = "0x" + String(b.offset, radix: 16).leftPadded(to: 4)
-            return "\(names.ref(Value(b.value))) -> arena[\(off), +\(b.bytes)) live [\(b.first),\(b.last)]"
+        func hex(_ o: Int) -> String { "0x" + String(o, radix: 16).leftPadded(to: 4) }
+        var lines = feedOffsets.sorted { $0.key < $1.key }.map { v, o in
+            "\(names.ref(Value(v))) -> feed[\(hex(o)), +\(feedSizes[v] ?? 0))"
+        }
+        lines += buffers.values.sorted { $0.value < $1.value }.map { b in
+            "\(names.ref(Value(b.value))) -> arena[\(hex(b.offset)), +\(b.bytes)) live [\(b.first),\(b.last)]"
         }
         lines.append(summary)
         return lines.joined(separator: "\n")

@@ -174,7 +174,7 @@ enum KGraphCommand {
         for r in plan.passLog { print("// \(r)") }
         print(plan.listing)
         let memory = plan.memory
-        print("kernels: \(plan.steps.count); arena \(memory.arenaBytes) B, naive sum \(memory.unsharedBytes) B, live lower bound \(memory.liveLowerBound) B")
+        print("kernels: \(plan.steps.count); arena \(memory.arenaBytes) B, naive sum \(memory.unsharedBytes) B, live lower bound \(memory.liveLowerBound) B; feeds \(memory.feedBytes) B")
         if let path = opts["--svg"] {
             let svg = memory.svg(steps: plan.graph.nodes.count, title: "\(args[0]) \(train ? "training" : "inference") step")
             do { try writeFileAtomically(path, svg) } catch { throw Failure(message: "\(path): \(error)") }
@@ -192,7 +192,7 @@ enum KGraphCommand {
             }
             let doc: JSON = ["model": .string(args[0]), "training": .bool(train), "kernels": .array(kernels),
                              "arena_bytes": JSON(memory.arenaBytes), "naive_bytes": JSON(memory.unsharedBytes),
-                             "lower_bound_bytes": JSON(memory.liveLowerBound)]
+                             "lower_bound_bytes": JSON(memory.liveLowerBound), "feed_bytes": JSON(memory.feedBytes)]
             do { try writeFileAtomically(path, doc.serialized(indent: 1) + "\n") } catch { throw Failure(message: "\(path): \(error)") }
         }
     }

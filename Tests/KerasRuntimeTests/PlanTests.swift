@@ -43,9 +43,9 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(plan.listing, """
         plan @tiny isa=ref steps=1 workspace=0 bytes
           0: %0 = relu -> ck_f32_vrelu__ref(in0, out)  # act
-        %x -> arena[0x0000, +64) live [0,2]
-        %0 -> arena[0x0040, +64) live [1,2]
-        arena: 128 bytes in 2 buffers, reduced from 128 to 128 bytes
+        %x -> feed[0x0000, +64)
+        %0 -> arena[0x0000, +64) live [1,2]
+        arena: 64 bytes in 1 buffers, reduced from 64 to 64 bytes; feeds: 64 bytes
         """)
     }
 

@@ -130,8 +130,7 @@ extension Model {
     // MARK: one batch
 
     /// Gathers rows `indices` of every array into the plan's inputs and runs it.
-    func runBatch(_ plan: ExecutionPlan, key: String, x: ArraySet, y: ArraySet?, sampleWeights: [Float]?, indices: ArraySlice<Int>) throws {
-        let state = training!
+    func runBatch(_ plan: ExecutionPlan, x: ArraySet, y: ArraySet?, sampleWeights: [Float]?, indices: ArraySlice<Int>) throws {
         let arrays = x.tensors + (y?.tensors ?? [])
         let rowBytes = x.rowBytes + (y?.rowBytes ?? [])
         let names = inputNames + (y == nil ? [] : outputNames.map { "\($0)_target" })
@@ -139,30 +138,27 @@ extension Model {
         // sample weights: one per row, or a row of timesteps (temporal)
         let totalRows = x.tensors.first?.shape.first ?? 1
         let width = sampleWeights.map { w in max(w.count / max(totalRows, 1), 1) } ?? 1
-        if state.staging[key] == nil {
-            state.staging[key] = rowBytes.map { UnsafeMutableRawPointer.allocate(byteCount: max($0 * n, 4), alignment: 64) }
-                + [UnsafeMutableRawPointer.allocate(byteCount: max(n * width * 4, 4), alignment: 64)]
-        }
-        let buffers = state.staging[key]!
         for (i, t) in arrays.enumerated() {
             let rb = rowBytes[i]
             try t.withRawBytes { src in
-                var k = 0
-                for r in indices {
-                    (buffers[i] + k * rb).copyMemory(from: src.baseAddress! + r * rb, byteCount: rb)
-                    k += 1
+                try plan.fillInput(names[i], bytes: rb * n) { dst in
+                    var k = 0
+                    for r in indices {
+                        (dst.baseAddress! + k * rb).copyMemory(from: src.baseAddress! + r * rb, byteCount: rb)
+                        k += 1
+                    }
                 }
-                try plan.setInput(names[i], bytes: UnsafeRawBufferPointer(start: buffers[i], count: rb * n))
             }
         }
         if let sw = sampleWeights {
-            let p = buffers.last!.assumingMemoryBound(to: Float.self)
-            var k = 0
-            for r in indices {
-                for j in 0..<width { p[k * width + j] = sw[r * width + j] }
-                k += 1
+            try plan.fillInput("sample_weight", bytes: n * width * 4) { dst in
+                let p = dst.baseAddress!.assumingMemoryBound(to: Float.self)
+                var k = 0
+                for r in indices {
+                    for j in 0..<width { p[k * width + j] = sw[r * width + j] }
+                    k += 1
+                }
             }
-            try plan.setInput("sample_weight", bytes: UnsafeRawBufferPointer(start: buffers.last!, count: n * width * 4))
         }
         try plan.run()
     }
@@ -259,7 +255,7 @@ extension Model {
                 for c in all { try c.onTrainBatchBegin(s, logs: [:]) }
                 let plan = try self.plan(.train, batchSize: hi - lo, signature: sig)
                 state.optimizer.prepareStep()
-                try runBatch(plan, key: "train|\(hi - lo)|\(sig.key)", x: xs, y: ys, sampleWeights: weights, indices: order[lo..<hi])
+                try runBatch(plan, x: xs, y: ys, sampleWeights: weights, indices: order[lo..<hi])
                 acc.add(plan, batch: hi - lo)
                 let logs = acc.logs(metricNames)
                 bar.update(s + 1, logs)
@@ -301,7 +297,7 @@ extension Model {
         while lo < x.count {
             let hi = lo + min(batchSize, x.count - lo)
             let plan = try self.plan(.test, batchSize: hi - lo, signature: sig)
-            try runBatch(plan, key: "test|\(hi - lo)|\(sig.key)", x: x, y: y, sampleWeights: weights, indices: order[lo..<hi])
+            try runBatch(plan, x: x, y: y, sampleWeights: weights, indices: order[lo..<hi])
             acc.add(plan, batch: hi - lo)
             lo = hi
         }
@@ -353,7 +349,7 @@ extension Model {
         while lo < xs.count {
             let hi = lo + min(bs, xs.count - lo)
             let plan = try self.plan(.predict, batchSize: hi - lo, signature: sig)
-            try runBatch(plan, key: "predict|\(hi - lo)", x: xs, y: nil, sampleWeights: nil, indices: order[lo..<hi])
+            try runBatch(plan, x: xs, y: nil, sampleWeights: nil, indices: order[lo..<hi])
             if results.isEmpty {
                 results = Array(repeating: [], count: plan.outputCount)
                 shapes = (0..<plan.outputCount).map { Array(plan.outputType($0).shape.dropFirst()) }
@@ -408,7 +404,7 @@ extension Model {
         let n = x[0].shape[0]
         let plan = try self.plan(.train, batchSize: n, signature: sig)
         state.optimizer.prepareStep()
-        try runBatch(plan, key: "train|\(n)|\(sig.key)", x: try ArraySet(x, dtypes: inputs.map(\.dtype)), y: try ArraySet(y),
+        try runBatch(plan, x: try ArraySet(x, dtypes: inputs.map(\.dtype)), y: try ArraySet(y),
                      sampleWeights: weights, indices: Array(0..<n)[...])
         var acc = Accumulator(metrics: state.metricNames(outputNames: outputNames).count)
         acc.add(plan, batch: n)

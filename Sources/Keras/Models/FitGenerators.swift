@@ -101,7 +101,7 @@ extension Model {
                 let sig = signature(by, sampleWeights: weights != nil)
                 let plan = try self.plan(.train, batchSize: n, signature: sig)
                 state.optimizer.prepareStep()
-                try runBatch(plan, key: "train|\(n)|\(sig.key)", x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
+                try runBatch(plan, x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
                              sampleWeights: weights, indices: Array(0..<n)[...])
                 acc.add(plan, batch: n)
                 bar.update(s + 1, acc.logs(metricNames))
@@ -179,7 +179,7 @@ extension Model {
             try checkGeneratorBatch(bx, by, "step \(s)")
             let n = bx[0].shape[0], sig = signature(by, sampleWeights: false)
             let plan = try self.plan(.test, batchSize: n, signature: sig)
-            try runBatch(plan, key: "test|\(n)|\(sig.key)", x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
+            try runBatch(plan, x: try ArraySet(bx, dtypes: inputs.map(\.dtype)), y: try ArraySet(by),
                          sampleWeights: nil, indices: Array(0..<n)[...])
             acc.add(plan, batch: n)
         }

@@ -204,7 +204,7 @@ open class Model: Layer {
             let parts = key.split(separator: "|")
             guard parts.count >= 2 else { continue }
             write(" Planned memory, \(parts[0]) step at batch \(parts[1]): \(formatBytes(plan.memory.arenaBytes)) arena "
-                  + "(live lower bound \(formatBytes(plan.memory.liveLowerBound)), \(plan.steps.count) kernels)")
+                  + "(live lower bound \(formatBytes(plan.memory.liveLowerBound)), \(plan.steps.count) kernels) + \(formatBytes(plan.memory.feedBytes)) inputs")
         }
     }
 

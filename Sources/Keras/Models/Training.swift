@@ -13,8 +13,6 @@ final class TrainingState {
     let store = ParameterStore()
     var plans: [String: ExecutionPlan] = [:]
     var graphs: [String: Graph] = [:]
-    /// Staging buffers for gathered batches, per plan key and input.
-    var staging: [String: [UnsafeMutableRawPointer]] = [:]
 
     /// What compile() was given, as Keras's compile_config.
     var compileConfig: JSON = [:]
@@ -32,8 +30,6 @@ final class TrainingState {
         self.lossWeights = lossWeights
         self.metrics = metrics
     }
-
-    deinit { for s in staging.values { for p in s { p.deallocate() } } }
 
     func invalidatePlans() {
         plans = [:]
