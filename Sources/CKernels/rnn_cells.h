@@ -8,8 +8,8 @@
  * SET1(x), ADD, SUB, MUL, SIG(x), TANH(x); this file undefines them at its
  * end, ready for the next instantiation. */
 
-/* SimpleRNN: h = tanh(z). */
-ATTR static void FN(simple_forward)(const rnn_row *a, int64_t j) { ST(a->h + j, TANH(LD(a->z + j))); }
+/* SimpleRNN: h = tanh(x + z), z the state's product. */
+ATTR static void FN(simple_forward)(const rnn_row *a, int64_t j) { ST(a->h + j, TANH(ADD(LD(a->x + j), LD(a->z + j)))); }
 
 /* dz = dh (1 - h^2); the carried dh is all in dz U^T. */
 ATTR static void FN(simple_backward)(const rnn_row *a, int64_t j) {
@@ -18,10 +18,12 @@ ATTR static void FN(simple_backward)(const rnn_row *a, int64_t j) {
     ST(a->dh + j, SET1(0.0f));
 }
 
-/* LSTM: c = f c_prev + i g, h = o tanh(c). */
+/* LSTM: c = f c_prev + i g, h = o tanh(c); the gates' pre-activations are x + z. */
 ATTR static void FN(lstm_forward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
-    V i = SIG(LD(a->z + j)), f = SIG(LD(a->z + n + j)), g = TANH(LD(a->z + 2 * n + j)), o = SIG(LD(a->z + 3 * n + j));
+    const float *x = a->x, *z = a->z;
+    V i = SIG(ADD(LD(x + j), LD(z + j))), f = SIG(ADD(LD(x + n + j), LD(z + n + j)));
+    V g = TANH(ADD(LD(x + 2 * n + j), LD(z + 2 * n + j))), o = SIG(ADD(LD(x + 3 * n + j), LD(z + 3 * n + j)));
     V c = ADD(MUL(f, LD(a->cp + j)), MUL(i, g));
     ST(a->c + j, c);
     ST(a->h + j, MUL(o, TANH(c)));

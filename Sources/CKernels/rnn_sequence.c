@@ -1,8 +1,8 @@
 /* Whole-sequence recurrent layers (SimpleRNN, LSTM, GRU both ways): the
  * forward pass and its backward through time, each one call. The input
  * projection of every step arrives precomputed (one GEMM in the graph); per
- * step there is one GEMM on the state, with the step's input added in its
- * epilogue, then one pass of the cell's pointwise body over the batch rows.
+ * step there is one GEMM on the state, then one pass of the cell's pointwise
+ * body over the batch rows, which adds the step's input.
  * The backward pass recomputes every step's pre-activations with one large
  * GEMM, then walks the steps in reverse: the cell's backward body, then one
  * GEMM carrying dh to the previous step. A masked row (mask == 0) carries its
@@ -11,9 +11,10 @@
  * The pointwise bodies live in rnn_cells.h, compiled twice: scalar (the
  * `__ref` twin), AVX2 and AVX-512. An ISA of CK_ISA_REF runs the scalar bodies
  * and the reference GEMM; the others run their widest bodies (narrower ones,
- * then scalar, for the last lanes) and that ISA's GEMM. The batch rows of a
- * step's pointwise pass are split over the thread pool; each row is computed
- * the same way on any thread, so results do not depend on the thread count. */
+ * then scalar, for the last lanes) and that ISA's GEMM. The batch rows are
+ * split over the thread pool in fixed groups (RNN_ROWS), each walking every
+ * step; each row is computed the same way on any thread, so results do not
+ * depend on the thread count. */
 #include "ck_internal.h"
 
 typedef struct rnn_row {
@@ -125,13 +126,13 @@ static void gemm(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float
     fn(&g, NULL);
 }
 
-/* C[m x n] += A op(B) with B also given packed (ck_f32_gemm_pack_b) for the paths that pack. */
+/* C[m x n] = A op(B) + beta C with B also given packed (ck_f32_gemm_pack_b) for the paths that pack. */
 static void gemm_packed(ck_f32_gemm_fn fn, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b, int64_t ldb,
-                        int tb, const float *packed, float *c, int64_t ldc) {
+                        int tb, const float *packed, float beta, float *c, int64_t ldc) {
     ck_gemm_args g;
     memset(&g, 0, sizeof g);
     g.trans_b = tb;
-    g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = 1;
+    g.m = m; g.n = n; g.k = k; g.alpha = 1; g.beta = beta;
     g.a = a; g.lda = lda; g.b = b; g.ldb = ldb; g.c = c; g.ldc = ldc;
     g.packed_b = packed;
     fn(&g, NULL);
@@ -186,43 +187,78 @@ static void forward_row(const rnn_job *j, int64_t b) {
     }
 }
 
+/* Batch rows per task of the walk through the steps, forward and backward.
+ * A row's states (and their cotangents) depend on no other row, so each task
+ * walks the whole sequence for its rows: no barrier between steps, and one
+ * GEMM of this many rows per step. Fixed, not derived from the thread count,
+ * so every row is computed the same way on any number of threads. */
+#define RNN_ROWS 16
+
+typedef struct rnn_walk_ctx {
+    rnn_job j;  /* the fields every step shares */
+    ck_f32_gemm_fn fn;
+    const float *u, *rb, *packed;
+    int64_t ldg;
+} rnn_walk_ctx;
+
+/* Rows [b0, b1) through every step. */
+static void forward_rows(const rnn_walk_ctx *f, int64_t b0, int64_t b1) {
+    const ck_rnn_desc *d = f->j.d;
+    const int64_t T = d->time, n = f->j.n, gn = f->j.gn, S = f->j.S, lds = T * S * n, rows = b1 - b0;
+    rnn_job j = f->j;
+    for (int64_t k = 0; k < T; k++) {
+        const int64_t t = d->go_backwards ? T - 1 - k : k;
+        j.k = k; j.t = t;
+        j.hp = k == 0 ? j.h0 : j.out + (k - 1) * S * n;
+        j.ldh = k == 0 ? n : lds;
+        const float *hp = j.hp + b0 * j.ldh;
+        float *z = j.z + b0 * gn;
+        /* SimpleRNN and LSTM: z is the state's product alone, and the cell
+         * adds the step's input as it reads z. The GRUs' z starts as the
+         * recurrent bias or the step's input, and the GEMM accumulates onto it. */
+        if (d->cell == CK_RNN_GRU || d->cell == CK_RNN_GRU_RESET_BEFORE)
+            for (int64_t b = b0; b < b1; b++)
+                memcpy(j.z + b * gn, d->cell == CK_RNN_GRU ? f->rb : j.xp + (b * T + t) * gn, (size_t)gn * sizeof(float));
+        switch (d->cell) {
+        case CK_RNN_SIMPLE:
+        case CK_RNN_LSTM: gemm_packed(f->fn, rows, gn, n, hp, j.ldh, f->u, gn, 0, f->packed, 0, z, gn); break;
+        case CK_RNN_GRU: gemm_packed(f->fn, rows, gn, n, hp, j.ldh, f->u, gn, 0, f->packed, 1, z, gn); break;
+        case CK_RNN_GRU_RESET_BEFORE:
+            gemm(f->fn, rows, 2 * n, n, hp, j.ldh, f->u, gn, 0, 1, z, gn);
+            for (int64_t b = b0; b < b1; b++) forward_reset_row(&j, b);
+            gemm(f->fn, rows, n, n, j.rh + b0 * n, n, f->u + 2 * n, gn, 0, 1, z + 2 * n, gn);
+            break;
+        }
+        for (int64_t b = b0; b < b1; b++) forward_row(&j, b);
+    }
+}
+
+static void forward_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const rnn_walk_ctx *f = ctx;
+    for (int64_t c = begin; c < end; c++) {
+        int64_t b0 = c * RNN_ROWS, b1 = b0 + RNN_ROWS;
+        forward_rows(f, b0, b1 < f->j.d->batch ? b1 : f->j.d->batch);
+    }
+}
+
 void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
                         const float *h0, const float *c0, const float *mask, float *states, void *workspace) {
     if (!rnn_valid(d)) return;
-    const int64_t B = d->batch, T = d->time, n = d->units, G = ck_rnn_gates(d->cell), S = ck_rnn_state_width(d->cell);
-    const int64_t gn = G * n, lds = T * S * n;
-    ck_f32_gemm_fn fn = ck_f32_gemm_kernel(isa);
-    rnn_job j = {.d = d, .isa = isa, .n = n, .gn = gn, .S = S, .xp = xp, .h0 = h0, .c0 = c0, .mask = mask, .out = states};
-    j.z = workspace; j.rh = j.z + B * gn;
+    const int64_t B = d->batch, n = d->units, G = ck_rnn_gates(d->cell), S = ck_rnn_state_width(d->cell);
+    const int64_t gn = G * n;
+    rnn_walk_ctx f = {.j = {.d = d, .isa = isa, .n = n, .gn = gn, .S = S, .xp = xp, .h0 = h0, .c0 = c0, .mask = mask, .out = states},
+                         .fn = ck_f32_gemm_kernel(isa), .u = u, .rb = rb};
+    f.j.z = workspace; f.j.rh = f.j.z + B * gn;
     /* The recurrent kernel, packed once: every step's product reads the same panels. */
-    float *packed_u = (float *)(((uintptr_t)(j.rh + B * n) + 63) & ~(uintptr_t)63);  /* 64-byte aligned, within the slack */
+    float *packed_u = (float *)(((uintptr_t)(f.j.rh + B * n) + 63) & ~(uintptr_t)63);  /* 64-byte aligned, within the slack */
     ck_gemm_args pu;
     memset(&pu, 0, sizeof pu);
     pu.k = n; pu.n = gn; pu.b = u; pu.ldb = gn;
     ck_f32_gemm_pack_b(isa, &pu, packed_u);
-    for (int64_t k = 0; k < T; k++) {
-        const int64_t t = d->go_backwards ? T - 1 - k : k;
-        j.k = k; j.t = t;
-        j.hp = k == 0 ? h0 : states + (k - 1) * S * n;
-        j.ldh = k == 0 ? n : lds;
-        /* z starts as the step's input (or the recurrent bias) and the GEMM
-         * accumulates onto it, cheaper than an epilogue that adds it per tile. */
-        for (int64_t b = 0; b < B; b++)
-            memcpy(j.z + b * gn, d->cell == CK_RNN_GRU ? rb : xp + (b * T + t) * gn, (size_t)gn * sizeof(float));
-        switch (d->cell) {
-        case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM:
-        case CK_RNN_GRU: gemm_packed(fn, B, gn, n, j.hp, j.ldh, u, gn, 0, packed_u, j.z, gn); break;
-        case CK_RNN_GRU_RESET_BEFORE:
-            gemm(fn, B, 2 * n, n, j.hp, j.ldh, u, gn, 0, 1, j.z, gn);
-            j.row = forward_reset_row;
-            run_rows(&j, B);
-            gemm(fn, B, n, n, j.rh, n, u + 2 * n, gn, 0, 1, j.z + 2 * n, gn);
-            break;
-        }
-        j.row = forward_row;
-        run_rows(&j, B);
-    }
+    f.packed = packed_u;
+    /* One batch (one sample's predict) is one task: its GEMMs use the threads instead. */
+    ck_parallel_for((B + RNN_ROWS - 1) / RNN_ROWS, 0, forward_task, &f);
 }
 
 /* Backward, before the walk: row (b, t) of hprev (and of grad's state
@@ -280,6 +316,39 @@ static void backward_reset_step_row(const rnn_job *j, int64_t b) {
     run_row(BODIES(gru_rb_backward_reset), j->isa, &a);
 }
 
+/* Rows [b0, b1) backward through every step, last to first. */
+static void backward_rows(const rnn_walk_ctx *w, int64_t b0, int64_t b1) {
+    const ck_rnn_desc *d = w->j.d;
+    const int64_t T = d->time, n = w->j.n, gn = w->j.gn, W = w->j.W, ldg = w->ldg, rows = b1 - b0;
+    rnn_job j = w->j;
+    float *dh = j.dh + b0 * n;
+    for (int64_t k = T - 1; k >= 0; k--) {
+        const int64_t t = d->go_backwards ? T - 1 - k : k;
+        j.k = k; j.t = t;
+        for (int64_t b = b0; b < b1; b++) backward_row(&j, b);
+        const float *dzt = j.grad + b0 * ldg + t * W;
+        switch (d->cell) {
+        case CK_RNN_SIMPLE:
+        case CK_RNN_LSTM: gemm_packed(w->fn, rows, n, gn, dzt, ldg, w->u, gn, 1, w->packed, 1, dh, n); break;
+        case CK_RNN_GRU: gemm_packed(w->fn, rows, n, gn, dzt + gn + n, ldg, w->u, gn, 1, w->packed, 1, dh, n); break;
+        case CK_RNN_GRU_RESET_BEFORE:
+            gemm(w->fn, rows, n, n, dzt + 2 * n, ldg, w->u + 2 * n, gn, 1, 0, j.tt + b0 * n, n);
+            for (int64_t b = b0; b < b1; b++) backward_reset_step_row(&j, b);
+            gemm(w->fn, rows, n, 2 * n, dzt, ldg, w->u, gn, 1, 1, dh, n);
+            break;
+        }
+    }
+}
+
+static void backward_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const rnn_walk_ctx *w = ctx;
+    for (int64_t c = begin; c < end; c++) {
+        int64_t b0 = c * RNN_ROWS, b1 = b0 + RNN_ROWS;
+        backward_rows(w, b0, b1 < w->j.d->batch ? b1 : w->j.d->batch);
+    }
+}
+
 void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
                          const float *h0, const float *c0, const float *mask, const float *states,
                          const float *dstates, float *grad, void *workspace) {
@@ -317,24 +386,8 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
     }
     memset(j.dh, 0, (size_t)(B * n) * sizeof(float));
     memset(j.dc, 0, (size_t)(B * n) * sizeof(float));
-    for (int64_t k = T - 1; k >= 0; k--) {
-        const int64_t t = d->go_backwards ? T - 1 - k : k;
-        j.k = k; j.t = t;
-        j.row = backward_row;
-        run_rows(&j, B);
-        float *dzt = grad + t * W;
-        switch (d->cell) {
-        case CK_RNN_SIMPLE:
-        case CK_RNN_LSTM: gemm_packed(fn, B, n, gn, dzt, ldg, u, gn, 1, packed_ut, j.dh, n); break;
-        case CK_RNN_GRU: gemm_packed(fn, B, n, gn, dzt + gn + n, ldg, u, gn, 1, packed_ut, j.dh, n); break;
-        case CK_RNN_GRU_RESET_BEFORE:
-            gemm(fn, B, n, n, dzt + 2 * n, ldg, u + 2 * n, gn, 1, 0, j.tt, n);
-            j.row = backward_reset_step_row;
-            run_rows(&j, B);
-            gemm(fn, B, n, 2 * n, dzt, ldg, u, gn, 1, 1, j.dh, n);
-            break;
-        }
-    }
+    rnn_walk_ctx w = {.j = j, .fn = fn, .u = u, .packed = packed_ut, .ldg = ldg};
+    ck_parallel_for((B + RNN_ROWS - 1) / RNN_ROWS, 0, backward_task, &w);
     /* The last row: dh0 and dc0. */
     for (int64_t b = 0; b < B; b++) {
         float *last = grad + b * ldg + T * W;
