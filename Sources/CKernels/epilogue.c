@@ -25,7 +25,29 @@ CK_AVX2 static void bias_relu_256(float *y, int64_t ld, int64_t rows, int64_t co
     }
 }
 
+/* A full 32-column tile (the AVX-512 GEMM's and convolutions' width): the
+ * bias's two vectors loaded once, no masks, no tests per vector. */
+CK_AVX512 CK_INLINE void bias_relu_512x32(float *y, int64_t ld, int64_t rows, const float *bias, int relu) {
+    const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), b1 = bias ? _mm512_loadu_ps(bias + 16) : b0;
+    const __m512 zero = _mm512_setzero_ps();
+    if (relu) {
+        for (int64_t r = 0; r < rows; r++) {
+            float *row = y + r * ld;
+            __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(row), b0), v1 = _mm512_add_ps(_mm512_loadu_ps(row + 16), b1);
+            _mm512_storeu_ps(row, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v0, zero, _CMP_GT_OQ), v0));
+            _mm512_storeu_ps(row + 16, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v1, zero, _CMP_GT_OQ), v1));
+        }
+    } else {
+        for (int64_t r = 0; r < rows; r++) {
+            float *row = y + r * ld;
+            _mm512_storeu_ps(row, _mm512_add_ps(_mm512_loadu_ps(row), b0));
+            _mm512_storeu_ps(row + 16, _mm512_add_ps(_mm512_loadu_ps(row + 16), b1));
+        }
+    }
+}
+
 CK_AVX512 static void bias_relu_512(float *y, int64_t ld, int64_t rows, int64_t cols, const float *bias, int relu) {
+    if (cols == 32 && (bias || relu)) { bias_relu_512x32(y, ld, rows, bias, relu); return; }
     for (int64_t r = 0; r < rows; r++) {
         float *row = y + r * ld;
         for (int64_t c = 0; c < cols; c += 16) {

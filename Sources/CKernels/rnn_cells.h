@@ -9,17 +9,17 @@
  * end, ready for the next instantiation. */
 
 /* SimpleRNN: h = tanh(x + z), z the state's product. */
-ATTR static void FN(simple_forward)(const rnn_row *a, int64_t j) { ST(a->h + j, TANH(ADD(LD(a->x + j), LD(a->z + j)))); }
+ATTR CK_INLINE void FN(simple_forward)(const rnn_row *a, int64_t j) { ST(a->h + j, TANH(ADD(LD(a->x + j), LD(a->z + j)))); }
 
 /* dz = dh (1 - h^2); the carried dh is all in dz U^T. */
-ATTR static void FN(simple_backward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(simple_backward)(const rnn_row *a, int64_t j) {
     V h = LD(a->hs + j);
     ST(a->dz + j, MUL(LD(a->dh + j), SUB(SET1(1.0f), MUL(h, h))));
     ST(a->dh + j, SET1(0.0f));
 }
 
 /* LSTM: c = f c_prev + i g, h = o tanh(c); the gates' pre-activations are x + z. */
-ATTR static void FN(lstm_forward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(lstm_forward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
     const float *x = a->x, *z = a->z;
     V i = SIG(ADD(LD(x + j), LD(z + j))), f = SIG(ADD(LD(x + n + j), LD(z + n + j)));
@@ -29,7 +29,7 @@ ATTR static void FN(lstm_forward)(const rnn_row *a, int64_t j) {
     ST(a->h + j, MUL(o, TANH(c)));
 }
 
-ATTR static void FN(lstm_backward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(lstm_backward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
     const V one = SET1(1.0f);
     V i = SIG(LD(a->z + j)), f = SIG(LD(a->z + n + j)), g = TANH(LD(a->z + 2 * n + j)), o = SIG(LD(a->z + 3 * n + j));
@@ -45,7 +45,7 @@ ATTR static void FN(lstm_backward)(const rnn_row *a, int64_t j) {
 
 /* GRU, reset_after: z holds h_prev U + recurrent bias, x the input part.
  * hh = tanh(x_h + r (z_h)), h = hh + zg (h_prev - hh). */
-ATTR static void FN(gru_forward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(gru_forward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
     V zg = SIG(ADD(LD(a->x + j), LD(a->z + j))), r = SIG(ADD(LD(a->x + n + j), LD(a->z + n + j)));
     V hh = TANH(ADD(LD(a->x + 2 * n + j), MUL(r, LD(a->z + 2 * n + j))));
@@ -53,7 +53,7 @@ ATTR static void FN(gru_forward)(const rnn_row *a, int64_t j) {
 }
 
 /* dz: the input side [dzg, dr, dhh]; drec: the recurrent side [dzg, dr, dhh r]. */
-ATTR static void FN(gru_backward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(gru_backward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
     const V one = SET1(1.0f);
     V zh = LD(a->z + 2 * n + j);
@@ -70,19 +70,19 @@ ATTR static void FN(gru_backward)(const rnn_row *a, int64_t j) {
 
 /* GRU, reset_before, in two phases around the candidate's GEMM. Phase 1:
  * rh = r h_prev from the complete z_r. */
-ATTR static void FN(gru_rb_reset)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(gru_rb_reset)(const rnn_row *a, int64_t j) {
     ST(a->rh + j, MUL(SIG(LD(a->z + a->units + j)), LD(a->hp + j)));
 }
 
 /* Phase 2, with the complete z_h = x_h + rh U_h. */
-ATTR static void FN(gru_rb_forward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(gru_rb_forward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
     V zg = SIG(LD(a->z + j)), hh = TANH(LD(a->z + 2 * n + j));
     ST(a->h + j, ADD(hh, MUL(zg, SUB(LD(a->hp + j), hh))));
 }
 
 /* Backward phase 1: dzg and dhh; the carried dh starts at dh zg. */
-ATTR static void FN(gru_rb_backward)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(gru_rb_backward)(const rnn_row *a, int64_t j) {
     const int64_t n = a->units;
     const V one = SET1(1.0f);
     V zg = SIG(LD(a->z + j)), hh = TANH(LD(a->z + 2 * n + j)), dh = LD(a->dh + j);
@@ -93,12 +93,33 @@ ATTR static void FN(gru_rb_backward)(const rnn_row *a, int64_t j) {
 
 /* Backward phase 2, with t = dhh U_h^T (the cotangent of rh): dr and the
  * part of dh_prev that goes through rh. */
-ATTR static void FN(gru_rb_backward_reset)(const rnn_row *a, int64_t j) {
+ATTR CK_INLINE void FN(gru_rb_backward_reset)(const rnn_row *a, int64_t j) {
     const V one = SET1(1.0f);
     V r = SIG(LD(a->z + a->units + j)), t = LD(a->t + j);
     ST(a->dz + a->units + j, MUL(MUL(t, LD(a->hp + j)), MUL(r, SUB(one, r))));
     ST(a->dh + j, ADD(LD(a->dh + j), MUL(t, r)));
 }
+
+/* Each body over lanes [j, units), a vector at a time, in one call: the
+ * constants are set once per row and consecutive vectors overlap in the
+ * core, where a call per vector set them again each time. Returns where it
+ * stopped (the lanes left are fewer than a vector). */
+#define CK_RNN_ROW(name)                                                   \
+    ATTR static int64_t FN(name##_row)(const rnn_row *a, int64_t j) {      \
+        for (; j + LANES <= a->units; j += LANES) FN(name)(a, j);          \
+        return j;                                                          \
+    }
+CK_RNN_ROW(simple_forward)
+CK_RNN_ROW(simple_backward)
+CK_RNN_ROW(lstm_forward)
+CK_RNN_ROW(lstm_backward)
+CK_RNN_ROW(gru_forward)
+CK_RNN_ROW(gru_backward)
+CK_RNN_ROW(gru_rb_reset)
+CK_RNN_ROW(gru_rb_forward)
+CK_RNN_ROW(gru_rb_backward)
+CK_RNN_ROW(gru_rb_backward_reset)
+#undef CK_RNN_ROW
 
 #undef ATTR
 #undef V

@@ -30,7 +30,7 @@ typedef struct rnn_row {
     const float *t;        /* backward, GRU reset_before: the cotangent of rh */
 } rnn_row;
 
-typedef void (*rnn_body)(const rnn_row *a, int64_t j);
+typedef int64_t (*rnn_body)(const rnn_row *a, int64_t j);
 
 /* ---- the scalar twin ---- */
 #define ATTR
@@ -79,15 +79,13 @@ typedef void (*rnn_body)(const rnn_row *a, int64_t j);
 
 /* One body over a row: sixteen lanes at a time (AVX-512), then eight, the rest one at a time. */
 typedef struct { rnn_body ref, avx2, avx512; } rnn_bodies;
-#define BODIES(name) ((rnn_bodies){name##__ref, name##__avx2, name##__avx512})
+#define BODIES(name) ((rnn_bodies){name##_row__ref, name##_row__avx2, name##_row__avx512})
 
 static void run_row(rnn_bodies b, ck_isa isa, const rnn_row *a) {
     int64_t j = 0;
-    if (isa == CK_ISA_AVX512)
-        for (; j + 16 <= a->units; j += 16) b.avx512(a, j);
-    if (isa != CK_ISA_REF)
-        for (; j + 8 <= a->units; j += 8) b.avx2(a, j);
-    for (; j < a->units; j++) b.ref(a, j);
+    if (isa == CK_ISA_AVX512) j = b.avx512(a, j);
+    if (isa != CK_ISA_REF) j = b.avx2(a, j);
+    b.ref(a, j);
 }
 
 int64_t ck_rnn_gates(int32_t cell) { return cell == CK_RNN_LSTM ? 4 : cell == CK_RNN_SIMPLE ? 1 : 3; }
