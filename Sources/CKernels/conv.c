@@ -193,12 +193,33 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
             const int64_t *sz = walk ? d->in_size : d->out_size;  /* the walked-into tensor's pixel strides */
             dpix[t] = (koff[t][0] * sz[1] + koff[t][1]) * sz[2] + koff[t][2];
         }
+    /* A full forward tile along one output line (the innermost axis with
+     * more than one pixel) whose windows all lie inside the input reads its
+     * rows at a fixed stride: the kernel takes each tap's first row and that
+     * stride (`ps`), so the table needs T entries, not T x MR. */
+    const int line = d->out_size[2] > 1 ? 2 : d->out_size[1] > 1 ? 1 : 0;
+    int64_t line_step = d->stride[line] * cp->src_ld;
+    for (int a = line + 1; a < 3; a++) line_step *= d->in_size[a];
+    int64_t tile_ps[8] = {0};
     for (int64_t first = begin; first < end; first += TB) {
         int64_t tb = end - first < TB ? end - first : TB;
         for (int64_t blk = 0; blk < tb; blk++) {
             const int64_t tile = first + blk;
             const float **ind = tables + blk * T * MR;
             int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+            tile_ps[blk] = 0;
+            if (walk && mr == MR) {
+                pixel_walk w = walk_from(d, p0), last = w;
+                last.o[line] += MR - 1;
+                int64_t b[3], bl[3];
+                if (last.o[line] < d->out_size[line] && window_start(d, &w, b) >= 0 && window_start(d, &last, bl) >= 0) {
+                    int64_t pix = ((w.n * d->in_size[0] + b[0]) * d->in_size[1] + b[1]) * d->in_size[2] + b[2];
+                    const float *base = cp->src + pix * cp->src_ld + cp->src_off;
+                    for (int64_t t = 0; t < T; t++) ind[t * MR] = base + dpix[t] * cp->src_ld;
+                    tile_ps[blk] = line_step;
+                    continue;
+                }
+            }
             if (walk) {
                 pixel_walk w = walk_from(d, p0);
                 for (int r = 0; r < MR; r++) {
@@ -259,7 +280,7 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
             for (int64_t t0 = 0; t0 < T; t0 += TG)
                 for (int64_t blk = 0; blk < tb; blk++) {
                     int64_t p0 = (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
-                    cp->im->ukr(T - t0 < TG ? T - t0 : TG, cp->kc, tables + blk * T * MR + t0 * MR, 0, cp->panels + (j * T + t0 * NR) * cp->kc,
+                    cp->im->ukr(T - t0 < TG ? T - t0 : TG, cp->kc, tables + blk * T * MR + t0 * MR, tile_ps[blk], cp->panels + (j * T + t0 * NR) * cp->kc,
                                 cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr, t0 > 0);
                 }
         }
