@@ -30,6 +30,10 @@
  * with leading dimension ld, the bits of the separate add and relu kernels.
  * isa is AVX2 or AVX-512 (the reference paths keep the separate kernels). */
 void ck_bias_relu_tile(ck_isa isa, float *y, int64_t ld, int64_t rows, int64_t cols, const float *bias, int relu);
+/* One output row of 2x2, stride-2 max pooling: out[o][c] = the max of rows
+ * r0 and r1 at pixels 2o and 2o + 1 (C channels each), compared in that
+ * order, a NaN kept (pool.c; the pooling kernel and the fused convolution's). */
+void ck_max_pool_2x2_row(ck_isa isa, const float *r0, const float *r1, int64_t out_pixels, int64_t C, float *out);
 
 CK_AVX2 CK_INLINE __m256 ck256_exp(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.3762626647949f);

@@ -35,20 +35,46 @@ static void conv_epilogue(const ck_conv_desc *d, ck_isa isa, float *y, int64_t p
 
 /* ---- reference: direct loops, double accumulation ---- */
 
+/* Output pixel p, channel oc, before the epilogue. */
+static float ref_conv_value(const ck_conv_desc *d, const float *x, const float *w, int64_t p, int64_t oc) {
+    int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d), g = oc / OCg;
+    double acc = 0;
+    for (int64_t t = 0; t < T; t++) {
+        int64_t src = forward_source(d, p, t);
+        if (src < 0) continue;
+        for (int64_t c = 0; c < Cg; c++) acc += (double)x[src * C + g * Cg + c] * (double)w[(t * Cg + c) * OC + oc];
+    }
+    return (float)acc;
+}
+
+/* The fused pooling, directly: each window's four outputs with their
+ * epilogue (one element at a time, as the row kernels compute it), then
+ * the maximum in the pooling kernel's order. */
+static void ref_conv_pool(const ck_conv_desc *d, const float *x, const float *w, float *y) {
+    const int64_t OC = d->out_channels, OH = d->out_size[0], OW = d->out_size[1], PH = OH / 2, PW = OW / 2;
+    ck_f32_unary_fn act = d->activation > 0 ? ck_f32_unary_kernel((ck_unary_op)(d->activation - 1), CK_ISA_REF) : NULL;
+    for (int64_t n = 0; n < d->batch; n++)
+        for (int64_t py = 0; py < PH; py++)
+            for (int64_t px = 0; px < PW; px++)
+                for (int64_t oc = 0; oc < OC; oc++) {
+                    float m = -INFINITY;
+                    for (int k = 0; k < 4; k++) {
+                        int64_t p = (n * OH + 2 * py + k / 2) * OW + 2 * px + k % 2;
+                        float v = ref_conv_value(d, x, w, p, oc);
+                        if (d->bias) v = v + d->bias[oc];
+                        if (d->residual) v = v + d->residual[p * OC + oc];
+                        if (act) act(1, &v, &v, &d->act_params);
+                        if (v > m || v != v) m = v;
+                    }
+                    y[((n * PH + py) * PW + px) * OC + oc] = m;
+                }
+}
+
 static void ck_f32_conv_forward__ref(const ck_conv_desc *d, const float *x, const float *w, float *y) {
-    int64_t C = d->in_channels, OC = d->out_channels, G = d->groups, Cg = C / G, OCg = OC / G, T = taps_of(d);
-    int64_t P = d->batch * out_pixels(d);
+    if (d->max_pool_2x2) { ref_conv_pool(d, x, w, y); return; }
+    int64_t OC = d->out_channels, P = d->batch * out_pixels(d);
     for (int64_t p = 0; p < P; p++)
-        for (int64_t oc = 0; oc < OC; oc++) {
-            int64_t g = oc / OCg;
-            double acc = 0;
-            for (int64_t t = 0; t < T; t++) {
-                int64_t src = forward_source(d, p, t);
-                if (src < 0) continue;
-                for (int64_t c = 0; c < Cg; c++) acc += (double)x[src * C + g * Cg + c] * (double)w[(t * Cg + c) * OC + oc];
-            }
-            y[p * OC + oc] = (float)acc;
-        }
+        for (int64_t oc = 0; oc < OC; oc++) y[p * OC + oc] = ref_conv_value(d, x, w, p, oc);
     if (has_conv_epilogue(d)) conv_epilogue(d, CK_ISA_REF, y, 0, P, 0, OC);
 }
 
@@ -166,22 +192,30 @@ typedef struct conv_pass {
     int64_t cols;       /* output columns this group writes */
     float *dst;
     int64_t dst_ld, dst_off;
-    int64_t rows;       /* output pixels */
+    int64_t rows;       /* output pixels: the end of the pixels this pass writes */
     int backward;       /* 0: forward_source, 1: backward_source */
     const float *zero;
+    int64_t first;      /* the pixel tile 0 starts at */
+    int64_t dst_first;  /* the pixel dst's first row holds */
 } conv_pass;
 
-static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    const conv_pass *cp = ctx;
+/* Taps in groups whose weight panel (kc x NR per tap) fits in L1, each group's
+ * product added to the tile, for a block of tiles at a time. */
+static int64_t tap_group(const conv_pass *cp) {
+    const int64_t T = taps_of(cp->d), tap_bytes = cp->kc * cp->im->nr * (int64_t)sizeof(float);
+    return T * tap_bytes <= CONV_L1_PANEL ? T : (CONV_L1_PANEL / tap_bytes > 0 ? CONV_L1_PANEL / tap_bytes : 1);
+}
+static int64_t tile_block(const conv_pass *cp) { return tap_group(cp) < taps_of(cp->d) ? 8 : 1; }
+static size_t table_bytes(const conv_pass *cp) {
+    return ((size_t)(tile_block(cp) * taps_of(cp->d) * cp->im->mr) * sizeof(float *) + 63) / 64 * 64;
+}
+
+/* Tiles [begin, end) of MR pixels from cp->first, with `tables` of table_bytes(cp). */
+static void conv_tiles(const conv_pass *cp, int64_t begin, int64_t end, const float **tables) {
     const ck_conv_desc *d = cp->d;
     int MR = cp->im->mr, NR = cp->im->nr;
     int64_t T = taps_of(d);
-    /* Taps in groups whose weight panel (kc x NR per tap) fits in L1, each group's
-     * product added to the tile, for a block of tiles at a time. */
-    const int64_t tap_bytes = cp->kc * NR * (int64_t)sizeof(float);
-    const int64_t TG = T * tap_bytes <= CONV_L1_PANEL ? T : (CONV_L1_PANEL / tap_bytes > 0 ? CONV_L1_PANEL / tap_bytes : 1);
-    const int64_t TB = TG < T ? 8 : 1;
-    const float **tables = ck_thread_scratch(thread, (size_t)(TB * T * MR) * sizeof(float *));
+    const int64_t TG = tap_group(cp), TB = tile_block(cp);
     /* Forward tables without a division per entry: tap offsets once, pixels walked. */
     enum { MAX_WALK_TAPS = 64 };
     int walk = !cp->backward && T <= MAX_WALK_TAPS;
@@ -206,7 +240,7 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
         for (int64_t blk = 0; blk < tb; blk++) {
             const int64_t tile = first + blk;
             const float **ind = tables + blk * T * MR;
-            int64_t p0 = tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+            int64_t p0 = cp->first + tile * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
             tile_ps[blk] = 0;
             if (walk && mr == MR) {
                 pixel_walk w = walk_from(d, p0), last = w;
@@ -279,17 +313,22 @@ static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
             int64_t nr = cp->cols - j < NR ? cp->cols - j : NR;
             for (int64_t t0 = 0; t0 < T; t0 += TG)
                 for (int64_t blk = 0; blk < tb; blk++) {
-                    int64_t p0 = (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+                    int64_t p0 = cp->first + (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
                     cp->im->ukr(T - t0 < TG ? T - t0 : TG, cp->kc, tables + blk * T * MR + t0 * MR, tile_ps[blk], cp->panels + (j * T + t0 * NR) * cp->kc,
-                                cp->dst + p0 * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr, t0 > 0);
+                                cp->dst + (p0 - cp->dst_first) * cp->dst_ld + cp->dst_off + j, cp->dst_ld, mr, nr, t0 > 0);
                 }
         }
-        if (!cp->backward && has_conv_epilogue(d))
+        if (!cp->backward && has_conv_epilogue(d))  /* a residual only where dst_first is 0 (no pooling) */
             for (int64_t blk = 0; blk < tb; blk++) {
-                int64_t p0 = (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
-                conv_epilogue(d, cp->im->isa, cp->dst, p0, mr, cp->dst_off, cp->cols);
+                int64_t p0 = cp->first + (first + blk) * MR, mr = cp->rows - p0 < MR ? cp->rows - p0 : MR;
+                conv_epilogue(d, cp->im->isa, cp->dst, p0 - cp->dst_first, mr, cp->dst_off, cp->cols);
             }
     }
+}
+
+static void conv_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const conv_pass *cp = ctx;
+    conv_tiles(cp, begin, end, ck_thread_scratch(thread, table_bytes(cp)));
 }
 
 typedef struct weight_view { const float *w; int64_t Cg, OC, off, tapsTimesCg; int transposed; int64_t OCg; } weight_view;
@@ -395,6 +434,64 @@ static void run_igemm(const igemm_impl *im, const ck_conv_desc *d, int backward,
     }
 }
 
+/* ---- convolution then 2x2 max pooling (inference) ----
+ * One task per run of row pairs of one image: their tiles into a per-thread
+ * buffer (in L2), the epilogue on each tile, then the pooled rows into y.
+ * The convolution's output is never stored whole and never read back from
+ * memory. A pixel's value does not depend on which tile computes it, so the
+ * pooled values are the unfused kernels' bits whatever the run length:
+ * whole images when there are enough of them (one ragged tile each), else
+ * shorter runs so that every thread has work. */
+int ck_conv_pool_fast(const ck_conv_desc *d) {
+    return d->rank == 2 && d->groups == 1 && !few_channels(d) && !d->residual && d->in_size[2] == 1 && d->out_size[2] == 1 &&
+           d->kernel[2] == 1 && d->out_size[0] >= 2 && d->out_size[1] >= 2;
+}
+
+/* The pair buffer's bound: half of a 1 MiB L2. */
+#define CONV_POOL_BUFFER (512 * 1024)
+
+typedef struct conv_pool_job { conv_pass cp; float *y; int64_t pairs, runs; } conv_pool_job;
+
+static void conv_pool_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const conv_pool_job *job = ctx;
+    const ck_conv_desc *d = job->cp.d;
+    const int64_t OC = d->out_channels, OH = d->out_size[0], OW = d->out_size[1], PH = OH / 2, PW = OW / 2, MR = job->cp.im->mr;
+    size_t tables = table_bytes(&job->cp);
+    char *scratch = ck_thread_scratch(thread, tables + (size_t)(2 * job->pairs * OW * OC) * sizeof(float));
+    if (!scratch) return;
+    float *buf = (float *)(scratch + tables);
+    for (int64_t task = begin; task < end; task++) {
+        const int64_t n = task / job->runs, py0 = task % job->runs * job->pairs;
+        const int64_t pairs = PH - py0 < job->pairs ? PH - py0 : job->pairs;
+        conv_pass cp = job->cp;
+        cp.first = cp.dst_first = (n * OH + 2 * py0) * OW;
+        cp.rows = cp.first + 2 * pairs * OW;
+        cp.dst = buf;
+        conv_tiles(&cp, 0, (2 * pairs * OW + MR - 1) / MR, (const float **)scratch);
+        for (int64_t k = 0; k < pairs; k++)
+            ck_max_pool_2x2_row(cp.im->isa, buf + 2 * k * OW * OC, buf + (2 * k + 1) * OW * OC, PW, OC, job->y + (n * PH + py0 + k) * PW * OC);
+    }
+}
+
+static void run_igemm_pool(const igemm_impl *im, const ck_conv_desc *d, const float *x, const float *w, float *y) {
+    int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d), OW = d->out_size[1], PH = d->out_size[0] / 2;
+    int64_t blocks = (OC + im->nr - 1) / im->nr;
+    float *panels = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)blocks * im->nr * T * C * sizeof(float));
+    float *zero = ck_thread_scratch(CK_SCRATCH_EXTRA2, (size_t)(C + 16) * sizeof(float));
+    memset(zero, 0, (size_t)(C + 16) * sizeof(float));
+    weight_view v = {w, C, OC, 0, T * C, 0, OC};
+    pack_panels(&v, w_forward, T * C, OC, im->nr, panels);
+    /* row pairs per task: a whole image, fewer if the buffer would outgrow its bound or some thread would idle */
+    int64_t pairs = CONV_POOL_BUFFER / (2 * OW * OC * (int64_t)sizeof(float));
+    int64_t per_thread = d->batch * PH / (4 * ck_threads_get());
+    if (pairs > per_thread) pairs = per_thread;
+    if (pairs > PH) pairs = PH;
+    if (pairs < 1) pairs = 1;
+    conv_pool_job job = {{d, im, x, C, 0, C, panels, OC, NULL, OC, 0, 0, 0, zero, 0, 0}, y, pairs, (PH + pairs - 1) / pairs};
+    int64_t flops = 2 * d->batch * 2 * PH * OW * OC * T * C;
+    ck_parallel_for(d->batch * job.runs, flops < (1 << 20), conv_pool_task, &job);
+}
+
 /* The few-channel forward: weights packed once, then one task per image. */
 static void few_channel_forward(const igemm_impl *im, const ck_conv_desc *d, const float *x, const float *w, float *y) {
     int64_t C = d->in_channels, OC = d->out_channels, T = taps_of(d);
@@ -412,12 +509,14 @@ static void few_channel_forward(const igemm_impl *im, const ck_conv_desc *d, con
 }
 
 static void ck_f32_conv_forward__avx2(const ck_conv_desc *d, const float *x, const float *w, float *y) {
-    if (few_channel_direct(d)) few_channel_forward(&igemm_avx2, d, x, w, y);
+    if (d->max_pool_2x2) { if (ck_conv_pool_fast(d)) run_igemm_pool(&igemm_avx2, d, x, w, y); else ref_conv_pool(d, x, w, y); }
+    else if (few_channel_direct(d)) few_channel_forward(&igemm_avx2, d, x, w, y);
     else if (few_channels(d)) few_channel_gemm(CK_ISA_AVX2, d, x, w, y);
     else run_igemm(&igemm_avx2, d, 0, x, w, y);
 }
 static void ck_f32_conv_forward__avx512(const ck_conv_desc *d, const float *x, const float *w, float *y) {
-    if (few_channel_direct(d)) few_channel_forward(&igemm_avx512_rows14, d, x, w, y);
+    if (d->max_pool_2x2) { if (ck_conv_pool_fast(d)) run_igemm_pool(&igemm_avx512, d, x, w, y); else ref_conv_pool(d, x, w, y); }
+    else if (few_channel_direct(d)) few_channel_forward(&igemm_avx512_rows14, d, x, w, y);
     else if (few_channels(d)) few_channel_gemm(CK_ISA_AVX512, d, x, w, y);
     else run_igemm(&igemm_avx512, d, 0, x, w, y);
 }

@@ -194,8 +194,71 @@ CK_AVX512 static void max_pool_rows_2d(const pool_job *j, int64_t n) {
 }
 
 /* The common 2x2, stride-2, unpadded window (every window whole): the four
- * pixels compared in the generic walk's order (row by row), 16 channels at
- * a time, the next input row pair fetched ahead; the same bits. */
+ * pixels compared in the generic walk's order (row by row), 16 or 8
+ * channels at a time, the rest one by one; the same bits. */
+CK_AVX512 static void max_pool_2x2_row_512(const float *r0, const float *r1, int64_t ow, int64_t C, float *out) {
+    for (int64_t o1 = 0; o1 < ow; o1++, out += C) {
+        const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
+        int64_t c = 0;
+        for (; c + 16 <= C; c += 16) {
+            const float *src[4] = {p0 + c, p0 + C + c, p1 + c, p1 + C + c};
+            __m512 acc = _mm512_set1_ps(-INFINITY);
+            for (int k = 0; k < 4; k++) {
+                __m512 v = _mm512_loadu_ps(src[k]);
+                __mmask16 take = _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+                acc = _mm512_mask_blend_ps(take, acc, v);
+            }
+            _mm512_storeu_ps(out + c, acc);
+        }
+        for (; c < C; c++) {
+            const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
+            float acc = -INFINITY;
+            for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
+            out[c] = acc;
+        }
+    }
+}
+
+CK_AVX2 static void max_pool_2x2_row_256(const float *r0, const float *r1, int64_t ow, int64_t C, float *out) {
+    for (int64_t o1 = 0; o1 < ow; o1++, out += C) {
+        const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
+        int64_t c = 0;
+        for (; c + 8 <= C; c += 8) {
+            const float *src[4] = {p0 + c, p0 + C + c, p1 + c, p1 + C + c};
+            __m256 acc = _mm256_set1_ps(-INFINITY);
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_loadu_ps(src[k]);
+                __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, acc, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+                acc = _mm256_blendv_ps(acc, v, take);
+            }
+            _mm256_storeu_ps(out + c, acc);
+        }
+        for (; c < C; c++) {
+            const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
+            float acc = -INFINITY;
+            for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
+            out[c] = acc;
+        }
+    }
+}
+
+static void max_pool_2x2_row_ref(const float *r0, const float *r1, int64_t ow, int64_t C, float *out) {
+    for (int64_t o1 = 0; o1 < ow; o1++, out += C) {
+        const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
+        for (int64_t c = 0; c < C; c++) {
+            const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
+            float acc = -INFINITY;
+            for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
+            out[c] = acc;
+        }
+    }
+}
+
+void ck_max_pool_2x2_row(ck_isa isa, const float *r0, const float *r1, int64_t out_pixels, int64_t C, float *out) {
+    CK_PICK(isa, max_pool_2x2_row_ref, max_pool_2x2_row_256, max_pool_2x2_row_512)(r0, r1, out_pixels, C, out);
+}
+
+/* The next input row pair fetched ahead while a row is pooled. */
 CK_AVX512 static void max_pool_2x2_2d(const pool_job *j, int64_t n) {
     const ck_conv_desc *d = j->d;
     const int64_t C = d->in_channels, W = d->in_size[1], OH = d->out_size[0], OW = d->out_size[1];
@@ -205,20 +268,7 @@ CK_AVX512 static void max_pool_2x2_2d(const pool_job *j, int64_t n) {
         const float *r0 = xn + 2 * o0 * W * C, *r1 = r0 + W * C;
         if (o0 + 1 < OH)
             for (int64_t l = 0; l < 2 * W * C; l += 16) _mm_prefetch((const char *)(r0 + 2 * W * C + l), _MM_HINT_T0);
-        float *out = yn + o0 * OW * C;
-        for (int64_t o1 = 0; o1 < OW; o1++, out += C) {
-            const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
-            for (int64_t c = 0; c < C; c += 16) {
-                const float *src[4] = {p0 + c, p0 + C + c, p1 + c, p1 + C + c};
-                __m512 acc = _mm512_set1_ps(-INFINITY);
-                for (int k = 0; k < 4; k++) {
-                    __m512 v = _mm512_loadu_ps(src[k]);
-                    __mmask16 take = _mm512_cmp_ps_mask(v, acc, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-                    acc = _mm512_mask_blend_ps(take, acc, v);
-                }
-                _mm512_storeu_ps(out + c, acc);
-            }
-        }
+        max_pool_2x2_row_512(r0, r1, OW, C, yn + o0 * OW * C);
     }
 }
 

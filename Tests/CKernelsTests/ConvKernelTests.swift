@@ -163,6 +163,61 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 
+    /// Forward with 2x2 max pooling (max_pool_2x2) on its fast path is the
+    /// unfused pair, a convolution with its epilogue then the pooling
+    /// kernel, bit for bit, at every ISA and on 1 and 2 threads (the fused
+    /// kernel's runs of row pairs depend on the thread count); the shapes that
+    /// take the reference's loops (few channels, groups) match it within the
+    /// convolution tests' tolerance.
+    func testConvolutionWithPoolingIsTheUnfusedPair() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let saved = ck_threads_get()
+        defer { _ = ck_threads_set(saved) }
+        var rng = TestRNG(23)
+        let extra = [Geometry(rank: 2, batch: 1, c: 9, oc: 40, groups: 1, input: [23, 30], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                              pad: [0, 0], padAfter: [0, 0]),
+                     Geometry(rank: 2, batch: 5, c: 16, oc: 33, groups: 1, input: [9, 13], kernel: [3, 3], stride: [2, 1], dilation: [1, 1],
+                              pad: [1, 1], padAfter: [1, 1])]
+        var fast = 0
+        for g in Self.geometries.filter({ $0.rank == 2 }) + extra where g.out.allSatisfy({ $0 >= 2 }) {
+            let x = Guarded(rng.floats(g.xCount, -1, 1)), w = Guarded(rng.floats(g.wCount, -1, 1)), bias = Guarded(rng.floats(g.oc, -1, 1))
+            let ph = g.out[0] / 2, pw = g.out[1] / 2, pooled = g.batch * ph * pw * g.oc
+            var pool = ck_conv_desc()
+            pool.rank = 2; pool.batch = Int64(g.batch); pool.in_channels = Int64(g.oc); pool.out_channels = Int64(g.oc); pool.groups = 1
+            pool.in_size = (Int64(g.out[0]), Int64(g.out[1]), 1); pool.out_size = (Int64(ph), Int64(pw), 1)
+            pool.kernel = (2, 2, 1); pool.stride = (2, 2, 1); pool.dilation = (1, 1, 1)
+            for act in [CK_UNARY_RELU, CK_UNARY_ELU] {
+                var d = g.desc
+                d.bias = UnsafePointer(bias.pointer); d.activation = Int32(act.rawValue) + 1
+                d.act_params = ck_unary_params(alpha: 0.7, beta: 0)
+                let isFast = ck_conv_pool_fast(&d) != 0
+                if isFast { fast += 1 }
+                let k = Float(g.kernel.reduce(1, *) * max(g.c, g.oc))
+                for isa in [CK_ISA_REF] + optimized(0) {
+                    let name = "conv forward+max_pool \(String(cString: ck_isa_name(isa))) act \(act.rawValue) \(g)"
+                    _ = ck_threads_set(1)
+                    let y = Guarded(g.yCount), want = Guarded(pooled)
+                    ck_f32_conv_forward_kernel(isa)(&d, x.pointer, w.pointer, y.pointer)
+                    ck_f32_max_pool_kernel(isa)(&pool, y.pointer, want.pointer)
+                    var f = d
+                    f.max_pool_2x2 = 1
+                    for threads: Int32 in [1, 2] {
+                        _ = ck_threads_set(threads)
+                        let got = Guarded(pooled)
+                        ck_f32_conv_forward_kernel(isa)(&f, x.pointer, w.pointer, got.pointer)
+                        if isFast || isa == CK_ISA_REF {
+                            XCTAssertEqual(got.values.map(\.bitPattern), want.values.map(\.bitPattern), "\(name) on \(threads) threads")
+                        } else if let m = compare(got.values, want.values, tol: 1e-6 * k) {
+                            XCTFail("\(name) on \(threads) threads: \(m)")
+                        }
+                        XCTAssertTrue(got.intactCanaries, "\(name) wrote outside y")
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(fast, 10, "geometries on the fused fast path")
+    }
+
     func testConvolutionsAreBitwiseIdenticalOnOneAndTwoThreads() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         let saved = ck_threads_get()

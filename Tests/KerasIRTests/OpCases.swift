@@ -147,6 +147,13 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     OpCase(op: "conv_bias_act", inputs: [.f32([2, 6, 5, 2], .uniform(-1, 1)), .f32([3, 3, 2, 5], .uniform(-1, 1)), .f32([5], .uniform(-1, 1))],
            attrs: ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([0, 0, 0, 0]), "groups": .int(1),
                    "bias": .bool(true), "residual": .bool(false), "act": .string("relu")], label: "few channels relu"),
+    // then 2x2 max pooling (fuse-conv-pool): odd rows and columns dropped; the fast kernel, and few channels through the reference loops
+    OpCase(op: "conv_bias_act", inputs: [.f32([1, 5, 6, 5], .uniform(-1, 1)), .f32([2, 2, 5, 3], .uniform(-1, 1)), .f32([3], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([1, 0, 0, 1]), "groups": .int(1),
+                   "bias": .bool(true), "residual": .bool(false), "act": .string("tanh"), "max_pool": .ints([2, 2])], label: "bias tanh max_pool"),
+    OpCase(op: "conv_bias_act", inputs: [.f32([1, 4, 5, 2], .uniform(-1, 1)), .f32([2, 2, 2, 3], .uniform(-1, 1)), .f32([3], .uniform(-1, 1))],
+           attrs: ["strides": .ints([1, 1]), "dilation": .ints([1, 1]), "pads": .ints([0, 0, 0, 0]), "groups": .int(1),
+                   "bias": .bool(true), "residual": .bool(false), "act": .string("none"), "max_pool": .ints([2, 2])], label: "few channels max_pool"),
 
     OpCase(op: "reshape", inputs: [.f32([2, 3, 4])], attrs: ["shape": .ints([6, -1])]),
     OpCase(op: "stop_gradient", inputs: [.f32([2, 3])]),

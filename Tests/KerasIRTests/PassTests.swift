@@ -169,6 +169,42 @@ final class PassTests: XCTestCase {
                                           "not fused %5 -> %6: the residual f32[?,4,4,4] has unknown dimensions, so the kernel cannot know it matches the result row for row"])
     }
 
+    /// A 2x2, stride-2 max pooling folds into the convolution before it when
+    /// nothing else reads the convolution (inference); a training step's
+    /// second reader, a padded window and few input channels keep them apart.
+    func testConvPoolFusion() throws {
+        let pass = ConvPoolFusion()
+        try check(pass, """
+        graph @g(%x: f32[?,8,8,6], %w: f32[3,3,6,4] param, %b: f32[4] param, %v: f32[3,3,2,4] param, %z: f32[?,8,8,2]) -> (f32[?,3,3,4], f32[?,6,6,4], f32[?,3,3,4], f32[?,3,3,4]) {
+          %0 = conv_bias_act(%x, %w, %b) {act="relu", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d
+          %1 = max_pool(%0) {pads=[0,0,0,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d
+          %2 = conv_bias_act(%x, %w, %b) {act="relu", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d_1
+          %3 = max_pool(%2) {pads=[0,0,0,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d_1
+          %4 = conv_bias_act(%x, %w, %b) {act="none", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d_2
+          %5 = max_pool(%4) {pads=[1,0,1,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d_2
+          %6 = conv_bias_act(%z, %v, %b) {act="none", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d_3
+          %7 = max_pool(%6) {pads=[0,0,0,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d_3
+          return %1, %2, %5, %7
+        }
+        """, """
+        graph @g(%x: f32[?,8,8,6], %w: f32[3,3,6,4] param, %b: f32[4] param, %v: f32[3,3,2,4] param, %z: f32[?,8,8,2]) -> (f32[?,3,3,4], f32[?,6,6,4], f32[?,3,3,4], f32[?,3,3,4]) {
+          %0 = conv_bias_act(%x, %w, %b) {act="relu", bias=true, dilation=[1,1], groups=1, max_pool=[2,2], pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,3,3,4]  # conv2d
+          %1 = conv_bias_act(%x, %w, %b) {act="relu", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d_1
+          %2 = max_pool(%1) {pads=[0,0,0,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d_1
+          %3 = conv_bias_act(%x, %w, %b) {act="none", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d_2
+          %4 = max_pool(%3) {pads=[1,0,1,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d_2
+          %5 = conv_bias_act(%z, %v, %b) {act="none", bias=true, dilation=[1,1], groups=1, pads=[0,0,0,0], residual=false, strides=[1,1]} : f32[?,6,6,4]  # conv2d_3
+          %6 = max_pool(%5) {pads=[0,0,0,0], pool=[2,2], strides=[2,2]} : f32[?,3,3,4]  # max_pooling2d_3
+          return %0, %1, %4, %6
+        }
+
+        """)
+        XCTAssertEqual(pass.decisions, ["fused conv_bias_act %0 + max_pool %1 -> conv_bias_act {max_pool=[2,2]}",
+                                        "not fused %2 -> %3: the convolution's result is a graph output",
+                                        "not fused %4 -> %5: the kernel pools 2x2 windows at stride 2 without padding, not pool [2, 2] strides [2, 2] pads [1, 0, 1, 0]",
+                                        "not fused %6 -> %7: the fused kernel has no fast path for this convolution (2 input channels, groups 1)"])
+    }
+
     /// The loss and its gradient become one call; the loss's readers move after it.
     func testLossFusionPairsTheLossWithItsGradient() throws {
         let fusion = LossFusion()
@@ -269,7 +305,7 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "schedule"])
         XCTAssertTrue(p.log[3].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[3].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
@@ -278,7 +314,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)

@@ -326,6 +326,11 @@ typedef struct ck_conv_desc {
     const float *residual;    /* shaped like y, or NULL */
     int32_t activation;       /* 1 + a ck_unary_op, or 0 for none */
     ck_unary_params act_params;
+    /* Forward only: then max pooling over 2x2 windows at stride 2 (2-D,
+     * unpadded; a last odd row or column dropped), y being the pooled
+     * result [N, OH/2, OW/2, OC] and out_size still the convolution's: each
+     * pair of output rows is pooled while in cache, never stored whole. */
+    int32_t max_pool_2x2;
 } ck_conv_desc;
 
 /* y = conv(x, w). */
@@ -336,6 +341,10 @@ typedef void (*ck_f32_conv_bd_fn)(const ck_conv_desc *d, const float *dy, const 
 typedef void (*ck_f32_conv_bf_fn)(const ck_conv_desc *d, const float *x, const float *dy, float *dw);
 
 ck_f32_conv_fn ck_f32_conv_forward_kernel(ck_isa isa);
+/* Whether a forward convolution with max_pool_2x2 runs on the optimized
+ * kernels (the indirect GEMM: 2-D, one group, more than 4 input channels, no
+ * residual); other shapes pool correctly but through the reference's loops. */
+int ck_conv_pool_fast(const ck_conv_desc *d);
 ck_f32_conv_bd_fn ck_f32_conv_backward_data_kernel(ck_isa isa);
 ck_f32_conv_bf_fn ck_f32_conv_backward_filter_kernel(ck_isa isa);
 

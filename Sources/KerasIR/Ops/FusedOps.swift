@@ -18,7 +18,7 @@ func fusedParts(_ attrs: Attributes) -> (tb: Bool, bias: Bool, residual: Bool, a
 /// The attributes of the op under an epilogue (conv geometry, matmul transposes).
 func epilogueCoreAttrs(_ attrs: Attributes) -> Attributes {
     var core = Attributes()
-    for k in attrs.sortedKeys where !["bias", "residual", "act"].contains(k) && !k.hasPrefix("act_") { core[k] = attrs[k] }
+    for k in attrs.sortedKeys where !["bias", "residual", "act", "max_pool"].contains(k) && !k.hasPrefix("act_") { core[k] = attrs[k] }
     return core
 }
 
