@@ -29,7 +29,16 @@ typedef ck_f32_gemm_ukr_fn ukr_fn;
 typedef struct gemm_impl {
     int mr, nr, kc, mc, nc;
     ukr_fn ukr;
+    ck_gemm_ukr_epi_fn ukr_epi;  /* the kernel with bias and relu in its store step, or NULL */
 } gemm_impl;
+
+/* Whether the last K block's tiles take the epilogue in the kernel's store
+ * step: bias and/or relu only (the common Dense layer), as ck_gemm_epilogue's
+ * one-pass case, whose bits they are. */
+static int epilogue_in_store(const gemm_impl *im, const ck_gemm_args *g) {
+    return im->ukr_epi && !g->residual && !g->accumulate_into && (g->bias || g->activation == 1 + CK_UNARY_RELU) &&
+           (g->activation == 0 || g->activation == 1 + CK_UNARY_RELU);
+}
 
 static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc * im->kc + (size_t)im->kc * im->nc; }
 
@@ -62,6 +71,7 @@ void ck_gemm_epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0,
  * A's micro-panels come from `packa` (a matrix, or patches gathered by a convolution). */
 static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                          float *pa, float *pb, ck_pack_a_fn packa, const void *actx) {
+    const int in_store = epilogue_in_store(im, g);
     for (int64_t jc = n0; jc < n1; jc += im->nc) {
         int64_t nc = n1 - jc < im->nc ? n1 - jc : im->nc;
         for (int64_t pc = 0; pc < g->k; pc += im->kc) {
@@ -77,7 +87,13 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                     int64_t nr = nc - jr < im->nr ? nc - jr : im->nr;
                     for (int64_t ir = 0; ir < mc; ir += im->mr) {
                         int64_t mr = mc - ir < im->mr ? mc - ir : im->mr;
-                        im->ukr(kc, pa + ir * kc, pbk + jr * kc, g->c + (ic + ir) * g->ldc + jc + jr, g->ldc, mr, nr, g->alpha, beta);
+                        float *ct = g->c + (ic + ir) * g->ldc + jc + jr;
+                        if (pc + kc == g->k && in_store) {
+                            im->ukr_epi(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta,
+                                        g->bias ? g->bias + jc + jr : NULL, g->activation == 1 + CK_UNARY_RELU);
+                            continue;
+                        }
+                        im->ukr(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta);
                         if (pc + kc == g->k && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
                     }
                 }
@@ -172,7 +188,7 @@ static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
 /* MC, KC and NC are set from the core's caches at first use (see "blocking" below). */
 static gemm_impl impl_avx2 = {6, 16, 0, 0, 0, ck_gemm_ukr_6x16};
 
-static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ck_gemm_ukr_14x32};
+static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ck_gemm_ukr_14x32, ck_gemm_ukr_14x32_bias_relu};
 
 /* MC = MR: the transposed problem has at most 14 rows. */
 static gemm_impl impl_avx512_small[7] = {
@@ -182,7 +198,7 @@ static gemm_impl impl_avx512_small[7] = {
 
 /* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
  * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
-static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ck_gemm_ukr_8x32};
+static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ck_gemm_ukr_8x32, ck_gemm_ukr_8x32_bias_relu};
 
 /* ---- the micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
 

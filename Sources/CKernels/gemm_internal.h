@@ -35,5 +35,13 @@ void ck_gemm_pack_b(int NR, const ck_gemm_args *g, int64_t p0, int64_t kc, int64
     CK_ISA_ATTR_##ISA void ck_gemm_ukr_##MR##x##NR(int64_t kc, const float *restrict a, const float *restrict b, \
                                                  float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
 CK_GEMM_UKRS(CK_GEMM_UKR_DECL)
+/* The 14- and 8-row AVX-512 kernels with the epilogue in their store step:
+ * + bias[j] (NULL: none), then relu when `relu` (gemm_ukr_avx512.c). */
+typedef void (*ck_gemm_ukr_epi_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                   int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu);
+CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu);
+CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu);
 
 #endif

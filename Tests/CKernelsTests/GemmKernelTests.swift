@@ -189,7 +189,10 @@ final class GemmKernelTests: XCTestCase {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(10)
         for isa in Self.optimizedISAs {
-            for (m, n, k, ta, tb) in [(37, 45, 29, false, false), (64, 10, 40, false, true), (64, 7, 33, true, false), (40, 3, 20, false, false),
+            // 14- and 8-row tiles (bias and relu in their store step when there is no residual), K over
+            // several blocks (the store step on the last one adds to C), narrow, transposed and short paths
+            for (m, n, k, ta, tb) in [(37, 45, 29, false, false), (64, 45, 29, false, false), (30, 70, 1100, true, false),
+                                      (64, 10, 40, false, true), (64, 7, 33, true, false), (40, 3, 20, false, false),
                                       (1, 300, 40, false, false), (3, 260, 21, false, true)] {
                 let rowsA = ta ? k : m, colsA = ta ? m : k, rowsB = tb ? n : k, colsB = tb ? k : n
                 let a = rng.floats(rowsA * colsA, -1, 1), b = rng.floats(rowsB * colsB, -1, 1)
