@@ -21,7 +21,15 @@ CK_AVX2 static int64_t ck_f32_gather_rows__avx2(size_t nidx, const int32_t *rest
                                                 const float *restrict table, size_t rows, size_t width,
                                                 float *restrict out) {
     int64_t bad = 0;
+    /* Rows are scattered through a table that may be far larger than the
+     * caches (an embedding): fetch the row GATHER_AHEAD indices ahead. */
+    enum { GATHER_AHEAD = 8 };
     for (size_t i = 0; i < nidx; i++) {
+        if (i + GATHER_AHEAD < nidx) {
+            int32_t ra = idx[i + GATHER_AHEAD];
+            if (ra >= 0 && (size_t)ra < rows)
+                for (size_t b = 0; b < width * sizeof(float); b += 64) _mm_prefetch((const char *)(table + (size_t)ra * width) + b, _MM_HINT_T0);
+        }
         int32_t r = idx[i];
         float *o = out + i * width;
         size_t j = 0;
