@@ -18,15 +18,28 @@ ATTR CK_INLINE void FN(simple_backward)(const rnn_row *a, int64_t j) {
     ST(a->dh + j, SET1(0.0f));
 }
 
-/* LSTM: c = f c_prev + i g, h = o tanh(c); the gates' pre-activations are x + z. */
-ATTR CK_INLINE void FN(lstm_forward)(const rnn_row *a, int64_t j) {
+/* LSTM: c = f c_prev + i g, h = o tanh(c); the gates' pre-activations are
+ * x + z. In two passes over the row: the four gates of every lane (written
+ * over z, the step's scratch), then the states. Each pass's vectors are
+ * independent, so the core overlaps them, where one pass per vector chained
+ * the gates' exp and divide into tanh(c)'s. */
+ATTR static int64_t FN(lstm_forward_row)(const rnn_row *a, int64_t j0) {
     const int64_t n = a->units;
-    const float *x = a->x, *z = a->z;
-    V i = SIG(ADD(LD(x + j), LD(z + j))), f = SIG(ADD(LD(x + n + j), LD(z + n + j)));
-    V g = TANH(ADD(LD(x + 2 * n + j), LD(z + 2 * n + j))), o = SIG(ADD(LD(x + 3 * n + j), LD(z + 3 * n + j)));
-    V c = ADD(MUL(f, LD(a->cp + j)), MUL(i, g));
-    ST(a->c + j, c);
-    ST(a->h + j, MUL(o, TANH(c)));
+    const float *x = a->x;
+    float *z = (float *)a->z;
+    int64_t j;
+    for (j = j0; j + LANES <= n; j += LANES) {
+        ST(z + j, SIG(ADD(LD(x + j), LD(z + j))));
+        ST(z + n + j, SIG(ADD(LD(x + n + j), LD(z + n + j))));
+        ST(z + 2 * n + j, TANH(ADD(LD(x + 2 * n + j), LD(z + 2 * n + j))));
+        ST(z + 3 * n + j, SIG(ADD(LD(x + 3 * n + j), LD(z + 3 * n + j))));
+    }
+    for (j = j0; j + LANES <= n; j += LANES) {
+        V c = ADD(MUL(LD(z + n + j), LD(a->cp + j)), MUL(LD(z + j), LD(z + 2 * n + j)));
+        ST(a->c + j, c);
+        ST(a->h + j, MUL(LD(z + 3 * n + j), TANH(c)));
+    }
+    return j;
 }
 
 ATTR CK_INLINE void FN(lstm_backward)(const rnn_row *a, int64_t j) {
@@ -111,7 +124,6 @@ ATTR CK_INLINE void FN(gru_rb_backward_reset)(const rnn_row *a, int64_t j) {
     }
 CK_RNN_ROW(simple_forward)
 CK_RNN_ROW(simple_backward)
-CK_RNN_ROW(lstm_forward)
 CK_RNN_ROW(lstm_backward)
 CK_RNN_ROW(gru_forward)
 CK_RNN_ROW(gru_backward)
