@@ -234,6 +234,11 @@ static void conv_tiles(const conv_pass *cp, int64_t begin, int64_t end, const fl
     const int line = d->out_size[2] > 1 ? 2 : d->out_size[1] > 1 ? 1 : 0;
     int64_t line_step = d->stride[line] * cp->src_ld;
     for (int a = line + 1; a < 3; a++) line_step *= d->in_size[a];
+    /* The same for the data gradient's tiles of input pixels (stride 1:
+     * consecutive input pixels along a line read consecutive output pixels). */
+    const int back_line = d->in_size[2] > 1 ? 2 : d->in_size[1] > 1 ? 1 : 0;
+    int64_t back_step = cp->src_ld;
+    for (int a = back_line + 1; a < 3; a++) back_step *= d->out_size[a];
     int64_t tile_ps[8] = {0};
     for (int64_t first = begin; first < end; first += TB) {
         int64_t tb = end - first < TB ? end - first : TB;
@@ -279,6 +284,21 @@ static void conv_tiles(const conv_pass *cp, int64_t begin, int64_t end, const fl
                 i[2] = q % d->in_size[2]; q /= d->in_size[2];
                 i[1] = q % d->in_size[1]; q /= d->in_size[1];
                 i[0] = q % d->in_size[0]; n = q / d->in_size[0];
+                if (mr == MR && i[back_line] + MR <= d->in_size[back_line]) {
+                    /* a full tile along one input line, every tap inside: fixed-stride rows, as forward */
+                    int inside = 1;
+                    for (int x = 0; x < 3; x++) {
+                        int64_t a0 = i[x] + d->pad[x], a1 = a0 + (x == back_line ? MR - 1 : 0);
+                        inside &= a0 - (d->kernel[x] - 1) * d->dilation[x] >= 0 && a1 < d->out_size[x];
+                    }
+                    if (inside) {
+                        const float *base = cp->src + (((n * d->out_size[0] + i[0] + d->pad[0]) * d->out_size[1] + i[1] + d->pad[1]) * d->out_size[2]
+                                                       + i[2] + d->pad[2]) * cp->src_ld + cp->src_off;
+                        for (int64_t t = 0; t < T; t++) ind[t * MR] = base - dpix[t] * cp->src_ld;
+                        tile_ps[blk] = back_step;
+                        continue;
+                    }
+                }
                 for (int r = 0; r < MR; r++) {
                     if (r >= mr) { for (int64_t t = 0; t < T; t++) ind[t * MR + r] = ind[t * MR]; continue; }
                     int64_t a[3];

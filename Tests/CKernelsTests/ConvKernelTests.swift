@@ -51,9 +51,9 @@ final class ConvKernelTests: XCTestCase {
         g.append(Geometry(rank: 1, batch: 2, c: 9, oc: 5, groups: 1, input: [13], kernel: [3], stride: [3], dilation: [2], pad: [2], padAfter: [1]))
         g.append(Geometry(rank: 2, batch: 2, c: 6, oc: 7, groups: 1, input: [7, 8], kernel: [3, 2], stride: [1, 1],
                           dilation: [2, 3], pad: [2, 1], padAfter: [1, 2]))
-        // output lines longer than the forward tile (6 rows at AVX2, 12 at AVX-512): full tiles whose windows are
-        // all inside read their rows at a fixed stride (stride 1 and 2, dilation, 2-D and along a 3-D input's last
-        // axis), next to tiles reaching into the padding or wrapping onto the next line
+        // lines longer than the tile (6 rows at AVX2, 12 at AVX-512): full tiles whose windows (forward) or taps (the
+        // data gradient at stride 1) are all inside read their rows at a fixed stride (stride 1 and 2, dilation, 2-D
+        // and along a 3-D input's last axis), next to tiles reaching into the padding or wrapping onto the next line
         g.append(Geometry(rank: 2, batch: 2, c: 8, oc: 40, groups: 1, input: [4, 40], kernel: [3, 3], stride: [1, 1], dilation: [1, 2],
                           pad: [1, 2], padAfter: [1, 2]))
         g.append(Geometry(rank: 2, batch: 1, c: 6, oc: 33, groups: 1, input: [3, 61], kernel: [2, 3], stride: [1, 2], dilation: [1, 1],
