@@ -196,6 +196,16 @@ CK_AVX512 static void max_pool_rows_2d(const pool_job *j, int64_t n) {
 /* The common 2x2, stride-2, unpadded window (every window whole): the four
  * pixels compared in the generic walk's order (row by row), 16 or 8
  * channels at a time, the rest one by one; the same bits. */
+
+/* Channels [c, C) of one window, one at a time: pixels p0, p0 + C (row 0) and p1, p1 + C (row 1). */
+static inline void max4_channels(const float *p0, const float *p1, int64_t C, int64_t c, float *out) {
+    for (; c < C; c++) {
+        const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
+        float acc = -INFINITY;
+        for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
+        out[c] = acc;
+    }
+}
 CK_AVX512 static void max_pool_2x2_row_512(const float *r0, const float *r1, int64_t ow, int64_t C, float *out) {
     for (int64_t o1 = 0; o1 < ow; o1++, out += C) {
         const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
@@ -210,12 +220,7 @@ CK_AVX512 static void max_pool_2x2_row_512(const float *r0, const float *r1, int
             }
             _mm512_storeu_ps(out + c, acc);
         }
-        for (; c < C; c++) {
-            const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
-            float acc = -INFINITY;
-            for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
-            out[c] = acc;
-        }
+        max4_channels(p0, p1, C, c, out);
     }
 }
 
@@ -233,25 +238,12 @@ CK_AVX2 static void max_pool_2x2_row_256(const float *r0, const float *r1, int64
             }
             _mm256_storeu_ps(out + c, acc);
         }
-        for (; c < C; c++) {
-            const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
-            float acc = -INFINITY;
-            for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
-            out[c] = acc;
-        }
+        max4_channels(p0, p1, C, c, out);
     }
 }
 
 static void max_pool_2x2_row_ref(const float *r0, const float *r1, int64_t ow, int64_t C, float *out) {
-    for (int64_t o1 = 0; o1 < ow; o1++, out += C) {
-        const float *p0 = r0 + 2 * o1 * C, *p1 = r1 + 2 * o1 * C;
-        for (int64_t c = 0; c < C; c++) {
-            const float v[4] = {p0[c], p0[C + c], p1[c], p1[C + c]};
-            float acc = -INFINITY;
-            for (int k = 0; k < 4; k++) if (v[k] > acc || v[k] != v[k]) acc = v[k];
-            out[c] = acc;
-        }
-    }
+    for (int64_t o1 = 0; o1 < ow; o1++, out += C) max4_channels(r0 + 2 * o1 * C, r1 + 2 * o1 * C, C, 0, out);
 }
 
 void ck_max_pool_2x2_row(ck_isa isa, const float *r0, const float *r1, int64_t out_pixels, int64_t C, float *out) {

@@ -197,7 +197,22 @@ typedef struct rnn_walk_ctx {
     ck_f32_gemm_fn fn;
     const float *u, *rb, *packed;
     int64_t ldg;
+    void (*rows)(const struct rnn_walk_ctx *w, int64_t b0, int64_t b1);  /* rows [b0, b1) through every step */
 } rnn_walk_ctx;
+
+static void walk_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const rnn_walk_ctx *w = ctx;
+    for (int64_t c = begin; c < end; c++) {
+        int64_t b0 = c * RNN_ROWS, b1 = b0 + RNN_ROWS;
+        w->rows(w, b0, b1 < w->j.d->batch ? b1 : w->j.d->batch);
+    }
+}
+
+/* Every group of rows, one pool task each (a single group's GEMMs use the threads instead). */
+static void walk_groups(const rnn_walk_ctx *w) {
+    ck_parallel_for((w->j.d->batch + RNN_ROWS - 1) / RNN_ROWS, 0, walk_task, (void *)w);
+}
 
 /* Rows [b0, b1) through every step. */
 static void forward_rows(const rnn_walk_ctx *f, int64_t b0, int64_t b1) {
@@ -231,15 +246,6 @@ static void forward_rows(const rnn_walk_ctx *f, int64_t b0, int64_t b1) {
     }
 }
 
-static void forward_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    (void)thread;
-    const rnn_walk_ctx *f = ctx;
-    for (int64_t c = begin; c < end; c++) {
-        int64_t b0 = c * RNN_ROWS, b1 = b0 + RNN_ROWS;
-        forward_rows(f, b0, b1 < f->j.d->batch ? b1 : f->j.d->batch);
-    }
-}
-
 void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
                         const float *h0, const float *c0, const float *mask, float *states, void *workspace) {
     if (!rnn_valid(d)) return;
@@ -255,8 +261,8 @@ void ck_f32_rnn_forward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const
     pu.k = n; pu.n = gn; pu.b = u; pu.ldb = gn;
     ck_f32_gemm_pack_b(isa, &pu, packed_u);
     f.packed = packed_u;
-    /* One batch (one sample's predict) is one task: its GEMMs use the threads instead. */
-    ck_parallel_for((B + RNN_ROWS - 1) / RNN_ROWS, 0, forward_task, &f);
+    f.rows = forward_rows;
+    walk_groups(&f);
 }
 
 /* Backward, before the walk: row (b, t) of hprev (and of grad's state
@@ -338,15 +344,6 @@ static void backward_rows(const rnn_walk_ctx *w, int64_t b0, int64_t b1) {
     }
 }
 
-static void backward_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    (void)thread;
-    const rnn_walk_ctx *w = ctx;
-    for (int64_t c = begin; c < end; c++) {
-        int64_t b0 = c * RNN_ROWS, b1 = b0 + RNN_ROWS;
-        backward_rows(w, b0, b1 < w->j.d->batch ? b1 : w->j.d->batch);
-    }
-}
-
 void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, const float *u, const float *rb,
                          const float *h0, const float *c0, const float *mask, const float *states,
                          const float *dstates, float *grad, void *workspace) {
@@ -384,8 +381,8 @@ void ck_f32_rnn_backward(ck_isa isa, const ck_rnn_desc *d, const float *xp, cons
     }
     memset(j.dh, 0, (size_t)(B * n) * sizeof(float));
     memset(j.dc, 0, (size_t)(B * n) * sizeof(float));
-    rnn_walk_ctx w = {.j = j, .fn = fn, .u = u, .packed = packed_ut, .ldg = ldg};
-    ck_parallel_for((B + RNN_ROWS - 1) / RNN_ROWS, 0, backward_task, &w);
+    rnn_walk_ctx w = {.j = j, .fn = fn, .u = u, .packed = packed_ut, .ldg = ldg, .rows = backward_rows};
+    walk_groups(&w);
     /* The last row: dh0 and dc0. */
     for (int64_t b = 0; b < B; b++) {
         float *last = grad + b * ldg + T * W;
