@@ -6,9 +6,9 @@
 
 /* ---- indirect GEMM micro-kernels: C[MR x NR] = sum_t sum_k A_t[r][k] * W[t][k][:] ----
  * Row r of tap t starts at ind[t * MR + r]; or, with a pixel stride ps != 0,
- * at ind[t * MR] + r * ps (only row 0's pointer is read: the few-channel
- * path's tiles along one row of a padded image). With `accumulate` the tile
- * is added to C (the taps in groups, see conv_task). */
+ * at ind[t * MR] + r * ps (only row 0's pointer is read: tiles along one
+ * line of pixels whose windows are all inside the input). With `accumulate`
+ * the tile is added to C (a product split over calls: the kernel tests). */
 
 
 CK_AVX2 void ck_igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, int64_t ps, const float *w, float *c, int64_t ldc,
