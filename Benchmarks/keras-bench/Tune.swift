@@ -49,7 +49,7 @@ func runTune(threadCounts: [Int]) -> [TuneResult] {
     var results: [TuneResult] = []
     for isa in isas {
         let mr: Int32 = isa == CK_ISA_AVX512 ? 14 : 6, nr: Int32 = isa == CK_ISA_AVX512 ? 32 : 16
-        let kcs: [Int32] = [128, 192, 256, 320, 384, 512, 768]
+        let kcs: [Int32] = [128, 192, 256, 320, 384, 512, 768, 1024]
         let mcs: [Int32] = [2, 4, 8, 12, 18, 24, 36, 48, 72].map { $0 * mr }.filter { $0 <= 1020 }
         let ncs: [Int32] = [512, 1024, 2048, 4096, 8192].filter { $0 % nr == 0 }
         let defaults = ck_gemm_get_blocking(isa)

@@ -232,14 +232,15 @@ ck_gemm_blocking ck_gemm_blocking_for(ck_isa isa, const ck_cpu_info *cpu) {
     int amd = strcmp(cpu->vendor, "AuthenticAMD") == 0 || strcmp(cpu->vendor, "HygonGenuine") == 0;
     ck_gemm_blocking b;
     /* KC: on Zen cores the L2 feeds B's micro-panel at the FMA rate, so KC
-     * is as long as the scratch allows, each C tile loaded and stored once
-     * per 512 steps; elsewhere (Intel server cores) B's micro-panel is kept
-     * in half of L1, the other half holding A's micro-panel as it streams */
-    b.kc = amd ? 512 : (int)clamp64(round_down(l1 / 2 / (nr * 4), 16), 128, 512);
+     * is long, each C tile loaded and stored once per KC steps: 1024 where a
+     * thread has 1 MiB of L2 (A's block below still 126 rows), else 512;
+     * elsewhere (Intel server cores) B's micro-panel is kept in half of L1,
+     * the other half holding A's micro-panel as it streams */
+    b.kc = amd ? (l2 >= 1024 * 1024 ? 1024 : 512) : (int)clamp64(round_down(l1 / 2 / (nr * 4), 16), 128, 512);
     /* MC: A's block in half of L2 (B's KC x NC block passes through the rest) */
     b.mc = (int)clamp64(round_down(l2 / 2 / (b.kc * 4), mr), mr, 1020 / mr * mr);
-    /* NC: B's block in half of this thread's share of L3 */
-    b.nc = (int)clamp64(round_down(l3 / 2 / (b.kc * 4), nr), 4 * nr, 4096);
+    /* NC: B's block in half of this thread's share of L3, at most 8 MiB (the packing scratch) */
+    b.nc = (int)clamp64(round_down(l3 / 2 / (b.kc * 4), nr), 4 * nr, round_down((2 << 20) / b.kc, nr));
     return b;
 }
 

@@ -27,6 +27,10 @@ final class GemmBlockingTests: XCTestCase {
         var zen4 = cpu("AuthenticAMD", l1: 32 << 10, l2: 1 << 20, l2By: 2, l3: 32 << 20, l3By: 16)
         let z = ck_gemm_blocking_for(CK_ISA_AVX512, &zen4)
         XCTAssertEqual([z.mc, z.kc, z.nc], [126, 512, 1024], "AVX-512 on Zen 4")
+        // AMD Zen 5 (Turin) as this project's VMs see it: 48 KiB L1d, 1 MiB L2 for one thread, 32 MiB L3 for 2
+        var zen5 = cpu("AuthenticAMD", l1: 48 << 10, l2: 1 << 20, l2By: 1, l3: 32 << 20, l3By: 2)
+        let z5 = ck_gemm_blocking_for(CK_ISA_AVX512, &zen5)
+        XCTAssertEqual([z5.mc, z5.kc, z5.nc], [126, 1024, 2048], "AVX-512 on Zen 5")
         // nothing known: conservative defaults, still whole tiles
         var unknown = ck_cpu_info()
         let u = ck_gemm_blocking_for(CK_ISA_AVX512, &unknown)
