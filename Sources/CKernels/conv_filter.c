@@ -213,7 +213,8 @@ CK_AVX512 static inline __attribute__((always_inline)) void bf_avx512_tile(const
             }
         }
     }
-    for (int64_t r = 0; r < mr; r++) {
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {  /* fixed indices: the tile stays in registers */
+        if (r >= mr) break;
         float *cr = c + r * ldc;
         __m512 y0 = acc[r][0], y1 = acc[r][1];
         if (accumulate) {

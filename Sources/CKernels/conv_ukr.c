@@ -95,7 +95,9 @@ CK_AVX2 void ck_igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, in
         __m512 acc[R][2] = ACC_ROWS;                                                                        \
         __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                          \
         __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0; \
-        for (int64_t r = 0; r < mr; r++) {                                                                  \
+        /* rows unrolled (a fixed index each, so the tile stays in registers), leaving at mr */            \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                    \
+            if (r >= mr) break;                                                                             \
             if (accumulate) {                                                                               \
                 acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, c + r * ldc));               \
                 acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, c + r * ldc + 16));          \
@@ -130,9 +132,9 @@ CK_AVX2 void ck_igemm_6x16(int64_t taps, int64_t kc, const float *const *ind, in
         acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_maskz_loadu_ps(m0, bias));                              \
         acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_maskz_loadu_ps(m1, bias + 16));                         \
     }                                                                                                       \
-    if (relu) {                                                                                             \
-        acc[r][0] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc[r][0], _mm512_setzero_ps(), _CMP_GT_OQ), acc[r][0]); \
-        acc[r][1] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(acc[r][1], _mm512_setzero_ps(), _CMP_GT_OQ), acc[r][1]); \
+    if (relu) { /* max with +0 second: +0 for a NaN or -0 too, so x > 0 ? x : +0 exactly */              \
+        acc[r][0] = _mm512_max_ps(acc[r][0], _mm512_setzero_ps());                                          \
+        acc[r][1] = _mm512_max_ps(acc[r][1], _mm512_setzero_ps());                                          \
     }
 IGEMM512(ck_igemm_14x32, 14, , , CK512_TILE_14x32_ACCUMULATORS, IPTRS_14, IROWS_14, ACC_ROWS_14)
 IGEMM512(ck_igemm_14x32_bias_relu, 14, IGEMM_EPI_PARAMS, IGEMM_EPI, CK512_TILE_14x32_ACCUMULATORS, IPTRS_14, IROWS_14, ACC_ROWS_14)

@@ -14,7 +14,8 @@
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;  \
     __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;                                     \
     __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;                                \
-    for (int64_t r = 0; r < mr; r++) {                                                                \
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < ROWS; r++) { /* fixed indices: no spill */ \
+        if (r >= mr) break;                                                                           \
         float *cr = c + r * ldc;                                                                      \
         __m512 y0 = _mm512_mul_ps(va, ACC[r][0]), y1 = _mm512_mul_ps(va, ACC[r][1]);                  \
         if (beta != 0.0f) {                                                                           \
