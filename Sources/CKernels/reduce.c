@@ -3,6 +3,7 @@
  * non-adjacent axes into several calls. */
 #include "ck_internal.h"
 #include "ck_kernel_lists.h"
+#include "ck_threads.h"
 
 static inline float red_init(ck_reduce_op op) {
     return op == CK_REDUCE_SUM ? 0.0f : op == CK_REDUCE_MAX ? -INFINITY : INFINITY;
@@ -37,44 +38,93 @@ CK_AVX2 CK_INLINE __m256 red_vstep(ck_reduce_op op, __m256 acc, __m256 v) {
     }
 }
 
+/* Row o's columns [i0, i1) (inner > 1): each output element combines its
+ * column top to bottom, 64 columns a pass (eight vector accumulators) so a
+ * row's lines are read once, not once per 8 columns. */
+CK_AVX2 CK_INLINE void red_columns(ck_reduce_op op, size_t n, size_t inner, const float *restrict xo, float *restrict yo,
+                                   size_t i0, size_t i1) {
+    size_t i = i0;
+    for (; i + 64 <= i1; i += 64) {
+        __m256 acc[8];
+        _Pragma("clang loop unroll(full)") for (int q = 0; q < 8; q++) acc[q] = _mm256_set1_ps(red_init(op));
+        for (size_t j = 0; j < n; j++)
+            _Pragma("clang loop unroll(full)") for (int q = 0; q < 8; q++)
+                acc[q] = red_vstep(op, acc[q], _mm256_loadu_ps(xo + j * inner + i + 8 * q));
+        _Pragma("clang loop unroll(full)") for (int q = 0; q < 8; q++) _mm256_storeu_ps(yo + i + 8 * q, acc[q]);
+    }
+    for (; i + 8 <= i1; i += 8) {
+        __m256 acc = _mm256_set1_ps(red_init(op));
+        for (size_t j = 0; j < n; j++) acc = red_vstep(op, acc, _mm256_loadu_ps(xo + j * inner + i));
+        _mm256_storeu_ps(yo + i, acc);
+    }
+    for (; i < i1; i++) {
+        float acc = red_init(op);
+        for (size_t j = 0; j < n; j++) acc = red_step(op, acc, xo[j * inner + i]);
+        yo[i] = acc;
+    }
+}
+
+/* One contiguous run (inner == 1): four vector accumulators, then lanes, then the tail. */
+CK_AVX2 CK_INLINE float red_run(ck_reduce_op op, size_t n, const float *restrict xo) {
+    __m256 a0 = _mm256_set1_ps(red_init(op)), a1 = a0, a2 = a0, a3 = a0;
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = red_vstep(op, a0, _mm256_loadu_ps(xo + j));
+        a1 = red_vstep(op, a1, _mm256_loadu_ps(xo + j + 8));
+        a2 = red_vstep(op, a2, _mm256_loadu_ps(xo + j + 16));
+        a3 = red_vstep(op, a3, _mm256_loadu_ps(xo + j + 24));
+    }
+    for (; j + 8 <= n; j += 8) a0 = red_vstep(op, a0, _mm256_loadu_ps(xo + j));
+    a0 = red_vstep(op, red_vstep(op, a0, a1), red_vstep(op, a2, a3));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, a0);
+    float acc = red_init(op);
+    for (int l = 0; l < 8; l++) acc = red_step(op, acc, lanes[l]);
+    for (; j < n; j++) acc = red_step(op, acc, xo[j]);
+    return acc;
+}
+
+/* Work split over outer rows and, when there are few of them, over column
+ * chunks of whole cache lines; a thread computes whole output elements, so
+ * the split never changes a bit. */
+typedef struct reduce_job {
+    size_t outer, n, inner, cols;  /* cols: columns per unit */
+    const float *x;
+    float *y;
+} reduce_job;
+
+static size_t reduce_units(reduce_job *j) {
+    size_t per_row = 1;
+    if (j->inner > 1) {
+        size_t want = (size_t)(2 * ck_threads_get()), rows = j->outer ? j->outer : 1;
+        per_row = rows >= want ? 1 : (want + rows - 1) / rows;
+        size_t lines = (j->inner + 15) / 16;
+        if (per_row > lines) per_row = lines;
+    }
+    j->cols = (j->inner + per_row - 1) / per_row;
+    j->cols = (j->cols + 15) / 16 * 16;
+    return j->outer * ((j->inner + j->cols - 1) / j->cols);
+}
+
 #define AVX2_RED(OP, name)                                                                    \
-    CK_AVX2 static void ck_f32_reduce_##name##__avx2(size_t outer, size_t n, size_t inner,    \
-                                                     const float *restrict x, float *restrict y) { \
-        for (size_t o = 0; o < outer; o++) {                                                  \
-            const float *xo = x + o * n * inner;                                              \
-            float *yo = y + o * inner;                                                        \
-            if (inner == 1) {                                                                 \
-                /* contiguous run: four vector accumulators, then lanes, then the tail */     \
-                __m256 a0 = _mm256_set1_ps(red_init(OP)), a1 = a0, a2 = a0, a3 = a0;         \
-                size_t j = 0;                                                                 \
-                for (; j + 32 <= n; j += 32) {                                                \
-                    a0 = red_vstep(OP, a0, _mm256_loadu_ps(xo + j));                          \
-                    a1 = red_vstep(OP, a1, _mm256_loadu_ps(xo + j + 8));                      \
-                    a2 = red_vstep(OP, a2, _mm256_loadu_ps(xo + j + 16));                     \
-                    a3 = red_vstep(OP, a3, _mm256_loadu_ps(xo + j + 24));                     \
-                }                                                                             \
-                for (; j + 8 <= n; j += 8) a0 = red_vstep(OP, a0, _mm256_loadu_ps(xo + j));   \
-                a0 = red_vstep(OP, red_vstep(OP, a0, a1), red_vstep(OP, a2, a3));             \
-                float lanes[8];                                                               \
-                _mm256_storeu_ps(lanes, a0);                                                  \
-                float acc = red_init(OP);                                                     \
-                for (int l = 0; l < 8; l++) acc = red_step(OP, acc, lanes[l]);                \
-                for (; j < n; j++) acc = red_step(OP, acc, xo[j]);                            \
-                yo[0] = acc;                                                                  \
-            } else {                                                                          \
-                size_t i = 0;                                                                 \
-                for (; i + 8 <= inner; i += 8) {                                              \
-                    __m256 acc = _mm256_set1_ps(red_init(OP));                                \
-                    for (size_t j = 0; j < n; j++) acc = red_vstep(OP, acc, _mm256_loadu_ps(xo + j * inner + i)); \
-                    _mm256_storeu_ps(yo + i, acc);                                            \
-                }                                                                             \
-                for (; i < inner; i++) {                                                      \
-                    float acc = red_init(OP);                                                 \
-                    for (size_t j = 0; j < n; j++) acc = red_step(OP, acc, xo[j * inner + i]); \
-                    yo[i] = acc;                                                              \
-                }                                                                             \
-            }                                                                                 \
+    CK_AVX2 static void reduce_##name##_task(void *ctx, int64_t begin, int64_t end, int thread) { \
+        (void)thread;                                                                         \
+        const reduce_job *j = ctx;                                                            \
+        size_t chunks = (j->inner + j->cols - 1) / j->cols;                                   \
+        for (int64_t u = begin; u < end; u++) {                                               \
+            size_t o = (size_t)u / chunks, i0 = (size_t)u % chunks * j->cols;                 \
+            size_t i1 = i0 + j->cols < j->inner ? i0 + j->cols : j->inner;                    \
+            const float *xo = j->x + o * j->n * j->inner;                                     \
+            if (j->inner == 1) j->y[o] = red_run(OP, j->n, xo);                               \
+            else red_columns(OP, j->n, j->inner, xo, j->y + o * j->inner, i0, i1);            \
         }                                                                                     \
+    }                                                                                         \
+    static void ck_f32_reduce_##name##__avx2(size_t outer, size_t n, size_t inner,            \
+                                             const float *restrict x, float *restrict y) {     \
+        if (outer == 0 || inner == 0) return;                                                 \
+        reduce_job j = {outer, n, inner, 1, x, y};                                            \
+        size_t units = reduce_units(&j);                                                      \
+        ck_parallel_for((int64_t)units, outer * n * inner < 2 * CK_ELEMENTWISE_CHUNK, reduce_##name##_task, &j); \
     }
 
 CK_REDUCE_OPS(REF_RED)
@@ -116,8 +166,8 @@ static void ck_f32_softmax__ref(size_t outer, size_t n, size_t inner, const floa
         }
 }
 
-CK_AVX2 static void ck_f32_softmax__avx2(size_t outer, size_t n, size_t inner, const float *restrict x,
-                                         float *restrict y, int log) {
+CK_AVX2 static void softmax_rows(size_t outer, size_t n, size_t inner, const float *restrict x,
+                                 float *restrict y, int log) {
     if (inner != 1) { /* strided axis: vectorize across `inner` */
         for (size_t o = 0; o < outer; o++) {
             const float *xo = x + o * n * inner;
@@ -194,6 +244,21 @@ CK_AVX2 static void ck_f32_softmax__avx2(size_t outer, size_t n, size_t inner, c
             for (; j < n; j++) yo[j] = yo[j] * (1.0f / s);
         }
     }
+}
+
+/* Outer rows split over the threads (each row whole in one task: the same bits). */
+typedef struct softmax_job { size_t n, inner; const float *x; float *y; int log; } softmax_job;
+
+static void softmax_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const softmax_job *j = ctx;
+    size_t row = j->n * j->inner;
+    softmax_rows((size_t)(end - begin), j->n, j->inner, j->x + (size_t)begin * row, j->y + (size_t)begin * row, j->log);
+}
+
+static void ck_f32_softmax__avx2(size_t outer, size_t n, size_t inner, const float *restrict x, float *restrict y, int log) {
+    softmax_job j = {n, inner, x, y, log};
+    ck_parallel_for((int64_t)outer, outer * n * inner < 2 * CK_ELEMENTWISE_CHUNK, softmax_task, &j);
 }
 
 ck_f32_softmax_fn ck_f32_softmax_kernel(ck_isa isa) {

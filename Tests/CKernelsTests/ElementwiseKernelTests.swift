@@ -229,6 +229,53 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    /// Views large enough to be split over threads (rows, and column chunks
+    /// of whole lines when rows are few; 64-column passes, their 8-column and
+    /// scalar tails): against the reference, and bitwise the same on 1 and 2
+    /// threads.
+    func testReduceAndSoftmaxSplitOverThreads() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        var rng = TestRNG(12)
+        let saved = ck_threads_get()
+        defer { _ = ck_threads_set(saved) }
+        for (outer, n, inner) in [(1, 1100, 64), (1, 700, 100), (3, 300, 100), (600, 130, 1), (2, 40, 1000), (5, 2000, 7)] {
+            let x = Guarded(rng.floats(outer * n * inner, -5, 5))
+            for info in table(CK_FAMILY_REDUCE) where info.op != 100 && info.isa != CK_ISA_REF {
+                let op = ck_reduce_op(UInt32(info.op))
+                let r = Guarded(outer * inner)
+                ck_f32_reduce_kernel(op, CK_ISA_REF)(outer, n, inner, x.pointer, r.pointer)
+                var bits: [[UInt32]] = []
+                for threads: Int32 in [1, 2] {
+                    _ = ck_threads_set(threads)
+                    let y = Guarded(outer * inner)
+                    ck_f32_reduce_kernel(op, info.isa)(outer, n, inner, x.pointer, y.pointer)
+                    if let msg = compare(y.values, r.values, tol: 1e-6 * Float(n)) {
+                        XCTFail("\(kernelName(info)) [\(outer),\(n),\(inner)] on \(threads) threads: \(msg)")
+                    }
+                    XCTAssertTrue(y.intactCanaries, "\(kernelName(info)) [\(outer),\(n),\(inner)] wrote outside its output")
+                    bits.append(y.values.map(\.bitPattern))
+                }
+                XCTAssertEqual(bits[0], bits[1], "\(kernelName(info)) [\(outer),\(n),\(inner)]: 1 and 2 threads")
+            }
+            for log: Int32 in [0, 1] {
+                let r = Guarded(outer * n * inner)
+                ck_f32_softmax_kernel(CK_ISA_REF)(outer, n, inner, x.pointer, r.pointer, log)
+                var bits: [[UInt32]] = []
+                for threads: Int32 in [1, 2] {
+                    _ = ck_threads_set(threads)
+                    let y = Guarded(outer * n * inner)
+                    ck_f32_softmax_kernel(CK_ISA_AVX2)(outer, n, inner, x.pointer, y.pointer, log)
+                    if let msg = compare(y.values, r.values, tol: 2e-6) {
+                        XCTFail("softmax log=\(log) [\(outer),\(n),\(inner)] on \(threads) threads: \(msg)")
+                    }
+                    XCTAssertTrue(y.intactCanaries, "softmax [\(outer),\(n),\(inner)] wrote outside its output")
+                    bits.append(y.values.map(\.bitPattern))
+                }
+                XCTAssertEqual(bits[0], bits[1], "softmax log=\(log) [\(outer),\(n),\(inner)]: 1 and 2 threads")
+            }
+        }
+    }
+
     /// Column moments against the two-pass reference around the 64-row
     /// block, with canaries, and bitwise the same on 1 and 2 threads.
     func testMomentsMatchReference() throws {
