@@ -134,8 +134,13 @@ static void few_channel_filter_direct(const ck_conv_desc *d, const float *x, con
  * walks a block of pixels, broadcasting MR consecutive channels of each
  * pixel's source (through the per-tap offset table, or a zero row) against
  * NR channels of dy read in place. The tile lives in registers for a block
- * of KC pixels and in dW between blocks; threads own fixed tiles, so every
- * element is summed over pixels in the same order on any number of threads. */
+ * of KC pixels and in dW between blocks. A layer with pixels for two or more
+ * chunks of about 8192 splits them: each chunk sums every tile into its own
+ * partial dW, and the partials are added in chunk order (each thread reads
+ * only its chunks' x and dy: 2 threads, cifar_cnn's first 32->32 layer
+ * 247-276 -> 345-356 GFLOP/s); a smaller one splits the tiles, each summed
+ * over all pixels. Either way the split is fixed by the layer, so every
+ * element is summed in the same order on any number of threads. */
 
 typedef void (*bf_ukr)(int64_t kc, const int64_t *offs, const float *x, const float *zero, const float *dy, int64_t ldy,
                        float *c, int64_t ldc, int64_t mr, int64_t nr, int accumulate);
@@ -274,23 +279,29 @@ typedef struct bf_job {
     float *dw;
     int64_t P, C, OC, Cg, OCg, goff, ooff;
     int64_t ctiles, otiles;     /* tiles per tap along channels and output channels */
+    int64_t chunk;              /* pixels per chunk (a multiple of kc), 0: tasks are tiles */
+    float *partials;            /* [chunks][T * Cg][OCg] */
 } bf_job;
 
-/* Where pixels [p0, p0 + kc) read tap t: offs[t * kc + q] floats into x for
- * pixel p0 + q, or -1 in the padding. Each task makes its block's table as
- * it goes (a whole layer's would be megabytes, written by one thread). */
-static void bf_block_offsets(const ck_conv_desc *d, int64_t p0, int64_t kc, int64_t *offs) {
-    const int64_t T = taps_of(d), C = d->in_channels;
-    for (int64_t t = 0; t < T; t++) {
-        int64_t k[3];
-        tap_offset(d, t, k);
-        pixel_walk w = walk_from(d, p0);
+/* Where pixels [p0, p0 + kc) read taps [t0, t1): offs[t * kc + q] floats
+ * into x for pixel p0 + q, or -1 in the padding. Each task makes the table
+ * for its own taps and pixel block as it goes (a whole layer's would be
+ * megabytes, written by one thread); pixels walk once per 32 taps. */
+static void bf_block_offsets(const ck_conv_desc *d, int64_t p0, int64_t kc, int64_t t0, int64_t t1, int64_t *offs) {
+    const int64_t C = d->in_channels, *in = d->in_size;
+    const pixel_walk first = walk_from(d, p0);
+    for (int64_t ta = t0; ta < t1; ta += 32) {
+        const int64_t tb = t1 - ta < 32 ? t1 : ta + 32;
+        int64_t k[32][3];
+        for (int64_t t = ta; t < tb; t++) tap_offset(d, t, k[t - ta]);
+        pixel_walk w = first;
         for (int64_t q = 0; q < kc; q++, walk_next(d, &w)) {
-            int64_t i0 = w.o[0] * d->stride[0] + k[0] - d->pad[0];
-            int64_t i1 = w.o[1] * d->stride[1] + k[1] - d->pad[1];
-            int64_t i2 = w.o[2] * d->stride[2] + k[2] - d->pad[2];
-            int inside = i0 >= 0 && i0 < d->in_size[0] && i1 >= 0 && i1 < d->in_size[1] && i2 >= 0 && i2 < d->in_size[2];
-            offs[t * kc + q] = inside ? (((w.n * d->in_size[0] + i0) * d->in_size[1] + i1) * d->in_size[2] + i2) * C : -1;
+            const int64_t b0 = w.o[0] * d->stride[0] - d->pad[0], b1 = w.o[1] * d->stride[1] - d->pad[1], b2 = w.o[2] * d->stride[2] - d->pad[2];
+            for (int64_t t = ta; t < tb; t++) {
+                const int64_t i0 = b0 + k[t - ta][0], i1 = b1 + k[t - ta][1], i2 = b2 + k[t - ta][2];
+                const int inside = i0 >= 0 && i0 < in[0] && i1 >= 0 && i1 < in[1] && i2 >= 0 && i2 < in[2];
+                offs[t * kc + q] = inside ? (((w.n * in[0] + i0) * in[1] + i1) * in[2] + i2) * C : -1;
+            }
         }
     }
 }
@@ -301,7 +312,8 @@ static void bf_task(void *ctx, int64_t begin, int64_t end, int thread) {
     if (!offs) return;
     for (int64_t p0 = 0; p0 < j->P; p0 += j->kc) {
         int64_t kc = j->P - p0 < j->kc ? j->P - p0 : j->kc;
-        bf_block_offsets(j->d, p0, kc, offs);
+        const int64_t per_tap = j->ctiles * j->otiles;  /* tiles run tap-major: this task's taps only */
+        bf_block_offsets(j->d, p0, kc, begin / per_tap, (end - 1) / per_tap + 1, offs);
         for (int64_t tile = begin; tile < end; tile++) {
             int64_t ot = tile % j->otiles, u = tile / j->otiles, ct = u % j->ctiles, t = u / j->ctiles;
             int64_t c0 = ct * j->mr, o0 = ot * j->nr;
@@ -310,6 +322,42 @@ static void bf_task(void *ctx, int64_t begin, int64_t end, int thread) {
                    j->dw + (t * j->Cg + c0) * j->OC + j->ooff + o0, j->OC, mr, nr, p0 > 0);
         }
     }
+}
+
+/* Pixel chunk `task`: every tile's sum over the chunk's pixels into its own
+ * partial dW (the whole x and dy of a chunk are read by one thread only). */
+static void bf_chunk_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const bf_job *j = ctx;
+    const int64_t T = taps_of(j->d), tiles = T * j->ctiles * j->otiles;
+    int64_t *offs = ck_thread_scratch(thread, (size_t)(T * j->kc) * sizeof(int64_t));
+    if (!offs) return;
+    for (int64_t task = begin; task < end; task++) {
+        const int64_t c_begin = task * j->chunk, c_end = c_begin + j->chunk < j->P ? c_begin + j->chunk : j->P;
+        float *part = j->partials + task * T * j->Cg * j->OCg;
+        for (int64_t p0 = c_begin; p0 < c_end; p0 += j->kc) {
+            int64_t kc = c_end - p0 < j->kc ? c_end - p0 : j->kc;
+            bf_block_offsets(j->d, p0, kc, 0, T, offs);
+            for (int64_t tile = 0; tile < tiles; tile++) {
+                int64_t ot = tile % j->otiles, u = tile / j->otiles, ct = u % j->ctiles, t = u / j->ctiles;
+                int64_t c0 = ct * j->mr, o0 = ot * j->nr;
+                int64_t mr = j->Cg - c0 < j->mr ? j->Cg - c0 : j->mr, nr = j->OCg - o0 < j->nr ? j->OCg - o0 : j->nr;
+                j->ukr(kc, offs + t * kc, j->x + j->goff + c0, j->zero, j->dy + p0 * j->OC + j->ooff + o0, j->OC,
+                       part + (t * j->Cg + c0) * j->OCg + o0, j->OCg, mr, nr, p0 > c_begin);
+            }
+        }
+    }
+}
+
+/* Pixels per chunk when the layer is split by pixels: chunks of about 8192
+ * pixels (whole blocks, as even as the count allows), if there are at least
+ * two and their partial dWs fit in 8 MiB; else 0 (split by tiles). A
+ * function of the layer alone, so the sums are the same on any number of
+ * threads; the partials are added in chunk order. */
+static int64_t bf_chunk_pixels(int64_t P, int64_t kc, int64_t dw_floats) {
+    int64_t chunks = (P + 8191) / 8192;
+    if (chunks < 2 || chunks * dw_floats * (int64_t)sizeof(float) > (8 << 20)) return 0;
+    int64_t per = (P + chunks - 1) / chunks;
+    return (per + kc - 1) / kc * kc;
 }
 
 static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
@@ -321,13 +369,24 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
     memset(zero, 0, (size_t)(Cg + 32) * sizeof(float));
     for (int64_t g = 0; g < G; g++) {
         bf_job j = {d, avx512 ? bf_avx512_by_mr[MR - 8] : bf_6x16, MR, NR, 512, x, dy, zero, dw, P, C, OC, Cg, OCg, g * Cg, g * OCg,
-                    (Cg + MR - 1) / MR, (OCg + NR - 1) / NR};
-        int64_t tiles = T * j.ctiles * j.otiles;
+                    (Cg + MR - 1) / MR, (OCg + NR - 1) / NR, 0, NULL};
+        int64_t tiles = T * j.ctiles * j.otiles, serial = 2 * T * Cg * OCg * P < (1 << 20);
         if (P == 0) {
             for (int64_t t = 0; t < T * Cg; t++) for (int64_t o = 0; o < OCg; o++) dw[t * OC + g * OCg + o] = 0.0f;
             continue;
         }
-        ck_parallel_for(tiles, 2 * T * Cg * OCg * P < (1 << 20), bf_task, &j);
+        j.chunk = bf_chunk_pixels(P, j.kc, T * Cg * OCg);
+        if (!j.chunk) { ck_parallel_for(tiles, serial, bf_task, &j); continue; }
+        int64_t chunks = (P + j.chunk - 1) / j.chunk, rows = T * Cg;
+        j.partials = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)(chunks * rows * OCg) * sizeof(float));
+        if (!j.partials) return;
+        ck_parallel_for(chunks, serial, bf_chunk_task, &j);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t o = 0; o < OCg; o++) {
+                float sum = j.partials[r * OCg + o];
+                for (int64_t c = 1; c < chunks; c++) sum += j.partials[(c * rows + r) * OCg + o];
+                dw[r * OC + g * OCg + o] = sum;
+            }
     }
 }
 

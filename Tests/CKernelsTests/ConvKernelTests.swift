@@ -218,6 +218,37 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(fast, 10, "geometries on the fused fast path")
     }
 
+    /// A layer with enough pixels (18000: three chunks of 6144, the last
+    /// short) that the filter gradient splits them into chunks, each summed
+    /// into its own partial dW, the partials added in chunk order: against
+    /// the reference, and bitwise the same on 1 and 2 threads.
+    func testFilterGradientOverPixelChunks() throws {
+        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
+        let saved = ck_threads_get()
+        defer { _ = ck_threads_set(saved) }
+        var rng = TestRNG(23)
+        let g = Geometry(rank: 2, batch: 5, c: 8, oc: 32, groups: 1, input: [60, 60], kernel: [3, 3], stride: [1, 1], dilation: [1, 1],
+                         pad: [1, 1], padAfter: [1, 1])
+        var d = g.desc
+        let x = Guarded(rng.floats(g.xCount, -1, 1)), dy = Guarded(rng.floats(g.yCount, -1, 1))
+        let dwRef = Guarded(g.wCount)
+        ck_f32_conv_backward_filter_kernel(CK_ISA_REF)(&d, x.pointer, dy.pointer, dwRef.pointer)
+        for isa in optimized(2) {
+            var outs: [[UInt32]] = []
+            for threads: Int32 in [1, 2] {
+                _ = ck_threads_set(threads)
+                let dw = Guarded(g.wCount)
+                ck_f32_conv_backward_filter_kernel(isa)(&d, x.pointer, dy.pointer, dw.pointer)
+                if let m = compare(dw.values, dwRef.values, tol: 2e-4) {
+                    XCTFail("conv backward-filter \(String(cString: ck_isa_name(isa))) \(threads) threads, 18000 pixels: \(m)")
+                }
+                XCTAssertTrue(dw.intactCanaries, "conv backward-filter wrote outside dw")
+                outs.append(dw.values.map(\.bitPattern))
+            }
+            XCTAssertEqual(outs[0], outs[1], "conv backward-filter \(String(cString: ck_isa_name(isa))) over pixel chunks: 1 and 2 threads")
+        }
+    }
+
     func testConvolutionsAreBitwiseIdenticalOnOneAndTwoThreads() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         let saved = ck_threads_get()
