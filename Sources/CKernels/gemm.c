@@ -185,62 +185,6 @@ static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
     ck_parallel_for(tasks, flops < (1 << 20) ? 1 : 0, gemm_task, &job);
 }
 
-/* ---- split K: a small C with a long K ----
- * A 128 x 128 product over K = 9216 (a CNN's first Dense layer) has four
- * 32-column panels: split by columns, each thread packs all of A. Instead K
- * is cut into fixed chunks of at least 4096 (a function of k alone), each
- * chunk's product goes into its own partial C, and the partials are added
- * in chunk order, then alpha, beta and the epilogue: each thread packs only
- * its chunks of A and B, and the sums are the same on any number of threads. */
-enum { SPLIT_K_CHUNK = 4096, SPLIT_K_MAX_C = 128 * 512 };
-
-static int64_t split_k_chunks(const ck_gemm_args *g) {
-    if (g->user_pack_a || g->packed_b || !g->a || g->k < 2 * SPLIT_K_CHUNK || g->m * g->n > SPLIT_K_MAX_C || g->m < 8 || g->n < 32) return 0;
-    int64_t chunks = g->k / SPLIT_K_CHUNK;
-    return chunks > 8 ? 8 : chunks;
-}
-
-typedef struct split_k_job {
-    const gemm_impl *im;
-    const ck_gemm_args *g;
-    int64_t chunks;
-    float *partials;  /* [chunks][m][n] */
-} split_k_job;
-
-static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                         float *pa, float *pb, ck_pack_a_fn packa, const void *actx);
-
-static void split_k_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    const split_k_job *j = ctx;
-    const ck_gemm_args *g = j->g;
-    float *pa = ck_thread_scratch(thread, impl_scratch_floats(j->im) * sizeof(float));
-    if (!pa) return;
-    for (int64_t chunk = begin; chunk < end; chunk++) {
-        int64_t k0 = g->k * chunk / j->chunks, k1 = g->k * (chunk + 1) / j->chunks;
-        ck_gemm_args h = {0};
-        h.m = g->m; h.n = g->n; h.k = k1 - k0;
-        h.trans_a = g->trans_a; h.lda = g->lda; h.a = g->trans_a ? g->a + k0 * g->lda : g->a + k0;
-        h.trans_b = g->trans_b; h.ldb = g->ldb; h.b = g->trans_b ? g->b + k0 : g->b + k0 * g->ldb;
-        h.c = j->partials + chunk * g->m * g->n; h.ldc = g->n;
-        h.alpha = 1; h.beta = 0;
-        gemm_blocked(j->im, &h, 0, h.m, 0, h.n, pa, pa + (size_t)j->im->mc * j->im->kc, ck_gemm_pack_a, &h);
-    }
-}
-
-static void gemm_split_k(const gemm_impl *im, const ck_gemm_args *g, int64_t chunks) {
-    split_k_job j = {im, g, chunks, ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)(chunks * g->m * g->n) * sizeof(float))};
-    if (!j.partials) return;
-    ck_parallel_for(chunks, 0, split_k_task, &j);
-    for (int64_t i = 0; i < g->m; i++)
-        for (int64_t c = 0; c < g->n; c++) {
-            float s = j.partials[i * g->n + c];
-            for (int64_t q = 1; q < chunks; q++) s += j.partials[(q * g->m + i) * g->n + c];
-            float *out = &g->c[i * g->ldc + c];
-            *out = g->beta == 0.0f ? g->alpha * s : g->alpha * s + g->beta * *out;
-        }
-    if (ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, 0, g->m, 0, g->n);
-}
-
 /* MC, KC and NC are set from the core's caches at first use (see "blocking" below). */
 static gemm_impl impl_avx2 = {6, 16, 0, 0, 0, ck_gemm_ukr_6x16};
 
@@ -373,9 +317,7 @@ void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args) {
 static void ck_f32_gemm__avx2(const ck_gemm_args *g, void *workspace) {
     ensure_blocking();
     (void)workspace;
-    int64_t chunks;
     if (ck_gemm_is_short(g)) ck_gemm_short(g);
-    else if ((chunks = split_k_chunks(g))) gemm_split_k(&impl_avx2, g, chunks);
     else gemm_run(&impl_avx2, g);
 }
 
@@ -389,10 +331,8 @@ static const gemm_impl *avx512_impl_for_rows(int64_t m) {
 static void ck_f32_gemm__avx512(const ck_gemm_args *g, void *workspace) {
     ensure_blocking();
     (void)workspace;
-    int64_t chunks;
     if (ck_gemm_is_short(g)) ck_gemm_short(g);
     else if (!g->user_pack_a && g->n >= 1 && g->n <= 14 && g->m >= 32 && g->k >= 16) ck_gemm_narrow(g);
-    else if ((chunks = split_k_chunks(g))) gemm_split_k(avx512_impl_for_rows(g->m), g, chunks);
     else gemm_run(avx512_impl_for_rows(g->m), g);
 }
 

@@ -183,49 +183,6 @@ final class GemmKernelTests: XCTestCase {
         }
     }
 
-    /// A small C over a long K is summed in fixed chunks of K (two and three
-    /// here), each into its own partial C: every transpose combination with
-    /// alpha, beta and padded leading dimensions against the reference, the
-    /// bias + residual + relu epilogue after the partials, and the same bits
-    /// on 1 and 2 threads.
-    func testSplitKMatchesReference() throws {
-        try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
-        let saved = ck_threads_get()
-        defer { _ = ck_threads_set(saved) }
-        var rng = TestRNG(17)
-        for (m, n, k) in [(40, 70, 8200), (24, 33, 12300)] {
-            for isa in Self.optimizedISAs {
-                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                    if let msg = Self.run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 0.25, pad: 3, rng: &rng) {
-                        XCTFail("split-K gemm \(String(cString: ck_isa_name(isa))) \(m)x\(n)x\(k) ta=\(ta) tb=\(tb): \(msg)")
-                    }
-                }
-                let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1), bias = rng.floats(n, -1, 1), res = rng.floats(m * n, -1, 1)
-                var outs: [[Float]] = []
-                for (which, threads) in [(CK_ISA_REF, Int32(1)), (isa, 1), (isa, 2)] {
-                    _ = ck_threads_set(threads)
-                    var c = [Float](repeating: 0, count: m * n)
-                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                        bias.withUnsafeBufferPointer { pbias in res.withUnsafeBufferPointer { pres in
-                            var args = ck_gemm_args()
-                            args.m = Int64(m); args.n = Int64(n); args.k = Int64(k); args.alpha = 1; args.beta = 0
-                            args.a = pa.baseAddress; args.lda = Int64(k); args.b = pb.baseAddress; args.ldb = Int64(n)
-                            args.c = pc.baseAddress; args.ldc = Int64(n)
-                            args.bias = pbias.baseAddress; args.residual = pres.baseAddress; args.ld_residual = Int64(n)
-                            args.activation = Int32(CK_UNARY_RELU.rawValue) + 1
-                            ck_f32_gemm_kernel(which)(&args, nil)
-                        } }
-                    } } }
-                    outs.append(c)
-                }
-                if let msg = compare(outs[1], outs[0], tol: 2e-7 * Float(k + 1)) {
-                    XCTFail("split-K gemm epilogue \(String(cString: ck_isa_name(isa))) \(m)x\(n)x\(k): \(msg)")
-                }
-                XCTAssertEqual(outs[1].map(\.bitPattern), outs[2].map(\.bitPattern), "split-K gemm \(String(cString: ck_isa_name(isa))) \(m)x\(n)x\(k): 1 and 2 threads")
-            }
-        }
-    }
-
     /// Epilogues (bias, residual, activation) agree with the reference on the
     /// blocked, narrow and transposed paths.
     func testEpiloguesMatchReference() throws {
