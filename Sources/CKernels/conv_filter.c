@@ -306,45 +306,40 @@ static void bf_block_offsets(const ck_conv_desc *d, int64_t p0, int64_t kc, int6
     }
 }
 
-static void bf_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    const bf_job *j = ctx;
-    int64_t *offs = ck_thread_scratch(thread, (size_t)(taps_of(j->d) * j->kc) * sizeof(int64_t));
-    if (!offs) return;
-    for (int64_t p0 = 0; p0 < j->P; p0 += j->kc) {
-        int64_t kc = j->P - p0 < j->kc ? j->P - p0 : j->kc;
-        const int64_t per_tap = j->ctiles * j->otiles;  /* tiles run tap-major: this task's taps only */
-        bf_block_offsets(j->d, p0, kc, begin / per_tap, (end - 1) / per_tap + 1, offs);
-        for (int64_t tile = begin; tile < end; tile++) {
+/* Tiles [t0, t1) summed over pixels [p_begin, p_end), a block of kc at a
+ * time, into dW rows of `ld` floats from dst (the group's first column). */
+static void bf_tiles(const bf_job *j, int64_t *offs, int64_t t0, int64_t t1, int64_t p_begin, int64_t p_end, float *dst, int64_t ld) {
+    const int64_t per_tap = j->ctiles * j->otiles;  /* tiles run tap-major: offsets for these tiles' taps only */
+    for (int64_t p0 = p_begin; p0 < p_end; p0 += j->kc) {
+        int64_t kc = p_end - p0 < j->kc ? p_end - p0 : j->kc;
+        bf_block_offsets(j->d, p0, kc, t0 / per_tap, (t1 - 1) / per_tap + 1, offs);
+        for (int64_t tile = t0; tile < t1; tile++) {
             int64_t ot = tile % j->otiles, u = tile / j->otiles, ct = u % j->ctiles, t = u / j->ctiles;
             int64_t c0 = ct * j->mr, o0 = ot * j->nr;
             int64_t mr = j->Cg - c0 < j->mr ? j->Cg - c0 : j->mr, nr = j->OCg - o0 < j->nr ? j->OCg - o0 : j->nr;
             j->ukr(kc, offs + t * kc, j->x + j->goff + c0, j->zero, j->dy + p0 * j->OC + j->ooff + o0, j->OC,
-                   j->dw + (t * j->Cg + c0) * j->OC + j->ooff + o0, j->OC, mr, nr, p0 > 0);
+                   dst + (t * j->Cg + c0) * ld + o0, ld, mr, nr, p0 > p_begin);
         }
     }
 }
 
-/* Pixel chunk `task`: every tile's sum over the chunk's pixels into its own
- * partial dW (the whole x and dy of a chunk are read by one thread only). */
+/* Tiles [begin, end), each summed over every pixel straight into dW. */
+static void bf_task(void *ctx, int64_t begin, int64_t end, int thread) {
+    const bf_job *j = ctx;
+    int64_t *offs = ck_thread_scratch(thread, (size_t)(taps_of(j->d) * j->kc) * sizeof(int64_t));
+    if (offs) bf_tiles(j, offs, begin, end, 0, j->P, j->dw + j->ooff, j->OC);
+}
+
+/* Pixel chunks [begin, end): every tile summed over a chunk's pixels into
+ * the chunk's own partial dW (a chunk's x and dy are read by one thread only). */
 static void bf_chunk_task(void *ctx, int64_t begin, int64_t end, int thread) {
     const bf_job *j = ctx;
-    const int64_t T = taps_of(j->d), tiles = T * j->ctiles * j->otiles;
+    const int64_t T = taps_of(j->d);
     int64_t *offs = ck_thread_scratch(thread, (size_t)(T * j->kc) * sizeof(int64_t));
     if (!offs) return;
-    for (int64_t task = begin; task < end; task++) {
-        const int64_t c_begin = task * j->chunk, c_end = c_begin + j->chunk < j->P ? c_begin + j->chunk : j->P;
-        float *part = j->partials + task * T * j->Cg * j->OCg;
-        for (int64_t p0 = c_begin; p0 < c_end; p0 += j->kc) {
-            int64_t kc = c_end - p0 < j->kc ? c_end - p0 : j->kc;
-            bf_block_offsets(j->d, p0, kc, 0, T, offs);
-            for (int64_t tile = 0; tile < tiles; tile++) {
-                int64_t ot = tile % j->otiles, u = tile / j->otiles, ct = u % j->ctiles, t = u / j->ctiles;
-                int64_t c0 = ct * j->mr, o0 = ot * j->nr;
-                int64_t mr = j->Cg - c0 < j->mr ? j->Cg - c0 : j->mr, nr = j->OCg - o0 < j->nr ? j->OCg - o0 : j->nr;
-                j->ukr(kc, offs + t * kc, j->x + j->goff + c0, j->zero, j->dy + p0 * j->OC + j->ooff + o0, j->OC,
-                       part + (t * j->Cg + c0) * j->OCg + o0, j->OCg, mr, nr, p0 > c_begin);
-            }
-        }
+    for (int64_t chunk = begin; chunk < end; chunk++) {
+        const int64_t p_begin = chunk * j->chunk, p_end = p_begin + j->chunk < j->P ? p_begin + j->chunk : j->P;
+        bf_tiles(j, offs, 0, T * j->ctiles * j->otiles, p_begin, p_end, j->partials + chunk * T * j->Cg * j->OCg, j->OCg);
     }
 }
 
