@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "kgraph", targets: ["kgraph"]),
         .executable(name: "keras-conformance", targets: ["keras-conformance"]),
         .executable(name: "keras-bench", targets: ["keras-bench"]),
+        .executable(name: "keras-mpi-check", targets: ["keras-mpi-check"]),
     ],
     targets: [
         // MARK: Kernels
@@ -70,6 +71,12 @@ let package = Package(
             name: "keras-demo",
             dependencies: ["Keras", "CKernels"],
             path: "Sources/keras-demo",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "keras-mpi-check",
+            dependencies: ["KerasRuntime"],
+            path: "Sources/keras-mpi-check",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -20,18 +20,28 @@ final class ToolTests: XCTestCase {
 
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func run(_ name: String, _ args: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Runs a built tool (or, with `launcher`, a program that starts it, as
+    /// mpirun does: the launcher's arguments, then the tool's path, then
+    /// `args`), ended with SIGTERM after `timeout` seconds if given.
+    func run(_ name: String, _ args: [String], environment: [String: String] = [:], launcher: [String] = [],
+             timeout: TimeInterval? = nil) throws -> Result {
         let url = Self.binary(name)
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: url.path), "\(name) not built at \(url.path)")
         let p = Process()
-        p.executableURL = url
-        p.arguments = args
+        if let program = launcher.first {
+            p.executableURL = URL(fileURLWithPath: program)
+            p.arguments = Array(launcher.dropFirst()) + [url.path] + args
+        } else {
+            p.executableURL = url
+            p.arguments = args
+        }
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.currentDirectoryURL = Self.packageRoot
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        if let timeout { DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { if p.isRunning { p.terminate() } } }
         // read both pipes concurrently so a chatty child cannot block on a full pipe
         final class Sink: @unchecked Sendable { var data = Data() }
         let errSink = Sink()

@@ -1,0 +1,27 @@
+import Foundation
+import XCTest
+
+/// keras-mpi-check: the MPI communicator across two ranks under mpirun
+/// (skipped, saying why, where Open MPI's mpirun is absent), and MPI asked
+/// for where the library is not: an error naming what was looked for.
+extension ToolTests {
+    static var mpirun: String? {
+        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
+        return dirs.map { $0 + "/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    func testMPICheckAgreesAcrossTwoRanks() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let r = try run("keras-mpi-check", [], launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 120)
+        XCTAssertEqual(r.status, 0, "mpirun -np 2 keras-mpi-check: \(r.err)")
+        for rank in 0..<2 {
+            XCTAssertTrue(r.out.contains("rank \(rank) of 2: allreduce (sum, average), broadcast and barrier agree"), "rank \(rank): \(r.out) \(r.err)")
+        }
+    }
+
+    func testMPIAskedForWhereItIsAbsent() throws {
+        try expectFailure("keras-mpi-check", [], status: 2, mentions: ["/nonexistent/libmpi.so", "KERAS_MPI_LIBRARY", "no MPI library could be loaded"],
+                          environment: ["KERAS_MPI_LIBRARY": "/nonexistent/libmpi.so"])
+        try expectFailure("keras-mpi-check", ["--ranks", "2"], status: 2, mentions: ["takes no arguments", "--ranks 2"])
+    }
+}
