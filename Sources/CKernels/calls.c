@@ -46,6 +46,11 @@ static int64_t run_cast(const ck_kernel_info *k, const void *params, void *const
     return 0;
 }
 
+static int64_t run_collective(const ck_kernel_info *k, const void *params, void *const *o) {
+    const ck_count_call *p = params;
+    return ck_f32_allreduce_mean_kernel(k->isa)((size_t)p->n, o[0], o[1]);
+}
+
 static int64_t run_reduce(const ck_kernel_info *k, const void *params, void *const *o) {
     if (k->op == 100) {
         const ck_rows_call *p = params;
@@ -235,6 +240,7 @@ ck_entry_fn ck_kernel_entry(int32_t id) {
     case CK_FAMILY_GEMM_UKR:  /* micro-kernels are called directly, never by a plan */
     case CK_FAMILY_CONV_UKR:
     case CK_FAMILY_CONV_BF_UKR: break;
+    case CK_FAMILY_COLLECTIVE: return run_collective;
     case CK_FAMILY_COUNT: break;
     }
     return NULL;

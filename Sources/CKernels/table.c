@@ -54,6 +54,8 @@ static const ck_kernel_info table[] = {
     {"ck_f32_scatter_add_rows__ref", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_REF, 1},
     {"ck_f32_scatter_add_rows__avx2", CK_FAMILY_SCATTER_ADD, 0, CK_ISA_AVX2, 8},
     CK_RANDOM_OPS(RN)
+    {"ck_f32_allreduce_mean__ref", CK_FAMILY_COLLECTIVE, 0, CK_ISA_REF, 1},
+    {"ck_f32_allreduce_mean__avx2", CK_FAMILY_COLLECTIVE, 0, CK_ISA_AVX2, 8},
     {"ck_f32_argmax__ref", CK_FAMILY_ARGMAX, 0, CK_ISA_REF, 1},
     {"ck_f32_argmax__avx2", CK_FAMILY_ARGMAX, 0, CK_ISA_AVX2, 8},
     {"ck_f32_conv_forward__ref", CK_FAMILY_CONV, 0, CK_ISA_REF, 1},

@@ -495,13 +495,56 @@ final class ElementwiseKernelTests: XCTestCase {
         }
     }
 
+    /// The allreduce's kernels: with no hook (one process) y is x, in place
+    /// or not; with a hook, y is x handed to it (here a stand-in that halves
+    /// the buffer and counts its calls) and its failure code comes back.
+    func testAllreduceMeanCopiesAndCallsTheHook() throws {
+        final class Calls { var count = 0; var lastN: Int64 = 0; var fail: Int64 = 0 }
+        let calls = Calls()
+        let context = Unmanaged.passUnretained(calls).toOpaque()
+        let hook: ck_allreduce_hook = { ctx, data, n in
+            let c = Unmanaged<Calls>.fromOpaque(ctx!).takeUnretainedValue()
+            c.count += 1
+            c.lastN = n
+            for i in 0..<Int(n) { data![i] *= 0.5 }
+            return c.fail
+        }
+        defer { ck_set_allreduce_hook(nil, nil) }
+        var rng = TestRNG(41)
+        for isa in [CK_ISA_REF, CK_ISA_AVX2] where isa == CK_ISA_REF || hasAVX2 {
+            let f = ck_f32_allreduce_mean_kernel(isa)!
+            for n in [0, 1, 7, 33, 1000] {
+                let x = Guarded(rng.floats(n, -3, 3)), y = Guarded(n)
+                ck_set_allreduce_hook(nil, nil)
+                XCTAssertEqual(f(n, x.pointer, y.pointer), 0)
+                XCTAssertEqual(y.values, x.values, "allreduce_mean \(String(cString: ck_isa_name(isa))) n \(n) without a hook")
+                XCTAssertTrue(y.intactCanaries)
+                ck_set_allreduce_hook(hook, context)
+                calls.count = 0
+                XCTAssertEqual(f(n, x.pointer, y.pointer), 0)
+                XCTAssertEqual(y.values, x.values.map { $0 * 0.5 }, "allreduce_mean \(String(cString: ck_isa_name(isa))) n \(n) with a hook")
+                XCTAssertEqual(calls.count, n == 0 ? 0 : 1)
+                XCTAssertTrue(y.intactCanaries)
+                // in place
+                let z = Guarded(x.values)
+                XCTAssertEqual(f(n, z.pointer, z.pointer), 0)
+                XCTAssertEqual(z.values, x.values.map { $0 * 0.5 })
+                if n > 0 { XCTAssertEqual(calls.lastN, Int64(n)) }
+            }
+            calls.fail = 7
+            let x = Guarded([1, 2, 3]), y = Guarded(3)
+            XCTAssertEqual(f(3, x.pointer, y.pointer), 7, "the hook's failure code is the kernel's")
+            calls.fail = 0
+        }
+    }
+
     /// Every optimized kernel in the table belongs to a family these tests drive.
     func testEveryTableKernelIsCovered() {
         var n = 0
         let t = ck_kernel_table(&n)!
         let covered: Set<UInt32> = [CK_FAMILY_UNARY, CK_FAMILY_BINARY_F32, CK_FAMILY_BINARY_I32, CK_FAMILY_SELECT,
                                     CK_FAMILY_COPY, CK_FAMILY_FILL, CK_FAMILY_CAST, CK_FAMILY_REDUCE, CK_FAMILY_SOFTMAX,
-                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM, CK_FAMILY_RNN, CK_FAMILY_FUSED_ELEMENTWISE, CK_FAMILY_GEMM_UKR, CK_FAMILY_CONV_UKR, CK_FAMILY_CONV_BF_UKR].map(\.rawValue).reduce(into: []) { $0.insert($1) }
+                                    CK_FAMILY_GATHER, CK_FAMILY_SCATTER_ADD, CK_FAMILY_RANDOM, CK_FAMILY_GEMM, CK_FAMILY_ARGMAX, CK_FAMILY_CONV, CK_FAMILY_POOL, CK_FAMILY_LSTM, CK_FAMILY_RNN, CK_FAMILY_FUSED_ELEMENTWISE, CK_FAMILY_GEMM_UKR, CK_FAMILY_CONV_UKR, CK_FAMILY_CONV_BF_UKR, CK_FAMILY_COLLECTIVE].map(\.rawValue).reduce(into: []) { $0.insert($1) }
         for i in 0..<n {
             XCTAssertTrue(covered.contains(t[i].family.rawValue), "\(kernelName(t[i])) is in no tested family")
             // every optimized kernel has a reference twin in the table

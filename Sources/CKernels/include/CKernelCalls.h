@@ -31,7 +31,7 @@ typedef struct ck_unary_call { int64_t n; ck_unary_params params; } ck_unary_cal
  * COPY: a ck_copy_desc, [src, dst] (nothing to do when src == dst with equal strides). */
 /* FILL: [dst]. */
 typedef struct ck_fill_call { int64_t n; uint32_t value; } ck_fill_call;
-/* CAST: [x, y]. */
+/* CAST: [x, y]. COLLECTIVE op 0 (allreduce mean): [x, y]; returns the hook's failure code. */
 typedef struct ck_count_call { int64_t n; } ck_count_call;
 /* REDUCE (sum, max, min): [x, y], then y *= scale when scale != 1 (a mean).
  * ARGMAX: the same block, [x, y]. SOFTMAX op 0: the same, `flag` = log, [x, y]. */

@@ -198,6 +198,18 @@ typedef void (*ck_f32_argmax_fn)(size_t outer, size_t n, size_t inner, const flo
                                  int32_t *restrict y);
 ck_f32_argmax_fn ck_f32_argmax_kernel(ck_isa isa);
 
+/* Collectives (collective.c). A data-parallel training step averages its
+ * gradients across processes with an allreduce; the processes are the
+ * runtime's business (MPI, loaded at run time), so the kernel calls a hook
+ * the runtime registers: hook(context, data, n) replaces data[0..n) by its
+ * mean over the processes and returns 0, or a failure code that the kernel
+ * passes on. With no hook (one process) the mean is the data itself. */
+typedef int64_t (*ck_allreduce_hook)(void *context, float *data, int64_t n);
+void ck_set_allreduce_hook(ck_allreduce_hook hook, void *context);
+/* y = the mean of x over the processes (x and y may be the same buffer); 0 or the hook's failure code. */
+typedef int64_t (*ck_f32_allreduce_mean_fn)(size_t n, const float *x, float *y);
+ck_f32_allreduce_mean_fn ck_f32_allreduce_mean_kernel(ck_isa isa);
+
 /* Softmax (log_softmax when `log` != 0) along the middle axis of [outer, n, inner]. */
 typedef void (*ck_f32_softmax_fn)(size_t outer, size_t n, size_t inner, const float *restrict x,
                                   float *restrict y, int log);
@@ -522,6 +534,7 @@ typedef enum ck_family {
     CK_FAMILY_GEMM_UKR,    /* a GEMM micro-kernel by itself: tile = MR, op = NR (the reference: any) */
     CK_FAMILY_CONV_UKR,    /* an indirect-convolution micro-kernel by itself: tile = MR, op = NR */
     CK_FAMILY_CONV_BF_UKR, /* a filter-gradient micro-kernel by itself: tile = MR, op = NR */
+    CK_FAMILY_COLLECTIVE,  /* op 0: allreduce mean across the processes of a distributed job */
     CK_FAMILY_COUNT
 } ck_family;
 

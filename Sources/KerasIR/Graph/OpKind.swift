@@ -6,6 +6,7 @@
 public enum OpKind: String, CaseIterable, Sendable {
     case abs
     case add
+    case allreduceMean = "allreduce_mean"
     case argmax
     case assign
     case avgPool = "avg_pool"

@@ -194,7 +194,7 @@ public struct OpRegistry {
     /// The registry every graph uses.
     public static let standard = OpRegistry(
         sourceOps + elementwiseUnaryOps + elementwiseBinaryOps + comparisonOps + reductionOps
-            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps + lossOps + momentsOps)
+            + matmulOps + convOps + poolOps + fusedOps + convEpilogueOps + shapeOps + gatherOps + randomOps + recurrentOps + recurrentSequenceOps + fusedElementwiseOps + fusedUpdateOps + lossOps + momentsOps + collectiveOps)
 }
 
 // MARK: - Small helpers shared by op definitions
