@@ -231,6 +231,9 @@ public final class ExecutionPlan {
     private func failureMessage(_ i: Int, code: Int64) -> String {
         let step = steps[i], op = graph.nodes[step.node].op
         let family = KernelTable.rows[step.kernel.kernel].family
+        if family == CK_FAMILY_COLLECTIVE.rawValue {
+            return "\(op): the allreduce across processes failed: " + (Collectives.lastError.map { "\($0)" } ?? "code \(code)")
+        }
         guard family == CK_FAMILY_GATHER.rawValue || family == CK_FAMILY_SCATTER_ADD.rawValue else {
             return "\(op) failed with code \(code)"
         }

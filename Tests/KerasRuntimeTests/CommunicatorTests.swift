@@ -1,3 +1,4 @@
+import KerasIR
 import KerasRuntime
 import XCTest
 
@@ -40,5 +41,43 @@ final class CommunicatorTests: XCTestCase {
     func testMissingMPIIsExplained() {
         let e = CommunicatorError.mpiNotFound(tried: ["/x/libmpi.so"], reason: "cannot open")
         XCTAssertTrue(e.description.contains("/x/libmpi.so") && e.description.contains("KERAS_MPI_LIBRARY") && e.description.contains("openmpi-bin"), e.description)
+    }
+
+    /// A plan's allreduce_mean goes through the communicator the process
+    /// uses: a copy with none; with two simulated ranks (the other holding
+    /// 10 everywhere) the mean; a failed collective is an error naming the
+    /// layer, the op and the communicator's reason.
+    func testPlansAllreduceThroughTheCommunicatorInUse() throws {
+        final class TwoRanks: Communicator {
+            var fail = false
+            var rank: Int { 0 }
+            var size: Int { 2 }
+            func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+                if fail { throw CommunicatorError.mpiCallFailed(call: "MPI_Allreduce", code: 15, message: "MPI_ERR_PROC_FAILED: rank 1 is gone") }
+                for i in buffer.indices { buffer[i] += 10 }
+            }
+            func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
+            func barrier() throws {}
+        }
+        defer { Collectives.use(nil) }
+        let b = GraphBuilder(name: "avg")
+        let x = try b.input("x", .f32([-1, 3]))
+        b.setOutputs([try b.withLayer("grads") { try b.allreduceMean(x) }])
+        let plan = try ExecutionPlan(b.graph, batchSize: 2, store: ParameterStore())
+        let values: [Float] = [1, -2, 3.5, 0, 4, -6]
+        try plan.setInput("x", Tensor(values, shape: [2, 3]))
+        Collectives.use(nil)
+        try plan.run()
+        XCTAssertEqual(plan.output(0).floats, values)
+        let two = TwoRanks()
+        Collectives.use(two)
+        XCTAssertTrue(Collectives.communicator === two)
+        try plan.run()
+        XCTAssertEqual(plan.output(0).floats, values.map { ($0 + 10) * 0.5 })
+        two.fail = true
+        XCTAssertThrowsError(try plan.run()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("grads") && text.contains("allreduce_mean") && text.contains("rank 1 is gone"), text)
+        }
     }
 }
