@@ -77,7 +77,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "keras-mpi-check",
-            dependencies: ["KerasRuntime"],
+            dependencies: ["Keras", "KerasRuntime"],
             path: "Sources/keras-mpi-check",
             swiftSettings: swiftSettings
         ),

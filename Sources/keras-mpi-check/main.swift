@@ -1,13 +1,21 @@
 // keras-mpi-check: whether this machine's MPI carries a data-parallel
 // training step. Run it as the training will run, e.g.
 //     mpirun -np 2 keras-mpi-check
+//     mpirun -np 2 keras-mpi-check --train mlp --steps 20
 // Every rank loads MPI the way training does (KERAS_MPI_LIBRARY, else
-// libmpi.so.40, else libmpi.so), then checks the collectives a step uses
-// against values it can work out alone: an allreduce sum and average (a
-// short buffer and one of 3M floats), broadcasts from the first and last
-// rank, a barrier. Prints a line per rank; exit 0 when all agree, 1 when a
-// value is wrong, 2 when MPI cannot be loaded or a call fails.
+// libmpi.so.40, else libmpi.so). Without arguments it checks the
+// collectives a step uses against values it can work out alone: an
+// allreduce sum and average (a short buffer and one of 3M floats),
+// broadcasts from the first and last rank, a barrier. With --train it
+// trains a suite model (DataParallel, each rank starting from different
+// weights, which rank 0's replace) for the given steps on batches every rank
+// draws alike, then checks that every rank holds bitwise the same weights
+// and that they are within 1e-5 (relative to each tensor's largest value)
+// of a one-process run on the same global batches. Prints a line per rank;
+// exit 0 when all agree, 1 when a value is wrong, 2 on bad arguments or
+// when MPI cannot be loaded or a call fails.
 import Foundation
+import Keras
 import KerasRuntime
 
 func fail(_ message: String, status: Int32) -> Never {
@@ -15,16 +23,63 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
-if CommandLine.arguments.count > 1 {
-    if ["-h", "--help"].contains(CommandLine.arguments[1]) {
-        print("usage: mpirun -np N keras-mpi-check   (checks allreduce, broadcast and barrier across the N ranks)")
-        exit(0)
+let usage = "usage: mpirun -np N keras-mpi-check [--train MODEL [--steps N]]   (the collectives, or a data-parallel training run, across the N ranks)"
+var trainModel: String? = nil, trainSteps = 20
+var args = Array(CommandLine.arguments.dropFirst())
+if args.first == "-h" || args.first == "--help" { print(usage); exit(0) }
+while !args.isEmpty {
+    let flag = args.removeFirst()
+    guard (flag == "--train" || flag == "--steps"), let value = args.first else {
+        fail("unknown argument '\(flag)' or a flag without its value; \(usage)", status: 2)
     }
-    fail("takes no arguments, got '\(CommandLine.arguments.dropFirst().joined(separator: " "))'", status: 2)
+    args.removeFirst()
+    if flag == "--train" { trainModel = value } else {
+        guard let n = Int(value), n >= 1 else { fail("--steps must be a positive integer, got '\(value)'", status: 2) }
+        trainSteps = n
+    }
+}
+
+/// Trains `name` for `steps` global batches with DataParallel over `comm`, and
+/// the same in one process; checks the ranks agree bitwise and match it.
+func checkTraining(_ name: String, steps: Int, comm: Communicator) throws {
+    let bm = try BenchmarkModel.named(name)
+    var rng = SplitMix64(seed: 7)
+    let (x, y) = try bm.data(bm.batchSize * steps, &rng)  // the same on every rank
+    RandomSeed.set(1234)
+    let alone = try bm.build()  // rank 0's initial weights, trained in one process
+    setDistribution(nil)
+    try alone.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, shuffle: false)
+    RandomSeed.set(UInt64(1234 + comm.rank))  // other ranks start elsewhere: the broadcast must replace them
+    let model = try bm.build()
+    setDistribution(DataParallel(communicator: comm))
+    defer { setDistribution(nil) }
+    try model.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, shuffle: false)
+    var worst: Float = 0
+    for (mine, ref) in zip(model.getWeights(), alone.getWeights()) {
+        var values = mine.floats
+        var first = values
+        try first.withUnsafeMutableBytes { try comm.broadcast($0, root: 0) }
+        if first.map(\.bitPattern) != values.map(\.bitPattern) {
+            fail("rank \(comm.rank): \(name)'s weights differ from rank 0's after \(steps) steps", status: 1)
+        }
+        let r = ref.floats
+        let scale = r.map { abs($0) }.max() ?? 0
+        let diff = zip(values, r).map { abs($0 - $1) }.max() ?? 0
+        worst = max(worst, scale > 0 ? diff / scale : diff)
+        values.removeAll()
+    }
+    if !(worst <= 1e-5) {
+        fail("rank \(comm.rank): \(name) after \(steps) steps differs from one process by \(worst) of a tensor's largest value", status: 1)
+    }
+    print("rank \(comm.rank) of \(comm.size): \(name) trained \(steps) steps of \(bm.batchSize): weights bitwise the same on every rank, within \(worst) of one process")
 }
 
 do {
     let comm = try MPICommunicator.world()
+    if let name = trainModel {
+        try checkTraining(name, steps: trainSteps, comm: comm)
+        exit(0)
+    }
     let r = comm.rank, n = comm.size
     // every element is a small integer times (rank + 1): sums over the ranks are exact
     for count in [1000, 3_000_000] {
@@ -52,6 +107,8 @@ do {
     print("rank \(r) of \(n): allreduce (sum, average), broadcast and barrier agree (\(comm.library))")
 } catch let e as CommunicatorError {
     fail(e.description, status: 2)
+} catch let e as KerasError {
+    fail("\(e)", status: 2)
 } catch {
     fail("\(error)", status: 2)
 }

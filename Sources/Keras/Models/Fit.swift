@@ -231,13 +231,27 @@ extension Model {
             weights = weights.map { w in Array(w[0..<(split * (w.count / max(y[0].shape[0], 1)))]) }  // rows of one or of timesteps
         }
 
+        // data parallelism: equal shards of every batch, rank 0's weights and shuffling, rank 0's progress bar
+        let dp = try Distribution.active()
+        var seed = RandomSeed.next()
+        if let dp {
+            guard bs % dp.size == 0 else {
+                throw KerasError("\(name): batch_size \(bs) is not divisible by the \(dp.size) processes of the distribution (each takes an equal shard of every batch)")
+            }
+            for v in self.weights {
+                try dp.communicator.broadcast(UnsafeMutableRawBufferPointer(start: v.buffer.pointer, count: v.buffer.count * 4), root: 0)
+            }
+            try withUnsafeMutableBytes(of: &seed) { try dp.communicator.broadcast($0, root: 0) }
+        }
+        let verbose = (dp?.rank ?? 0) == 0 ? verbose : 0
+
         let history = History()
         let all = [history] + callbacks
         for c in all { c.model = self }
         stopTraining = false
         let metricNames = state.metricNames(outputNames: outputNames)
         let sig = signature(y, sampleWeights: weights != nil)
-        var rng = SplitMix64(seed: RandomSeed.next())
+        var rng = SplitMix64(seed: seed)
         for c in all { try c.onTrainBegin(logs: [:]) }
         let steps = (xs.count - 1) / bs + 1
         var epoch = initialEpoch
@@ -252,11 +266,13 @@ extension Model {
             let bar = Progbar(target: steps, verbose: verbose)
             for s in 0..<steps {
                 let lo = s * bs, hi = lo + min(bs, xs.count - lo)  // no overflow for batch_size Int.max
+                let rows = dp?.shard(lo, hi) ?? lo..<hi  // the epoch's last rows past a multiple of the processes: dropped
+                if rows.isEmpty { continue }
                 for c in all { try c.onTrainBatchBegin(s, logs: [:]) }
-                let plan = try self.plan(.train, batchSize: hi - lo, signature: sig)
+                let plan = try self.plan(.train, batchSize: rows.count, signature: sig)
                 state.optimizer.prepareStep()
-                try runBatch(plan, x: xs, y: ys, sampleWeights: weights, indices: order[lo..<hi])
-                acc.add(plan, batch: hi - lo)
+                try runBatch(plan, x: xs, y: ys, sampleWeights: weights, indices: order[rows])
+                acc.add(plan, batch: rows.count)
                 let logs = acc.logs(metricNames)
                 bar.update(s + 1, logs)
                 var batchLogs = Logs(uniqueKeysWithValues: logs)

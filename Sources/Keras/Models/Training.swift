@@ -220,8 +220,16 @@ extension Model {
         if kind == .train {
             let trainable = ctx.variablesRead.filter { state.trainableAtCompile.contains(ObjectIdentifier($0)) }
             let params = trainable.compactMap { ctx.parameter(of: $0) }
-            let grads = try Autodiff.gradients(of: loss!, wrt: params, in: &graph)
+            var grads = try Autodiff.gradients(of: loss!, wrt: params, in: &graph)
             let ub = GraphBuilder(extending: graph)
+            if try Distribution.active() != nil {
+                // data parallelism: every gradient, the loss and the metrics' sums averaged over the processes
+                try ub.withLayer("allreduce") {
+                    grads = try grads.map { try ub.allreduceMean($0) }
+                    loss = try ub.allreduceMean(loss!)
+                    metricOutputs = try metricOutputs.map { try ub.allreduceMean($0) }
+                }
+            }
             var cache: [String: Value] = [:]
             try state.optimizer.emitUpdates(Array(zip(trainable, zip(params, grads)).map { ($0, $1.0, $1.1) }), builder: ub) { name, buffer in
                 if let v = cache[name] { return v }
@@ -251,9 +259,11 @@ extension Model {
             state = training!
         }
         guard state.isCompiled || kind == .predict else { throw KerasError("\(name): you must call compile() before training or evaluating") }
-        let key = "\(kind.rawValue)|\(batchSize)|\(signature.key)"
+        // a distributed training step is another graph (its allreduces)
+        let dp = kind == .train ? try Distribution.active().map { "|dp\($0.size)" } ?? "" : ""
+        let key = "\(kind.rawValue)|\(batchSize)|\(signature.key)\(dp)"
         if let p = state.plans[key] { return p }
-        let gkey = "\(kind.rawValue)|\(signature.key)"
+        let gkey = "\(kind.rawValue)|\(signature.key)\(dp)"
         let graph: Graph
         if let g = state.graphs[gkey] { graph = g } else {
             graph = try buildStepGraph(kind, signature: signature, state: kind == .predict ? nil : state)

@@ -1,0 +1,67 @@
+import Foundation
+import KerasRuntime
+
+/// Synchronous data parallelism (keras.distribution.DataParallel; Horovod's
+/// design): every process builds the same model, starts from rank 0's
+/// weights, trains on its shard of every batch, and averages the gradients
+/// with one allreduce per step before the same optimizer update, so the
+/// processes keep the same weights. Set it with `setDistribution(_:)`, or
+/// with `KERAS_DISTRIBUTION=mpi` in the environment of an `mpirun` job.
+public final class DataParallel {
+    public let communicator: Communicator
+
+    public init(communicator: Communicator) { self.communicator = communicator }
+
+    /// Over the processes of the MPI job this process belongs to.
+    public convenience init() throws { self.init(communicator: try MPICommunicator.world()) }
+
+    public var rank: Int { communicator.rank }
+    public var size: Int { communicator.size }
+
+    /// Rows [lo, hi) of a global batch, for this process: the batch in
+    /// `size` equal shards, rank r taking the r-th; rows past the last
+    /// multiple of `size` (the end of an epoch) are dropped.
+    func shard(_ lo: Int, _ hi: Int) -> Range<Int> {
+        let each = (hi - lo) / size
+        return (lo + rank * each)..<(lo + (rank + 1) * each)
+    }
+}
+
+/// The distribution training uses (nil: one process, the default).
+public func setDistribution(_ d: DataParallel?) {
+    Distribution.lock.lock()
+    defer { Distribution.lock.unlock() }
+    Distribution.current = d
+    Distribution.fromEnvironmentChecked = true
+    Collectives.use(d.map(\.communicator))
+}
+
+/// The distribution in effect: the one set, else KERAS_DISTRIBUTION's
+/// ("mpi"; unset or empty: none), read once.
+public func distribution() throws -> DataParallel? {
+    Distribution.lock.lock()
+    if Distribution.fromEnvironmentChecked {
+        defer { Distribution.lock.unlock() }
+        return Distribution.current
+    }
+    Distribution.lock.unlock()
+    let value = ProcessInfo.processInfo.environment["KERAS_DISTRIBUTION"] ?? ""
+    switch value {
+    case "": setDistribution(nil)
+    case "mpi": setDistribution(try DataParallel())
+    default: throw KerasError("KERAS_DISTRIBUTION='\(value)' is not a distribution (mpi, or unset for one process)")
+    }
+    return Distribution.current
+}
+
+enum Distribution {
+    static let lock = NSLock()
+    nonisolated(unsafe) static var current: DataParallel?
+    nonisolated(unsafe) static var fromEnvironmentChecked = false
+
+    /// The distribution when it spans more than one process.
+    static func active() throws -> DataParallel? {
+        guard let d = try distribution(), d.size > 1 else { return nil }
+        return d
+    }
+}
