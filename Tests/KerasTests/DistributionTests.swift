@@ -38,4 +38,33 @@ final class DistributionTests: XCTestCase {
         setDistribution(nil)
         XCTAssertFalse(try m.stepGraph(training: true).description.contains("allreduce_mean"))
     }
+
+    /// Rank 0 holds another model (its fingerprint, broadcast, differs from
+    /// this one's; the summed mismatch flags count another odd rank too):
+    /// fit fails before any weight is exchanged, naming the difference.
+    func testProcessesWithDifferentModelsAreAnError() throws {
+        final class OtherModelAtRankZero: Communicator {
+            var rank: Int { 1 }
+            var size: Int { 3 }
+            var broadcasts = 0
+            func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws { for i in buffer.indices { buffer[i] += 1 } }
+            func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+                broadcasts += 1
+                for i in buffer.indices { buffer[i] = buffer[i] &+ 1 }
+            }
+            func barrier() throws {}
+        }
+        defer { setDistribution(nil) }
+        let m = try Sequential([Dense(2, inputShape: [3])], name: "odd")
+        try m.compile(optimizer: SGD(learningRate: 0.1), loss: "mse")
+        let before = m.getWeights().map(\.floats)
+        let comm = OtherModelAtRankZero()
+        setDistribution(DataParallel(communicator: comm))
+        let x = try Tensor([Float](repeating: 1, count: 12), shape: [4, 3]), y = try Tensor([Float](repeating: 0, count: 8), shape: [4, 2])
+        XCTAssertThrowsError(try m.fit(x, y, batchSize: 3, verbose: 0)) { error in
+            XCTAssertTrue("\(error)".contains("2 of the 3 processes hold a different model than rank 0"), "\(error)")
+        }
+        XCTAssertEqual(comm.broadcasts, 1, "only the fingerprint was exchanged")
+        XCTAssertEqual(m.getWeights().map(\.floats), before, "no weight changed")
+    }
 }

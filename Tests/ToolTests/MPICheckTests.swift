@@ -49,4 +49,17 @@ extension ToolTests {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.err.contains("batch_size 128 is not divisible by the 3 processes"), r.err)
     }
+
+    /// Two ranks that built different models (mlp and mnist_cnn, one mpirun
+    /// job of two programs) both stop with an error before any weight is
+    /// exchanged, rather than hang in a broadcast of different sizes.
+    func testRanksWithDifferentModelsStopWithAnError() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let tool = Self.binary("keras-mpi-check").path
+        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "2"],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "1", tool, "--train", "mnist_cnn", "--steps", "2", ":", "-np", "1"],
+                        timeout: 300)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.err.components(separatedBy: "hold a different model than rank 0").count - 1, 2, "both ranks: \(r.err)")
+    }
 }

@@ -18,6 +18,22 @@ public final class DataParallel {
     public var rank: Int { communicator.rank }
     public var size: Int { communicator.size }
 
+    /// Checks that every process holds the same model before anything else
+    /// is exchanged (a broadcast of different weights would hang or tear):
+    /// rank 0's fingerprint is broadcast, each rank compares its own, and
+    /// the mismatches are summed, so that every rank throws, not only the
+    /// odd one out while the others wait.
+    func checkSameModel(_ fingerprint: UInt64, model: String) throws {
+        var first = fingerprint
+        try withUnsafeMutableBytes(of: &first) { try communicator.broadcast($0, root: 0) }
+        var mismatched: [Float] = [first == fingerprint ? 0 : 1]
+        try mismatched.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+        if mismatched[0] > 0 {
+            throw KerasError("\(model): \(Int(mismatched[0])) of the \(size) processes hold a different model than rank 0 "
+                + "(layers, weight names, shapes or the loss and optimizer differ); every process must build the same model")
+        }
+    }
+
     /// Rows [lo, hi) of a global batch, for this process: the batch in
     /// `size` equal shards, rank r taking the r-th; rows past the last
     /// multiple of `size` (the end of an epoch) are dropped.

@@ -194,6 +194,16 @@ extension Model {
         return w
     }
 
+    /// FNV-1a over what must agree across the processes of a distribution:
+    /// every weight's path, dtype and shape, and the compile configuration.
+    func modelFingerprint(_ state: TrainingState) -> UInt64 {
+        var h: UInt64 = 0xcbf29ce484222325
+        func mix(_ text: String) { for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 } }
+        for v in weights { mix("\(v.path):\(v.dtype.rawValue)\(v.shape);") }
+        mix("\(state.compileConfig)")
+        return h
+    }
+
     // MARK: fit
 
     /// Trains for `epochs` epochs (Keras's fit). Batches are taken in order
@@ -235,6 +245,7 @@ extension Model {
         let dp = try Distribution.active()
         var seed = RandomSeed.next()
         if let dp {
+            try dp.checkSameModel(modelFingerprint(state), model: name)
             guard bs % dp.size == 0 else {
                 throw KerasError("\(name): batch_size \(bs) is not divisible by the \(dp.size) processes of the distribution (each takes an equal shard of every batch)")
             }
