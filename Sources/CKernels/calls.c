@@ -88,7 +88,8 @@ static int64_t run_scatter_add(const ck_kernel_info *k, const void *params, void
 
 static int64_t run_random(const ck_kernel_info *k, const void *params, void *const *o) {
     const ck_random_call *p = params;
-    ck_f32_random_kernel((ck_random_dist)k->op, k->isa)((size_t)p->n, p->seed, *(const uint64_t *)o[1], p->a, p->b, o[0]);
+    if (p->first) ck_f32_random_at((ck_random_dist)k->op, k->isa, p->seed, *(const uint64_t *)o[1], (uint64_t)p->first, (size_t)p->n, p->a, p->b, o[0]);
+    else ck_f32_random_kernel((ck_random_dist)k->op, k->isa)((size_t)p->n, p->seed, *(const uint64_t *)o[1], p->a, p->b, o[0]);
     return 0;
 }
 

@@ -61,7 +61,9 @@ static void fused_tiles(void *ctx, int64_t begin, int64_t end, int thread) {
             float *y = i == p->count - 1 ? j->out + start : temps + (size_t)i * TILE;
             if (in->binary == 3) {
                 uint64_t seed = (uint64_t)(uint32_t)in->a_index | (uint64_t)(uint32_t)in->b_index << 32;
-                ck_f32_random_at((ck_random_dist)in->op, j->isa, seed, j->counter, (uint64_t)start, (size_t)len, in->alpha, 0, y);
+                /* c_index: the shard; its draw starts c_index results in */
+                uint64_t first = (uint64_t)start + (uint64_t)(uint32_t)in->c_index * (uint64_t)j->n;
+                ck_f32_random_at((ck_random_dist)in->op, j->isa, seed, j->counter, first, (size_t)len, in->alpha, 0, y);
                 continue;
             }
             size_t sa, sb;

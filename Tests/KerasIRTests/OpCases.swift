@@ -181,6 +181,9 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     // A relu gradient as the fusion pass makes it: a comparison writing 1 or 0, then select with a single-value branch.
     OpCase(op: "fused_elementwise", inputs: [.f32([3, 700], .uniform(-1, 1)), .f32([], .uniform(-0.2, 0.2)), .f32([3, 700], .uniform(-2, 2))],
            attrs: ["program": .string("greater(x0,x1);select(t0,x2,x1);less_equal(t1,x0);select(t2,t1,x0)")], label: "comparisons and select"),
+    // A dropout as the fusion pass makes it, in shard 2 of a data-parallel batch (its draw starts 2 results in).
+    OpCase(op: "fused_elementwise", inputs: [.f32([3, 700], .uniform(-1, 1)), .f32([], .uniform(1, 2))],
+           attrs: ["program": .string("random_bernoulli@3f400000#2a+2();mul(x0,t0);mul(t1,x1)")], label: "dropout, shard 2"),
     // Softmax cross-entropy: from logits and on clipped probabilities (Keras's two paths), leading dims, its gradient and the fused pair.
     OpCase(op: "softmax_cross_entropy", inputs: [.f32([4, 5], .uniform(-2, 2)), .fixed([4, 5], .uniform(0, 1))], attrs: ["from_logits": .bool(true)],
            label: "from logits"),
@@ -208,6 +211,9 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     OpCase(op: "random_uniform", inputs: [.fixed([3, 5], .uniform(0, 1))], attrs: ["seed": .int(3), "minval": .float(-1), "maxval": .float(2)]),
     OpCase(op: "random_normal", inputs: [], attrs: ["seed": .int(4), "shape": .ints([4, 3]), "mean": .float(1), "stddev": .float(0.5)]),
     OpCase(op: "random_bernoulli", inputs: [.fixed([17], .uniform(0, 1))], attrs: ["seed": .int(5), "p": .float(0.3)]),
+    OpCase(op: "random_bernoulli", inputs: [.fixed([4, 5], .uniform(0, 1))], attrs: ["seed": .int(5), "p": .float(0.3), "shard": .int(3)],
+           label: "shard 3: elements 60..<80 of the draw"),
+    OpCase(op: "random_normal", inputs: [.fixed([7], .uniform(0, 1))], attrs: ["seed": .int(9), "shard": .int(1)], label: "shard 1, odd size"),
 ]
 
 /// rnn_sequence for every cell: units 3 (scalar lanes only) and 9 (one AVX2

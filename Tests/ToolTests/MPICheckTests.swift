@@ -26,17 +26,20 @@ extension ToolTests {
         try expectFailure("keras-mpi-check", ["--train", "mlp", "--steps", "0"], status: 2, mentions: ["--steps must be a positive integer, got '0'"])
     }
 
-    /// Data-parallel training of the suite's mlp over two ranks for 20 steps:
-    /// bitwise the same weights on both, within 1e-5 of one process on the
-    /// same global batches (keras-mpi-check checks both and says so).
+    /// Data-parallel training of the suite's mlp (SGD with momentum) and
+    /// mnist_cnn (Adam, two dropouts) over two ranks for 20 steps: bitwise the
+    /// same weights on both, within 1e-5 of one process on the same global
+    /// batches (keras-mpi-check checks both and says so).
     func testDataParallelTrainingAgreesAcrossRanksAndWithOneProcess() throws {
         guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
-        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20"], launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"],
-                        timeout: 300)
-        XCTAssertEqual(r.status, 0, "mpirun -np 2 keras-mpi-check --train mlp: \(r.err)")
-        for rank in 0..<2 {
-            XCTAssertTrue(r.out.contains("rank \(rank) of 2: mlp trained 20 steps of 128: weights bitwise the same on every rank, within"),
-                          "rank \(rank): \(r.out) \(r.err)")
+        for model in ["mlp", "mnist_cnn"] {
+            let r = try run("keras-mpi-check", ["--train", model, "--steps", "20"],
+                            launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 300)
+            XCTAssertEqual(r.status, 0, "mpirun -np 2 keras-mpi-check --train \(model): \(r.err)")
+            for rank in 0..<2 {
+                XCTAssertTrue(r.out.contains("rank \(rank) of 2: \(model) trained 20 steps of 128: weights bitwise the same on every rank, within"),
+                              "rank \(rank): \(r.out) \(r.err)")
+            }
         }
     }
 

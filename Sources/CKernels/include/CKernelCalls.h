@@ -42,8 +42,9 @@ typedef struct ck_rows_call { int64_t rows, cols; } ck_rows_call;
 typedef struct ck_xent_call { int64_t rows, classes; int32_t from_logits; } ck_xent_call;
 /* GATHER: [idx, table, out]. SCATTER_ADD: [idx, updates, out]. */
 typedef struct ck_index_call { int64_t nidx, rows, width; } ck_index_call;
-/* RANDOM: [y, counter (uint64_t, the plan's run count)]. */
-typedef struct ck_random_call { int64_t n; uint64_t seed; float a, b; } ck_random_call;
+/* RANDOM: [y, counter (uint64_t, the plan's run count)]; y[0] is element `first` of the draw
+ * (a data-parallel shard's place in the global batch; 0 otherwise). */
+typedef struct ck_random_call { int64_t n; uint64_t seed; float a, b; int64_t first; } ck_random_call;
 /* GEMM: [a, b, c, bias, residual, accumulate_into, alpha_source], `batch`
  * products `stride_*` elements apart; when alpha_source is given, alpha is
  * -alpha_source[0] read at run time (an SGD update's learning rate). */

@@ -220,6 +220,10 @@ extension Model {
         if kind == .train {
             let trainable = ctx.variablesRead.filter { state.trainableAtCompile.contains(ObjectIdentifier($0)) }
             let params = trainable.compactMap { ctx.parameter(of: $0) }
+            if let dp = try Distribution.active() {
+                // each process draws its rows' part of the random numbers the whole batch would (dropout masks)
+                for i in graph.nodes.indices where graph.nodes[i].op.hasPrefix("random_") { graph.nodes[i].attrs["shard"] = .int(dp.rank) }
+            }
             var grads = try Autodiff.gradients(of: loss!, wrt: params, in: &graph)
             let ub = GraphBuilder(extending: graph)
             if try Distribution.active() != nil {

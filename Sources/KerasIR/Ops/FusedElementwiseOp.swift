@@ -10,14 +10,16 @@ import CKernels
 /// value, or a trailing part of the result's shape (a bias row), repeated.
 /// `random_bernoulli@<p bits>#<seed in hex>()` draws the result-sized mask
 /// of a dropout where it is used (element i is element i of the plan's draw
-/// for that seed), so the mask is recomputed rather than stored.
+/// for that seed), so the mask is recomputed rather than stored;
+/// `#<seed>+<k>` draws shard k's part, as random_bernoulli's `shard`.
 struct FusedProgram {
     struct Instruction {
         var op: String
         var alpha: Float?
         var args: [(input: Bool, index: Int)]
-        /// A random draw's seed.
+        /// A random draw's seed, and its shard (see random_bernoulli).
         var seed: UInt64? = nil
+        var shard = 0
     }
     /// Random draws a program may make (no operands, result-sized).
     static let randomOps: [String: ck_random_dist] = ["random_bernoulli": CK_RANDOM_BERNOULLI]
@@ -41,9 +43,14 @@ struct FusedProgram {
         for part in text.split(separator: ";") {
             guard let open = part.firstIndex(of: "("), part.last == ")" else { throw IRError("fused_elementwise: bad instruction '\(part)'") }
             var name = String(part[..<open])
-            var alpha: Float? = nil, seed: UInt64? = nil
+            var alpha: Float? = nil, seed: UInt64? = nil, shard = 0
             if let hash = name.firstIndex(of: "#") {
-                guard let s = UInt64(name[name.index(after: hash)...], radix: 16) else { throw IRError("fused_elementwise: bad seed in '\(part)'") }
+                let fields = name[name.index(after: hash)...].split(separator: "+", omittingEmptySubsequences: false)
+                guard let s = UInt64(fields[0], radix: 16), fields.count <= 2 else { throw IRError("fused_elementwise: bad seed in '\(part)'") }
+                if fields.count == 2 {
+                    guard let k = Int(fields[1]), k >= 0, k <= Int(Int32.max) else { throw IRError("fused_elementwise: bad shard in '\(part)'") }
+                    shard = k
+                }
                 seed = s
                 name = String(name[..<hash])
             }
@@ -63,21 +70,21 @@ struct FusedProgram {
                 throw IRError("fused_elementwise: '\(part)' is not a fusible op with \(arity) operand(s)" + (arity == 0 ? ", p and seed" : ""))
             }
             guard seed == nil || arity == 0 else { throw IRError("fused_elementwise: '\(part)' is not a random draw but has a seed") }
-            instructions.append(Instruction(op: name, alpha: alpha, args: args, seed: seed))
+            instructions.append(Instruction(op: name, alpha: alpha, args: args, seed: seed, shard: shard))
         }
         guard !instructions.isEmpty else { throw IRError("fused_elementwise: empty program") }
     }
 
     var text: String {
         instructions.map { i in
-            i.op + (i.alpha.map { "@" + String($0.bitPattern, radix: 16) } ?? "") + (i.seed.map { "#" + String($0, radix: 16) } ?? "")
+            i.op + (i.alpha.map { "@" + String($0.bitPattern, radix: 16) } ?? "") + (i.seed.map { "#" + String($0, radix: 16) + (i.shard != 0 ? "+\(i.shard)" : "") } ?? "")
                 + "(" + i.args.map { ($0.input ? "x" : "t") + String($0.index) }.joined(separator: ",") + ")"
         }.joined(separator: ";")
     }
 
     /// The attributes the unfused op had.
     func attrs(_ i: Instruction) -> Attributes {
-        if let seed = i.seed { return ["p": .float(i.alpha ?? 0.5), "seed": .int(Int(Int64(bitPattern: seed)))] }
+        if let seed = i.seed { return ["p": .float(i.alpha ?? 0.5), "seed": .int(Int(Int64(bitPattern: seed))), "shard": .int(i.shard)] }
         guard let a = i.alpha, let key = unaryAlphaKey(i.op) else { return [:] }
         return [key: .float(a)]
     }

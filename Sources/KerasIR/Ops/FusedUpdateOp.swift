@@ -196,6 +196,7 @@ func fusedInstruction(_ i: FusedProgram.Instruction, _ program: FusedProgram) th
         instr.a_index = Int32(bitPattern: UInt32(truncatingIfNeeded: seed))
         instr.b_index = Int32(bitPattern: UInt32(truncatingIfNeeded: seed >> 32))
         instr.a_kind = 2; instr.b_kind = 2
+        instr.c_kind = 2; instr.c_index = Int32(i.shard)
     } else if let binary = FusedProgram.binaryOps[i.op] {
         instr.binary = 1
         instr.op = Int32(binary.rawValue)

@@ -8,7 +8,10 @@ import Darwin
 /// random_uniform / random_normal / random_bernoulli {seed, ...}: shaped like
 /// their optional template input, or by a `shape` attribute. Each run of a
 /// plan draws afresh (the plan's counter is part of the key), and a draw is a
-/// pure function of (seed, counter, index).
+/// pure function of (seed, counter, index). With `shard` k (data
+/// parallelism: process k's equal part of a global batch) element i is
+/// element i + k × (the result's size) of the draw, the one the whole batch
+/// would give that row in one process.
 private struct RandomSpec {
     var name: String
     var dist: ck_random_dist
@@ -48,16 +51,18 @@ private func randomOp(_ spec: RandomSpec) -> OpDef {
               let a = Double(try ctx.attrs.float(spec.a.0, default: spec.a.1))
               let b = Double(try ctx.attrs.float(spec.b.0, default: spec.b.1))
               let counter = ctx.randomCounter
-              let bits = { (i: Int) in Double(ck_random_bits(seed, counter, UInt64(i))) }
-              let n = ctx.type.shape.reduce(1, *)
-              return RefTensor(.f32, ctx.type.shape, (0..<n).map { spec.reference(bits, $0, a, b) })
+              let n = ctx.type.shape.reduce(1, *), first = try ctx.attrs.int("shard", default: 0) * n
+              let bits = { (i: Int) in Double(ck_random_bits(seed, counter, UInt64(i))) }  // i: the index in the whole draw
+              return RefTensor(.f32, ctx.type.shape, (0..<n).map { spec.reference(bits, $0 + first, a, b) })
           },
           lowering: .kernel { ctx in
               let seed = UInt64(bitPattern: Int64(try ctx.node.attrs.int("seed")))
               let a = try ctx.node.attrs.float(spec.a.0, default: spec.a.1)
               let b = try ctx.node.attrs.float(spec.b.0, default: spec.b.1)
               return try ctx.call(CK_FAMILY_RANDOM, op: Int32(spec.dist.rawValue),
-                                  params: ck_random_call(n: Int64(ctx.outCount), seed: seed, a: a, b: b), [.output, .randomCounter])
+                                  params: ck_random_call(n: Int64(ctx.outCount), seed: seed, a: a, b: b,
+                                                         first: Int64(try ctx.node.attrs.int("shard", default: 0) * ctx.outCount)),
+                                  [.output, .randomCounter])
           },
           cost: elementwiseCost(4))
 }

@@ -78,7 +78,8 @@ public final class ElementwiseFusion: DecisionRecordingPass, GraphPass {
                 let alpha = unaryAlphaKey(n.op).flatMap { k in n.attrs[k] != nil ? unaryKernel(n.op, n.attrs)?.1 : nil }
                 if ElementwiseFusion.fusibleDraw(n) {
                     return FusedProgram.Instruction(op: n.op, alpha: Float((try? n.attrs.float("p", default: 0.5)) ?? 0.5), args: [],
-                                                    seed: UInt64(bitPattern: Int64((try? n.attrs.int("seed")) ?? 0)))
+                                                    seed: UInt64(bitPattern: Int64((try? n.attrs.int("seed")) ?? 0)),
+                                                    shard: (try? n.attrs.int("shard", default: 0)) ?? 0)
                 }
                 return FusedProgram.Instruction(op: n.op, alpha: alpha, args: n.inputs.map { v in
                     position[v.id].map { (false, $0) } ?? (true, externals.firstIndex(of: v)!)
