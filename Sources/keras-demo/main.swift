@@ -6,13 +6,16 @@ import Keras
 /// the repository, prints Keras's summary and progress bar and the held-out
 /// accuracy, and writes the training history and the model as pictures.
 let usage = """
-usage: keras-demo [--model cnn|mlp] [--epochs N] [--batch-size N] [--threads N] [--data PATH] [--out DIR]
+usage: keras-demo [--model cnn|mlp] [--epochs N] [--batch-size N] [--threads N] [--data PATH] [--out DIR] [--distributed]
 
   --data PATH   CSV (last column the label), MNIST-format IDX images (labels found
                 beside them), .npz with x and y arrays (stored or compressed), or
                 x....npy with y....npy beside it. Default: Data/digits/digits.csv
   --out DIR     where history.svg, model.svg, model.dot, weights.npz, model.keras, model.weights.h5 and model.h5 go
                 (default: keras-demo-output)
+  --distributed data parallelism over the processes of an MPI job
+                (mpirun -np N keras-demo --distributed): each trains on its
+                shard of every batch; rank 0 prints and writes the outputs
 """
 
 struct DemoError: Error, CustomStringConvertible { var description: String }
@@ -23,10 +26,12 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 }
 
 var options: [String: String] = [:]
+var distributed = false
 var args = Array(CommandLine.arguments.dropFirst())
 while !args.isEmpty {
     let flag = args.removeFirst()
     if flag == "-h" || flag == "--help" { print(usage); exit(0) }
+    if flag == "--distributed" { distributed = true; continue }
     guard ["--model", "--epochs", "--batch-size", "--threads", "--data", "--out"].contains(flag) else { fail("unknown option '\(flag)'\n\(usage)", code: 2) }
     guard !args.isEmpty else { fail("\(flag) needs a value", code: 2) }
     options[flag] = args.removeFirst()
@@ -173,22 +178,26 @@ func writeOutputs(_ dir: String, _ write: (String) throws -> Void) throws {
 
 do {
     let start = Date()
-    try checkOutputFolder(outDir)
+    // --distributed: data parallelism over the MPI job's processes; rank 0 alone prints and writes
+    if distributed { setDistribution(try DataParallel()) }
+    let isRoot = (try distribution()?.rank ?? 0) == 0
+    func say(_ text: String) { if isRoot { print(text) } }
+    if isRoot { try checkOutputFolder(outDir) }
     RandomSeed.set(42)
     let path = options["--data"] ?? defaultDataPath()
     let (x, labels) = try loadData(path)
     let classes = (labels.max() ?? 0) + 1
     let y = try toCategorical(labels, numClasses: classes)
     let split = try trainValidationSplit(x: x, y: y, validationFraction: 0.2, seed: 7)
-    print("data: \(path), \(x.shape[0]) images of \(x.shape[1])x\(x.shape[2]), \(classes) classes; \(split.xTrain.shape[0]) to train, \(split.xVal.shape[0]) held out")
+    say("data: \(path), \(x.shape[0]) images of \(x.shape[1])x\(x.shape[2]), \(classes) classes; \(split.xTrain.shape[0]) to train, \(split.xVal.shape[0]) held out")
     let model = try buildModel(modelName, side: x.shape[1], classes: classes)
-    model.summary()
+    if isRoot { model.summary() }
     try model.compile(optimizer: Adam(learningRate: 1e-3), loss: "categorical_crossentropy", metrics: ["accuracy"])
     let history = try model.fit(split.xTrain, split.yTrain, batchSize: batchSize, epochs: epochs, verbose: 1,
                                 validationData: (split.xVal, split.yVal))
     let result = try model.evaluateDict(x: [split.xVal], y: [split.yVal])
     let seconds = Date().timeIntervalSince(start)
-    try writeOutputs(outDir) { dir in
+    if isRoot { try writeOutputs(outDir) { dir in
         try HistoryChart.write(history, to: dir + "/history.svg", title: "\(model.name) on \(URL(fileURLWithPath: path).lastPathComponent)")
         try plotModel(model, to: dir + "/model.svg")
         try plotModel(model, to: dir + "/model.dot")
@@ -197,9 +206,10 @@ do {
         try model.save(to: dir + "/model.keras")
         try model.saveWeights(to: dir + "/model.weights.h5")
         try model.save(to: dir + "/model.h5")
-    }
-    print("held-out accuracy: \(formatFixedDemo(Double(result["accuracy"]!) * 100))% (loss \(formatFixedDemo(Double(result["loss"]!), 4))) after \(epochs) epochs in \(formatFixedDemo(seconds, 1)) s on \(ck_threads_get()) thread(s)")
-    print("wrote \(outDir)/history.svg, model.svg, model.dot, weights.npz, model.keras, model.weights.h5, model.h5")
+    } }
+    let ranks = try distribution()?.size ?? 1
+    say("held-out accuracy: \(formatFixedDemo(Double(result["accuracy"]!) * 100))% (loss \(formatFixedDemo(Double(result["loss"]!), 4))) after \(epochs) epochs in \(formatFixedDemo(seconds, 1)) s on \(ck_threads_get()) thread(s)" + (ranks > 1 ? " per process, \(ranks) processes" : ""))
+    say("wrote \(outDir)/history.svg, model.svg, model.dot, weights.npz, model.keras, model.weights.h5, model.h5")
 } catch {
     fail("\(error)")
 }

@@ -65,4 +65,30 @@ extension ToolTests {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertEqual(r.err.components(separatedBy: "hold a different model than rank 0").count - 1, 2, "both ranks: \(r.err)")
     }
+
+    /// The demo under mpirun -np 2 --distributed: the single-process demo's
+    /// held-out accuracy within a point, one progress bar, the outputs
+    /// written once (by rank 0).
+    func testDemoDistributedMatchesTheSingleProcessDemo() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        func accuracy(_ out: String) -> Double? {
+            guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("held-out accuracy: ") }) else { return nil }
+            return Double(line.dropFirst("held-out accuracy: ".count).prefix { $0 != "%" })
+        }
+        let one = try run("keras-demo", ["--out", temp("-one"), "--threads", "1"])
+        XCTAssertEqual(one.status, 0, one.err)
+        let outDir = temp("-two")
+        let two = try run("keras-demo", ["--out", outDir, "--threads", "1", "--distributed"],
+                          launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 600)
+        XCTAssertEqual(two.status, 0, two.err)
+        let a1 = try XCTUnwrap(accuracy(one.out), one.out), a2 = try XCTUnwrap(accuracy(two.out), two.out)
+        XCTAssertEqual(a2, a1, accuracy: 1.0, "held-out accuracy: one process \(a1)%, two \(a2)%")
+        XCTAssertEqual(two.out.components(separatedBy: "Epoch 1/30").count - 1, 1, "one progress bar: \(two.out)")
+        XCTAssertEqual(two.out.components(separatedBy: "held-out accuracy:").count - 1, 1)
+        XCTAssertEqual(two.out.components(separatedBy: "wrote ").count - 1, 1)
+        XCTAssertTrue(two.out.contains("2 processes"), two.out)
+        for file in ["history.svg", "model.keras", "weights.npz"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: outDir + "/" + file), file)
+        }
+    }
 }
