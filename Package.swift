@@ -98,7 +98,7 @@ let package = Package(
         // MARK: Benchmarks
         .executableTarget(
             name: "keras-bench",
-            dependencies: ["Keras", "CKernels"],
+            dependencies: ["Keras", "KerasRuntime", "CKernels"],
             path: "Benchmarks/keras-bench",
             swiftSettings: swiftSettings
         ),

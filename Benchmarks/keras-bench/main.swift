@@ -1,5 +1,6 @@
 import CKernels
 import Keras
+import KerasRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,7 @@ usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json 
                    [--svg FILE [--peers FILE]]
        keras-bench --kernels [--threads N] [--quick] [--json FILE] [--markdown FILE]
        keras-bench --tune [--threads N] [--json FILE]
+       mpirun -np N keras-bench --distributed [--model NAME] [--steps N] [--json FILE] [--markdown FILE]
 
   models: \(modelSuite.map(\.name).joined(separator: ", ")) (default: all)
   --threads N   run at N threads only (default: 1 and all cores)
@@ -21,6 +23,9 @@ usage: keras-bench [--model NAME] [--threads N] [--steps N] [--profile] [--json 
                 times (Benchmarks/peers/peers.py --json output)
   --tune        search the GEMM's cache blocking (MC, KC, NC) on this machine
                 and print the choice against the defaults derived from its caches
+  --distributed under mpirun: each model's training step with DataParallel over
+                the job (one thread and the suite's batch per rank) against
+                the same step in one process: allreduce time and efficiency
 """
 
 func usageError(_ message: String) -> Never {
@@ -48,7 +53,8 @@ let kernels = args.contains("--kernels")
 let quick = args.contains("--quick")
 let profileKernels = args.contains("--profile")
 let tune = args.contains("--tune")
-args.removeAll { $0 == "--kernels" || $0 == "--quick" || $0 == "--profile" || $0 == "--tune" }
+let distributedBench = args.contains("--distributed")
+args.removeAll { $0 == "--kernels" || $0 == "--quick" || $0 == "--profile" || $0 == "--tune" || $0 == "--distributed" }
 guard args.isEmpty else { usageError("unknown arguments \(args)") }
 var threadCounts = [1, Int(ck_threads_get())]
 if let t = threadArg {
@@ -70,7 +76,34 @@ func writeOutputs(markdown: () -> String, json: () -> JSON) {
     }
 }
 
-if tune {
+if distributedBench {
+    guard !kernels, !tune, !profileKernels, threadArg == nil, svgPath == nil, peersPath == nil else {
+        usageError("--distributed takes only --model, --steps, --json and --markdown (one thread per rank)")
+    }
+    var steps = 30
+    if let s = stepsArg {
+        guard let n = Int(s), n >= 1 else { usageError("--steps must be a positive integer, got '\(s)'") }
+        steps = n
+    }
+    var models = modelSuite.filter { $0.name == "mlp" || $0.name == "mnist_cnn" }
+    if let name = modelArg {
+        guard let spec = modelSuite.first(where: { $0.name == name }) else {
+            usageError("unknown model '\(name)'; the suite has \(modelSuite.map(\.name).joined(separator: ", "))")
+        }
+        models = [spec]
+    }
+    do {
+        let records = try runDistributedBench(models: models, steps: steps)
+        if try MPICommunicator.world().rank == 0 {
+            let table = distributedMarkdownTable(records, command: command.replacingOccurrences(of: "swift run -c release ", with: ""))
+            print("\n" + table)
+            writeOutputs(markdown: { table }, json: { .array(records.map(\.json)) })
+        }
+    } catch {
+        fputs("keras-bench: \(error)\n", stderr)
+        exit(2)
+    }
+} else if tune {
     guard !kernels, modelArg == nil, stepsArg == nil, svgPath == nil, peersPath == nil, markdownPath == nil else {
         usageError("--tune takes only --threads and --json")
     }

@@ -1,5 +1,8 @@
 import CKernels
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which communicator the plans' `allreduce_mean` kernels average over:
 /// none (one process: the kernel is a copy) until a distribution sets one.
@@ -29,6 +32,14 @@ public enum Collectives {
         return current
     }
 
+    /// Seconds spent in allreduces since the process started (keras-bench
+    /// --distributed splits a step into computation and communication with it).
+    public static var allreduceSeconds: Double {
+        lock.lock()
+        defer { lock.unlock() }
+        return spent
+    }
+
     /// Why the last failed allreduce failed (the plan reports it with the op).
     public static var lastError: Error? {
         lock.lock()
@@ -44,9 +55,23 @@ public enum Collectives {
     nonisolated(unsafe) private static var boxes: [Box] = []
     nonisolated(unsafe) private static var current: Communicator?
     nonisolated(unsafe) private static var failure: Error?
+    nonisolated(unsafe) private static var spent: Double = 0
+
+    private static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
 
     private static let hook: ck_allreduce_hook = { context, data, n in
         let box = Unmanaged<Box>.fromOpaque(context!).takeUnretainedValue()
+        let start = Collectives.seconds()
+        defer {
+            let took = Collectives.seconds() - start
+            Collectives.lock.lock()
+            Collectives.spent += took
+            Collectives.lock.unlock()
+        }
         do {
             try box.communicator.allreduceAverage(UnsafeMutableBufferPointer(start: data, count: Int(n)))
             return 0

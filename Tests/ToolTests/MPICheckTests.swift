@@ -91,4 +91,19 @@ extension ToolTests {
             XCTAssertTrue(FileManager.default.fileExists(atPath: outDir + "/" + file), file)
         }
     }
+
+    /// keras-bench --distributed under mpirun -np 2: one table, from rank 0,
+    /// with the step alone and distributed, the allreduce's part and the efficiency.
+    func testBenchDistributedReportsEfficiency() throws {
+        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let json = temp(".json")
+        let r = try run("keras-bench", ["--distributed", "--model", "mlp", "--steps", "3", "--json", json],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out.components(separatedBy: "| mlp | 2 | 128 | 2.68 |").count - 1, 1, r.out)
+        XCTAssertTrue(r.out.contains("efficiency"), r.out)
+        let text = try String(contentsOfFile: json, encoding: .utf8)
+        XCTAssertTrue(text.contains("\"allreduce_ms\"") && text.contains("\"efficiency\""), text)
+        try expectFailure("keras-bench", ["--distributed", "--threads", "2"], status: 2, mentions: ["--distributed takes only"])
+    }
 }
