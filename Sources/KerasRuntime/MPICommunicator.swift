@@ -13,7 +13,10 @@ import Foundation
 /// machine without MPI builds and runs everything else, and asking for MPI
 /// there is an error that names what was looked for. MPI is initialized once
 /// per process (funneled: only the calling thread talks to MPI), errors
-/// return codes instead of aborting the job, and MPI is finalized at exit.
+/// return codes instead of aborting the job, and at exit MPI is finalized —
+/// or, when the process exits with a failure status (an error on one rank),
+/// the whole job is aborted, so the other ranks stop instead of waiting
+/// forever in their next collective.
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
@@ -47,8 +50,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if initialized == 0 {
             var provided: Int32 = 0
             try api.check(api.initThread(nil, nil, 1 /* MPI_THREAD_FUNNELED */, &provided), "MPI_Init_thread")
-            mpiFinalizeAtExit = api.finalize
-            atexit { if let finalize = mpiFinalizeAtExit { _ = finalize() } }
+            mpiAtExit = (api.finalize, api.abort, api.commWorld)
+            // a clean exit finalizes; a failing one (a rank's error) aborts the whole job, so the
+            // other ranks stop at once instead of waiting forever in their next collective
+            on_exit({ status, _ in
+                guard let (finalize, abort, world) = mpiAtExit else { return }
+                _ = status == 0 ? finalize() : abort(world, status)
+            }, nil)
         }
         try api.check(api.commSetErrhandler(api.commWorld, api.errorsReturn), "MPI_Comm_set_errhandler")
         var r: Int32 = 0, s: Int32 = 0
@@ -99,8 +107,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 }
 
-/// MPI_Finalize for the exit handler (set once, before the handler is registered).
-nonisolated(unsafe) private var mpiFinalizeAtExit: MPIFunctions.Finalize?
+/// MPI_Finalize, MPI_Abort and the world for the exit handler (set once, before it is registered).
+nonisolated(unsafe) private var mpiAtExit: (MPIFunctions.Finalize, MPIFunctions.Abort, MPIFunctions.Handle)?
 
 /// The MPI functions and predefined handles this library uses, resolved by name.
 struct MPIFunctions {
@@ -109,6 +117,7 @@ struct MPIFunctions {
     typealias InitThread = @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?,
                                            Int32, UnsafeMutablePointer<Int32>?) -> Int32
     typealias Finalize = @convention(c) () -> Int32
+    typealias Abort = @convention(c) (Handle?, Int32) -> Int32
     typealias CommQuery = @convention(c) (Handle?, UnsafeMutablePointer<Int32>?) -> Int32
     typealias SetErrhandler = @convention(c) (Handle?, Handle?) -> Int32
     typealias Allreduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle?, Handle?, Handle?) -> Int32
@@ -116,7 +125,7 @@ struct MPIFunctions {
     typealias Barrier = @convention(c) (Handle?) -> Int32
     typealias ErrorString = @convention(c) (Int32, UnsafeMutablePointer<CChar>?, UnsafeMutablePointer<Int32>?) -> Int32
 
-    let initialized: Initialized, initThread: InitThread, finalize: Finalize
+    let initialized: Initialized, initThread: InitThread, finalize: Finalize, abort: Abort
     let commRank: CommQuery, commSize: CommQuery, commSetErrhandler: SetErrhandler
     let allreduce: Allreduce, bcast: Bcast, barrier: Barrier, errorString: ErrorString
     let commWorld: Handle, float: Handle, byte: Handle, opSum: Handle, errorsReturn: Handle
@@ -132,6 +141,7 @@ struct MPIFunctions {
         initialized = try function("MPI_Initialized", Initialized.self)
         initThread = try function("MPI_Init_thread", InitThread.self)
         finalize = try function("MPI_Finalize", Finalize.self)
+        abort = try function("MPI_Abort", Abort.self)
         commRank = try function("MPI_Comm_rank", CommQuery.self)
         commSize = try function("MPI_Comm_size", CommQuery.self)
         commSetErrhandler = try function("MPI_Comm_set_errhandler", SetErrhandler.self)

@@ -23,17 +23,20 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
-let usage = "usage: mpirun -np N keras-mpi-check [--train MODEL [--steps N]]   (the collectives, or a data-parallel training run, across the N ranks)"
-var trainModel: String? = nil, trainSteps = 20
+let usage = "usage: mpirun -np N keras-mpi-check [--train MODEL [--steps N] [--exit-rank R]]   (the collectives, or a data-parallel training run, across the N ranks; --exit-rank: rank R leaves halfway, to see that the others stop)"
+var trainModel: String? = nil, trainSteps = 20, exitRank: Int? = nil
 var args = Array(CommandLine.arguments.dropFirst())
 if args.first == "-h" || args.first == "--help" { print(usage); exit(0) }
 while !args.isEmpty {
     let flag = args.removeFirst()
-    guard (flag == "--train" || flag == "--steps"), let value = args.first else {
+    guard (flag == "--train" || flag == "--steps" || flag == "--exit-rank"), let value = args.first else {
         fail("unknown argument '\(flag)' or a flag without its value; \(usage)", status: 2)
     }
     args.removeFirst()
-    if flag == "--train" { trainModel = value } else {
+    if flag == "--exit-rank" {
+        guard let r = Int(value), r >= 0 else { fail("--exit-rank must be a rank, got '\(value)'", status: 2) }
+        exitRank = r
+    } else if flag == "--train" { trainModel = value } else {
         guard let n = Int(value), n >= 1 else { fail("--steps must be a positive integer, got '\(value)'", status: 2) }
         trainSteps = n
     }
@@ -53,7 +56,14 @@ func checkTraining(_ name: String, steps: Int, comm: Communicator) throws {
     let model = try bm.build()
     setDistribution(DataParallel(communicator: comm))
     defer { setDistribution(nil) }
-    try model.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, shuffle: false)
+    // --exit-rank: that rank leaves halfway through, as a crashed machine would
+    let leave = LambdaCallback(onBatchEnd: { batch, _ in
+        if comm.rank == exitRank && batch == steps / 2 {
+            FileHandle.standardError.write(Data("keras-mpi-check: rank \(comm.rank) exits at step \(batch) (--exit-rank)\n".utf8))
+            exit(3)  // a failure status: the exit handler aborts the job
+        }
+    })
+    try model.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, callbacks: [leave], shuffle: false)
     var worst: Float = 0, worstTensor = "", sumDiff = 0.0, sumNorm = 0.0
     for (k, (mine, ref)) in zip(model.getWeights(), alone.getWeights()).enumerated() {
         var values = mine.floats
