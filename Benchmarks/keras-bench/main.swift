@@ -76,22 +76,28 @@ func writeOutputs(markdown: () -> String, json: () -> JSON) {
     }
 }
 
+/// --steps (default 30, at least 1) for the model runs.
+func stepsOption() -> Int {
+    guard let s = stepsArg else { return 30 }
+    guard let n = Int(s), n >= 1 else { usageError("--steps must be a positive integer, got '\(s)'") }
+    return n
+}
+
+/// --model's one model, else `default`.
+func modelsOption(default all: [ModelSpec]) -> [ModelSpec] {
+    guard let name = modelArg else { return all }
+    guard let spec = modelSuite.first(where: { $0.name == name }) else {
+        usageError("unknown model '\(name)'; the suite has \(modelSuite.map(\.name).joined(separator: ", "))")
+    }
+    return [spec]
+}
+
 if distributedBench {
     guard !kernels, !tune, !profileKernels, threadArg == nil, svgPath == nil, peersPath == nil else {
         usageError("--distributed takes only --model, --steps, --json and --markdown (one thread per rank)")
     }
-    var steps = 30
-    if let s = stepsArg {
-        guard let n = Int(s), n >= 1 else { usageError("--steps must be a positive integer, got '\(s)'") }
-        steps = n
-    }
-    var models = modelSuite.filter { $0.name == "mlp" || $0.name == "mnist_cnn" }
-    if let name = modelArg {
-        guard let spec = modelSuite.first(where: { $0.name == name }) else {
-            usageError("unknown model '\(name)'; the suite has \(modelSuite.map(\.name).joined(separator: ", "))")
-        }
-        models = [spec]
-    }
+    let steps = stepsOption()
+    let models = modelsOption(default: modelSuite.filter { $0.name == "mlp" || $0.name == "mnist_cnn" })
     do {
         let records = try runDistributedBench(models: models, steps: steps)
         if try MPICommunicator.world().rank == 0 {
@@ -116,18 +122,8 @@ if distributedBench {
     let records = runKernelSuite(threadCounts: threadCounts, quick: quick)
     writeOutputs(markdown: { markdownTable(records, command: command) }, json: { .array(records.map(\.json)) })
 } else {
-    var steps = 30
-    if let s = stepsArg {
-        guard let n = Int(s), n >= 1 else { usageError("--steps must be a positive integer, got '\(s)'") }
-        steps = n
-    }
-    var models = modelSuite
-    if let name = modelArg {
-        guard let spec = modelSuite.first(where: { $0.name == name }) else {
-            usageError("unknown model '\(name)'; the suite has \(modelSuite.map(\.name).joined(separator: ", "))")
-        }
-        models = [spec]
-    }
+    let steps = stepsOption()
+    let models = modelsOption(default: modelSuite)
     if peersPath != nil && svgPath == nil { usageError("--peers goes with --svg") }
     // Read the peers before the (long) run, so a bad file fails fast.
     var peerTimes: [PeerTime] = []

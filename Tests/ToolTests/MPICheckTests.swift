@@ -5,13 +5,19 @@ import XCTest
 /// (skipped, saying why, where Open MPI's mpirun is absent), and MPI asked
 /// for where the library is not: an error naming what was looked for.
 extension ToolTests {
+    /// mpirun's path, or a skip saying why the test cannot run here.
+    static func requireMPIRun() throws -> String {
+        guard let path = mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        return path
+    }
+
     static var mpirun: String? {
         let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
         return dirs.map { $0 + "/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     func testMPICheckAgreesAcrossTwoRanks() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         let r = try run("keras-mpi-check", [], launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 120)
         XCTAssertEqual(r.status, 0, "mpirun -np 2 keras-mpi-check: \(r.err)")
         for rank in 0..<2 {
@@ -31,7 +37,7 @@ extension ToolTests {
     /// same weights on both, within 1e-5 of one process on the same global
     /// batches (keras-mpi-check checks both and says so).
     func testDataParallelTrainingAgreesAcrossRanksAndWithOneProcess() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         for model in ["mlp", "mnist_cnn"] {
             let r = try run("keras-mpi-check", ["--train", model, "--steps", "20"],
                             launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 300)
@@ -46,7 +52,7 @@ extension ToolTests {
     /// A global batch that does not split evenly over the processes is an
     /// error on every rank, naming both numbers (128 rows, 3 ranks).
     func testBatchNotDivisibleByTheRanksIsAnError() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "2"], launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "3"],
                         timeout: 300)
         XCTAssertNotEqual(r.status, 0)
@@ -57,7 +63,7 @@ extension ToolTests {
     /// job of two programs) stop with an error before any weight is
     /// exchanged, rather than hang in a broadcast of different sizes.
     func testRanksWithDifferentModelsStopWithAnError() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         let tool = Self.binary("keras-mpi-check").path
         let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "2"],
                         launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "1", tool, "--train", "mnist_cnn", "--steps", "2", ":", "-np", "1"],
@@ -71,7 +77,7 @@ extension ToolTests {
     /// held-out accuracy within a point, one progress bar, the outputs
     /// written once (by rank 0).
     func testDemoDistributedMatchesTheSingleProcessDemo() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         func accuracy(_ out: String) -> Double? {
             guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("held-out accuracy: ") }) else { return nil }
             return Double(line.dropFirst("held-out accuracy: ".count).prefix { $0 != "%" })
@@ -96,7 +102,7 @@ extension ToolTests {
     /// keras-bench --distributed under mpirun -np 2: one table, from rank 0,
     /// with the step alone and distributed, the allreduce's part and the efficiency.
     func testBenchDistributedReportsEfficiency() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         let json = temp(".json")
         let r = try run("keras-bench", ["--distributed", "--model", "mlp", "--steps", "3", "--json", json],
                         launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 300)
@@ -112,7 +118,7 @@ extension ToolTests {
     /// 10 of 20) aborts the job: the other rank stops within the test's
     /// limit instead of waiting forever in its next allreduce.
     func testARankThatExitsMidTrainingStopsTheOthers() throws {
-        guard let mpirun = Self.mpirun else { throw XCTSkip("mpirun not found on PATH: Open MPI is not installed (Debian: apt-get install openmpi-bin)") }
+        let mpirun = try Self.requireMPIRun()
         let start = Date()
         let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20", "--exit-rank", "1"],
                         launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 120)

@@ -220,13 +220,14 @@ extension Model {
         if kind == .train {
             let trainable = ctx.variablesRead.filter { state.trainableAtCompile.contains(ObjectIdentifier($0)) }
             let params = trainable.compactMap { ctx.parameter(of: $0) }
-            if let dp = try Distribution.active() {
+            let dp = try Distribution.active()
+            if let dp {
                 // each process draws its rows' part of the random numbers the whole batch would (dropout masks)
                 for i in graph.nodes.indices where graph.nodes[i].op.hasPrefix("random_") { graph.nodes[i].attrs["shard"] = .int(dp.rank) }
             }
             var grads = try Autodiff.gradients(of: loss!, wrt: params, in: &graph)
             let ub = GraphBuilder(extending: graph)
-            if try Distribution.active() != nil {
+            if dp != nil {
                 // data parallelism: every gradient, the loss and the metrics' sums averaged over the processes
                 try ub.withLayer("allreduce") {
                     grads = try grads.map { try ub.allreduceMean($0) }
