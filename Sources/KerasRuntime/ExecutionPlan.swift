@@ -130,7 +130,8 @@ public final class ExecutionPlan {
             let types = node.inputs.map { g.type(of: $0) }
             func addKernels(_ make: (LoweringContext) throws -> [KernelCall], _ out: UnsafeMutableRawPointer) throws {
                 let calls: [KernelCall]
-                do { calls = try make(LoweringContext(isa: isa, node: node, inputTypes: types)) } catch let e as IRError {
+                let placed = def.inputOffsets == nil ? [] : Set(node.inputs.indices.filter { memory.placed[node.inputs[$0].id]?.pack == i })
+                do { calls = try make(LoweringContext(isa: isa, node: node, inputTypes: types, placedInputs: placed)) } catch let e as IRError {
                     throw IRError.at(layer: node.layer, "lowering \(node.op): \(e.message)")
                 } catch let e as AttributeError {
                     throw IRError.at(layer: node.layer, "lowering \(node.op): \(e)")

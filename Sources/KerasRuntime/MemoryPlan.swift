@@ -27,6 +27,9 @@ public struct MemoryPlan: CustomStringConvertible {
     public private(set) var storageRoot: [Int] = []
     /// For each value, whether its storage is in the arena (not a parameter or constant).
     public private(set) var inArena: [Bool] = []
+    /// Values written straight into their block of a pack's result (the
+    /// pack is their only reader): the pack and the block's byte offset.
+    public private(set) var placed: [Int: (pack: Int, byteOffset: Int)] = [:]
     public private(set) var arenaBytes = 0
     /// What the arena would take with one buffer per value a kernel writes
     /// (no sharing over time, no in-place reuse): the naive sum.
@@ -40,7 +43,9 @@ public struct MemoryPlan: CustomStringConvertible {
     /// `inPlace`: an op whose output element depends only on input elements
     /// at its index (OpDef.writesInPlaceOfInput), or whose kernel reads an
     /// input before writing over it (OpDef.overwritableInput), may take the
-    /// storage of that input of its own type when no later step reads it.
+    /// storage of that input of its own type when no later step reads it; an
+    /// op whose result is its inputs end to end (OpDef.inputOffsets) has
+    /// each input it alone reads written in place in its result.
     public init(_ g: Graph, registry: OpRegistry = .standard, inPlace: Bool = true) throws {
         names = GraphPrinter(g)
         let n = g.nodes.count
@@ -57,6 +62,8 @@ public struct MemoryPlan: CustomStringConvertible {
         }
         for v in g.outputs { lastUse[v.id] = n }
         var rootLastUse = lastUse
+        if inPlace { try placeInputs(g, registry: registry) }
+        var firstPlaced: [Int: Int] = [:]  // each pack's first placed input's position
         for (i, node) in g.nodes.enumerated() {
             let def = try registry.lookup(node.op)
             switch def.lowering {
@@ -79,6 +86,14 @@ public struct MemoryPlan: CustomStringConvertible {
                     feedBytes += MemoryPlan.aligned(bytes)
                 }
             default:
+                if let (pack, byteOffset) = placed[i] {
+                    storageRoot[i] = pack  // the pack comes later: its buffer starts here
+                    inArena[i] = true
+                    atRootStart[i] = byteOffset == 0
+                    firstPlaced[pack] = min(firstPlaced[pack] ?? i, i)
+                    unsharedBytes += MemoryPlan.aligned(node.type.byteCount ?? 0)
+                    break
+                }
                 let candidates = def.writesInPlaceOfInput ? node.inputs : def.overwritableInput?(node).map { [node.inputs[$0]] } ?? []
                 if inPlace, let v = candidates.first(where: { g.nodes[$0.id].type == node.type && inArena[storageRoot[$0.id]] && atRootStart[$0.id]
                                                               && rootLastUse[storageRoot[$0.id]] == i }) {
@@ -96,6 +111,7 @@ public struct MemoryPlan: CustomStringConvertible {
             for v in node.inputs { last[storageRoot[v.id]] = max(last[storageRoot[v.id]], i) }
         }
         for v in g.outputs { last[storageRoot[v.id]] = n }  // outputs are read after the run
+        for (pack, position) in firstPlaced { first[pack] = min(first[pack], position) }
 
         var order: [Buffer] = []
         for i in 0..<n where storageRoot[i] == i && inArena[i] {
@@ -136,8 +152,28 @@ public struct MemoryPlan: CustomStringConvertible {
         }
     }
 
+    /// Chooses the values written into their block of a pack's result: those
+    /// the pack alone reads, once, that a kernel of their own writes (not an
+    /// argument, a view or an in-place update of another value's storage).
+    private mutating func placeInputs(_ g: Graph, registry: OpRegistry) throws {
+        var readers = [Int](repeating: 0, count: g.nodes.count)
+        for node in g.nodes { for v in node.inputs { readers[v.id] += 1 } }
+        for v in g.outputs { readers[v.id] += 1 }
+        for (p, node) in g.nodes.enumerated() {
+            guard let offsets = try registry.lookup(node.op).inputOffsets?(node, node.inputs.map { g.type(of: $0) }) else { continue }
+            for (k, x) in node.inputs.enumerated() where readers[x.id] == 1 && placed[x.id] == nil {
+                let def = try registry.lookup(g.nodes[x.id].op)
+                guard case .kernels = def.lowering, def.inputOffsets == nil else { continue }
+                placed[x.id] = (p, offsets[k] * 4)
+            }
+        }
+    }
+
     /// Byte offset of a value's storage in the arena, if it lives there.
-    public func offset(of v: Int) -> Int? { inArena[v] ? buffers[storageRoot[v]]?.offset : nil }
+    public func offset(of v: Int) -> Int? {
+        guard inArena[v], let b = buffers[storageRoot[v]] else { return nil }
+        return b.offset + (placed[v]?.byteOffset ?? 0)
+    }
 
     /// Byte offset of an input in the feed block.
     public func feedOffset(of v: Int) -> Int? { feedOffsets[v] }
@@ -184,6 +220,9 @@ public struct MemoryPlan: CustomStringConvertible {
         }
         lines += buffers.values.sorted { $0.value < $1.value }.map { b in
             "\(names.ref(Value(b.value))) -> arena[\(hex(b.offset)), +\(b.bytes)) live [\(b.first),\(b.last)]"
+        }
+        lines += placed.sorted { $0.key < $1.key }.map { v, p in
+            "\(names.ref(Value(v))) -> in \(names.ref(Value(p.pack))) at +\(p.byteOffset) (written in place)"
         }
         lines.append(summary)
         return lines.joined(separator: "\n")

@@ -169,7 +169,7 @@ final class HostileGraphTests: XCTestCase {
             setenv(key, "cse,fusoin", 1)
             defer { unsetenv(key) }
             XCTAssertEqual(message { _ = try ExecutionPlan(g, batchSize: 1, store: ParameterStore()) },
-                           "\(key) names an unknown pass 'fusoin' (passes: canonicalize, fuse-loss, fuse-moments, fusion, fuse-conv-pool, fuse-gemm-updates, fuse-updates, fuse-pool-relu-grad, fuse-elementwise, schedule, simplify, constant-fold, cse, dce, in-place\(key == "KERAS_DUMP" ? ", all" : ""))")
+                           "\(key) names an unknown pass 'fusoin' (passes: canonicalize, fuse-loss, fuse-moments, fusion, fuse-conv-pool, fuse-gemm-updates, fuse-updates, fuse-pool-relu-grad, fuse-elementwise, bucket-allreduce, schedule, simplify, constant-fold, cse, dce, in-place\(key == "KERAS_DUMP" ? ", all" : ""))")
         }
         setenv("KERAS_DISABLE_PASSES", "cse", 1)
         defer { unsetenv("KERAS_DISABLE_PASSES") }

@@ -165,6 +165,7 @@ let opCases: [OpCase] = unaryCases() + binaryCases() + comparisonCases() + recur
     OpCase(op: "slice", inputs: [.f32([4, 5, 3])], attrs: ["begin": .ints([1, 0, 1]), "size": .ints([2, -1, 2])]),
     OpCase(op: "pad", inputs: [.f32([2, 3])], attrs: ["pads": .ints([1, 0, 2, 1]), "value": .float(0.5)]),
     OpCase(op: "allreduce_mean", inputs: [.f32([3, 5], .uniform(-2, 2))], label: "one process: the identity"),
+    OpCase(op: "pack", inputs: [.f32([2, 3]), .f32([4]), .f32([1, 2, 2])]),
     OpCase(op: "cast", inputs: [.f32([2, 3])], attrs: ["dtype": .string("f32")], label: "f32 to f32"),
     OpCase(op: "cast", inputs: [.fixed([4], .exactly([1.7, -2.5, 0, 3]))], attrs: ["dtype": .string("i32")], label: "f32 to i32"),
     OpCase(op: "cast", inputs: [.i32([3], [-4, 0, 9])], attrs: ["dtype": .string("f32")], label: "i32 to f32"),

@@ -305,7 +305,7 @@ final class PassTests: XCTestCase {
         p.dumpAfter = ["canonicalize"]
         p.dumpSink = { dumps.append($0) }
         try p.run(&g)
-        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "schedule"])
+        XCTAssertEqual(p.log.map(\.pass), ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "bucket-allreduce", "schedule"])
         XCTAssertTrue(p.log[3].notes.contains("fused matmul %0 + bias %1 + relu %2 -> gemm_bias_act"), "\(p.log[3].notes)")
         XCTAssertTrue(p.log[0].changed)
         XCTAssertLessThan(g.nodes.count, before)
@@ -314,7 +314,7 @@ final class PassTests: XCTestCase {
 
         var h = try TestGraphs.mlpTraining()
         var q = PassPipeline.standard()
-        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise"]
+        q.disabled = ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "bucket-allreduce"]
         try q.run(&h)
         XCTAssertEqual(q.log.map(\.pass), ["schedule"])
         XCTAssertEqual(h.nodes.count, before)
@@ -449,12 +449,95 @@ final class PassTests: XCTestCase {
         g.nodes[1].inputs = [Value(5)]
         XCTAssertThrowsError(try Verifier.verify(g)) { XCTAssertTrue("\($0)".contains("is not defined before it")) }
     }
+
+    /// Per-tensor allreduces become one over a pack; one whose input is
+    /// computed from another's result stays (packing it would be a cycle).
+    func testAllreduceBucketing() throws {
+        let bucketing = AllreduceBucketing()
+        try check(bucketing, """
+        graph @g(%x: f32[2,3], %y: f32[3]) -> (f32[2,3], f32[3], f32[]) {
+          %0 = exp(%x) : f32[2,3]
+          %1 = neg(%y) : f32[3]
+          %2 = allreduce_mean(%0) : f32[2,3]
+          %3 = allreduce_mean(%1) : f32[3]
+          %4 = reduce_sum(%2) {axes=[0,1]} : f32[]
+          %5 = allreduce_mean(%4) : f32[]
+          return %2, %3, %5
+        }
+        """, """
+        graph @g(%x: f32[2,3], %y: f32[3]) -> (f32[2,3], f32[3], f32[]) {
+          %0 = exp(%x) : f32[2,3]
+          %1 = neg(%y) : f32[3]
+          %2 = pack(%0, %1) : f32[9]
+          %3 = allreduce_mean(%2) : f32[9]
+          %4 = view(%3) {offset=0, shape=[2,3]} : f32[2,3]
+          %5 = view(%3) {offset=6, shape=[3]} : f32[3]
+          %6 = reduce_sum(%4) {axes=[0,1]} : f32[]
+          %7 = allreduce_mean(%6) : f32[]
+          return %4, %5, %7
+        }
+
+        """)
+        XCTAssertEqual(bucketing.decisions, ["not bucketed %5: its input is computed from another allreduce's result",
+                                             "bucketed 2 allreduce_mean (%2, %3) -> one allreduce_mean of a pack of 9 floats (36 bytes)"])
+        // A bucket holds at most bucketBytes: 24 + 12 bytes do not fit in 32, and a bucket of one is left alone.
+        let small = AllreduceBucketing(bucketBytes: 32)
+        let two = """
+        graph @g(%x: f32[2,3], %y: f32[3]) -> (f32[2,3], f32[3]) {
+          %0 = allreduce_mean(%x) : f32[2,3]
+          %1 = allreduce_mean(%y) : f32[3]
+          return %0, %1
+        }
+        """
+        try check(small, two, two + "\n", changed: false)
+    }
 }
 
 /// In-place reuse: an elementwise op's output takes a same-typed input's
 /// storage when no later step reads that input; never a graph input's,
 /// an output's, or an input still read later.
 final class InPlaceMemoryTests: XCTestCase {
+    /// A pack's inputs that it alone reads are written straight into its
+    /// result (no copy kernel); the rest are copied. Same numbers either way.
+    func testPackPlacesTheInputsItAloneReads() throws {
+        let g = try GraphParser.parse("""
+        graph @g(%x: f32[2,3], %y: f32[5]) -> (f32[16], f32[2,3]) {
+          %0 = exp(%x) : f32[2,3]
+          %1 = neg(%y) : f32[5]
+          %2 = sqrt(%0) : f32[2,3]
+          %3 = pack(%1, %0, %y) : f32[16]
+          %4 = abs(%3) : f32[16]
+          %5 = mul(%2, %0) : f32[2,3]
+          return %4, %5
+        }
+        """)
+        let plan = try MemoryPlan(g)
+        func id(_ op: String) -> Int { g.nodes.firstIndex { $0.op == op }! }
+        XCTAssertEqual(plan.placed[id("neg")]?.pack, id("pack"), "neg's result is read by the pack alone")
+        XCTAssertEqual(plan.placed[id("neg")]?.byteOffset, 0)
+        XCTAssertNil(plan.placed[id("exp")], "exp's result is read after the pack too")
+        XCTAssertNil(plan.placed[id("input")], "a graph input lives in the feed block")
+        XCTAssertEqual(plan.storageRoot[id("neg")], id("pack"))
+        XCTAssertEqual(plan.buffers[id("pack")]?.first, id("neg"), "the pack's buffer is live from neg's kernel on")
+        var rng = SplitMix64(seed: 5)
+        let feeds = ["x": try Tensor((0..<6).map { _ in rng.uniform(-1, 1) }, shape: [2, 3]),
+                     "y": try Tensor((0..<5).map { _ in rng.uniform(-1, 1) }, shape: [5])]
+        let placed = try ExecutionPlan(g, inputShapes: ["x": [2, 3], "y": [5]], store: ParameterStore())
+        let packSteps = placed.steps.filter { placed.graph.nodes[$0.node].op == "pack" }.map(\.kernel.name)
+        XCTAssertEqual(packSteps, ["ck_x32_copy_nd__avx2 2 of 3", "ck_x32_copy_nd__avx2 3 of 3"], "only the inputs not placed are copied")
+        let a = try placed.run(feeds)
+        let refFeeds = feeds.mapValues { RefTensor(.f32, $0.shape, $0.floats.map(Double.init)) }
+        let want = try ReferenceEvaluator().evaluate(g, feeds: refFeeds)
+        for (got, ref) in zip(a, want) {
+            for (u, v) in zip(got.floats, ref.data) { XCTAssertEqual(Double(u), v, accuracy: 1e-6 * (1 + abs(v))) }
+        }
+        setenv("KERAS_DISABLE_PASSES", "in-place", 1)
+        defer { unsetenv("KERAS_DISABLE_PASSES") }
+        let copied = try ExecutionPlan(g, inputShapes: ["x": [2, 3], "y": [5]], store: ParameterStore())
+        XCTAssertEqual(copied.steps.filter { copied.graph.nodes[$0.node].op == "pack" }.count, 3)
+        XCTAssertEqual(try copied.run(feeds).map(\.floats), a.map(\.floats))
+    }
+
     func testOutputsReuseDyingInputs() throws {
         let g = try GraphParser.parse("""
         graph @g(%x: f32[4,8], %b: f32[8]) -> (f32[4,8], f32[4,8]) {

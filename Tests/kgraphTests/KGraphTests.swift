@@ -76,7 +76,7 @@ final class KGraphTests: XCTestCase {
             let after = try kgraph(["dump", model, "--train", "--after", "all"] + batch)
             XCTAssertEqual(after.status, 0, after.err)
             let sections = after.out.components(separatedBy: "// after ").dropFirst()
-            XCTAssertEqual(sections.map { String($0.prefix { $0 != "\n" }) }, ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "schedule"], model)
+            XCTAssertEqual(sections.map { String($0.prefix { $0 != "\n" }) }, ["canonicalize", "fuse-loss", "fuse-moments", "fusion", "fuse-conv-pool", "fuse-gemm-updates", "fuse-updates", "fuse-pool-relu-grad", "fuse-elementwise", "bucket-allreduce", "schedule"], model)
             for section in sections {
                 let body = section.split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
                     .filter { !$0.hasPrefix("//") }.joined(separator: "\n")

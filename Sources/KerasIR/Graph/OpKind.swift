@@ -52,6 +52,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case mul
     case neg
     case notEqual = "not_equal"
+    case pack
     case pad
     case parameter
     case pow

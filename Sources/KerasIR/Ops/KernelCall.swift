@@ -130,11 +130,15 @@ public struct LoweringContext {
     public var isa: ck_isa
     public var node: Node
     public var inputTypes: [TensorType]
+    /// Positions of the inputs the memory planner already put where this
+    /// node's kernel would copy them (OpDef.inputOffsets): nothing to move.
+    public var placedInputs: Set<Int>
 
-    public init(isa: ck_isa, node: Node, inputTypes: [TensorType]) {
+    public init(isa: ck_isa, node: Node, inputTypes: [TensorType], placedInputs: Set<Int> = []) {
         self.isa = isa
         self.node = node
         self.inputTypes = inputTypes
+        self.placedInputs = placedInputs
     }
 
     var outputType: TensorType { node.type }

@@ -128,6 +128,13 @@ public struct OpDef {
     /// when the input dies at this node.
     public var overwritableInput: ((Node) -> Int?)?
 
+    /// For ops whose result is their inputs laid end to end (pack): each
+    /// input's element offset in the result. The memory planner may have an
+    /// input's producer write it there directly when this op is its only
+    /// reader; the lowering then copies only the others
+    /// (LoweringContext.placedInputs).
+    public var inputOffsets: ((Node, [TensorType]) -> [Int])?
+
     /// For ops whose purity depends on the node (a fused program with a
     /// random draw): true when this node draws, so CSE and folding skip it.
     public var drawsRandomNumbers: ((Attributes) -> Bool)?
@@ -146,6 +153,20 @@ public struct OpDef {
     func overwriting(_ rule: @escaping (Node) -> Int?) -> OpDef {
         var d = self
         d.overwritableInput = rule
+        return d
+    }
+
+    /// This op, whose output may take the storage of a dying input of its type.
+    func writingInPlace() -> OpDef {
+        var d = self
+        d.writesInPlaceOfInput = true
+        return d
+    }
+
+    /// This op, whose inputs are the blocks of its result `offsets` gives.
+    func placingInputs(_ offsets: @escaping (Node, [TensorType]) -> [Int]) -> OpDef {
+        var d = self
+        d.inputOffsets = offsets
         return d
     }
 

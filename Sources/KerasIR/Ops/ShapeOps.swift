@@ -100,7 +100,7 @@ private func concatAxis(_ ctx: ShapeContext) throws -> Int {
 /// A strided copy from `src` (with its own strides and offset) into a
 /// contiguous or strided destination, on the 32-bit copy kernel.
 /// One strided copy of 32-bit elements from `src` to `dst`.
-private func copyCall(_ ctx: LoweringContext, shape: [Int], src: KernelOperand, srcStrides: [Int],
+func copyCall(_ ctx: LoweringContext, shape: [Int], src: KernelOperand, srcStrides: [Int],
                       dst: KernelOperand, dstStrides: [Int], detail: String = "") throws -> KernelCall {
     try ctx.call(CK_FAMILY_COPY, params: try makeCopyDesc(shape, src: srcStrides, dst: dstStrides), [src, dst], detail: detail)
 }

@@ -95,7 +95,7 @@ public struct PassPipeline {
     /// The standard pipeline: canonicalize to a fixed point, fuse GEMM
     /// epilogues, fuse elementwise chains, then schedule.
     public static func standard(registry: OpRegistry = .standard) -> PassPipeline {
-        PassPipeline(passes: [Canonicalize(), LossFusion(), MomentsFusion(), Fusion(), ConvPoolFusion(), GemmUpdateFusion(), UpdateFusion(), PoolReluGradFusion(), ElementwiseFusion(), Schedule()], registry: registry)
+        PassPipeline(passes: [Canonicalize(), LossFusion(), MomentsFusion(), Fusion(), ConvPoolFusion(), GemmUpdateFusion(), UpdateFusion(), PoolReluGradFusion(), ElementwiseFusion(), AllreduceBucketing(), Schedule()], registry: registry)
     }
 
     /// Every name KERAS_DUMP and KERAS_DISABLE_PASSES may use; "in-place" is
