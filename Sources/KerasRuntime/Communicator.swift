@@ -15,9 +15,14 @@ public protocol Communicator: AnyObject {
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Returns once every rank has called it.
     func barrier() throws
+    /// While on, the process is in work every rank does in step (a
+    /// distributed fit), where leaving would leave the others waiting.
+    func setInLockstep(_ on: Bool)
 }
 
 extension Communicator {
+    public func setInLockstep(_ on: Bool) {}
+
     /// The element-wise mean over the ranks: the sum, then one scaling by
     /// 1/size, the same on every rank (so the ranks keep bitwise-equal weights).
     public func allreduceAverage(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
@@ -51,6 +56,8 @@ public enum CommunicatorError: Error, CustomStringConvertible, Equatable {
     case mpiCallFailed(call: String, code: Int32, message: String)
     /// A broadcast from a rank outside the group.
     case badRoot(root: Int, size: Int)
+    /// KERAS_COLLECTIVE_TIMEOUT is not a number of seconds.
+    case badTimeout(String)
 
     public var description: String {
         switch self {
@@ -63,6 +70,8 @@ public enum CommunicatorError: Error, CustomStringConvertible, Equatable {
             return "\(call) failed with MPI error \(code): \(message)"
         case let .badRoot(root, size):
             return "broadcast root \(root) is not a rank of a group of \(size)"
+        case let .badTimeout(text):
+            return "KERAS_COLLECTIVE_TIMEOUT='\(text)' is not a number of seconds >= 0 (0 turns the collective timeout off)"
         }
     }
 }

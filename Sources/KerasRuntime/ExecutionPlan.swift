@@ -42,6 +42,7 @@ public final class ExecutionPlan {
     private var launches: ContiguousArray<Launch> = []
     private var callMemory: [UnsafeMutableRawPointer] = []
     private let counter: UnsafeMutablePointer<UInt64>
+    private let ownsCounter: Bool
     private var pointers: [UnsafeMutableRawPointer] = []
     private var inputIndex: [String: Int] = [:]
     // Hot-path tables: plain arrays walked with index loops, so a run
@@ -56,8 +57,13 @@ public final class ExecutionPlan {
     /// Compiles `graph` with the given shapes for its inputs (by name).
     /// `registry` defines the ops for every stage: specialization, the passes
     /// (the pipeline runs with it), memory planning, lowering and costs.
+    /// `randomCounter`: the count of runs random ops draw by, when plans
+    /// share one (a model's training plans at every batch size, as Keras's
+    /// seed generator state is one variable); the caller keeps it alive.
+    /// By default the plan counts its own runs from 0.
     public init(_ graph: Graph, inputShapes: [String: [Int]], store: ParameterStore,
-                isa: ck_isa = ck_best_isa(), registry: OpRegistry = .standard, pipeline: PassPipeline? = .standard()) throws {
+                isa: ck_isa = ck_best_isa(), registry: OpRegistry = .standard, pipeline: PassPipeline? = .standard(),
+                randomCounter: UnsafeMutablePointer<UInt64>? = nil) throws {
         try checkISASetting()
         self.registry = registry
         var g = try specialize(graph, inputShapes: inputShapes, registry: registry)
@@ -88,8 +94,9 @@ public final class ExecutionPlan {
         try MemoryLimit.check("plan @\(g.name) (arena, feeds and constants)", count: planBytes, elementBytes: 1)
         arena = alignedAllocate(bytes: memory.arenaBytes)
         feeds = alignedAllocate(bytes: memory.feedBytes)
-        counter = .allocate(capacity: 1)
-        counter.initialize(to: 0)
+        ownsCounter = randomCounter == nil
+        counter = randomCounter ?? .allocate(capacity: 1)
+        if ownsCounter { counter.initialize(to: 0) }
         fed = ContiguousArray(repeating: false, count: g.nodes.count)
         try lower()
         for v in g.inputs {
@@ -105,9 +112,11 @@ public final class ExecutionPlan {
 
     /// Compiles with every unknown dimension of every input set to `batchSize`.
     public convenience init(_ graph: Graph, batchSize: Int, store: ParameterStore,
-                            isa: ck_isa = ck_best_isa(), registry: OpRegistry = .standard, pipeline: PassPipeline? = .standard()) throws {
+                            isa: ck_isa = ck_best_isa(), registry: OpRegistry = .standard, pipeline: PassPipeline? = .standard(),
+                            randomCounter: UnsafeMutablePointer<UInt64>? = nil) throws {
         guard batchSize > 0 else { throw IRError("batch size must be positive, got \(batchSize)") }
-        try self.init(graph, inputShapes: batchShapes(graph, batchSize), store: store, isa: isa, registry: registry, pipeline: pipeline)
+        try self.init(graph, inputShapes: batchShapes(graph, batchSize), store: store, isa: isa, registry: registry, pipeline: pipeline,
+                      randomCounter: randomCounter)
     }
 
     deinit {
@@ -116,7 +125,7 @@ public final class ExecutionPlan {
         for c in constants { c.deallocate() }
         workspace?.deallocate()
         for p in callMemory { p.deallocate() }
-        counter.deallocate()
+        if ownsCounter { counter.deallocate() }
     }
 
     private func lower() throws {

@@ -14,15 +14,19 @@ import Foundation
 /// there is an error that names what was looked for. MPI is initialized once
 /// per process (funneled: only the calling thread talks to MPI), errors
 /// return codes instead of aborting the job, and at exit MPI is finalized —
-/// or, when the process exits with a failure status (an error on one rank),
-/// the whole job is aborted, so the other ranks stop instead of waiting
-/// forever in their next collective.
+/// or, when the process exits with a failure status (an error on one rank)
+/// or in the middle of lockstep work (`setInLockstep`), the whole job is
+/// aborted, so the other ranks stop instead of waiting forever in their next
+/// collective. Every blocking call (and the finalize) runs under a deadline
+/// (`CollectiveWatchdog`, KERAS_COLLECTIVE_TIMEOUT seconds): a rank that
+/// hangs, or dies in a way no handler sees, stops the job within it.
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     /// The library that was loaded.
     public let library: String
     private let api: MPIFunctions
+    private let watchdog: CollectiveWatchdog
 
     /// The job's world communicator, set up on first use.
     public static func world() throws -> MPICommunicator {
@@ -43,6 +47,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     private init() throws {
+        let timeout = try CollectiveWatchdog.configuredTimeout()
         let (handle, path) = try Self.open(Self.librarySearchPath)
         let api = try MPIFunctions(handle: handle, library: path)
         var initialized: Int32 = 0
@@ -51,11 +56,21 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             var provided: Int32 = 0
             try api.check(api.initThread(nil, nil, 1 /* MPI_THREAD_FUNNELED */, &provided), "MPI_Init_thread")
             mpiAtExit = (api.finalize, api.abort, api.commWorld)
-            // a clean exit finalizes; a failing one (a rank's error) aborts the whole job, so the
-            // other ranks stop at once instead of waiting forever in their next collective
+            // a clean exit finalizes (under the deadline); a failing one (a rank's error), or any exit in
+            // the middle of lockstep work, aborts the whole job, so the other ranks stop at once instead
+            // of waiting forever in their next collective
             on_exit({ status, _ in
                 guard let (finalize, abort, world) = mpiAtExit else { return }
-                _ = status == 0 ? finalize() : abort(world, status)
+                if status != 0 || mpiInLockstep {
+                    if status == 0 {
+                        fputs("keras: a process exited during distributed training (status 0): aborting the job, whose other processes would wait for it\n", stderr)
+                    }
+                    _ = abort(world, status != 0 ? status : 1)
+                } else if let w = mpiWatchdog {
+                    _ = w.guarding("MPI_Finalize", count: 0) { finalize() }
+                } else {
+                    _ = finalize()
+                }
             }, nil)
         }
         try api.check(api.commSetErrhandler(api.commWorld, api.errorsReturn), "MPI_Comm_set_errhandler")
@@ -66,7 +81,16 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         self.library = path
         self.rank = Int(r)
         self.size = Int(s)
+        watchdog = CollectiveWatchdog(timeout: timeout, rank: Int(r))
+        if mpiAtExit != nil { mpiWatchdog = watchdog }
     }
+
+    /// Seconds a blocking MPI call may take before the watchdog ends the process (0: no limit).
+    public var timeout: Double { watchdog.timeout }
+
+    /// While on, this process is in work every rank does in step (a
+    /// distributed fit): leaving now, even with status 0, aborts the job.
+    public func setInLockstep(_ on: Bool) { mpiInLockstep = on }
 
     private static func open(_ candidates: [String]) throws -> (UnsafeMutableRawPointer, String) {
         var reason = "not tried"
@@ -86,7 +110,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var done = 0
         while done < buffer.count {
             let n = min(Self.maxCount, buffer.count - done)
-            try api.check(api.allreduce(api.inPlace, base + done, Int32(n), api.float, api.opSum, api.commWorld), "MPI_Allreduce")
+            try api.check(watchdog.guarding("MPI_Allreduce", count: n) {
+                api.allreduce(api.inPlace, base + done, Int32(n), api.float, api.opSum, api.commWorld)
+            }, "MPI_Allreduce")
             done += n
         }
     }
@@ -97,18 +123,22 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var done = 0
         while done < buffer.count {
             let n = min(Self.maxCount, buffer.count - done)
-            try api.check(api.bcast(base + done, Int32(n), api.byte, Int32(root), api.commWorld), "MPI_Bcast")
+            try api.check(watchdog.guarding("MPI_Bcast", count: n) { api.bcast(base + done, Int32(n), api.byte, Int32(root), api.commWorld) }, "MPI_Bcast")
             done += n
         }
     }
 
     public func barrier() throws {
-        try api.check(api.barrier(api.commWorld), "MPI_Barrier")
+        try api.check(watchdog.guarding("MPI_Barrier", count: 0) { api.barrier(api.commWorld) }, "MPI_Barrier")
     }
 }
 
 /// MPI_Finalize, MPI_Abort and the world for the exit handler (set once, before it is registered).
 nonisolated(unsafe) private var mpiAtExit: (MPIFunctions.Finalize, MPIFunctions.Abort, MPIFunctions.Handle)?
+/// The deadline the exit handler finalizes under.
+nonisolated(unsafe) private var mpiWatchdog: CollectiveWatchdog?
+/// Whether the process is in lockstep work (MPICommunicator.setInLockstep).
+nonisolated(unsafe) private var mpiInLockstep = false
 
 /// The MPI functions and predefined handles this library uses, resolved by name.
 struct MPIFunctions {

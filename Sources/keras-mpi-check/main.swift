@@ -8,8 +8,9 @@
 // allreduce sum and average (a short buffer and one of 3M floats),
 // broadcasts from the first and last rank, a barrier. With --train it
 // trains a suite model (DataParallel, each rank starting from different
-// weights, which rank 0's replace) for the given steps on batches every rank
-// draws alike, then checks that every rank holds bitwise the same weights
+// weights, which rank 0's replace; with --warm-up, also from optimizer state
+// of its own, made by one step alone on data of its own) for the given steps
+// on batches every rank draws alike, then checks that every rank holds bitwise the same weights
 // and that they are within 1e-5 (all weights as one vector, relative to
 // its norm) of a one-process run on the same global batches. Prints a line per rank;
 // exit 0 when all agree, 1 when a value is wrong, 2 on bad arguments or
@@ -23,20 +24,33 @@ func fail(_ message: String, status: Int32) -> Never {
     exit(status)
 }
 
-let usage = "usage: mpirun -np N keras-mpi-check [--train MODEL [--steps N] [--exit-rank R]]   (the collectives, or a data-parallel training run, across the N ranks; --exit-rank: rank R leaves halfway, to see that the others stop)"
-var trainModel: String? = nil, trainSteps = 20, exitRank: Int? = nil
+let usage = "usage: mpirun -np N keras-mpi-check [--train MODEL [--steps N] [--exit-rank R [--exit-status S]] [--hang-rank R] [--files DIR] [--warm-up]]   "
+    + "(the collectives, or a data-parallel training run, across the N ranks; --exit-rank: rank R exits halfway with status S (default 3), "
+    + "--hang-rank: rank R stops making progress halfway, to see that the others stop; --files: a checkpoint and a CSV log per epoch in DIR, "
+    + "named by rank, to see that rank 0 alone writes; --warm-up: each rank first trains one step alone on data of its own)"
+var trainModel: String? = nil, trainSteps = 20, exitRank: Int? = nil, exitStatus: Int32 = 3, hangRank: Int? = nil, filesDirectory: String? = nil, warmUp = false
 var args = Array(CommandLine.arguments.dropFirst())
 if args.first == "-h" || args.first == "--help" { print(usage); exit(0) }
 while !args.isEmpty {
     let flag = args.removeFirst()
-    guard (flag == "--train" || flag == "--steps" || flag == "--exit-rank"), let value = args.first else {
+    if flag == "--warm-up" {
+        warmUp = true
+        continue
+    }
+    guard ["--train", "--steps", "--exit-rank", "--exit-status", "--hang-rank", "--files"].contains(flag), let value = args.first else {
         fail("unknown argument '\(flag)' or a flag without its value; \(usage)", status: 2)
     }
     args.removeFirst()
-    if flag == "--exit-rank" {
-        guard let r = Int(value), r >= 0 else { fail("--exit-rank must be a rank, got '\(value)'", status: 2) }
-        exitRank = r
-    } else if flag == "--train" { trainModel = value } else {
+    switch flag {
+    case "--exit-rank", "--hang-rank":
+        guard let r = Int(value), r >= 0 else { fail("\(flag) must be a rank, got '\(value)'", status: 2) }
+        if flag == "--exit-rank" { exitRank = r } else { hangRank = r }
+    case "--exit-status":
+        guard let s = Int32(value), (0...255).contains(s) else { fail("--exit-status must be 0...255, got '\(value)'", status: 2) }
+        exitStatus = s
+    case "--train": trainModel = value
+    case "--files": filesDirectory = value
+    default:
         guard let n = Int(value), n >= 1 else { fail("--steps must be a positive integer, got '\(value)'", status: 2) }
         trainSteps = n
     }
@@ -48,22 +62,45 @@ func checkTraining(_ name: String, steps: Int, comm: Communicator) throws {
     let bm = try BenchmarkModel.named(name)
     var rng = SplitMix64(seed: 7)
     let (x, y) = try bm.data(bm.batchSize * steps, &rng)  // the same on every rank
-    RandomSeed.set(1234)
-    let alone = try bm.build()  // rank 0's initial weights, trained in one process
+    // one step alone on data of the rank's own gives each rank its own optimizer state (slots, step
+    // count), which the distributed fit must replace with rank 0's, as it does the weights
+    func warmUpData(rank: Int) throws -> (Tensor, Tensor) {
+        var own = SplitMix64(seed: UInt64(99 + rank))
+        return try bm.data(bm.batchSize, &own)
+    }
     setDistribution(nil)
+    RandomSeed.set(1234)
+    let alone = try bm.build()  // rank 0's initial weights (and state), trained in one process
+    if warmUp {
+        let (zx, zy) = try warmUpData(rank: 0)
+        try alone.fit(zx, zy, batchSize: bm.batchSize, epochs: 1, verbose: 0, shuffle: false)
+    }
     try alone.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, shuffle: false)
     RandomSeed.set(UInt64(1234 + comm.rank))  // other ranks start elsewhere: the broadcast must replace them
     let model = try bm.build()
+    if warmUp {
+        let (wx, wy) = try warmUpData(rank: comm.rank)
+        try model.fit(wx, wy, batchSize: bm.batchSize, epochs: 1, verbose: 0, shuffle: false)
+    }
     setDistribution(DataParallel(communicator: comm))
     defer { setDistribution(nil) }
-    // --exit-rank: that rank leaves halfway through, as a crashed machine would
-    let leave = LambdaCallback(onBatchEnd: { batch, _ in
-        if comm.rank == exitRank && batch == steps / 2 {
-            FileHandle.standardError.write(Data("keras-mpi-check: rank \(comm.rank) exits at step \(batch) (--exit-rank)\n".utf8))
-            exit(3)  // a failure status: the exit handler aborts the job
+    // --exit-rank and --hang-rank: that rank leaves or stops halfway through, as a crashed or stuck machine would
+    let fault = LambdaCallback(onBatchEnd: { batch, _ in
+        guard batch == steps / 2 else { return }
+        if comm.rank == exitRank {
+            FileHandle.standardError.write(Data("keras-mpi-check: rank \(comm.rank) exits at step \(batch) with status \(exitStatus) (--exit-rank)\n".utf8))
+            exit(exitStatus)  // any status mid-fit: the exit handler aborts the job
+        }
+        if comm.rank == hangRank {
+            FileHandle.standardError.write(Data("keras-mpi-check: rank \(comm.rank) stops at step \(batch) (--hang-rank)\n".utf8))
+            while true { sleep(60) }
         }
     })
-    try model.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, callbacks: [leave], shuffle: false)
+    var callbacks: [Callback] = [fault]
+    if let dir = filesDirectory {  // named by rank: a file from any rank but 0 is one written twice
+        callbacks += [try ModelCheckpoint("\(dir)/rank\(comm.rank)-{epoch}.weights.h5"), CSVLogger("\(dir)/rank\(comm.rank).csv")]
+    }
+    try model.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, callbacks: callbacks, shuffle: false)
     var worst: Float = 0, worstTensor = "", sumDiff = 0.0, sumNorm = 0.0
     for (k, (mine, ref)) in zip(model.getWeights(), alone.getWeights()).enumerated() {
         var values = mine.floats

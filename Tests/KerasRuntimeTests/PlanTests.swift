@@ -105,5 +105,17 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(a1, b1)
         let ref = try ReferenceEvaluator(randomCounter: 0).evaluate(b.graph, feeds: ["x": RefTensor(.f32, [4, 8], Array(repeating: 1, count: 32))])[0]
         XCTAssertEqual(a1.floats.map(Double.init), ref.data)
+
+        // Plans sharing one counter (a model's training plans at two batch sizes) continue one
+        // stream: the batch-4 plan's run after a batch-2 plan's draws as a plan's second run does.
+        let counter = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        defer { counter.deallocate() }
+        counter.initialize(to: 0)
+        let small = try ExecutionPlan(b.graph, batchSize: 2, store: ParameterStore(), randomCounter: counter)
+        let large = try ExecutionPlan(b.graph, batchSize: 4, store: ParameterStore(), randomCounter: counter)
+        _ = try small.run(["x": try Tensor([Float](repeating: 1, count: 16), shape: [2, 8])])
+        XCTAssertEqual(counter.pointee, 1)
+        XCTAssertEqual(try large.run(feed)[0], a2, "the shared count, not the plan's own")
+        XCTAssertEqual(counter.pointee, 2)
     }
 }

@@ -127,4 +127,77 @@ extension ToolTests {
         XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
         XCTAssertLessThan(Date().timeIntervalSince(start), 60)
     }
+
+    /// A rank that leaves mid-training with status 0 (a script that returns
+    /// early) aborts the job as well: leaving during a distributed fit is a
+    /// fault whatever the status.
+    func testARankThatExitsCleanlyMidTrainingStopsTheOthers() throws {
+        let mpirun = try Self.requireMPIRun()
+        let start = Date()
+        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20", "--exit-rank", "1", "--exit-status", "0"],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 120)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("rank 1 exits at step 10 with status 0"), r.err)
+        XCTAssertTrue(r.err.contains("a process exited during distributed training (status 0)"), r.err)
+        XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 60)
+    }
+
+    /// A rank that stops making progress without exiting: the other waits in
+    /// its allreduce until the collective timeout (5 s here), then ends, and
+    /// mpirun stops the job, naming the call and the limit.
+    func testAHungRankStopsTheJobAtTheCollectiveTimeout() throws {
+        let mpirun = try Self.requireMPIRun()
+        let start = Date()
+        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20", "--hang-rank", "1"],
+                        environment: ["KERAS_COLLECTIVE_TIMEOUT": "5"],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-x", "KERAS_COLLECTIVE_TIMEOUT", "-np", "2"], timeout: 120)
+        let took = Date().timeIntervalSince(start)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("rank 1 stops at step 10"), r.err)
+        XCTAssertTrue(r.err.contains("rank 0: MPI_Allreduce of 669707 elements did not complete within 5 s (KERAS_COLLECTIVE_TIMEOUT)"), r.err)
+        XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
+        XCTAssertLessThan(took, 60)
+        XCTAssertGreaterThanOrEqual(took, 5, "the job ended before the timeout")
+    }
+
+    /// A timeout that is not a number of seconds is an error naming the setting.
+    func testABadCollectiveTimeoutIsAnError() throws {
+        let mpirun = try Self.requireMPIRun()
+        let r = try run("keras-mpi-check", [], environment: ["KERAS_COLLECTIVE_TIMEOUT": "soon"],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-x", "KERAS_COLLECTIVE_TIMEOUT", "-np", "2"], timeout: 120)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("KERAS_COLLECTIVE_TIMEOUT='soon' is not a number of seconds"), r.err)
+    }
+
+    /// Each rank first trains a step alone on data of its own (its own
+    /// momentum and step count); the distributed fit starts every rank from
+    /// rank 0's optimizer state as well as its weights, so they agree
+    /// bitwise after (they do not when only the weights are sent).
+    func testRankZerosOptimizerStateIsBroadcast() throws {
+        let mpirun = try Self.requireMPIRun()
+        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "6", "--warm-up"],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.err)
+        for rank in 0..<2 {
+            XCTAssertTrue(r.out.contains("rank \(rank) of 2: mlp trained 6 steps of 128: weights bitwise the same on every rank"), r.out)
+        }
+    }
+
+    /// ModelCheckpoint and CSVLogger write on rank 0 only: given file names
+    /// that carry the rank, only rank 0's exist after a distributed fit.
+    func testOnlyRankZeroWritesCheckpointsAndLogs() throws {
+        let mpirun = try Self.requireMPIRun()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("keras-mpi-files-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "4", "--files", dir.path],
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.err)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        XCTAssertEqual(files, ["rank0-1.weights.h5", "rank0.csv"])
+        let csv = try String(contentsOf: dir.appendingPathComponent("rank0.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("epoch,loss"), csv)
+    }
 }

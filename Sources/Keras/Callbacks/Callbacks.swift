@@ -159,7 +159,8 @@ public final class TerminateOnNaN: Callback {
     }
 }
 
-/// Writes epoch logs as CSV rows: `epoch,<keys in sorted order>`.
+/// Writes epoch logs as CSV rows: `epoch,<keys in sorted order>` (in a
+/// distributed fit, on rank 0 only).
 public final class CSVLogger: Callback {
     public let filename: String, separator: String, append: Bool
     var rows: [String] = []
@@ -179,6 +180,7 @@ public final class CSVLogger: Callback {
     }
 
     public override func onEpochEnd(_ epoch: Int, logs: Logs) throws {
+        guard Distribution.writesFiles else { return }  // rank 0 writes the one file
         if keys == nil {
             keys = logs.keys.sorted()
             rows.append((["epoch"] + keys!).joined(separator: separator))

@@ -75,6 +75,11 @@ enum Distribution {
     nonisolated(unsafe) static var current: DataParallel?
     nonisolated(unsafe) static var fromEnvironmentChecked = false
 
+    /// Whether this process writes what training saves (checkpoints, CSV
+    /// logs): rank 0 of a distribution, or the only process. The others
+    /// hold the same weights and logs, so one copy is the whole result.
+    static var writesFiles: Bool { ((try? active()) ?? nil)?.rank ?? 0 == 0 }
+
     /// The distribution when it spans more than one process.
     static func active() throws -> DataParallel? {
         guard let d = try distribution(), d.size > 1 else { return nil }

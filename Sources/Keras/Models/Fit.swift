@@ -201,6 +201,8 @@ extension Model {
         func mix(_ text: String) { for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 } }
         for v in weights { mix("\(v.path):\(v.dtype.rawValue)\(v.shape);") }
         mix("\(state.compileConfig)")
+        // the optimizer's state made so far (its slots exist after a first fit)
+        for name in state.store.names { mix("\(name):\(state.store.type(of: name)!);") }
         return h
     }
 
@@ -249,12 +251,18 @@ extension Model {
             guard bs % dp.size == 0 else {
                 throw KerasError("\(name): batch_size \(bs) is not divisible by the \(dp.size) processes of the distribution (each takes an equal shard of every batch)")
             }
-            for v in self.weights {
-                try dp.communicator.broadcast(UnsafeMutableRawBufferPointer(start: v.buffer.pointer, count: v.buffer.count * 4), root: 0)
+            // rank 0's weights and optimizer state (its slots, step count and learning rate, where a fit made them)
+            var sent = Set<UnsafeMutableRawPointer>()
+            for b in self.weights.map(\.buffer) + state.store.names.compactMap(state.store.buffer) where sent.insert(b.pointer).inserted {
+                try dp.communicator.broadcast(UnsafeMutableRawBufferPointer(start: b.pointer, count: b.count * 4), root: 0)
             }
             try withUnsafeMutableBytes(of: &seed) { try dp.communicator.broadcast($0, root: 0) }
+            try dp.communicator.broadcast(UnsafeMutableRawBufferPointer(start: state.randomCounter, count: 8), root: 0)
         }
         let verbose = (dp?.rank ?? 0) == 0 ? verbose : 0
+        // from here every rank steps together: one leaving, with any status, stops the job
+        dp?.communicator.setInLockstep(true)
+        defer { dp?.communicator.setInLockstep(false) }
 
         let history = History()
         let all = [history] + callbacks

@@ -13,6 +13,14 @@ final class TrainingState {
     let store = ParameterStore()
     var plans: [String: ExecutionPlan] = [:]
     var graphs: [String: Graph] = [:]
+    /// The training plans' one count of steps, which random draws (dropout
+    /// masks) are keyed by: every batch size's plan, and a distributed
+    /// step's, continue one stream (Keras's seed generator state).
+    let randomCounter: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
 
     /// What compile() was given, as Keras's compile_config.
     var compileConfig: JSON = [:]
@@ -29,6 +37,11 @@ final class TrainingState {
         self.losses = losses
         self.lossWeights = lossWeights
         self.metrics = metrics
+    }
+
+    deinit {
+        plans = [:]  // the plans read the counter until they go
+        randomCounter.deallocate()
     }
 
     func invalidatePlans() {
@@ -280,7 +293,7 @@ extension Model {
             let t = graph.type(of: v)
             shapes[graph[v].name!] = t.shape.map { $0 == TensorType.unknown ? batchSize : $0 }
         }
-        let p = try ExecutionPlan(graph, inputShapes: shapes, store: state.store)
+        let p = try ExecutionPlan(graph, inputShapes: shapes, store: state.store, randomCounter: kind == .train ? state.randomCounter : nil)
         state.plans[key] = p
         return p
     }

@@ -36,7 +36,7 @@ extension Layer {
 /// improves) to `filepath`, where `{epoch}`, `{epoch:02d}` and `{name:.4f}`
 /// are filled in: the weights (`saveWeightsOnly`, any format saveWeights(to:)
 /// writes) or the whole model (.keras or .h5). Files are written through a
-/// temporary and a rename.
+/// temporary and a rename; in a distributed fit, by rank 0 only.
 public final class ModelCheckpoint: Callback {
     public let filepath: String, monitor: String, verbose: Int, saveBestOnly: Bool, saveWeightsOnly: Bool
     let mode: MonitorMode
@@ -57,7 +57,7 @@ public final class ModelCheckpoint: Callback {
     }
 
     public override func onEpochEnd(_ epoch: Int, logs: Logs) throws {
-        guard let model else { return }
+        guard let model, Distribution.writesFiles else { return }  // rank 0 saves the one copy
         if saveBestOnly {
             guard let current = logs[monitor] else { return }
             guard mode.better(current, than: best, minDelta: 0) else { return }
