@@ -41,7 +41,7 @@ final class CollectiveWatchdog: @unchecked Sendable {
         condition.lock()
         if !started {
             started = true
-            let t = Thread { [unowned self] in self.watch() }
+            let t = Thread { self.watch() }  // holds the watchdog: one per process, for the process's life
             t.name = "keras-collective-watchdog"
             t.start()
         }

@@ -1,5 +1,6 @@
 import KerasIR
-import KerasRuntime
+@testable import KerasRuntime
+import CMallocCounter
 import XCTest
 
 /// The communicator's contract on one process, and the average built on
@@ -79,5 +80,23 @@ final class CommunicatorTests: XCTestCase {
             let text = "\(error)"
             XCTAssertTrue(text.contains("grads") && text.contains("allreduce_mean") && text.contains("rank 1 is gone"), text)
         }
+    }
+}
+
+/// The collective watchdog's per-call cost: arming and disarming a deadline
+/// around a call allocates nothing once its thread runs, and returns the
+/// call's result (its firing ends the process: ToolTests' hung-rank test).
+final class CollectiveWatchdogTests: XCTestCase {
+    func testGuardingACallAllocatesNothing() throws {
+        try XCTSkipIf(mc_active() == 0, "the allocation counter stands aside under a sanitizer")
+        let watchdog = CollectiveWatchdog(timeout: 600, rank: 0)
+        XCTAssertEqual(watchdog.guarding("MPI_Barrier", count: 0) { Int32(7) }, 7)  // starts the thread
+        var sum: Int32 = 0
+        mc_start()
+        for i in 0..<100 { sum &+= watchdog.guarding("MPI_Allreduce", count: i) { Int32(i) } }
+        XCTAssertEqual(mc_stop(), 0, "heap allocations in 100 guarded calls")
+        XCTAssertEqual(sum, 4950)
+        let off = CollectiveWatchdog(timeout: 0, rank: 0)
+        XCTAssertEqual(off.guarding("MPI_Barrier", count: 0) { Int32(3) }, 3, "a timeout of 0 runs the call unguarded")
     }
 }

@@ -116,3 +116,42 @@ func weightsAfterTrainingOnOneAndTwoThreads(_ make: () throws -> Model, _ batch:
     }
     return results
 }
+
+/// A data-parallel step in one process, against two simulated ranks that
+/// hold the same gradients (their sum is twice the gradient, and halving is
+/// exact): one allreduce per step over the packed gradients, no heap
+/// allocation once warm (the hook, the communicator and the averaging
+/// included), and bitwise the weights of training without a distribution —
+/// so every gradient reaches its update through its block of the pack.
+final class DataParallelStepTests: XCTestCase {
+    final class TwoIdenticalRanks: Communicator {
+        var rank: Int { 0 }
+        var size: Int { 2 }
+        func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+            for i in buffer.indices { buffer[i] += buffer[i] }
+        }
+        func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
+        func barrier() throws {}
+    }
+
+    func testOneAllreducePerStepAllocatesNothingAndMatchesOneProcess() throws {
+        let (x, y) = try SteadyStateTests.batch()
+        let alone = try SteadyStateTests.makeModel()
+        for _ in 0..<4 { _ = try alone.trainOnBatch(x, y) }
+        setDistribution(DataParallel(communicator: TwoIdenticalRanks()))
+        defer { setDistribution(nil) }
+        let model = try SteadyStateTests.makeModel()
+        for _ in 0..<4 { _ = try model.trainOnBatch(x, y) }
+        XCTAssertTrue(model.getWeights().map { $0.floats.map(\.bitPattern) } == alone.getWeights().map { $0.floats.map(\.bitPattern) },
+                      "weights after 4 data-parallel steps differ from one process's")
+        let plan = try model.trainingPlan(x: [x], y: [y])
+        let collectives = plan.steps.filter { plan.graph.nodes[$0.node].op == "allreduce_mean" }
+        XCTAssertEqual(collectives.count, 1, "one allreduce per step")
+        XCTAssertTrue(plan.steps.allSatisfy { plan.graph.nodes[$0.node].op != "pack" }, "every gradient written in place in the pack")
+        if mc_active() != 0 {
+            let (counts, loss) = try steadyStepAllocations(model, x, y)
+            XCTAssertEqual(counts, [0, 0, 0, 0, 0], "heap allocations per steady-state data-parallel step")
+            XCTAssertTrue(loss.isFinite)
+        }
+    }
+}
