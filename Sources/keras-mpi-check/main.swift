@@ -102,6 +102,7 @@ func checkTraining(_ name: String, steps: Int, comm: Communicator) throws {
     }
     try model.fit(x, y, batchSize: bm.batchSize, epochs: 1, verbose: 0, callbacks: callbacks, shuffle: false)
     var worst: Float = 0, worstTensor = "", sumDiff = 0.0, sumNorm = 0.0
+    var outside = 0, count = 0, largest = 0.0  // element by element, numpy's allclose(rtol=1e-5, atol=1e-8)
     for (k, (mine, ref)) in zip(model.getWeights(), alone.getWeights()).enumerated() {
         var values = mine.floats
         var first = values
@@ -118,6 +119,12 @@ func checkTraining(_ name: String, steps: Int, comm: Communicator) throws {
         if relative > worst { worst = relative; worstTensor = model.weights[k].path }
         sumDiff += diff * diff
         sumNorm += norm * norm
+        for (a, b) in zip(values, r) {
+            let d = abs(Double(a) - Double(b))
+            largest = max(largest, d)
+            if d > 1e-8 + 1e-5 * abs(Double(b)) { outside += 1 }
+        }
+        count += r.count
         values.removeAll()
     }
     // all the weights together, as one vector: within 1e-5 of one process's, relative to its norm
@@ -127,7 +134,8 @@ func checkTraining(_ name: String, steps: Int, comm: Communicator) throws {
              + "(the most, \(worstTensor), by \(worst) of its own)", status: 1)
     }
     print("rank \(comm.rank) of \(comm.size): \(name) trained \(steps) steps of \(bm.batchSize): weights bitwise the same on every rank, "
-          + "within \(overall) of one process's (relative to their norm; the most, \(worstTensor), within \(worst) of its own)")
+          + "within \(overall) of one process's (relative to their norm; the most, \(worstTensor), within \(worst) of its own; "
+          + "element by element \(outside) of \(count) outside allclose(rtol 1e-5, atol 1e-8), the largest difference \(Float(largest)))")
 }
 
 do {
