@@ -114,50 +114,46 @@ extension ToolTests {
         try expectFailure("keras-bench", ["--distributed", "--threads", "2"], status: 2, mentions: ["--distributed takes only"])
     }
 
+    /// Two ranks training mlp for 20 steps with a fault on rank 1 (`fault`:
+    /// keras-mpi-check's flags); the job must fail, with no rank finishing,
+    /// within a minute. Returns what it printed and how long it took.
+    func faultyTraining(_ fault: [String], environment: [String: String] = [:]) throws -> (Result, seconds: Double) {
+        let mpirun = try Self.requireMPIRun()
+        let start = Date()
+        let passed = environment.keys.sorted().flatMap { ["-x", $0] }
+        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20"] + fault, environment: environment,
+                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe"] + passed + ["-np", "2"], timeout: 120)
+        let took = Date().timeIntervalSince(start)
+        XCTAssertNotEqual(r.status, 0, "\(fault)")
+        XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
+        XCTAssertLessThan(took, 60, "\(fault)")
+        return (r, took)
+    }
+
     /// A rank that leaves mid-training with a failure status (rank 1 at step
     /// 10 of 20) aborts the job: the other rank stops within the test's
     /// limit instead of waiting forever in its next allreduce.
     func testARankThatExitsMidTrainingStopsTheOthers() throws {
-        let mpirun = try Self.requireMPIRun()
-        let start = Date()
-        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20", "--exit-rank", "1"],
-                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 120)
-        XCTAssertNotEqual(r.status, 0)
+        let (r, _) = try faultyTraining(["--exit-rank", "1"])
         XCTAssertTrue(r.err.contains("rank 1 exits at step 10"), r.err)
-        XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
-        XCTAssertLessThan(Date().timeIntervalSince(start), 60)
     }
 
     /// A rank that leaves mid-training with status 0 (a script that returns
     /// early) aborts the job as well: leaving during a distributed fit is a
     /// fault whatever the status.
     func testARankThatExitsCleanlyMidTrainingStopsTheOthers() throws {
-        let mpirun = try Self.requireMPIRun()
-        let start = Date()
-        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20", "--exit-rank", "1", "--exit-status", "0"],
-                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2"], timeout: 120)
-        XCTAssertNotEqual(r.status, 0)
+        let (r, _) = try faultyTraining(["--exit-rank", "1", "--exit-status", "0"])
         XCTAssertTrue(r.err.contains("rank 1 exits at step 10 with status 0"), r.err)
         XCTAssertTrue(r.err.contains("a process exited during distributed training (status 0)"), r.err)
-        XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
-        XCTAssertLessThan(Date().timeIntervalSince(start), 60)
     }
 
     /// A rank that stops making progress without exiting: the other waits in
     /// its allreduce until the collective timeout (5 s here), then ends, and
     /// mpirun stops the job, naming the call and the limit.
     func testAHungRankStopsTheJobAtTheCollectiveTimeout() throws {
-        let mpirun = try Self.requireMPIRun()
-        let start = Date()
-        let r = try run("keras-mpi-check", ["--train", "mlp", "--steps", "20", "--hang-rank", "1"],
-                        environment: ["KERAS_COLLECTIVE_TIMEOUT": "5"],
-                        launcher: [mpirun, "--allow-run-as-root", "--oversubscribe", "-x", "KERAS_COLLECTIVE_TIMEOUT", "-np", "2"], timeout: 120)
-        let took = Date().timeIntervalSince(start)
-        XCTAssertNotEqual(r.status, 0)
+        let (r, took) = try faultyTraining(["--hang-rank", "1"], environment: ["KERAS_COLLECTIVE_TIMEOUT": "5"])
         XCTAssertTrue(r.err.contains("rank 1 stops at step 10"), r.err)
         XCTAssertTrue(r.err.contains("rank 0: MPI_Allreduce of 669707 elements did not complete within 5 s (KERAS_COLLECTIVE_TIMEOUT)"), r.err)
-        XCTAssertFalse(r.out.contains("trained 20 steps"), "no rank finished: \(r.out)")
-        XCTAssertLessThan(took, 60)
         XCTAssertGreaterThanOrEqual(took, 5, "the job ended before the timeout")
     }
 
