@@ -30,6 +30,7 @@ typedef struct gemm_impl {
     int mr, nr, kc, mc, nc;
     ukr_fn ukr;
     ck_gemm_ukr_epi_fn ukr_epi;  /* the kernel with bias and relu in its store step, or NULL */
+    ck_gemm_ukr_pf_fn ukr_pf;    /* that kernel also prefetching lines of the next packing's source, or NULL */
 } gemm_impl;
 
 /* Whether the last K block's tiles take the epilogue in the kernel's store
@@ -40,7 +41,9 @@ static int epilogue_in_store(const gemm_impl *im, const ck_gemm_args *g) {
            (g->activation == 0 || g->activation == 1 + CK_UNARY_RELU);
 }
 
-static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)im->mc * im->kc + (size_t)im->kc * im->nc; }
+/* A's block holds up to MC + MC/4 rows (a short last block joins the one before), rounded up to MR. */
+static int64_t a_block_rows(const gemm_impl *im) { return (im->mc + im->mc / 4 + im->mr - 1) / im->mr * im->mr; }
+static size_t impl_scratch_floats(const gemm_impl *im) { return (size_t)a_block_rows(im) * im->kc + (size_t)im->kc * im->nc; }
 
 /* The epilogue on one finished tile of C (rows i0.., columns j0..). */
 void ck_gemm_epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0, int64_t nr) {
@@ -67,34 +70,80 @@ void ck_gemm_epilogue(const ck_gemm_args *g, int64_t i0, int64_t mr, int64_t j0,
 }
 
 
-/* C[m0:m1, n0:n1] with private packing buffers pa (MC x KC) and pb (KC x NC);
+/* The rows of A's block starting at row ic: MC, or all the rest when a
+ * short last block would follow (it joins this one: one pass less over B's
+ * block in L3; m = 1024 gives 126 + 16 rows). */
+static int64_t block_rows(const gemm_impl *im, int64_t ic, int64_t m1) {
+    int64_t mc = m1 - ic < im->mc ? m1 - ic : im->mc;
+    return m1 - ic - mc <= im->mc / 4 ? m1 - ic : mc;
+}
+
+/* The cache lines of rows r0.. (nrows) x columns c0.. (ncols) of a row-major
+ * matrix (or, transposed, of its columns), for a kernel to prefetch. */
+static ck_gemm_prefetch region_lines(const float *x, int64_t ld, int trans, int64_t r0, int64_t nrows, int64_t c0, int64_t ncols) {
+    if (trans) { int64_t t = r0; r0 = c0; c0 = t; t = nrows; nrows = ncols; ncols = t; }
+    const char *base = (const char *)(x + r0 * ld + c0);
+    int64_t lines_per_row = (ncols * 4 + 63) / 64 + 1;  /* + 1: rows need not start on a line */
+    return (ck_gemm_prefetch){base, ld * 4, lines_per_row, 0, nrows * lines_per_row};
+}
+
+/* Share `i` of a job cut into shares of `per` lines. */
+static ck_gemm_prefetch share(ck_gemm_prefetch job, int64_t i, int64_t per) {
+    int64_t first = i * per, left = job.lines - first;
+    job.first_line = first;
+    job.lines = left <= 0 ? 0 : left < per ? left : per;
+    return job;
+}
+
+/* C[m0:m1, n0:n1] with private packing buffers pa (a_block_rows x KC) and pb (KC x NC);
  * A's micro-panels come from `packa` (a matrix, or patches gathered by a convolution). */
 static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                          float *pa, float *pb, ck_pack_a_fn packa, const void *actx) {
     const int in_store = epilogue_in_store(im, g);
+    /* With the prefetching kernel, a row-major B is packed panel by panel as
+     * the first row block reaches it, and the source lines of B's next panel
+     * and of A's next block are prefetched by the kernels computing now: the
+     * packing then reads cache, not memory (see docs/kernels.md). */
+    const int lazy_b = im->ukr_pf && !g->packed_b && !g->trans_b;
+    const int prefetch_a = im->ukr_pf && packa == ck_gemm_pack_a;
     for (int64_t jc = n0; jc < n1; jc += im->nc) {
         int64_t nc = n1 - jc < im->nc ? n1 - jc : im->nc;
         for (int64_t pc = 0; pc < g->k; pc += im->kc) {
             int64_t kc = g->k - pc < im->kc ? g->k - pc : im->kc;
             float beta = pc == 0 ? g->beta : 1.0f;
+            const int last_k = pc + kc == g->k, epi_now = last_k && in_store;
             const float *pbk = pb;
             if (g->packed_b) pbk = g->packed_b + pc * ((g->n + im->nr - 1) / im->nr * im->nr) + jc * kc;  /* ck_f32_gemm_pack_b's layout */
-            else ck_gemm_pack_b(im->nr, g, pc, kc, jc, nc, pb);
-            for (int64_t ic = m0; ic < m1; ic += im->mc) {
-                int64_t mc = m1 - ic < im->mc ? m1 - ic : im->mc;
+            else if (!lazy_b) ck_gemm_pack_b(im->nr, g, pc, kc, jc, nc, pb);
+            for (int64_t ic = m0, mc; ic < m1; ic += mc) {
+                mc = block_rows(im, ic, m1);
                 packa(actx, ic, mc, pc, kc, im->mr, pa);
+                const int first_block = lazy_b && ic == m0;
+                const int64_t tiles = (mc + im->mr - 1) / im->mr, panels = (nc + im->nr - 1) / im->nr;
+                const int64_t b_rows_per_tile = (kc + tiles - 1) / tiles;
+                ck_gemm_prefetch next_a = {0};  /* A's next block, spread over this block's kernel calls */
+                if (prefetch_a && ic + mc < m1) next_a = region_lines(g->a, g->lda, g->trans_a, ic + mc, block_rows(im, ic + mc, m1), pc, kc);
+                const int64_t a_lines_per_call = (next_a.lines + tiles * panels - 1) / (tiles * panels);
                 for (int64_t jr = 0; jr < nc; jr += im->nr) {
                     int64_t nr = nc - jr < im->nr ? nc - jr : im->nr;
+                    if (first_block) ck_gemm_pack_b(im->nr, g, pc, kc, jc + jr, nr, pb + jr * kc);
+                    ck_gemm_prefetch next_b = {0};  /* B's next panel, spread over this panel's tiles */
+                    if (first_block && jr + im->nr < nc) next_b = region_lines(g->b, g->ldb, 0, pc, kc, jc + jr + im->nr, im->nr);
+                    const float *bias = epi_now && g->bias ? g->bias + jc + jr : NULL;
+                    const int relu = epi_now && g->activation == 1 + CK_UNARY_RELU;
                     for (int64_t ir = 0; ir < mc; ir += im->mr) {
                         int64_t mr = mc - ir < im->mr ? mc - ir : im->mr;
                         float *ct = g->c + (ic + ir) * g->ldc + jc + jr;
-                        if (pc + kc == g->k && in_store) {
-                            im->ukr_epi(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta,
-                                        g->bias ? g->bias + jc + jr : NULL, g->activation == 1 + CK_UNARY_RELU);
-                            continue;
+                        ck_gemm_prefetch pf[2] = {share(next_b, ir / im->mr, b_rows_per_tile * next_b.lines_per_row),
+                                                  share(next_a, jr / im->nr * tiles + ir / im->mr, a_lines_per_call)};
+                        if (pf[0].lines > 0 || pf[1].lines > 0) {
+                            im->ukr_pf(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
+                        } else if (epi_now) {
+                            im->ukr_epi(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
+                        } else {
+                            im->ukr(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta);
                         }
-                        im->ukr(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta);
-                        if (pc + kc == g->k && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
+                        if (last_k && !epi_now && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
                     }
                 }
             }
@@ -132,7 +181,7 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
         return;
     }
     float *pa = ck_thread_scratch(thread, impl_scratch_floats(job->im) * sizeof(float));
-    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)job->im->mc * job->im->kc, job->packa, job->actx);
+    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)a_block_rows(job->im) * job->im->kc, job->packa, job->actx);
 }
 
 /* Splits C between threads: by columns when there are enough NR groups,
@@ -188,7 +237,7 @@ static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
 /* MC, KC and NC are set from the core's caches at first use (see "blocking" below). */
 static gemm_impl impl_avx2 = {6, 16, 0, 0, 0, ck_gemm_ukr_6x16};
 
-static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ck_gemm_ukr_14x32, ck_gemm_ukr_14x32_bias_relu};
+static gemm_impl impl_avx512 = {14, 32, 0, 0, 0, ck_gemm_ukr_14x32, ck_gemm_ukr_14x32_bias_relu, ck_gemm_ukr_14x32_prefetch};
 
 /* MC = MR: the transposed problem has at most 14 rows. */
 static gemm_impl impl_avx512_small[7] = {

@@ -1,10 +1,12 @@
 /* The AVX-512F micro-kernels: 14 x 32 (twenty-eight zmm accumulators) and,
  * for the transposed small-N path and 8-row blocking, R x 32 for R = 2 ... 12
- * from one template. The 14- and 8-row kernels also come with the GEMM's
- * common epilogue in their store step (`_bias_relu`: + bias[j], then relu
- * when asked), which saves the separate pass over each finished tile; the
- * bits are those of that pass (the sum stored, then the bias added, then
- * x > 0 ? x : +0). */
+ * from one template. The 14- and 8-row kernels hand a short last tile (fewer
+ * rows than theirs) to the R-row kernel reading their wider panel, and also
+ * come with the GEMM's common epilogue in their store step (`_bias_relu`:
+ * + bias[j], then relu when asked), which saves the separate pass over each
+ * finished tile; the bits are those of that pass (the sum stored, then the
+ * bias added, then x > 0 ? x : +0). The 14-row kernel's `_prefetch` entry
+ * also fetches the lines the driver packs next while it computes. */
 #include "gemm_internal.h"
 
 /* The store step: y = alpha acc + beta C, then + bias, then relu. */
@@ -39,20 +41,37 @@
     }
 
 CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                   int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
+                                   int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
+                                   const ck_gemm_prefetch *pf, int npf) {
     CK512_TILE_14x32_ACCUMULATORS;
+    /* the prefetch jobs' lines, spread evenly over the k loop */
+    int64_t q_total = 0;
+    for (int j = 0; j < npf; j++) q_total += pf[j].lines;
+    int64_t q_step = q_total > 0 ? (kc / q_total > 0 ? kc / q_total : 1) : kc;
+    int q_job = 0;
+    int64_t q_line = npf > 0 ? pf[0].first_line : 0, q_left = npf > 0 ? pf[0].lines : 0;
     /* C rows are often 4 KiB apart (aliasing in L1): fetch them while the k loop runs. */
     for (int64_t r = 0; r < mr; r++) {
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
     }
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
-        ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5) ROW512(6)
-        ROW512(7) ROW512(8) ROW512(9) ROW512(10) ROW512(11) ROW512(12) ROW512(13)
-        a += 14;
-        b += 32;
+    for (int64_t p = 0; p < kc;) {
+        int64_t end = kc;
+        if (q_total > 0) {  /* one line every q_step steps, outside the straight loop below */
+            while (q_left == 0) { q_job++; q_line = pf[q_job].first_line; q_left = pf[q_job].lines; }
+            const ck_gemm_prefetch *j = &pf[q_job];
+            _mm_prefetch(j->base + q_line / j->lines_per_row * j->ld_bytes + q_line % j->lines_per_row * 64, _MM_HINT_T0);
+            q_line++; q_left--; q_total--;
+            end = p + q_step < kc ? p + q_step : kc;
+        }
+        for (; p < end; p++) {
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
+            ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5) ROW512(6)
+            ROW512(7) ROW512(8) ROW512(9) ROW512(10) ROW512(11) ROW512(12) ROW512(13)
+            a += 14;
+            b += 32;
+        }
     }
     __m512 acc[14][2] = {{acc00, acc01}, {acc10, acc11}, {acc20, acc21}, {acc30, acc31}, {acc40, acc41},
                          {acc50, acc51}, {acc60, acc61}, {acc70, acc71}, {acc80, acc81}, {acc90, acc91},
@@ -60,22 +79,14 @@ CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const fl
     STORE512(acc, 14)
 }
 
-CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);
-}
-
-CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu);
-}
-
 /* Narrower tiles for the transposed small-N path, where the tile's rows are
- * C's few columns, and for the 8-row blocking: R rows x 32, from one template. */
-#define UKR512_SMALL(R)                                                                                   \
-    CK_AVX512 CK_INLINE void ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
-                                          int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta,   \
-                                          const float *bias, int relu) {                                  \
+ * C's few columns, and for the 8-row blocking: R rows x 32, from one template.
+ * AS is A's packed micro-panel width: R for a panel of its own, or the wider
+ * kernel's MR when that kernel hands a short last tile down (ukr_R_of_AS). */
+#define UKR512_ROWS(NAME, R, AS)                                                                          \
+    CK_AVX512 CK_INLINE void NAME(int64_t kc, const float *restrict a, const float *restrict b, float *c,  \
+                                  int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta,           \
+                                  const float *bias, int relu) {                                          \
         __m512 acc[R][2];                                                                                 \
         _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                  \
             acc[r][0] = _mm512_setzero_ps();                                                              \
@@ -88,18 +99,76 @@ CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, 
                 acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                           \
                 acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                           \
             }                                                                                             \
-            a += R;                                                                                       \
+            a += AS;                                                                                      \
             b += 32;                                                                                      \
         }                                                                                                 \
         STORE512(acc, R)                                                                                  \
-    }                                                                                                     \
+    }
+#define UKR512_SMALL(R)                                                                                   \
+    UKR512_ROWS(ukr_##R##x32, R, R)                                                                       \
     CK_AVX512 void ck_gemm_ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {      \
         ukr_##R##x32(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);                                     \
     }
-UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(8) UKR512_SMALL(10) UKR512_SMALL(12)
+UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(10) UKR512_SMALL(12)
+UKR512_ROWS(ukr_8x32, 8, 8)  /* its entry point hands short tiles down, below */
+
+/* The short last tiles of the 14- and 8-row kernels (m = 1024 leaves 2 rows
+ * after 73 tiles of 14): R rows of the wider panel, so a 2-row tile costs
+ * a fraction of a 14-row one instead of all of it. Sums in the same order. */
+UKR512_ROWS(ukr_2_of_14, 2, 14) UKR512_ROWS(ukr_4_of_14, 4, 14) UKR512_ROWS(ukr_6_of_14, 6, 14)
+UKR512_ROWS(ukr_8_of_14, 8, 14) UKR512_ROWS(ukr_10_of_14, 10, 14) UKR512_ROWS(ukr_12_of_14, 12, 14)
+UKR512_ROWS(ukr_2_of_8, 2, 8) UKR512_ROWS(ukr_4_of_8, 4, 8) UKR512_ROWS(ukr_6_of_8, 6, 8)
+
+CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                       int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
+    switch ((mr + 1) / 2) {
+    case 1: ukr_2_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 2: ukr_4_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 3: ukr_6_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 4: ukr_8_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 5: ukr_10_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 6: ukr_12_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    default: ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    }
+}
+
+CK_AVX512 CK_INLINE void ukr_8x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                      int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
+    switch ((mr + 1) / 2) {
+    case 1: ukr_2_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 2: ukr_4_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 3: ukr_6_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    default: ukr_8x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    }
+}
+
+CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                int64_t mr, int64_t nr, float alpha, float beta) {
+    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);
+}
+
+CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
+    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu);
+}
+
+CK_AVX512 void ck_gemm_ukr_8x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                               int64_t mr, int64_t nr, float alpha, float beta) {
+    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);
+}
 
 CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_8x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu);
+    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu);
+}
+
+/* The 14-row kernel that also prefetches lines of other matrices (`pf`),
+ * spread over its k loop: the source of the B panel and of the A block the
+ * driver packs next, fetched while this tile computes (gemm.c). */
+CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
+                                         const ck_gemm_prefetch *pf, int npf) {
+    if (mr < 13) { ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return; }
+    ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
 }

@@ -59,7 +59,8 @@ final class GemmBlockingTests: XCTestCase {
     }
 
     /// Blocks far smaller than any cache, so a 100 x 150 x 90 product crosses
-    /// several MC, KC and NC boundaries (with partial last blocks), in every
+    /// several MC, KC and NC boundaries (with partial last blocks; m = 2 MR + 3
+    /// leaves 3 rows that join the block before), in every
     /// transpose combination, alpha/beta and padding; then the blocking in
     /// effect is restored. A blocking the tiles cannot use changes nothing.
     func testSmallBlocksGiveTheReferenceResult() throws {
@@ -71,15 +72,19 @@ final class GemmBlockingTests: XCTestCase {
             XCTAssertEqual(ck_gemm_set_blocking(isa, ck_gemm_blocking(mc: mr - 1, kc: 64, nc: nr)), -1, "MC below a tile")
             XCTAssertEqual(ck_gemm_set_blocking(isa, ck_gemm_blocking(mc: mr, kc: 64, nc: nr + 1)), -1, "NC not whole tiles")
             XCTAssertEqual(ck_gemm_get_blocking(isa).kc, saved.kc, "a refused blocking changes nothing")
-            XCTAssertEqual(ck_gemm_set_blocking(isa, ck_gemm_blocking(mc: 2 * mr, kc: 24, nc: 2 * nr)), 0)
             var rng = TestRNG(17)
-            for ta in [false, true] { for tb in [false, true] {
-                for (m, n, k) in [(100, 150, 90), (2 * Int(mr) + 3, 2 * Int(nr) + 5, 49)] {
-                    if let msg = GemmKernelTests.run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 1.5, pad: 1, rng: &rng) {
-                        XCTFail("gemm \(String(cString: ck_isa_name(isa))) with MC \(2 * mr) KC 24 NC \(2 * nr), m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): \(msg)")
+            // MC 3 MR with m = 92: the 14-row AVX-512 tile (not the 8-row one), its
+            // next block's A prefetched, 8 rows joining the last block, an 8-row last tile.
+            for (mcTiles, shapes) in [(Int32(2), [(100, 150, 90), (2 * Int(mr) + 3, 2 * Int(nr) + 5, 49)]), (3, [(92, 2 * Int(nr) + 5, 90)])] {
+                XCTAssertEqual(ck_gemm_set_blocking(isa, ck_gemm_blocking(mc: mcTiles * mr, kc: 24, nc: 2 * nr)), 0)
+                for ta in [false, true] { for tb in [false, true] {
+                    for (m, n, k) in shapes {
+                        if let msg = GemmKernelTests.run(isa, ta: ta, tb: tb, m: m, n: n, k: k, alpha: 0.5, beta: 1.5, pad: 1, rng: &rng) {
+                            XCTFail("gemm \(String(cString: ck_isa_name(isa))) with MC \(mcTiles * mr) KC 24 NC \(2 * nr), m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): \(msg)")
+                        }
                     }
-                }
-            } }
+                } }
+            }
         }
     }
 }
