@@ -30,7 +30,7 @@ typedef struct gemm_impl {
     int mr, nr, kc, mc, nc;
     ukr_fn ukr;
     ck_gemm_ukr_epi_fn ukr_epi;  /* the kernel with bias and relu in its store step, or NULL */
-    ck_gemm_ukr_pf_fn ukr_pf;    /* that kernel also prefetching lines of the next packing's source, or NULL */
+    ck_gemm_ukr_pf_fn ukr_pf;    /* the kernel also prefetching lines the driver packs next, or NULL */
 } gemm_impl;
 
 /* Whether the last K block's tiles take the epilogue in the kernel's store
@@ -126,6 +126,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                 const int64_t a_lines_per_call = (next_a.lines + tiles * panels - 1) / (tiles * panels);
                 for (int64_t jr = 0; jr < nc; jr += im->nr) {
                     int64_t nr = nc - jr < im->nr ? nc - jr : im->nr;
+                    const float *panel = pbk + jr * kc;
                     if (first_block) ck_gemm_pack_b(im->nr, g, pc, kc, jc + jr, nr, pb + jr * kc);
                     ck_gemm_prefetch next_b = {0};  /* B's next panel, spread over this panel's tiles */
                     if (first_block && jr + im->nr < nc) next_b = region_lines(g->b, g->ldb, 0, pc, kc, jc + jr + im->nr, im->nr);
@@ -137,11 +138,11 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                         ck_gemm_prefetch pf[2] = {share(next_b, ir / im->mr, b_rows_per_tile * next_b.lines_per_row),
                                                   share(next_a, jr / im->nr * tiles + ir / im->mr, a_lines_per_call)};
                         if (pf[0].lines > 0 || pf[1].lines > 0) {
-                            im->ukr_pf(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
+                            im->ukr_pf(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
                         } else if (epi_now) {
-                            im->ukr_epi(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
+                            im->ukr_epi(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
                         } else {
-                            im->ukr(kc, pa + ir * kc, pbk + jr * kc, ct, g->ldc, mr, nr, g->alpha, beta);
+                            im->ukr(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta);
                         }
                         if (last_k && !epi_now && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
                     }
@@ -247,7 +248,7 @@ static gemm_impl impl_avx512_small[7] = {
 
 /* 8 x 32 tiles with the 14-row kernel's blocking: for row counts that 14
  * leaves a mostly empty last tile of (batches of 32, 64, 128: 8 divides them). */
-static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ck_gemm_ukr_8x32, ck_gemm_ukr_8x32_bias_relu};
+static gemm_impl impl_avx512_8rows = {8, 32, 0, 0, 0, ck_gemm_ukr_8x32, ck_gemm_ukr_8x32_bias_relu, ck_gemm_ukr_8x32_prefetch};
 
 /* ---- the micro-kernels by themselves (their own table rows; tests and keras-bench call them) ---- */
 

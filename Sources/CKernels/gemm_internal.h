@@ -51,6 +51,9 @@ typedef void (*ck_gemm_ukr_pf_fn)(int64_t kc, const float *restrict a, const flo
 CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
                                          const ck_gemm_prefetch *pf, int npf);
+CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                        int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
+                                        const ck_gemm_prefetch *pf, int npf);
 CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu);
 

@@ -5,8 +5,8 @@
  * come with the GEMM's common epilogue in their store step (`_bias_relu`:
  * + bias[j], then relu when asked), which saves the separate pass over each
  * finished tile; the bits are those of that pass (the sum stored, then the
- * bias added, then x > 0 ? x : +0). The 14-row kernel's `_prefetch` entry
- * also fetches the lines the driver packs next while it computes. */
+ * bias added, then x > 0 ? x : +0). Their `_prefetch` entries
+ * also fetch the lines the driver packs next while they compute. */
 #include "gemm_internal.h"
 
 /* The store step: y = alpha acc + beta C, then + bias, then relu. */
@@ -40,30 +40,40 @@
         acc##r##1 = _mm512_fmadd_ps(av, b1, acc##r##1);                    \
     }
 
+/* The prefetch jobs' lines, spread evenly over a k loop: one line every
+ * `step` steps, issued between chunks of the straight FMA loop (an `if`
+ * inside that loop made clang spill the accumulators). */
+typedef struct { const ck_gemm_prefetch *pf; int job; int64_t line, left, total, step; } pf_cursor;
+
+static inline pf_cursor pf_start(const ck_gemm_prefetch *pf, int npf, int64_t kc) {
+    pf_cursor q = {pf, 0, npf > 0 ? pf[0].first_line : 0, npf > 0 ? pf[0].lines : 0, 0, kc};
+    for (int j = 0; j < npf; j++) q.total += pf[j].lines;
+    if (q.total > 0) q.step = kc / q.total > 0 ? kc / q.total : 1;
+    return q;
+}
+
+/* Issues the next line, if any, and returns where this chunk of steps from p ends. */
+static inline int64_t pf_next(pf_cursor *q, int64_t p, int64_t kc) {
+    if (q->total == 0) return kc;
+    while (q->left == 0) { q->job++; q->line = q->pf[q->job].first_line; q->left = q->pf[q->job].lines; }
+    const ck_gemm_prefetch *j = &q->pf[q->job];
+    _mm_prefetch(j->base + q->line / j->lines_per_row * j->ld_bytes + q->line % j->lines_per_row * 64, _MM_HINT_T0);
+    q->line++; q->left--; q->total--;
+    return p + q->step < kc ? p + q->step : kc;
+}
+
 CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                    int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
                                    const ck_gemm_prefetch *pf, int npf) {
     CK512_TILE_14x32_ACCUMULATORS;
-    /* the prefetch jobs' lines, spread evenly over the k loop */
-    int64_t q_total = 0;
-    for (int j = 0; j < npf; j++) q_total += pf[j].lines;
-    int64_t q_step = q_total > 0 ? (kc / q_total > 0 ? kc / q_total : 1) : kc;
-    int q_job = 0;
-    int64_t q_line = npf > 0 ? pf[0].first_line : 0, q_left = npf > 0 ? pf[0].lines : 0;
+    pf_cursor q = pf_start(pf, npf, kc);
     /* C rows are often 4 KiB apart (aliasing in L1): fetch them while the k loop runs. */
     for (int64_t r = 0; r < mr; r++) {
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + 16), _MM_HINT_T0);
     }
     for (int64_t p = 0; p < kc;) {
-        int64_t end = kc;
-        if (q_total > 0) {  /* one line every q_step steps, outside the straight loop below */
-            while (q_left == 0) { q_job++; q_line = pf[q_job].first_line; q_left = pf[q_job].lines; }
-            const ck_gemm_prefetch *j = &pf[q_job];
-            _mm_prefetch(j->base + q_line / j->lines_per_row * j->ld_bytes + q_line % j->lines_per_row * 64, _MM_HINT_T0);
-            q_line++; q_left--; q_total--;
-            end = p + q_step < kc ? p + q_step : kc;
-        }
+        int64_t end = pf_next(&q, p, kc);
         for (; p < end; p++) {
             __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
             _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
@@ -86,21 +96,24 @@ CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const fl
 #define UKR512_ROWS(NAME, R, AS)                                                                          \
     CK_AVX512 CK_INLINE void NAME(int64_t kc, const float *restrict a, const float *restrict b, float *c,  \
                                   int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta,           \
-                                  const float *bias, int relu) {                                          \
+                                  const float *bias, int relu, const ck_gemm_prefetch *pf, int npf) {     \
         __m512 acc[R][2];                                                                                 \
         _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                  \
             acc[r][0] = _mm512_setzero_ps();                                                              \
             acc[r][1] = _mm512_setzero_ps();                                                              \
         }                                                                                                 \
-        for (int64_t p = 0; p < kc; p++) {                                                                \
-            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                                   \
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                              \
-                __m512 av = _mm512_set1_ps(a[r]);                                                         \
-                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                           \
-                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                           \
+        pf_cursor q = pf_start(pf, npf, kc);                                                              \
+        for (int64_t p = 0; p < kc;) {                                                                    \
+            for (int64_t end = pf_next(&q, p, kc); p < end; p++) {                                        \
+                __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);                               \
+                _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                          \
+                    __m512 av = _mm512_set1_ps(a[r]);                                                     \
+                    acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                       \
+                    acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                       \
+                }                                                                                         \
+                a += AS;                                                                                  \
+                b += 32;                                                                                  \
             }                                                                                             \
-            a += AS;                                                                                      \
-            b += 32;                                                                                      \
         }                                                                                                 \
         STORE512(acc, R)                                                                                  \
     }
@@ -108,7 +121,7 @@ CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const fl
     UKR512_ROWS(ukr_##R##x32, R, R)                                                                       \
     CK_AVX512 void ck_gemm_ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {      \
-        ukr_##R##x32(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);                                     \
+        ukr_##R##x32(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);                            \
     }
 UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(10) UKR512_SMALL(12)
 UKR512_ROWS(ukr_8x32, 8, 8)  /* its entry point hands short tiles down, below */
@@ -123,23 +136,24 @@ UKR512_ROWS(ukr_2_of_8, 2, 8) UKR512_ROWS(ukr_4_of_8, 4, 8) UKR512_ROWS(ukr_6_of
 CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                        int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
     switch ((mr + 1) / 2) {
-    case 1: ukr_2_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 2: ukr_4_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 3: ukr_6_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 4: ukr_8_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 5: ukr_10_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 6: ukr_12_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 1: ukr_2_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 2: ukr_4_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 3: ukr_6_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 4: ukr_8_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 5: ukr_10_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 6: ukr_12_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
     default: ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
     }
 }
 
 CK_AVX512 CK_INLINE void ukr_8x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                      int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
+                                      int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
+                                      const ck_gemm_prefetch *pf, int npf) {
     switch ((mr + 1) / 2) {
-    case 1: ukr_2_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 2: ukr_4_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    case 3: ukr_6_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
-    default: ukr_8x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return;
+    case 1: ukr_2_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 2: ukr_4_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    case 3: ukr_6_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    default: ukr_8x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf); return;
     }
 }
 
@@ -155,12 +169,12 @@ CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, 
 
 CK_AVX512 void ck_gemm_ukr_8x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);
+    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
 }
 
 CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu);
+    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
 }
 
 /* The 14-row kernel that also prefetches lines of other matrices (`pf`),
@@ -171,4 +185,11 @@ CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, c
                                          const ck_gemm_prefetch *pf, int npf) {
     if (mr < 13) { ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return; }
     ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
+}
+
+/* The 8-row kernel's prefetching entry (the same contract). */
+CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+                                        int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
+                                        const ck_gemm_prefetch *pf, int npf) {
+    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
 }
