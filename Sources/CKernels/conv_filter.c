@@ -279,7 +279,7 @@ typedef struct bf_job {
     float *dw;
     int64_t P, C, OC, Cg, OCg, goff, ooff;
     int64_t ctiles, otiles;     /* tiles per tap along channels and output channels */
-    int64_t chunk;              /* pixels per chunk (a multiple of kc), 0: tasks are tiles */
+    int64_t chunks;             /* pixel chunks (whole kc blocks each), 0: tasks are tiles */
     float *partials;            /* [chunks][T * Cg][OCg] */
 } bf_job;
 
@@ -338,21 +338,25 @@ static void bf_chunk_task(void *ctx, int64_t begin, int64_t end, int thread) {
     int64_t *offs = ck_thread_scratch(thread, (size_t)(T * j->kc) * sizeof(int64_t));
     if (!offs) return;
     for (int64_t chunk = begin; chunk < end; chunk++) {
-        const int64_t p_begin = chunk * j->chunk, p_end = p_begin + j->chunk < j->P ? p_begin + j->chunk : j->P;
+        const int64_t blocks = (j->P + j->kc - 1) / j->kc;  /* chunk c: blocks [c B / chunks, (c + 1) B / chunks) */
+        const int64_t p_begin = chunk * blocks / j->chunks * j->kc, p_end_blocks = (chunk + 1) * blocks / j->chunks * j->kc;
+        const int64_t p_end = p_end_blocks < j->P ? p_end_blocks : j->P;
         bf_tiles(j, offs, 0, T * j->ctiles * j->otiles, p_begin, p_end, j->partials + chunk * T * j->Cg * j->OCg, j->OCg);
     }
 }
 
-/* Pixels per chunk when the layer is split by pixels: chunks of about 8192
- * pixels (whole blocks, as even as the count allows), if there are at least
- * two and their partial dWs fit in 8 MiB; else 0 (split by tiles). A
- * function of the layer alone, so the sums are the same on any number of
- * threads; the partials are added in chunk order. */
-static int64_t bf_chunk_pixels(int64_t P, int64_t kc, int64_t dw_floats) {
-    int64_t chunks = (P + 8191) / 8192;
+/* Chunks when the layer is split by pixels: about 8192 pixels each, the
+ * kc blocks shared out as evenly as whole blocks allow (25088 pixels: 12,
+ * 12, 12 and 13 blocks of 512, where equal rounded-up chunks gave the last
+ * 10 blocks and two threads 26 and 23), if there are at least two and their
+ * partial dWs fit in 8 MiB; else 0 (split by tiles). A function of the layer
+ * alone, so the sums are the same on any number of threads; the partials
+ * are added in chunk order. */
+static int64_t bf_chunk_count(int64_t P, int64_t kc, int64_t dw_floats) {
+    int64_t chunks = (P + 8191) / 8192, blocks = (P + kc - 1) / kc;
+    if (chunks > blocks) chunks = blocks;
     if (chunks < 2 || chunks * dw_floats * (int64_t)sizeof(float) > (8 << 20)) return 0;
-    int64_t per = (P + chunks - 1) / chunks;
-    return (per + kc - 1) / kc * kc;
+    return chunks;
 }
 
 static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, const float *dy, float *dw) {
@@ -370,9 +374,9 @@ static void backward_filter(ck_isa isa, const ck_conv_desc *d, const float *x, c
             for (int64_t t = 0; t < T * Cg; t++) for (int64_t o = 0; o < OCg; o++) dw[t * OC + g * OCg + o] = 0.0f;
             continue;
         }
-        j.chunk = bf_chunk_pixels(P, j.kc, T * Cg * OCg);
-        if (!j.chunk) { ck_parallel_for(tiles, serial, bf_task, &j); continue; }
-        int64_t chunks = (P + j.chunk - 1) / j.chunk, rows = T * Cg;
+        j.chunks = bf_chunk_count(P, j.kc, T * Cg * OCg);
+        if (!j.chunks) { ck_parallel_for(tiles, serial, bf_task, &j); continue; }
+        int64_t chunks = j.chunks, rows = T * Cg;
         j.partials = ck_thread_scratch(CK_SCRATCH_EXTRA, (size_t)(chunks * rows * OCg) * sizeof(float));
         if (!j.partials) return;
         ck_parallel_for(chunks, serial, bf_chunk_task, &j);
