@@ -10,8 +10,6 @@ void *ck_thread_scratch(int thread, size_t bytes);
 /* A scratch slot beyond every thread's, for a kernel's own intermediate. */
 #define CK_SCRATCH_EXTRA 64
 #define CK_SCRATCH_EXTRA2 65
-/* The GEMM's A packed once for every thread of a column split (gemm.c). */
-#define CK_SCRATCH_GEMM_A 66
 
 /* GEMM (alpha, beta as given; B as described) with A from args->user_pack_a. */
 void ck_gemm_custom_a(ck_isa isa, const ck_gemm_args *args);

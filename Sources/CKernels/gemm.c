@@ -98,14 +98,14 @@ static ck_gemm_prefetch share(ck_gemm_prefetch job, int64_t i, int64_t per) {
 /* C[m0:m1, n0:n1] with private packing buffers pa (a_block_rows x KC) and pb (KC x NC);
  * A's micro-panels come from `packa` (a matrix, or patches gathered by a convolution). */
 static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                         float *pa, float *pb, ck_pack_a_fn packa, const void *actx, const float *packed_a) {
+                         float *pa, float *pb, ck_pack_a_fn packa, const void *actx) {
     const int in_store = epilogue_in_store(im, g);
     /* With the prefetching kernel, a row-major B is packed panel by panel as
      * the first row block reaches it, and the source lines of B's next panel
      * and of A's next block are prefetched by the kernels computing now: the
      * packing then reads cache, not memory (see docs/kernels.md). */
     const int lazy_b = im->ukr_pf && !g->packed_b && !g->trans_b;
-    const int prefetch_a = im->ukr_pf && packa == ck_gemm_pack_a && !packed_a;
+    const int prefetch_a = im->ukr_pf && packa == ck_gemm_pack_a;
     for (int64_t jc = n0; jc < n1; jc += im->nc) {
         int64_t nc = n1 - jc < im->nc ? n1 - jc : im->nc;
         for (int64_t pc = 0; pc < g->k; pc += im->kc) {
@@ -117,9 +117,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
             else if (!lazy_b) ck_gemm_pack_b(im->nr, g, pc, kc, jc, nc, pb);
             for (int64_t ic = m0, mc; ic < m1; ic += mc) {
                 mc = block_rows(im, ic, m1);
-                const float *pa_block = pa;
-                if (packed_a) pa_block = packed_a + pc * ((m1 - m0 + im->mr - 1) / im->mr * im->mr);  /* one block: pack_a_shared's layout */
-                else packa(actx, ic, mc, pc, kc, im->mr, pa);
+                packa(actx, ic, mc, pc, kc, im->mr, pa);
                 const int first_block = lazy_b && ic == m0;
                 const int64_t tiles = (mc + im->mr - 1) / im->mr, panels = (nc + im->nr - 1) / im->nr;
                 const int64_t b_rows_per_tile = (kc + tiles - 1) / tiles;
@@ -140,11 +138,11 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                         ck_gemm_prefetch pf[2] = {share(next_b, ir / im->mr, b_rows_per_tile * next_b.lines_per_row),
                                                   share(next_a, jr / im->nr * tiles + ir / im->mr, a_lines_per_call)};
                         if (pf[0].lines > 0 || pf[1].lines > 0) {
-                            im->ukr_pf(kc, pa_block + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
+                            im->ukr_pf(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
                         } else if (epi_now) {
-                            im->ukr_epi(kc, pa_block + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
+                            im->ukr_epi(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
                         } else {
-                            im->ukr(kc, pa_block + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta);
+                            im->ukr(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta);
                         }
                         if (last_k && !epi_now && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
                     }
@@ -169,23 +167,7 @@ typedef struct gemm_job {
     const void *actx;
     int split_n;     /* 1: tasks are NR-column groups; 0: MR-row groups */
     int64_t unit;    /* columns or rows per task */
-    float *packed_a; /* A packed once for every task (pack_a_shared), or NULL: each packs its own */
 } gemm_job;
-
-/* A's micro-panels for every K block, one task per (K block, micro-panel):
- * block pc holds round_up(m, MR) x kc floats from pc * round_up(m, MR), as
- * packing the whole of A as one row block would lay them out. */
-static void pack_a_task(void *ctx, int64_t begin, int64_t end, int thread) {
-    (void)thread;
-    const gemm_job *job = ctx;
-    const gemm_impl *im = job->im;
-    const int64_t m = job->g->m, tiles = (m + im->mr - 1) / im->mr;
-    for (int64_t t = begin; t < end; t++) {
-        int64_t pc = t / tiles * im->kc, i0 = t % tiles * im->mr;
-        int64_t kc = job->g->k - pc < im->kc ? job->g->k - pc : im->kc;
-        job->packa(job->actx, i0, m - i0 < im->mr ? m - i0 : im->mr, pc, kc, im->mr, job->packed_a + pc * tiles * im->mr + i0 * kc);
-    }
-}
 
 static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
     const gemm_job *job = ctx;
@@ -200,8 +182,7 @@ static void gemm_task(void *ctx, int64_t begin, int64_t end, int thread) {
         return;
     }
     float *pa = ck_thread_scratch(thread, impl_scratch_floats(job->im) * sizeof(float));
-    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)a_block_rows(job->im) * job->im->kc, job->packa, job->actx,
-                 job->split_n ? job->packed_a : NULL);
+    gemm_blocked(job->im, g, m0, m1, n0, n1, pa, pa + (size_t)a_block_rows(job->im) * job->im->kc, job->packa, job->actx);
 }
 
 /* Splits C between threads: by columns when there are enough NR groups,
@@ -244,24 +225,14 @@ static void gemm_transposed(const gemm_impl *im, const ck_gemm_args *g) {
 static void gemm_run(const gemm_impl *im, const ck_gemm_args *g) {
     if (g->m <= 0 || g->n <= 0) return;
     if (!g->user_pack_a && g->n < im->nr && g->n <= 14 && g->m >= 2 * im->nr && g->k > 0) { gemm_transposed(im, g); return; }
-    gemm_job job = {im, g, g->a ? ck_gemm_pack_a : NULL, g, 1, im->nr, NULL};
+    gemm_job job = {im, g, g->a ? ck_gemm_pack_a : NULL, g, 1, im->nr};
     if (g->user_pack_a) { job.packa = g->user_pack_a; job.actx = g->user_pack_ctx; }
     int64_t ncols = (g->n + im->nr - 1) / im->nr, nrows = (g->m + im->mr - 1) / im->mr;
     int threads = ck_threads_get();
     int64_t tasks = ncols;
     if (ncols < 2 * threads && nrows > ncols) { job.split_n = 0; job.unit = im->mr; tasks = nrows; }
     int64_t flops = 2 * g->m * g->n * (g->k > 0 ? g->k : 1);
-    const int serial = flops < (1 << 20);
-    /* Split by columns with A in one row block (a batch of up to MC + MC/4
-     * rows: a Dense layer's), every task would pack all of A: the threads
-     * pack it once between them first (128x512x512 on 2 threads: each
-     * thread's A packing 5 -> 2.5% of its time). */
-    if (job.split_n && !serial && threads > 1 && tasks > 1 && g->k > 0 && block_rows(im, 0, g->m) == g->m) {
-        int64_t tiles = (g->m + im->mr - 1) / im->mr, kblocks = (g->k + im->kc - 1) / im->kc;
-        job.packed_a = ck_thread_scratch(CK_SCRATCH_GEMM_A, (size_t)(tiles * im->mr * g->k) * sizeof(float));
-        if (job.packed_a) ck_parallel_for(tiles * kblocks, 0, pack_a_task, &job);
-    }
-    ck_parallel_for(tasks, serial, gemm_task, &job);
+    ck_parallel_for(tasks, flops < (1 << 20) ? 1 : 0, gemm_task, &job);
 }
 
 /* MC, KC and NC are set from the core's caches at first use (see "blocking" below). */

@@ -45,14 +45,14 @@ static struct {
 
 /* A calling thread's own slots: thread 0's, CK_SCRATCH_EXTRA's and
  * CK_SCRATCH_EXTRA2's, freed when the thread exits. */
-typedef struct { scratch_t slot[4]; } caller_scratch;
+typedef struct { scratch_t slot[3]; } caller_scratch;
 static _Thread_local caller_scratch *mine = NULL;
 static pthread_key_t caller_key;
 static pthread_once_t caller_key_once = PTHREAD_ONCE_INIT;
 
 static void free_caller_scratch(void *p) {
     caller_scratch *c = p;
-    for (int i = 0; i < 4; i++) free(c->slot[i].ptr);
+    for (int i = 0; i < 3; i++) free(c->slot[i].ptr);
     free(c);
 }
 static void make_caller_key(void) { pthread_key_create(&caller_key, free_caller_scratch); }
@@ -193,7 +193,7 @@ void *ck_thread_scratch(int thread, size_t bytes) {
             if (!mine) return NULL;
             pthread_setspecific(caller_key, mine);
         }
-        s = &mine->slot[thread == 0 ? 0 : thread == CK_SCRATCH_EXTRA ? 1 : thread == CK_SCRATCH_EXTRA2 ? 2 : 3];
+        s = &mine->slot[thread == 0 ? 0 : thread == CK_SCRATCH_EXTRA ? 1 : 2];
     }
     if (s->size < bytes) {
         free(s->ptr);
