@@ -105,7 +105,7 @@ final class GemmKernelTests: XCTestCase {
         defer { _ = ck_threads_set(saved) }
         var rng = TestRNG(9)
         for isa in Self.optimizedISAs {
-            for (m, n, k) in [(97, 131, 300), (128, 10, 512), (8, 300, 64), (300, 7, 33), (1, 600, 784), (4, 1000, 300)] {
+            for (m, n, k) in [(97, 131, 300), (60, 200, 1100), (128, 10, 512), (8, 300, 64), (300, 7, 33), (1, 600, 784), (4, 1000, 300)] {
                 let a = rng.floats(m * k, -1, 1), b = rng.floats(k * n, -1, 1)
                 var results: [[Float]] = []
                 for threads: Int32 in [1, 2] {
@@ -169,7 +169,7 @@ final class GemmKernelTests: XCTestCase {
     func testGemmAlphaBetaAndLargeBlocks() throws {
         try XCTSkipUnless(hasAVX2, "no AVX2 on this CPU")
         var rng = TestRNG(7)
-        for (m, n, k) in [(73, 2049, 3), (150, 40, 600), (97, 131, 257)] {
+        for (m, n, k) in [(73, 2049, 3), (150, 40, 600), (97, 131, 257), (60, 200, 1100)] {  // the last: two K blocks, A transposed
             for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (-2, 0.25)] {
                 for isa in Self.optimizedISAs where isa != CK_ISA_AVX2 {
                     if let msg = Self.run(isa, ta: m % 2 == 0, tb: n % 2 == 0, m: m, n: n, k: k, alpha: alpha, beta: beta, pad: 1, rng: &rng) {
