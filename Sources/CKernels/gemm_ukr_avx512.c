@@ -134,7 +134,8 @@ UKR512_ROWS(ukr_8_of_14, 8, 14) UKR512_ROWS(ukr_10_of_14, 10, 14) UKR512_ROWS(uk
 UKR512_ROWS(ukr_2_of_8, 2, 8) UKR512_ROWS(ukr_4_of_8, 4, 8) UKR512_ROWS(ukr_6_of_8, 6, 8)
 
 CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                       int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
+                                       int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
+                                       const ck_gemm_prefetch *pf, int npf) {
     switch ((mr + 1) / 2) {
     case 1: ukr_2_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
     case 2: ukr_4_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
@@ -142,7 +143,7 @@ CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, cons
     case 4: ukr_8_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
     case 5: ukr_10_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
     case 6: ukr_12_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    default: ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
+    default: ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf); return;
     }
 }
 
@@ -159,12 +160,12 @@ CK_AVX512 CK_INLINE void ukr_8x32_any(int64_t kc, const float *restrict a, const
 
 CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                 int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0);
+    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
 }
 
 CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                           int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu);
+    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
 }
 
 CK_AVX512 void ck_gemm_ukr_8x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
@@ -177,17 +178,16 @@ CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, c
     ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
 }
 
-/* The 14-row kernel that also prefetches lines of other matrices (`pf`),
- * spread over its k loop: the source of the B panel and of the A block the
- * driver packs next, fetched while this tile computes (gemm.c). */
+/* The prefetching entries: the 14- and 8-row kernels also fetch lines of
+ * other matrices (`pf`), spread over their k loop — the source of the B
+ * panel and of the A block the driver packs next, fetched while this tile
+ * computes (gemm.c); a short tile's narrower kernel does not. */
 CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
                                          const ck_gemm_prefetch *pf, int npf) {
-    if (mr < 13) { ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu); return; }
-    ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
+    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
 }
 
-/* The 8-row kernel's prefetching entry (the same contract). */
 CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
                                         const ck_gemm_prefetch *pf, int npf) {
