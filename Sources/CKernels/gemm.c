@@ -30,7 +30,7 @@ typedef struct gemm_impl {
     int mr, nr, kc, mc, nc;
     ukr_fn ukr;
     ck_gemm_ukr_epi_fn ukr_epi;  /* the kernel with bias and relu in its store step, or NULL */
-    ck_gemm_ukr_pf_fn ukr_pf;    /* the kernel also prefetching lines the driver packs next, or NULL */
+    ck_gemm_ukr_pf_fn ukr_pf;    /* the kernel's general entry (A's k-step, prefetching), or NULL */
 } gemm_impl;
 
 /* Whether the last K block's tiles take the epilogue in the kernel's store
@@ -105,7 +105,12 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
      * and of A's next block are prefetched by the kernels computing now: the
      * packing then reads cache, not memory (see docs/kernels.md). */
     const int lazy_b = im->ukr_pf && !g->packed_b && !g->trans_b;
-    const int prefetch_a = im->ukr_pf && packa == ck_gemm_pack_a;
+    /* A transposed (stored K x M) already holds each micro-panel's k-steps
+     * as MR consecutive floats, lda apart: the kernels read it in place
+     * instead of packing it, when every tile reads only rows of A (a short
+     * last tile rounds its rows up to even) */
+    const int direct_a = im->ukr_pf && packa == ck_gemm_pack_a && g->trans_a && g->m % im->mr % 2 == 0;
+    const int prefetch_a = im->ukr_pf && packa == ck_gemm_pack_a && !direct_a;
     for (int64_t jc = n0; jc < n1; jc += im->nc) {
         int64_t nc = n1 - jc < im->nc ? n1 - jc : im->nc;
         for (int64_t pc = 0; pc < g->k; pc += im->kc) {
@@ -117,7 +122,10 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
             else if (!lazy_b) ck_gemm_pack_b(im->nr, g, pc, kc, jc, nc, pb);
             for (int64_t ic = m0, mc; ic < m1; ic += mc) {
                 mc = block_rows(im, ic, m1);
-                packa(actx, ic, mc, pc, kc, im->mr, pa);
+                const float *pa_block = pa;
+                const int64_t as = direct_a ? g->lda : im->mr;
+                if (direct_a) pa_block = g->a + pc * g->lda + ic;
+                else packa(actx, ic, mc, pc, kc, im->mr, pa);
                 const int first_block = lazy_b && ic == m0;
                 const int64_t tiles = (mc + im->mr - 1) / im->mr, panels = (nc + im->nr - 1) / im->nr;
                 const int64_t b_rows_per_tile = (kc + tiles - 1) / tiles;
@@ -137,12 +145,13 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                         float *ct = g->c + (ic + ir) * g->ldc + jc + jr;
                         ck_gemm_prefetch pf[2] = {share(next_b, ir / im->mr, b_rows_per_tile * next_b.lines_per_row),
                                                   share(next_a, jr / im->nr * tiles + ir / im->mr, a_lines_per_call)};
-                        if (pf[0].lines > 0 || pf[1].lines > 0) {
-                            im->ukr_pf(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
+                        const float *at = direct_a ? pa_block + ir : pa_block + ir * kc;
+                        if (direct_a || pf[0].lines > 0 || pf[1].lines > 0) {
+                            im->ukr_pf(kc, at, as, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
                         } else if (epi_now) {
-                            im->ukr_epi(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
+                            im->ukr_epi(kc, at, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
                         } else {
-                            im->ukr(kc, pa + ir * kc, panel, ct, g->ldc, mr, nr, g->alpha, beta);
+                            im->ukr(kc, at, panel, ct, g->ldc, mr, nr, g->alpha, beta);
                         }
                         if (last_k && !epi_now && ck_gemm_has_epilogue(g)) ck_gemm_epilogue(g, ic + ir, mr, jc + jr, nr);
                     }

@@ -45,15 +45,17 @@ CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, 
  * first_line .. first_line + lines - 1 of a region whose rows are
  * `lines_per_row` 64-byte lines long and `ld_bytes` apart from `base`. */
 typedef struct ck_gemm_prefetch { const char *base; int64_t ld_bytes, lines_per_row, first_line, lines; } ck_gemm_prefetch;
-typedef void (*ck_gemm_ukr_pf_fn)(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                  int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                  const ck_gemm_prefetch *pf, int npf);
-CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                         const ck_gemm_prefetch *pf, int npf);
-CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                        int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                        const ck_gemm_prefetch *pf, int npf);
+/* The 14- and 8-row kernels' general entries: A's k-step `as` (MR for a
+ * packed panel, lda for a transposed A read in place) and `npf` prefetch jobs. */
+typedef void (*ck_gemm_ukr_pf_fn)(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                  int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                  int relu, const ck_gemm_prefetch *pf, int npf);
+CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                         int relu, const ck_gemm_prefetch *pf, int npf);
+CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                        int relu, const ck_gemm_prefetch *pf, int npf);
 CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu);
 

@@ -62,7 +62,9 @@ static inline int64_t pf_next(pf_cursor *q, int64_t p, int64_t kc) {
     return p + q->step < kc ? p + q->step : kc;
 }
 
-CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
+/* `as`: floats from one k-step of A's micro-panel to the next — MR for a
+ * packed panel, lda for a transposed A read in place (gemm.c). */
+CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c, int64_t ldc,
                                    int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
                                    const ck_gemm_prefetch *pf, int npf) {
     CK512_TILE_14x32_ACCUMULATORS;
@@ -76,10 +78,10 @@ CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const fl
         int64_t end = pf_next(&q, p, kc);
         for (; p < end; p++) {
             __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-            _mm_prefetch((const char *)(a + 14 * 8), _MM_HINT_T0);
+            _mm_prefetch((const char *)(a + as * 8), _MM_HINT_T0);
             ROW512(0) ROW512(1) ROW512(2) ROW512(3) ROW512(4) ROW512(5) ROW512(6)
             ROW512(7) ROW512(8) ROW512(9) ROW512(10) ROW512(11) ROW512(12) ROW512(13)
-            a += 14;
+            a += as;
             b += 32;
         }
     }
@@ -90,13 +92,14 @@ CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const fl
 }
 
 /* Narrower tiles for the transposed small-N path, where the tile's rows are
- * C's few columns, and for the 8-row blocking: R rows x 32, from one template.
- * AS is A's packed micro-panel width: R for a panel of its own, or the wider
- * kernel's MR when that kernel hands a short last tile down (ukr_R_of_AS). */
-#define UKR512_ROWS(NAME, R, AS)                                                                          \
-    CK_AVX512 CK_INLINE void NAME(int64_t kc, const float *restrict a, const float *restrict b, float *c,  \
-                                  int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta,           \
-                                  const float *bias, int relu, const ck_gemm_prefetch *pf, int npf) {     \
+ * C's few columns, and for the 8-row blocking: R rows x 32, from one
+ * template (`as` as above). A 14- or 8-row kernel hands a short last tile
+ * (m = 1024 leaves 2 rows after 73 tiles of 14) to the R-row one on its own
+ * panel, so it costs a fraction of a full tile; the sums keep their order. */
+#define UKR512_ROWS(R)                                                                                    \
+    CK_AVX512 CK_INLINE void ukr_##R##_rows(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, \
+                                            float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,   \
+                                            float beta, const float *bias, int relu, const ck_gemm_prefetch *pf, int npf) { \
         __m512 acc[R][2];                                                                                 \
         _Pragma("clang loop unroll(full)") for (int r = 0; r < R; r++) {                                  \
             acc[r][0] = _mm512_setzero_ps();                                                              \
@@ -111,85 +114,81 @@ CK_AVX512 CK_INLINE void ukr_14x32(int64_t kc, const float *restrict a, const fl
                     acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);                                       \
                     acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);                                       \
                 }                                                                                         \
-                a += AS;                                                                                  \
+                a += as;                                                                                  \
                 b += 32;                                                                                  \
             }                                                                                             \
         }                                                                                                 \
         STORE512(acc, R)                                                                                  \
     }
+UKR512_ROWS(2) UKR512_ROWS(4) UKR512_ROWS(6) UKR512_ROWS(8) UKR512_ROWS(10) UKR512_ROWS(12)
+
 #define UKR512_SMALL(R)                                                                                   \
-    UKR512_ROWS(ukr_##R##x32, R, R)                                                                       \
     CK_AVX512 void ck_gemm_ukr_##R##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, \
                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {      \
-        ukr_##R##x32(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);                            \
+        ukr_##R##_rows(kc, a, R, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);                       \
     }
 UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(10) UKR512_SMALL(12)
-UKR512_ROWS(ukr_8x32, 8, 8)  /* its entry point hands short tiles down, below */
 
-/* The short last tiles of the 14- and 8-row kernels (m = 1024 leaves 2 rows
- * after 73 tiles of 14): R rows of the wider panel, so a 2-row tile costs
- * a fraction of a 14-row one instead of all of it. Sums in the same order. */
-UKR512_ROWS(ukr_2_of_14, 2, 14) UKR512_ROWS(ukr_4_of_14, 4, 14) UKR512_ROWS(ukr_6_of_14, 6, 14)
-UKR512_ROWS(ukr_8_of_14, 8, 14) UKR512_ROWS(ukr_10_of_14, 10, 14) UKR512_ROWS(ukr_12_of_14, 12, 14)
-UKR512_ROWS(ukr_2_of_8, 2, 8) UKR512_ROWS(ukr_4_of_8, 4, 8) UKR512_ROWS(ukr_6_of_8, 6, 8)
-
-CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                       int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                       const ck_gemm_prefetch *pf, int npf) {
+#define UKR512_ARGS kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu
+CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                       int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                       int relu, const ck_gemm_prefetch *pf, int npf) {
     switch ((mr + 1) / 2) {
-    case 1: ukr_2_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 2: ukr_4_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 3: ukr_6_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 4: ukr_8_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 5: ukr_10_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 6: ukr_12_of_14(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    default: ukr_14x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf); return;
+    case 1: ukr_2_rows(UKR512_ARGS, NULL, 0); return;
+    case 2: ukr_4_rows(UKR512_ARGS, NULL, 0); return;
+    case 3: ukr_6_rows(UKR512_ARGS, NULL, 0); return;
+    case 4: ukr_8_rows(UKR512_ARGS, NULL, 0); return;
+    case 5: ukr_10_rows(UKR512_ARGS, NULL, 0); return;
+    case 6: ukr_12_rows(UKR512_ARGS, NULL, 0); return;
+    default: ukr_14x32(UKR512_ARGS, pf, npf); return;
     }
 }
 
-CK_AVX512 CK_INLINE void ukr_8x32_any(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                      int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                      const ck_gemm_prefetch *pf, int npf) {
+CK_AVX512 CK_INLINE void ukr_8x32_any(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                      int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                      int relu, const ck_gemm_prefetch *pf, int npf) {
     switch ((mr + 1) / 2) {
-    case 1: ukr_2_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 2: ukr_4_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    case 3: ukr_6_of_8(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0); return;
-    default: ukr_8x32(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf); return;
+    case 1: ukr_2_rows(UKR512_ARGS, NULL, 0); return;
+    case 2: ukr_4_rows(UKR512_ARGS, NULL, 0); return;
+    case 3: ukr_6_rows(UKR512_ARGS, NULL, 0); return;
+    default: ukr_8_rows(UKR512_ARGS, pf, npf); return;
     }
 }
+#undef UKR512_ARGS
 
 CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                 int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
+    ukr_14x32_any(kc, a, 14, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
 }
 
 CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                           int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
+    ukr_14x32_any(kc, a, 14, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
 }
 
 CK_AVX512 void ck_gemm_ukr_8x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
+    ukr_8x32_any(kc, a, 8, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
 }
 
 CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
+    ukr_8x32_any(kc, a, 8, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
 }
 
-/* The prefetching entries: the 14- and 8-row kernels also fetch lines of
- * other matrices (`pf`), spread over their k loop — the source of the B
- * panel and of the A block the driver packs next, fetched while this tile
- * computes (gemm.c); a short tile's narrower kernel does not. */
-CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                         const ck_gemm_prefetch *pf, int npf) {
-    ukr_14x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
+/* The general entries: the 14- and 8-row kernels with A's k-step `as`
+ * (a packed panel's MR, or a transposed A's lda, read in place), also
+ * fetching lines of other matrices (`pf`) spread over their k loop — the
+ * source of the B panel and of the A block the driver packs next, fetched
+ * while this tile computes (gemm.c); a short tile's narrower kernel does not. */
+CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                         int relu, const ck_gemm_prefetch *pf, int npf) {
+    ukr_14x32_any(kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
 }
 
-CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                        int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu,
-                                        const ck_gemm_prefetch *pf, int npf) {
-    ukr_8x32_any(kc, a, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
+CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
+                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                                        int relu, const ck_gemm_prefetch *pf, int npf) {
+    ukr_8x32_any(kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
 }
