@@ -129,66 +129,50 @@ UKR512_ROWS(2) UKR512_ROWS(4) UKR512_ROWS(6) UKR512_ROWS(8) UKR512_ROWS(10) UKR5
     }
 UKR512_SMALL(2) UKR512_SMALL(4) UKR512_SMALL(6) UKR512_SMALL(10) UKR512_SMALL(12)
 
+#define UKR512_PARAMS                                                                                     \
+    int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c, int64_t ldc, int64_t mr, \
+        int64_t nr, float alpha, float beta, const float *bias, int relu
 #define UKR512_ARGS kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu
-CK_AVX512 CK_INLINE void ukr_14x32_any(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
-                                       int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
-                                       int relu, const ck_gemm_prefetch *pf, int npf) {
+/* A short tile (mr <= 12 rows): the narrowest even-row kernel that holds it. */
+CK_AVX512 CK_INLINE void ukr_short(UKR512_PARAMS) {
     switch ((mr + 1) / 2) {
     case 1: ukr_2_rows(UKR512_ARGS, NULL, 0); return;
     case 2: ukr_4_rows(UKR512_ARGS, NULL, 0); return;
     case 3: ukr_6_rows(UKR512_ARGS, NULL, 0); return;
     case 4: ukr_8_rows(UKR512_ARGS, NULL, 0); return;
     case 5: ukr_10_rows(UKR512_ARGS, NULL, 0); return;
-    case 6: ukr_12_rows(UKR512_ARGS, NULL, 0); return;
-    default: ukr_14x32(UKR512_ARGS, pf, npf); return;
+    default: ukr_12_rows(UKR512_ARGS, NULL, 0); return;
     }
 }
-
-CK_AVX512 CK_INLINE void ukr_8x32_any(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
-                                      int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
-                                      int relu, const ck_gemm_prefetch *pf, int npf) {
-    switch ((mr + 1) / 2) {
-    case 1: ukr_2_rows(UKR512_ARGS, NULL, 0); return;
-    case 2: ukr_4_rows(UKR512_ARGS, NULL, 0); return;
-    case 3: ukr_6_rows(UKR512_ARGS, NULL, 0); return;
-    default: ukr_8_rows(UKR512_ARGS, pf, npf); return;
-    }
+CK_AVX512 CK_INLINE void ukr_14x32_any(UKR512_PARAMS, const ck_gemm_prefetch *pf, int npf) {
+    if (mr < 13) ukr_short(UKR512_ARGS); else ukr_14x32(UKR512_ARGS, pf, npf);
+}
+CK_AVX512 CK_INLINE void ukr_8x32_any(UKR512_PARAMS, const ck_gemm_prefetch *pf, int npf) {
+    if (mr < 7) ukr_short(UKR512_ARGS); else ukr_8_rows(UKR512_ARGS, pf, npf);
 }
 #undef UKR512_ARGS
+#undef UKR512_PARAMS
 
-CK_AVX512 void ck_gemm_ukr_14x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_14x32_any(kc, a, 14, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
-}
-
-CK_AVX512 void ck_gemm_ukr_14x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                          int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_14x32_any(kc, a, 14, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
-}
-
-CK_AVX512 void ck_gemm_ukr_8x32(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                               int64_t mr, int64_t nr, float alpha, float beta) {
-    ukr_8x32_any(kc, a, 8, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);
-}
-
-CK_AVX512 void ck_gemm_ukr_8x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b, float *c, int64_t ldc,
-                                         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, int relu) {
-    ukr_8x32_any(kc, a, 8, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);
-}
-
-/* The general entries: the 14- and 8-row kernels with A's k-step `as`
- * (a packed panel's MR, or a transposed A's lda, read in place), also
- * fetching lines of other matrices (`pf`) spread over their k loop — the
+/* The 14- and 8-row kernels' entry points: the table row's (A packed), the
+ * one with bias and relu in its store step, and the general entry — A's
+ * k-step `as` (a packed panel's MR, or a transposed A's lda, read in place),
+ * also fetching lines of other matrices (`pf`) spread over the k loop: the
  * source of the B panel and of the A block the driver packs next, fetched
  * while this tile computes (gemm.c); a short tile's narrower kernel does not. */
-CK_AVX512 void ck_gemm_ukr_14x32_prefetch(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
-                                         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
-                                         int relu, const ck_gemm_prefetch *pf, int npf) {
-    ukr_14x32_any(kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
-}
-
-CK_AVX512 void ck_gemm_ukr_8x32_prefetch(int64_t kc, const float *restrict a, int64_t as, const float *restrict b, float *c,
-                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
-                                        int relu, const ck_gemm_prefetch *pf, int npf) {
-    ukr_8x32_any(kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);
-}
+#define UKR512_ENTRIES(MR)                                                                                      \
+    CK_AVX512 void ck_gemm_ukr_##MR##x32(int64_t kc, const float *restrict a, const float *restrict b, float *c,  \
+                                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {           \
+        ukr_##MR##x32_any(kc, a, MR, b, c, ldc, mr, nr, alpha, beta, NULL, 0, NULL, 0);                         \
+    }                                                                                                           \
+    CK_AVX512 void ck_gemm_ukr_##MR##x32_bias_relu(int64_t kc, const float *restrict a, const float *restrict b,  \
+                                                  float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,     \
+                                                  float beta, const float *bias, int relu) {                      \
+        ukr_##MR##x32_any(kc, a, MR, b, c, ldc, mr, nr, alpha, beta, bias, relu, NULL, 0);                      \
+    }                                                                                                           \
+    CK_AVX512 void ck_gemm_ukr_##MR##x32_prefetch(int64_t kc, const float *restrict a, int64_t as,               \
+                                                 const float *restrict b, float *c, int64_t ldc, int64_t mr,      \
+                                                 int64_t nr, float alpha, float beta, const float *bias, int relu, \
+                                                 const ck_gemm_prefetch *pf, int npf) {                           \
+        ukr_##MR##x32_any(kc, a, as, b, c, ldc, mr, nr, alpha, beta, bias, relu, pf, npf);                      \
+    }
+UKR512_ENTRIES(14) UKR512_ENTRIES(8)
