@@ -146,7 +146,7 @@ static void gemm_blocked(const gemm_impl *im, const ck_gemm_args *g, int64_t m0,
                         ck_gemm_prefetch pf[2] = {share(next_b, ir / im->mr, b_rows_per_tile * next_b.lines_per_row),
                                                   share(next_a, jr / im->nr * tiles + ir / im->mr, a_lines_per_call)};
                         const float *at = direct_a ? pa_block + ir : pa_block + ir * kc;
-                        if (direct_a || pf[0].lines > 0 || pf[1].lines > 0) {
+                        if (im->ukr_pf) {  /* the general entry does everything the two below do */
                             im->ukr_pf(kc, at, as, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu, pf, 2);
                         } else if (epi_now) {
                             im->ukr_epi(kc, at, panel, ct, g->ldc, mr, nr, g->alpha, beta, bias, relu);
